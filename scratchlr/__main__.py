@@ -1,0 +1,7 @@
+"""``python -m scratchlr``: see :mod:`scratchlr.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

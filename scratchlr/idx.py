@@ -1,0 +1,130 @@
+"""Strict reader (and writer) for the IDX format MNIST ships in.
+
+An IDX file is ``0x00 0x00 <dtype code> <ndim>``, then ``ndim`` big-endian uint32
+dimensions, then exactly ``prod(dims)`` big-endian items. Files may be gzipped.
+Anything else is an :class:`IDXFormatError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from typing import Any, BinaryIO, Optional
+
+import numpy as np
+
+#: IDX dtype code -> big-endian NumPy dtype.
+DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+GZIP_MAGIC = b"\x1f\x8b"
+#: deflate expands at most ~1032:1, so a gzip file of n bytes holds < 1032 n + 1 KiB.
+MAX_DEFLATE_RATIO = 1032
+CHUNK = 1 << 22
+
+
+class IDXFormatError(ValueError):
+    """A file is not a well-formed IDX file (bad magic, dtype, size, or gzip stream)."""
+
+
+def _read_exact(f: BinaryIO, n: int) -> bytes:
+    data = f.read(n)
+    return data if data is not None else b""
+
+
+def _open(path: str) -> tuple[BinaryIO, int, bool]:
+    """Open ``path`` as a decompressed stream; return (stream, file size, gzipped?)."""
+    size = os.path.getsize(path)
+    raw = open(path, "rb")
+    gzipped = raw.read(2) == GZIP_MAGIC
+    raw.seek(0)
+    return (gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw), size, gzipped
+
+
+def read_idx(path: str | os.PathLike[str], digest: Optional[Any] = None) -> np.ndarray:
+    """Parse the IDX file at ``path`` (plain or gzipped) into a native-endian array.
+
+    ``digest``, if given (e.g. ``hashlib.md5()``), is updated with every decompressed
+    byte, so a caller can verify the payload without decompressing twice.
+    The header is checked against the data before the payload is allocated, so a
+    header that claims more than the file can hold is an error, not a huge allocation.
+    """
+    path = os.fspath(path)
+    name = os.path.basename(path)
+    try:
+        stream, size, gzipped = _open(path)
+    except OSError as exc:
+        raise IDXFormatError(f"{name}: cannot open ({exc.strerror or exc})") from None
+    try:
+        with stream:
+            return _parse(stream, name, size, gzipped, digest)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise IDXFormatError(f"{name}: bad gzip stream ({exc})") from None
+
+
+def _parse(f: BinaryIO, name: str, size: int, gzipped: bool, digest: Any) -> np.ndarray:
+    head = _read_exact(f, 4)
+    if len(head) < 4:
+        raise IDXFormatError(f"{name}: truncated header ({len(head)} of 4 bytes)")
+    if head[:2] != b"\x00\x00":
+        raise IDXFormatError(f"{name}: bad magic {head[:2].hex()} (expected 0000)")
+    code, ndim = head[2], head[3]
+    if code not in DTYPES:
+        raise IDXFormatError(f"{name}: unknown IDX dtype code 0x{code:02x}")
+    dim_bytes = _read_exact(f, 4 * ndim)
+    if len(dim_bytes) < 4 * ndim:
+        raise IDXFormatError(f"{name}: truncated header (needs {ndim} dimensions)")
+    dims = struct.unpack(f">{ndim}I", dim_bytes)
+    dtype = DTYPES[code]
+    nbytes = int(np.prod(dims, dtype=object)) * dtype.itemsize
+    header = 4 + 4 * ndim
+    limit = size * MAX_DEFLATE_RATIO + 1024 if gzipped else size
+    if header + nbytes > limit:
+        raise IDXFormatError(
+            f"{name}: header claims {nbytes} payload bytes {list(dims)} but the file holds "
+            f"{'at most ' if gzipped else ''}{max(limit - header, 0)}"
+        )
+    if digest is not None:
+        digest.update(head + dim_bytes)
+    buf = np.empty(nbytes, dtype=np.uint8)
+    view = memoryview(buf)
+    got = 0
+    while got < nbytes:
+        chunk = _read_exact(f, min(CHUNK, nbytes - got))
+        if not chunk:
+            raise IDXFormatError(f"{name}: truncated payload ({got} of {nbytes} bytes)")
+        view[got : got + len(chunk)] = chunk
+        got += len(chunk)
+    if digest is not None:
+        digest.update(view)
+    if _read_exact(f, 1):
+        raise IDXFormatError(f"{name}: trailing bytes after the {nbytes}-byte payload")
+    return buf.view(dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode ``array`` as an IDX file (header + big-endian payload), uncompressed."""
+    array = np.asarray(array)
+    for code, dtype in DTYPES.items():
+        if array.dtype.kind == dtype.kind and array.dtype.itemsize == dtype.itemsize:
+            break
+    else:
+        raise ValueError(f"IDX has no dtype code for {array.dtype}")
+    if array.ndim > 255:
+        raise ValueError("IDX supports at most 255 dimensions")
+    head = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return head + array.astype(dtype, copy=False).tobytes()
+
+
+def write_idx(path: str | os.PathLike[str], array: np.ndarray, compress: bool = False) -> None:
+    """Write ``array`` to ``path`` as IDX, gzipped when ``compress``."""
+    data = idx_bytes(array)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(data, mtime=0) if compress else data)

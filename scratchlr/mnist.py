@@ -1,0 +1,133 @@
+"""The four canonical MNIST files, verified, and the seed's train/validation/test split.
+
+Images stay ``uint8`` in memory; the math sees ``uint8 * float32(1/255)``, exactly
+what TensorFlow's ``input_data`` produced (:func:`scratchlr.model.pixels`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .idx import IDXFormatError, read_idx
+
+DEFAULT_DATA_DIR = os.path.join("data", "mnist")
+DATA_ENV = "SCRATCHLR_DATA"
+DEFAULT_VALIDATION_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class MNISTFile:
+    """One canonical file: its name, the MD5 and size of its decompressed IDX bytes, shape."""
+
+    name: str
+    md5: str
+    size: int
+    shape: tuple[int, ...]
+
+
+FILES = {
+    "train_images": MNISTFile(
+        "train-images-idx3-ubyte.gz", "6bbc9ace898e44ae57da46a324031adb", 47040016, (60000, 28, 28)
+    ),
+    "train_labels": MNISTFile(
+        "train-labels-idx1-ubyte.gz", "a25bea736e30d166cdddb491f175f624", 60008, (60000,)
+    ),
+    "test_images": MNISTFile(
+        "t10k-images-idx3-ubyte.gz", "2646ac647ad5339dbf082846283269ea", 7840016, (10000, 28, 28)
+    ),
+    "test_labels": MNISTFile(
+        "t10k-labels-idx1-ubyte.gz", "27ae3e4e09519cfbb04c329615203637", 10008, (10000,)
+    ),
+}
+
+
+class MNISTDataError(RuntimeError):
+    """The MNIST files are missing, unreadable, or fail verification. One-line message."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images ``(N, 784) uint8`` and labels ``(N,) int64`` of one split."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """The seed's splits: train = training images [v:], validation = [:v], test = t10k."""
+
+    train: Split
+    validation: Split
+    test: Split
+
+
+def data_dir(explicit: Optional[str] = None) -> Path:
+    """``explicit`` if given, else ``$SCRATCHLR_DATA``, else ``./data/mnist``."""
+    return Path(explicit or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR)
+
+
+def candidates(directory: Path, f: MNISTFile) -> list[Path]:
+    """Where ``f`` may lie in ``directory``: its ``.gz`` name, or uncompressed."""
+    return [directory / f.name, directory / f.name[: -len(".gz")]]
+
+
+def find(directory: Path, f: MNISTFile) -> Optional[Path]:
+    """The first existing candidate path for ``f``, or None."""
+    return next((p for p in candidates(directory, f) if p.is_file()), None)
+
+
+def read_verified(path: Path, f: MNISTFile) -> np.ndarray:
+    """Parse ``path`` and check its decompressed bytes' MD5 and shape against ``f``."""
+    digest = hashlib.md5()
+    try:
+        array = read_idx(path, digest)
+    except IDXFormatError as exc:
+        raise MNISTDataError(f"{path}: corrupt MNIST file: {exc}") from None
+    if digest.hexdigest() != f.md5:
+        raise MNISTDataError(
+            f"{path}: MD5 of the decompressed data is {digest.hexdigest()}, expected {f.md5}"
+            " (corrupted or not MNIST); delete it and download again"
+        )
+    if array.shape != f.shape or array.dtype != np.uint8:  # only if the MD5 table is wrong
+        raise MNISTDataError(f"{path}: shape {array.shape} {array.dtype}, expected {f.shape}")
+    return array
+
+
+def load_arrays(directory: Path) -> dict[str, np.ndarray]:
+    """The four verified arrays keyed as :data:`FILES`, or ``MNISTDataError``."""
+    missing = [f for f in FILES.values() if find(directory, f) is None]
+    if missing:
+        names = ", ".join(f.name for f in missing)
+        raise MNISTDataError(
+            f"MNIST not found in {directory.resolve()}: missing {names} "
+            f"(set --data-dir or {DATA_ENV}, or run 'python -m scratchlr download')"
+        )
+    return {key: read_verified(find(directory, f), f) for key, f in FILES.items()}
+
+
+def split(arrays: dict[str, np.ndarray], validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:
+    """The seed's split of the four arrays: validation = first ``validation_size``
+    training examples, train = the rest in file order, test = all t10k examples."""
+    n = len(arrays["train_labels"])
+    if not 0 <= validation_size < n:
+        raise ValueError(f"validation size must be in [0, {n}), got {validation_size}")
+    images = arrays["train_images"].reshape(n, -1)
+    labels = arrays["train_labels"].astype(np.int64)
+    test_images = arrays["test_images"].reshape(len(arrays["test_labels"]), -1)
+    return MNIST(
+        train=Split(images[validation_size:], labels[validation_size:]),
+        validation=Split(images[:validation_size], labels[:validation_size]),
+        test=Split(test_images, arrays["test_labels"].astype(np.int64)),
+    )
+
+
+def load(directory: Optional[str] = None, validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:
+    """Read, verify and split MNIST from :func:`data_dir` ``(directory)``."""
+    return split(load_arrays(data_dir(directory)), validation_size)
