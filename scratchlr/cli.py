@@ -9,7 +9,8 @@ import argparse
 import math
 import sys
 import time
-from typing import Callable, NoReturn, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable, NoReturn
 
 from . import __version__, gradcheck, mnist
 from .backend import DEVICES, BackendError, select
@@ -137,7 +138,7 @@ def run_gradcheck(argv: Sequence[str]) -> int:
 COMMANDS = {"gradcheck": run_gradcheck}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scratchlr`` and the ``scratchlr`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -11,7 +11,7 @@ pixel) contributes exactly 0 rather than the rounding noise of two nearly equal 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
@@ -60,9 +60,10 @@ def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> dict[st
 
 
 def random_problem(seed: int = 0, n: int = 16, d: int = 12, c: int = 5) -> tuple[np.ndarray, ...]:
-    """A small random problem (X, y, W, b) with O(1) entries."""
+    """A small random problem (X, y, W, b) whose logits are O(1) (W scaled by 1/sqrt(d))."""
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, d)), rng.integers(0, c, n), rng.normal(size=(d, c)), rng.normal(size=c)
+    W = rng.normal(size=(d, c)) / np.sqrt(d)
+    return rng.normal(size=(n, d)), rng.integers(0, c, n), W, rng.normal(size=c)
 
 
 def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -72,7 +73,7 @@ def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: 
     return X, np.asarray(labels[:n]), 0.01 * rng.normal(size=(X.shape[1], 10)), 0.01 * rng.normal(size=10)
 
 
-def run(mnist_arrays: Optional[Any] = None, emit: Callable[[str], None] = print) -> float:
+def run(mnist_arrays: Any | None = None, emit: Callable[[str], None] = print) -> float:
     """Check the random problem and, if given (images, labels), an MNIST slice; print
     each max relative error and return the largest."""
     problems = {"random 16x12, 5 classes": random_problem()}

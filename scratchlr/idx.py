@@ -11,7 +11,7 @@ import gzip
 import os
 import struct
 import zlib
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def _open(path: str) -> tuple[BinaryIO, int, bool]:
     return (gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw), size, gzipped
 
 
-def read_idx(path: str | os.PathLike[str], digest: Optional[Any] = None) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str], digest: Any | None = None) -> np.ndarray:
     """Parse the IDX file at ``path`` (plain or gzipped) into a native-endian array.
 
     ``digest``, if given (e.g. ``hashlib.md5()``), is updated with every decompressed
@@ -112,15 +112,14 @@ def _parse(f: BinaryIO, name: str, size: int, gzipped: bool, digest: Any) -> np.
 def idx_bytes(array: np.ndarray) -> bytes:
     """Encode ``array`` as an IDX file (header + big-endian payload), uncompressed."""
     array = np.asarray(array)
-    for code, dtype in DTYPES.items():
-        if array.dtype.kind == dtype.kind and array.dtype.itemsize == dtype.itemsize:
-            break
-    else:
+    same = [c for c, d in DTYPES.items() if (d.kind, d.itemsize) == (array.dtype.kind, array.dtype.itemsize)]
+    if not same:
         raise ValueError(f"IDX has no dtype code for {array.dtype}")
+    code = same[0]
     if array.ndim > 255:
         raise ValueError("IDX supports at most 255 dimensions")
     head = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return head + array.astype(dtype, copy=False).tobytes()
+    return head + array.astype(DTYPES[code], copy=False).tobytes()
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray, compress: bool = False) -> None:

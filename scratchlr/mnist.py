@@ -10,7 +10,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -68,7 +67,7 @@ class MNIST:
     test: Split
 
 
-def data_dir(explicit: Optional[str] = None) -> Path:
+def data_dir(explicit: str | None = None) -> Path:
     """``explicit`` if given, else ``$SCRATCHLR_DATA``, else ``./data/mnist``."""
     return Path(explicit or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR)
 
@@ -78,7 +77,7 @@ def candidates(directory: Path, f: MNISTFile) -> list[Path]:
     return [directory / f.name, directory / f.name[: -len(".gz")]]
 
 
-def find(directory: Path, f: MNISTFile) -> Optional[Path]:
+def find(directory: Path, f: MNISTFile) -> Path | None:
     """The first existing candidate path for ``f``, or None."""
     return next((p for p in candidates(directory, f) if p.is_file()), None)
 
@@ -128,6 +127,6 @@ def split(arrays: dict[str, np.ndarray], validation_size: int = DEFAULT_VALIDATI
     )
 
 
-def load(directory: Optional[str] = None, validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:
+def load(directory: str | None = None, validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:
     """Read, verify and split MNIST from :func:`data_dir` ``(directory)``."""
     return split(load_arrays(data_dir(directory)), validation_size)

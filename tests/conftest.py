@@ -1,0 +1,76 @@
+"""Shared fixtures. Real MNIST comes from $SCRATCHLR_DATA (``.ci/run`` points it at
+``../shared/mnist``); tests needing it skip where it is absent, but fail under CI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchlr import mnist
+from scratchlr.backend import BackendError, cupy_backend
+
+# Read the settings once, then clear them so no test (or CLI it starts) writes there.
+REAL_MNIST = os.environ.pop(mnist.DATA_ENV, None)
+os.environ.pop("SCRATCHLR_MIRROR", None)
+DATA = Path(__file__).parent / "data"
+
+
+def real_mnist_dir() -> Path:
+    """The read-only source of the real files, or skip (fail under CI) if absent."""
+    if REAL_MNIST and all(mnist.find(Path(REAL_MNIST), f) for f in mnist.FILES.values()):
+        return Path(REAL_MNIST)
+    reason = f"real MNIST not found: set {mnist.DATA_ENV} to a folder with the four files"
+    if os.environ.get("CI"):
+        pytest.fail(reason + " (required under CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mnist_source() -> Path:
+    """The real MNIST folder; never written to."""
+    return real_mnist_dir()
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(mnist_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the real MNIST folder (tests and the CLI may write beside it)."""
+    target = tmp_path_factory.mktemp("mnist")
+    for f in mnist.FILES.values():
+        shutil.copy(mnist.find(mnist_source, f), target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def mnist_data(mnist_dir: Path) -> mnist.MNIST:
+    return mnist.load(str(mnist_dir))
+
+
+@pytest.fixture(scope="session")
+def golden_lines() -> list[str]:
+    return (DATA / "tf_seed_default_run.txt").read_text().splitlines()
+
+
+@pytest.fixture(scope="session")
+def tf_cases() -> dict[str, np.ndarray]:
+    with np.load(DATA / "tf_xent_cases.npz") as f:
+        return dict(f)
+
+
+def gpu_available() -> bool:
+    try:
+        cupy_backend()
+        return True
+    except BackendError:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if any(item.get_closest_marker("gpu") for item in items) and not gpu_available():
+        skip = pytest.mark.skip(reason="no usable CUDA GPU / CuPy on this machine")
+        for item in items:
+            if item.get_closest_marker("gpu"):
+                item.add_marker(skip)

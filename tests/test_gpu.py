@@ -1,0 +1,30 @@
+"""The CuPy path on a real GPU (skipped where none is usable)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scratchlr import model, train
+from scratchlr.backend import numpy_backend, select
+
+pytestmark = pytest.mark.gpu
+
+
+def test_gpu_math_matches_numpy(tf_cases: dict) -> None:
+    cp = select("gpu").xp
+    for key in ("case00_float32", "case02_float32", "case12_float64"):
+        z, y = tf_cases[f"{key}_logits"], tf_cases[f"{key}_labels"]
+        zg, yg = cp.asarray(z), cp.asarray(y)
+        loss, G = model.cross_entropy(zg, yg), model.grad_logits(zg, yg)
+        np.testing.assert_allclose(cp.asnumpy(loss), tf_cases[f"{key}_loss"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(cp.asnumpy(G), tf_cases[f"{key}_dlogits"], rtol=1e-5, atol=1e-8)
+
+
+def test_gpu_default_run_matches_tensorflow(mnist_data, golden_lines: list[str]) -> None:
+    from test_train import assert_same_as_tensorflow
+
+    gpu = train.train(mnist_data, train.Config(), select("gpu"), emit=lambda line: None)
+    assert_same_as_tensorflow(gpu.lines, golden_lines)
+    cpu = train.train(mnist_data, train.Config(), numpy_backend(), emit=lambda line: None)
+    np.testing.assert_allclose(gpu.W, cpu.W, atol=1e-5)

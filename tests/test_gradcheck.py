@@ -1,0 +1,40 @@
+"""The analytic gradient against central differences (float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scratchlr import gradcheck, model
+
+
+@pytest.mark.parametrize("seed, n, d, c", [(0, 16, 12, 5), (1, 1, 3, 2), (2, 50, 20, 10), (3, 7, 784, 10)])
+def test_analytic_gradient_matches_numerical(seed: int, n: int, d: int, c: int) -> None:
+    errors = gradcheck.check(*gradcheck.random_problem(seed, n, d, c))
+    assert max(errors.values()) <= gradcheck.TOLERANCE, errors
+
+
+def test_gradient_on_real_mnist_slice(mnist_data) -> None:
+    problem = gradcheck.mnist_problem(mnist_data.train.images, mnist_data.train.labels, n=16)
+    errors = gradcheck.check(*problem)
+    assert max(errors.values()) <= gradcheck.TOLERANCE, errors
+
+
+def test_check_catches_a_wrong_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+    # forget the 1/N of the mean: the check must notice
+    monkeypatch.setattr(model, "grad_logits", lambda z, y: model.softmax(z) - model.onehot(y, z.shape[1], z.dtype))
+    errors = gradcheck.check(*gradcheck.random_problem())
+    assert min(errors.values()) > 0.5
+
+
+def test_numerical_gradient_of_known_function_and_restores_theta() -> None:
+    theta = np.array([[1.0, -2.0], [0.5, 3.0]])
+    before = theta.copy()
+    g = gradcheck.numerical_gradient(lambda t: np.array([np.sum(t**3), np.sum(np.sin(t))]), theta)
+    np.testing.assert_allclose(g, (3 * before**2 + np.cos(before)) / 2, rtol=1e-10)
+    assert np.array_equal(theta, before)
+
+
+def test_relative_error_definition() -> None:
+    a, n = np.array([1.0, 0.0, 1e-300, -2.0]), np.array([1.0, 0.0, 0.0, 2.0])
+    np.testing.assert_allclose(gradcheck.relative_error(a, n), [0.0, 0.0, 1.0, 1.0])

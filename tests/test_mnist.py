@@ -1,0 +1,56 @@
+"""The MNIST loader on the real files: verification, the seed's split, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import damaged_copy
+
+from scratchlr import mnist
+
+
+def test_seed_split(mnist_data: mnist.MNIST, mnist_dir: Path) -> None:
+    arrays = mnist.load_arrays(mnist_dir)
+    train, val, test = mnist_data.train, mnist_data.validation, mnist_data.test
+    assert train.images.shape == (55000, 784) and val.images.shape == (5000, 784)
+    assert test.images.shape == (10000, 784) and test.labels.shape == (10000,)
+    assert train.images.dtype == np.uint8  # kept as bytes; scaled per batch
+    # validation = first 5000 in file order, train = the last 55000
+    assert np.array_equal(val.images, arrays["train_images"][:5000].reshape(5000, -1))
+    assert np.array_equal(train.labels, arrays["train_labels"][5000:])
+    assert set(np.unique(train.labels)) == set(range(10))
+    assert train.labels[:5].tolist() == [7, 3, 4, 6, 1]  # image 5000.. of train-labels
+
+
+def test_validation_size_changes_split(mnist_dir: Path) -> None:
+    data = mnist.load(str(mnist_dir), validation_size=0)
+    assert len(data.train.labels) == 60000 and len(data.validation.labels) == 0
+    with pytest.raises(ValueError, match="validation size"):
+        mnist.split(mnist.load_arrays(mnist_dir), 60000)
+
+
+def test_uncompressed_files_verify(mnist_dir: Path, tmp_path: Path) -> None:
+    d = damaged_copy(mnist_dir, tmp_path / "d", "test_labels", "uncompressed")
+    assert mnist.load(str(d)).test.labels.shape == (10000,)
+
+
+@pytest.mark.parametrize("how, message", [
+    ("missing", "missing t10k-images-idx3-ubyte.gz"),
+    ("truncated", "t10k-images-idx3-ubyte.gz: corrupt MNIST file"),
+    ("corrupted", "MD5 of the decompressed data is"),
+])
+def test_damaged_data_dir_is_one_clear_error(mnist_dir: Path, tmp_path: Path, how: str, message: str) -> None:
+    d = damaged_copy(mnist_dir, tmp_path / "d", "test_images", how)
+    with pytest.raises(mnist.MNISTDataError, match=message) as info:
+        mnist.load(str(d))
+    assert "\n" not in str(info.value)
+
+
+def test_data_dir_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(mnist.DATA_ENV, raising=False)
+    assert mnist.data_dir() == Path("data/mnist")
+    monkeypatch.setenv(mnist.DATA_ENV, "/somewhere")
+    assert mnist.data_dir() == Path("/somewhere")
+    assert mnist.data_dir("/explicit") == Path("/explicit")
