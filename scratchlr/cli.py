@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Callable, NoReturn
 
-from . import __version__, gradcheck, mnist
+from . import __version__, download, gradcheck, mnist
 from .backend import DEVICES, BackendError, select
 from .train import BATCHINGS, DTYPES, Config, train
 
@@ -53,16 +53,21 @@ def validation_size(text: str) -> int:
     return value
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """Flags saying where MNIST lives and where to fetch it from."""
     p.add_argument("--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)")
-    p.add_argument("--device", default="auto", choices=DEVICES, help="array backend (default: auto)")
+    p.add_argument("--mirror", action="append", metavar="URL",
+                   help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
+                   f"default ${download.MIRROR_ENV}, then the public mirrors)")
+    p.add_argument("--quiet", action="store_true", help="no download progress bars")
 
 
 def train_parser() -> argparse.ArgumentParser:
+    """The training command's flags (the seed's hyper-parameters are the defaults)."""
     p = Parser(
         prog=PROG,
         description="Train softmax regression on MNIST exactly like TensorFlow's eager example. "
-        "Other commands: 'gradcheck' (python -m scratchlr gradcheck --help).",
+        "Other commands: 'download', 'gradcheck' (python -m scratchlr COMMAND --help).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--learning-rate", type=positive(float), default=0.1, help="SGD step size (0.1)")
@@ -74,11 +79,22 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--batching", choices=BATCHINGS, default="repeat",
                    help="repeat: Dataset.repeat().batch(B); epoch: one pass at a time, last batch partial")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="float type of the math (float32)")
-    add_common(p)
+    p.add_argument("--device", default="auto", choices=DEVICES, help="array backend (default: auto)")
+    add_data_args(p)
+    return p
+
+
+def download_parser() -> argparse.ArgumentParser:
+    """The ``download`` command's flags."""
+    p = Parser(prog=f"{PROG} download",
+               description="Fetch, verify (MD5 of the decompressed data) and cache the four MNIST files. "
+               "Files already verified are not fetched again.")
+    add_data_args(p)
     return p
 
 
 def gradcheck_parser() -> argparse.ArgumentParser:
+    """The ``gradcheck`` command's flags."""
     p = Parser(
         prog=f"{PROG} gradcheck",
         description="Compare the analytic gradient with central differences (float64) on a "
@@ -90,11 +106,31 @@ def gradcheck_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str, status: int = 1) -> int:
+    """Print ``prog: error: message`` on stderr; return ``status``."""
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return status
 
 
+def fetch(args: argparse.Namespace) -> list[str]:
+    """Make sure the data directory holds verified MNIST, downloading what is missing."""
+    settings = download.Settings(quiet=args.quiet)
+    return download.ensure(mnist.data_dir(args.data_dir), download.mirrors(args.mirror), settings)
+
+
+def run_download(argv: Sequence[str]) -> int:
+    """``scratchlr download``: fetch and verify; say what was fetched."""
+    args = download_parser().parse_args(argv)
+    try:
+        fetched = fetch(args)
+    except download.DownloadError as exc:
+        return fail(str(exc))
+    directory = mnist.data_dir(args.data_dir)
+    print(f"fetched {', '.join(fetched)} into {directory}" if fetched else f"MNIST already verified in {directory}")
+    return 0
+
+
 def run_train(argv: Sequence[str]) -> int:
+    """Train with the seed's loop; stdout gets the seed's lines, stderr one summary line."""
     parser = train_parser()
     args = parser.parse_args(argv)
     try:
@@ -105,8 +141,9 @@ def run_train(argv: Sequence[str]) -> int:
                     args.batching, args.dtype)
     start = time.perf_counter()
     try:
+        fetch(args)
         data = mnist.load(args.data_dir, args.validation_size)
-    except mnist.MNISTDataError as exc:
+    except (download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     load_s = time.perf_counter() - start
     result = train(data, config, backend, emit=lambda line: print(line, flush=True))
@@ -118,6 +155,7 @@ def run_train(argv: Sequence[str]) -> int:
 
 
 def run_gradcheck(argv: Sequence[str]) -> int:
+    """``scratchlr gradcheck``: exit 0 if the analytic gradient passes, 1 if not."""
     args = gradcheck_parser().parse_args(argv)
     arrays = None
     directory = mnist.data_dir(args.data_dir)
@@ -135,7 +173,7 @@ def run_gradcheck(argv: Sequence[str]) -> int:
     return 0 if worst <= gradcheck.TOLERANCE else 1
 
 
-COMMANDS = {"gradcheck": run_gradcheck}
+COMMANDS = {"download": run_download, "gradcheck": run_gradcheck}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import store
 from .idx import IDXFormatError, read_idx
 
 DEFAULT_DATA_DIR = os.path.join("data", "mnist")
@@ -82,20 +83,27 @@ def find(directory: Path, f: MNISTFile) -> Path | None:
     return next((p for p in candidates(directory, f) if p.is_file()), None)
 
 
-def read_verified(path: Path, f: MNISTFile) -> np.ndarray:
-    """Parse ``path`` and check its decompressed bytes' MD5 and shape against ``f``."""
-    digest = hashlib.md5()
+def read_verified(path: Path, f: MNISTFile, label: str | None = None) -> np.ndarray:
+    """Parse ``path`` and check its decompressed bytes' MD5 and shape against ``f``.
+
+    The MD5 is skipped when a stamp (:mod:`scratchlr.store`) shows the file verified and
+    unchanged. Errors name ``label`` (default: the path).
+    """
+    label = label or str(path)
+    digest = None if store.is_stamped(path, f.md5) else hashlib.md5()
     try:
         array = read_idx(path, digest)
     except IDXFormatError as exc:
-        raise MNISTDataError(f"{path}: corrupt MNIST file: {exc}") from None
-    if digest.hexdigest() != f.md5:
+        raise MNISTDataError(f"{label}: corrupt MNIST file: {str(exc).split(': ', 1)[-1]}") from None
+    if digest is not None and digest.hexdigest() != f.md5:
         raise MNISTDataError(
-            f"{path}: MD5 of the decompressed data is {digest.hexdigest()}, expected {f.md5}"
-            " (corrupted or not MNIST); delete it and download again"
+            f"{label}: MD5 of the decompressed data is {digest.hexdigest()}, expected {f.md5}"
+            " (corrupted, or not MNIST)"
         )
     if array.shape != f.shape or array.dtype != np.uint8:  # only if the MD5 table is wrong
-        raise MNISTDataError(f"{path}: shape {array.shape} {array.dtype}, expected {f.shape}")
+        raise MNISTDataError(f"{label}: shape {array.shape} {array.dtype}, expected {f.shape}")
+    if digest is not None:
+        store.stamp(path, f.md5)
     return array
 
 

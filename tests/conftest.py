@@ -16,6 +16,7 @@ from scratchlr.backend import BackendError, cupy_backend
 # Read the settings once, then clear them so no test (or CLI it starts) writes there.
 REAL_MNIST = os.environ.pop(mnist.DATA_ENV, None)
 os.environ.pop("SCRATCHLR_MIRROR", None)
+os.environ["SCRATCHLR_BUILTIN_MIRRORS"] = ""  # no test may reach the public mirrors
 DATA = Path(__file__).parent / "data"
 
 

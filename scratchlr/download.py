@@ -1,0 +1,210 @@
+"""Fetch the four MNIST files into the data directory: mirrors in order, verified, cached.
+
+Each file is streamed to a temporary file beside its final name, its decompressed bytes
+are checked against the published MD5, and only then is it renamed into place, so an
+interrupted or bad download never leaves a partial or corrupt file under the real name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import requests
+from tqdm import tqdm
+
+from . import __version__, mnist, store
+
+#: Public mirrors of the original IDX files: torchvision's, TensorFlow's, LeCun's.
+BUILTIN_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+MIRROR_ENV = "SCRATCHLR_MIRROR"  # comma-separated mirrors tried before the built-in ones
+BUILTIN_ENV = "SCRATCHLR_BUILTIN_MIRRORS"  # replaces the built-in list ("" = none)
+HINT = f"use --mirror URL or ${MIRROR_ENV} for a reachable copy, or --data-dir for a local one"
+
+
+class DownloadError(RuntimeError):
+    """No mirror supplied a verified copy of a file. One line: file, mirrors, last errors."""
+
+
+class NotFound(Exception):
+    """The mirror has no such file (HTTP 404/410, or no such local path)."""
+
+
+class MirrorFailed(Exception):
+    """The mirror failed for this file; the message is the last error."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How hard to try: (connect, read) timeouts in s, retries per mirror on connection
+    errors and 5xx with exponential backoff (s), and whether to show progress bars."""
+
+    timeout: tuple[float, float] = (10.0, 60.0)
+    retries: int = 2
+    backoff: float = 1.0
+    quiet: bool = False
+
+
+def mirrors(explicit: Sequence[str] | None = None) -> list[str]:
+    """Mirrors in the order tried: ``explicit`` (else ``$SCRATCHLR_MIRROR``), then the built-in ones."""
+    first = list(explicit or []) or os.environ.get(MIRROR_ENV, "").split(",")
+    builtin = os.environ.get(BUILTIN_ENV)
+    rest = list(BUILTIN_MIRRORS) if builtin is None else builtin.split(",")
+    return [m.strip() for m in first + rest if m.strip()]
+
+
+def session() -> requests.Session:
+    """An HTTP session naming the project; proxies come from the standard variables."""
+    s = requests.Session()
+    s.headers["User-Agent"] = f"scratchlr/{__version__} (+MNIST downloader; python-requests)"
+    return s
+
+
+def local_path(mirror: str) -> Path | None:
+    """The folder of a ``file://`` URL or plain path mirror; None for http(s)."""
+    parsed = urllib.parse.urlparse(mirror)
+    if parsed.scheme in ("http", "https"):
+        return None
+    if parsed.scheme == "file":
+        return Path(urllib.parse.unquote(parsed.path))
+    return Path(mirror)
+
+
+def http_get(http: requests.Session, url: str, out: BinaryIO, settings: Settings, name: str) -> None:
+    """Stream ``url`` into ``out``, retrying connection errors and 5xx with backoff."""
+    last, unreachable = "", False
+    for attempt in range(settings.retries + 1):
+        if attempt:
+            time.sleep(settings.backoff * 2 ** (attempt - 1))
+        out.seek(0)
+        out.truncate()
+        try:
+            with http.get(url, stream=True, timeout=settings.timeout) as r:
+                if r.status_code in (404, 410):
+                    raise NotFound(f"HTTP {r.status_code}")
+                if r.status_code >= 500:
+                    last, unreachable = f"HTTP {r.status_code} {r.reason}", False
+                    continue
+                if r.status_code != 200:
+                    raise MirrorFailed(f"HTTP {r.status_code} {r.reason}")
+                size = int(r.headers.get("Content-Length") or 0) or None
+                hide = settings.quiet or not sys.stderr.isatty()
+                with tqdm(total=size, unit="B", unit_scale=True, desc=name, disable=hide, leave=False) as bar:
+                    for chunk in r.iter_content(1 << 16):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                return
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            last = describe(exc)
+            unreachable = not isinstance(exc, requests.Timeout) and any(
+                text in str(exc) for text in ("NameResolution", "Failed to establish", "Failed to resolve"))
+    error = MirrorFailed(last)
+    error.unreachable = unreachable  # no connection at all: offline, or the host is gone
+    raise error
+
+
+def describe(exc: Exception) -> str:
+    """A short, one-line reason for a requests exception."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
+    reason = errno.group(0) if errno else (str(exc).splitlines() or [""])[0][:160]
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
+def fetch_from(mirror: str, f: mnist.MNISTFile, directory: Path, http: requests.Session, settings: Settings) -> Path:
+    """Fetch ``f`` from one mirror (its ``.gz`` name, else uncompressed), verify it and
+    rename it into ``directory``. Raises ``NotFound`` or ``MirrorFailed``."""
+    for name in (f.name, f.name[: -len(".gz")]):
+        final = directory / name
+        with store.temporary(final) as tmp:
+            try:
+                with open(tmp, "wb") as out:
+                    source = local_path(mirror)
+                    if source is None:
+                        http_get(http, urllib.parse.urljoin(mirror.rstrip("/") + "/", name), out, settings, name)
+                    elif (source / name).is_file():
+                        with open(source / name, "rb") as src:
+                            shutil.copyfileobj(src, out)
+                    else:
+                        raise NotFound("no such file")
+            except NotFound:
+                continue
+            except OSError as exc:
+                raise MirrorFailed(f"{type(exc).__name__}: {exc}") from None
+            try:
+                mnist.read_verified(tmp, f, label=name)
+            except mnist.MNISTDataError as exc:
+                raise MirrorFailed(f"rejected: {exc}") from None
+            os.replace(tmp, final)
+        store.stamp(final, f.md5)
+        return final
+    raise NotFound("not found")
+
+
+def fetch(f: mnist.MNISTFile, directory: Path, tried: list[str], http: requests.Session, settings: Settings) -> Path:
+    """Try each mirror in ``tried`` in turn; the first verified copy wins."""
+    failures: list[tuple[str, Exception]] = []
+    for mirror in tried:
+        try:
+            return fetch_from(mirror, f, directory, http, settings)
+        except (NotFound, MirrorFailed) as exc:
+            failures.append((mirror, exc))
+    if not failures:
+        raise DownloadError(f"{f.name} is not in {directory} and no mirror is configured; {HINT}")
+    detail = "; ".join(f"{m} ({e})" for m, e in failures)
+    if all(getattr(e, "unreachable", False) for _, e in failures):
+        raise DownloadError(f"offline: no mirror could be reached and {directory} has no copy of {f.name} "
+                            f"(tried {detail}); {HINT}")
+    raise DownloadError(f"could not fetch {f.name} into {directory}: tried {detail}; {HINT}")
+
+
+def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings()) -> list[str]:
+    """Make ``directory`` hold all four verified files, fetching only what is missing or
+    bad. Returns the names fetched. Raises ``DownloadError`` (one line)."""
+    if all(cached(directory, f) is None for f in mnist.FILES.values()):
+        return []
+    fetched = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with store.locked(directory), session() as http:
+            for f in mnist.FILES.values():
+                problem = cached(directory, f)  # another process may have fetched it meanwhile
+                if problem is None:
+                    continue
+                try:
+                    fetched.append(fetch(f, directory, list(tried), http, settings).name)
+                except DownloadError as exc:
+                    raise DownloadError(f"{problem}; {exc}" if problem else str(exc)) from None
+    except OSError as exc:
+        raise DownloadError(f"cannot write to {directory}: {exc.strerror or exc}; {HINT}") from None
+    return fetched
+
+
+def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
+    """None if ``directory`` holds a good copy of ``f``; "" if it holds none; else why its
+    copy was bad. A bad copy is deleted: in a cache, a corrupt file must not stay under
+    the real name."""
+    path = mnist.find(directory, f)
+    if path is None:
+        return ""
+    if store.is_stamped(path, f.md5):
+        return None
+    try:
+        mnist.read_verified(path, f)
+        return None
+    except mnist.MNISTDataError as exc:
+        path.unlink()
+        return f"removed bad cached file {exc}"

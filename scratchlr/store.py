@@ -1,0 +1,89 @@
+"""The data directory as a cache: verification stamps, a lock, atomic replacement.
+
+A stamp records (size, mtime_ns) of a file whose decompressed bytes matched the
+published MD5, in ``.scratchlr-verified.json``; while a file's size and mtime are
+unchanged it is not hashed again. All writes are best-effort where the directory is
+read-only (a stamp is an optimisation, never a requirement).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+STAMPS = ".scratchlr-verified.json"
+LOCK = ".scratchlr.lock"
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; atomic renames still keep files whole
+    fcntl = None
+
+
+def fingerprint(path: Path) -> list[int]:
+    """[size, mtime_ns] of ``path``: cheap evidence that it has not changed."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def read_stamps(directory: Path) -> dict[str, list]:
+    """{file name: [size, mtime_ns, md5]} of files verified earlier ({} if none/unreadable)."""
+    try:
+        stamps = json.loads((directory / STAMPS).read_text())
+        return stamps if isinstance(stamps, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def is_stamped(path: Path, md5: str) -> bool:
+    """True if ``path`` was verified against ``md5`` and is unchanged since."""
+    try:
+        return read_stamps(path.parent).get(path.name) == [*fingerprint(path), md5]
+    except OSError:
+        return False
+
+
+def stamp(path: Path, md5: str) -> None:
+    """Record that ``path`` (just verified) has decompressed MD5 ``md5``."""
+    stamps = read_stamps(path.parent)
+    stamps[path.name] = [*fingerprint(path), md5]
+    with contextlib.suppress(OSError):
+        atomic_write(path.parent / STAMPS, json.dumps(stamps, indent=1).encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename: never a torn file."""
+    with temporary(path) as tmp:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def temporary(path: Path) -> Iterator[Path]:
+    """A fresh temporary file beside ``path`` (same filesystem, so ``os.replace`` is atomic),
+    removed on exit unless it was renamed: an interrupted write leaves nothing behind."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (blocks while another process fetches)."""
+    if fcntl is None:
+        yield
+        return
+    with open(directory / LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
