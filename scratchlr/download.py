@@ -174,15 +174,15 @@ def fetch(f: mnist.MNISTFile, directory: Path, tried: list[str], http: requests.
 def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings()) -> list[str]:
     """Make ``directory`` hold all four verified files, fetching only what is missing or
     bad. Returns the names fetched. Raises ``DownloadError`` (one line)."""
-    if all(cached(directory, f) is None for f in mnist.FILES.values()):
+    problems = {f: cached(directory, f) for f in mnist.FILES.values()}
+    if all(p is None for p in problems.values()):
         return []
     fetched = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with store.locked(directory), session() as http:
-            for f in mnist.FILES.values():
-                problem = cached(directory, f)  # another process may have fetched it meanwhile
-                if problem is None:
+            for f, problem in problems.items():
+                if problem is None or cached(directory, f) is None:  # another process may have fetched it
                     continue
                 try:
                     fetched.append(fetch(f, directory, list(tried), http, settings).name)

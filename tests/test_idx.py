@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scratchlr.idx import DTYPES, IDXFormatError, idx_bytes, read_idx, write_idx
 
@@ -95,3 +97,47 @@ def test_missing_file_is_named_error(tmp_path: Path) -> None:
 def test_unsupported_dtype_is_refused_by_writer() -> None:
     with pytest.raises(ValueError, match="no dtype code"):
         idx_bytes(np.zeros(3, np.uint16))
+
+
+def parse_or_format_error(tmp_path: Path, data: bytes, compress: bool) -> None:
+    """The fuzz property: either a faithful parse (re-encoding gives the same bytes back)
+    or an IDXFormatError; never another exception, never a huge allocation."""
+    path = tmp_path / "fuzz.idx"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    try:
+        parsed = read_idx(path)
+    except IDXFormatError:
+        return
+    assert idx_bytes(parsed) == data
+
+
+@given(data=st.binary(max_size=64), compress=st.booleans())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fuzz_random_bytes(tmp_path: Path, data: bytes, compress: bool) -> None:
+    parse_or_format_error(tmp_path, data, compress)
+
+
+@given(
+    code=st.sampled_from([*DTYPES, 0x00, 0x0A, 0xFF]),
+    dims=st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 6), max_size=4),
+    payload=st.binary(max_size=200),
+    flips=st.lists(st.tuples(st.integers(0, 300), st.integers(1, 255)), max_size=3),
+    compress=st.booleans(),
+)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fuzz_mutated_headers_and_payloads(tmp_path: Path, code: int, dims: list[int], payload: bytes,
+                                           flips: list[tuple[int, int]], compress: bool) -> None:
+    data = bytearray(bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + payload)
+    for pos, xor in flips:
+        if pos < len(data):
+            data[pos] ^= xor
+    parse_or_format_error(tmp_path, bytes(data), compress)
+
+
+def test_gzip_bomb_claim_is_refused_before_allocating(tmp_path: Path) -> None:
+    # 2**32 items claimed, 1 kB of zeros: refused from the header, not by a MemoryError
+    data = b"\x00\x00\x08\x01" + struct.pack(">I", 2**32 - 1) + b"\x00" * 1024
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip.compress(data))
+    with pytest.raises(IDXFormatError, match="header claims 4294967295 payload bytes"):
+        read_idx(path)
