@@ -14,7 +14,8 @@ from typing import Callable, NoReturn
 
 from . import __version__, download, gradcheck, mnist
 from .backend import DEVICES, BackendError, select
-from .train import BATCHINGS, DTYPES, Config, train
+from .batches import BATCHINGS
+from .train import DTYPES, STEPS, Config, train
 
 PROG = "scratchlr"
 
@@ -80,6 +81,8 @@ def train_parser() -> argparse.ArgumentParser:
                    help="repeat: Dataset.repeat().batch(B); epoch: one pass at a time, last batch partial")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="float type of the math (float32)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="array backend (default: auto)")
+    p.add_argument("--step", choices=STEPS, default="fast",
+                   help="fast: preallocated, in place; reference: the readable math (same numbers)")
     add_data_args(p)
     return p
 
@@ -138,7 +141,7 @@ def run_train(argv: Sequence[str]) -> int:
     except BackendError as exc:
         parser.error(f"--device {args.device}: {exc}")
     config = Config(args.learning_rate, args.batch_size, args.num_steps, args.display_step,
-                    args.batching, args.dtype)
+                    args.batching, args.dtype, args.step)
     start = time.perf_counter()
     try:
         fetch(args)

@@ -116,7 +116,40 @@ def load_arrays(directory: Path) -> dict[str, np.ndarray]:
             f"MNIST not found in {directory.resolve()}: missing {names} "
             f"(set --data-dir or {DATA_ENV}, or run 'python -m scratchlr download')"
         )
-    return {key: read_verified(find(directory, f), f) for key, f in FILES.items()}
+    return {key: cached_array(find(directory, f), f) for key, f in FILES.items()}
+
+
+def npy_path(path: Path, f: MNISTFile) -> Path:
+    """Where the decompressed cache of ``f`` lives: beside it, ``<name>.npy``."""
+    return path.parent / (f.name[: -len(".gz")] + ".npy")
+
+
+def cached_array(path: Path, f: MNISTFile) -> np.ndarray:
+    """The verified array of ``path``, memory-mapped from its ``.npy`` cache when that is
+    current; else parsed (and verified), and the cache (re)written.
+
+    The cache is current when both the source file and the ``.npy`` match their stamps
+    (size and mtime) and the ``.npy`` header says the right shape and dtype; anything
+    else (stale, damaged, missing) rebuilds it. A read-only directory just skips it.
+    """
+    npy = npy_path(path, f)
+    if store.is_stamped(path, f.md5) and store.is_stamped(npy, f.md5):
+        try:
+            array = np.load(npy, mmap_mode="r")
+            if array.shape == f.shape and array.dtype == np.uint8:
+                return array
+        except (OSError, ValueError):
+            pass
+    array = read_verified(path, f)
+    try:
+        with store.temporary(npy) as tmp:
+            with open(tmp, "wb") as out:
+                np.save(out, array)
+            os.replace(tmp, npy)
+        store.stamp(npy, f.md5)
+    except OSError:
+        pass
+    return array
 
 
 def split(arrays: dict[str, np.ndarray], validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:

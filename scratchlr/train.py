@@ -1,27 +1,25 @@
 """The seed's training loop: zero init, SGD on mini-batches, the seed's log lines.
 
-Batches follow ``tf.data``: ``repeat`` is ``Dataset.repeat().batch(B)`` (batches run across
-the epoch boundary and are never partial); ``epoch`` re-iterates ``Dataset.batch(B)`` one
-pass at a time (the last batch of each pass is partial). Each step's logged loss and
-accuracy are of that batch before its update, as in the seed.
+Batches come from :mod:`scratchlr.batches`. Each step's logged loss and accuracy are of
+that batch before its update, as in the seed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from . import model
-from .backend import Backend, namespace_of
+from .backend import Backend
+from .batches import BATCHINGS, Ranges, batch_ranges, take
+from .fast import FastStep
 from .mnist import MNIST, Split
 
-BATCHINGS = ("repeat", "epoch")
 DTYPES = ("float32", "float64")
-Ranges = list[tuple[int, int]]
+STEPS = ("fast", "reference")
 
 
 @dataclass(frozen=True)
@@ -34,6 +32,7 @@ class Config:
     display_step: int = 100
     batching: str = "repeat"
     dtype: str = "float32"
+    step: str = "fast"
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "batch_size", "num_steps", "display_step"):
@@ -43,6 +42,8 @@ class Config:
             raise ValueError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.step not in STEPS:
+            raise ValueError(f"step must be one of {STEPS}, got {self.step!r}")
 
 
 @dataclass
@@ -58,47 +59,14 @@ class Result:
     test_seconds: float = 0.0
 
 
-def batch_ranges(n: int, batch_size: int, num_steps: int, batching: str) -> Iterator[Ranges]:
-    """For each step, the batch as contiguous ``[lo, hi)`` ranges of the n examples.
-
-    ``repeat``: batch k holds examples kB .. kB+B-1 of the endlessly repeated data (mod n),
-    one range, or more where it wraps past the end. ``epoch``: ranges [0,B), [B,2B), ...,
-    [mB, n), then from 0 again.
-    """
-    if batching == "repeat":
-        pos = 0
-        for _ in range(num_steps):
-            ranges, need = [], batch_size
-            while need:
-                take = min(need, n - pos)
-                ranges.append((pos, pos + take))
-                pos, need = (pos + take) % n, need - take
-            yield ranges
-    else:
-        step = 0
-        while True:
-            for lo in range(0, n, batch_size):
-                if step == num_steps:
-                    return
-                yield [(lo, min(lo + batch_size, n))]
-                step += 1
-
-
-def take(array: Any, ranges: Ranges) -> Any:
-    """The rows of ``array`` in ``ranges``: a view for one range, a copy for several."""
-    if len(ranges) == 1:
-        lo, hi = ranges[0]
-        return array[lo:hi]
-    return namespace_of(array).concatenate([array[lo:hi] for lo, hi in ranges])
-
-
-def reference_step(X_u8: Any, y: Any, W: Any, b: Any, lr: float) -> tuple[Any, Any, Any, Any]:
-    """One SGD step, written with the readable math of :mod:`scratchlr.model`.
+def reference_step(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, ...]:
+    """One SGD step on the rows ``ranges``, written with the readable math of :mod:`scratchlr.model`.
 
     Returns (J, acc, W', b'): the batch's loss and accuracy before the update, and the
     updated parameters. One forward pass serves the loss, the accuracy and the gradient.
     """
-    X = model.pixels(X_u8, W.dtype)
+    X = model.pixels(take(images, ranges), W.dtype)
+    y = take(labels, ranges)
     z = model.logits(X, W, b)
     G = model.grad_logits(z, y)
     return (
@@ -143,7 +111,6 @@ def train(
     config: Config,
     backend: Backend,
     emit: Callable[[str], None] = print,
-    step_fn: Callable[..., tuple[Any, Any, Any, Any]] = reference_step,
 ) -> Result:
     """Run the seed's loop on ``backend``; ``emit`` each log line as it is produced.
 
@@ -161,10 +128,14 @@ def train(
         lines.append(line)
         emit(line)
 
+    step_fn = reference_step
+    if config.step == "fast":
+        step_fn = FastStep(xp, min(config.batch_size, len(labels)) if config.batching == "epoch"
+                           else config.batch_size, images.shape[1], 10, dtype)
     start = time.perf_counter()
     batches = batch_ranges(len(data.train.labels), config.batch_size, config.num_steps, config.batching)
     for step, ranges in enumerate(batches):
-        batch_loss, batch_acc, W, b = step_fn(take(images, ranges), take(labels, ranges), W, b, config.learning_rate)
+        batch_loss, batch_acc, W, b = step_fn(images, labels, ranges, W, b, config.learning_rate)
         loss_sum += batch_loss
         acc_sum += batch_acc
         if step == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,28 @@ def test_data_dir_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(mnist.DATA_ENV, "/somewhere")
     assert mnist.data_dir() == Path("/somewhere")
     assert mnist.data_dir("/explicit") == Path("/explicit")
+
+
+def test_warm_load_memory_maps_the_npy_cache(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    for f in mnist.FILES.values():
+        (d / f.name).write_bytes(mnist.find(mnist_dir, f).read_bytes())
+    cold = mnist.load_arrays(d)
+    assert all(mnist.npy_path(d / f.name, f).is_file() for f in mnist.FILES.values())
+    monkeypatch.setattr(mnist, "read_idx", lambda *a: pytest.fail("warm load parsed an IDX file"))
+    warm = mnist.load_arrays(d)
+    assert all(isinstance(a, np.memmap) and np.array_equal(a, cold[k]) for k, a in warm.items())
+    monkeypatch.undo()
+    # damaged cache (truncated) -> rebuilt; stale cache (source touched) -> rebuilt
+    npy = mnist.npy_path(d / mnist.FILES["test_images"].name, mnist.FILES["test_images"])
+    npy.write_bytes(npy.read_bytes()[:1000])
+    src = d / mnist.FILES["test_labels"].name
+    os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
+    calls = []
+    real = mnist.read_idx
+    monkeypatch.setattr(mnist, "read_idx", lambda *a: calls.append(a[0]) or real(*a))
+    again = mnist.load_arrays(d)
+    assert sorted(Path(p).name for p in calls) == sorted([src.name, mnist.FILES["test_images"].name])
+    assert np.array_equal(again["test_images"], cold["test_images"])
+    assert npy.stat().st_size > 7_840_000

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from scratchlr import model, train
+from scratchlr import batches, model, train
 from scratchlr.backend import Backend, numpy_backend
 
 NUMBER = re.compile(r"\d+\.\d+")
@@ -20,21 +20,21 @@ def concat(ranges: list[tuple[int, int]]) -> list[int]:
 @pytest.mark.parametrize("n, batch", [(10, 4), (3, 7), (12, 4), (1, 1)])
 def test_repeat_batches_follow_dataset_repeat_batch(n: int, batch: int) -> None:
     steps = 9
-    got = [concat(r) for r in train.batch_ranges(n, batch, steps, "repeat")]
+    got = [concat(r) for r in batches.batch_ranges(n, batch, steps, "repeat")]
     stream = np.arange(steps * batch) % n  # Dataset.repeat() flattened, then .batch()
     assert got == [stream[k * batch : (k + 1) * batch].tolist() for k in range(steps)]
     assert all(len(b) == batch for b in got)  # never partial
 
 
 def test_epoch_batches_keep_last_partial_batch() -> None:
-    got = [concat(r) for r in train.batch_ranges(10, 4, 7, "epoch")]
+    got = [concat(r) for r in batches.batch_ranges(10, 4, 7, "epoch")]
     assert got == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [0, 1, 2, 3]]
 
 
 def test_take_is_a_view_for_one_range_and_concatenates_wraps() -> None:
     a = np.arange(20).reshape(10, 2)
-    assert np.shares_memory(train.take(a, [(2, 5)]), a)
-    assert train.take(a, [(8, 10), (0, 2)])[:, 0].tolist() == [16, 18, 0, 2]
+    assert np.shares_memory(batches.take(a, [(2, 5)]), a)
+    assert batches.take(a, [(8, 10), (0, 2)])[:, 0].tolist() == [16, 18, 0, 2]
 
 
 @pytest.mark.parametrize("field, value", [("learning_rate", 0), ("batch_size", -1), ("num_steps", 0),

@@ -1,0 +1,51 @@
+"""Which examples each step sees, as ``tf.data`` would hand them out.
+
+``repeat`` is ``Dataset.repeat().batch(B)``: batches run across the epoch boundary and
+are never partial. ``epoch`` re-iterates ``Dataset.batch(B)`` one pass at a time: the
+last batch of each pass is partial. A batch is a list of contiguous ``[lo, hi)`` ranges,
+so it can be sliced (views) rather than gathered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .backend import namespace_of
+
+BATCHINGS = ("repeat", "epoch")
+Ranges = list[tuple[int, int]]
+
+
+def batch_ranges(n: int, batch_size: int, num_steps: int, batching: str) -> Iterator[Ranges]:
+    """For each step, the batch as contiguous ``[lo, hi)`` ranges of the n examples.
+
+    ``repeat``: batch k holds examples kB .. kB+B-1 of the endlessly repeated data (mod n),
+    one range, or more where it wraps past the end. ``epoch``: ranges [0,B), [B,2B), ...,
+    [mB, n), then from 0 again.
+    """
+    if batching == "repeat":
+        pos = 0
+        for _ in range(num_steps):
+            ranges, need = [], batch_size
+            while need:
+                take = min(need, n - pos)
+                ranges.append((pos, pos + take))
+                pos, need = (pos + take) % n, need - take
+            yield ranges
+    else:
+        step = 0
+        while True:
+            for lo in range(0, n, batch_size):
+                if step == num_steps:
+                    return
+                yield [(lo, min(lo + batch_size, n))]
+                step += 1
+
+
+def take(array: Any, ranges: Ranges) -> Any:
+    """The rows of ``array`` in ``ranges``: a view for one range, a copy for several."""
+    if len(ranges) == 1:
+        lo, hi = ranges[0]
+        return array[lo:hi]
+    return namespace_of(array).concatenate([array[lo:hi] for lo, hi in ranges])
