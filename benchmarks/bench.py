@@ -1,0 +1,110 @@
+"""Benchmark scratchlr against a tutorial NumPy loop and whatever peers are installed.
+
+    python benchmarks/bench.py --data-dir data/mnist [--repeats 5] [--steps 1000] [--scaling]
+
+Each run is its own process, on identical data and settings (the seed's). Prints a
+Markdown table: median and min us/step of the training loop, the ratio of medians to
+scratchlr's, the process's peak RSS, its load time and test accuracy. ``--scaling`` also
+runs scratchlr for 1,000 / 10,000 / 100,000 steps to show time linear and memory flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ["numpy-tutorial", "numpy-tutorial-1thread", "torch-eager", "torch-compile", "jax-jit", "tf-eager"]
+SUMMARY = re.compile(r"load (\S+) s, train (\S+) s \((\S+) us/step\), test (\S+) s, backend (\S+)")
+
+
+def once(name: str, data_dir: str, steps: int) -> dict | None:
+    """One process of contender ``name``: its numbers, or None if not installed."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if name == "scratchlr":
+        cmd = [sys.executable, "-m", "scratchlr", "--data-dir", data_dir, "--num-steps", str(steps),
+               "--display-step", "100", "--quiet"]
+    else:
+        if name.endswith("-1thread"):
+            name, env["OPENBLAS_NUM_THREADS"] = name[: -len("-1thread")], "1"
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "peers.py"), name, data_dir, str(steps)]
+    status, out, err, rss = run_with_rusage(cmd, env)
+    if status == 3:
+        return None
+    if status != 0:
+        raise SystemExit(f"bench: {name} failed: {err.strip().splitlines()[-1:]}")
+    if name == "scratchlr":
+        load, train, _, _, _ = SUMMARY.search(err).groups()
+        acc = float(out.strip().splitlines()[-1].split()[-1])
+        return {"load_s": float(load), "train_s": float(train), "steps": steps, "test_accuracy": acc, "rss": rss}
+    return {**json.loads(out), "rss": rss}
+
+
+def run_with_rusage(cmd: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
+    """Like :func:`run`, reaping the child with ``wait4`` to read its own peak RSS."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, out, err, usage.ru_maxrss / 1024
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    """The Markdown table of per-contender medians."""
+    base = statistics.median(r["train_s"] / r["steps"] for r in results["scratchlr"])
+    rows = ["| contender | median us/step | min us/step | x scratchlr | peak RSS MB | load s | test acc |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, runs in results.items():
+        per = [1e6 * r["train_s"] / r["steps"] for r in runs]
+        rows.append(f"| {name} | {statistics.median(per):.0f} | {min(per):.0f} | "
+                    f"{statistics.median(per) / 1e6 / base:.2f} | {max(r['rss'] for r in runs):.0f} | "
+                    f"{statistics.median(r['load_s'] for r in runs):.3f} | {runs[0]['test_accuracy']:.4f} |")
+    return "\n".join(rows)
+
+
+def machine() -> str:
+    """One line describing this machine."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    import numpy
+
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {numpy.__version__}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default="data/mnist")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--only", help="comma-separated contenders (default: all)")
+    p.add_argument("--scaling", action="store_true", help="also run scratchlr at 1e3, 1e4, 1e5 steps")
+    args = p.parse_args()
+    names = ["scratchlr", *PEERS] if not args.only else args.only.split(",")
+    print(f"machine: {machine()}\n")
+    results: dict[str, list[dict]] = {}
+    for name in names:
+        runs = [once(name, args.data_dir, args.steps) for _ in range(args.repeats)]
+        if runs[0] is None:
+            print(f"{name}: not installed, skipped", file=sys.stderr)
+            continue
+        results[name] = runs
+    print(table(results))
+    if args.scaling:
+        print("\n| steps | train s | us/step | peak RSS MB |\n|---:|---:|---:|---:|")
+        for steps in (1_000, 10_000, 100_000):
+            r = once("scratchlr", args.data_dir, steps)
+            print(f"| {steps} | {r['train_s']:.2f} | {1e6 * r['train_s'] / steps:.0f} | {r['rss']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

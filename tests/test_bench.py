@@ -1,0 +1,25 @@
+"""A smoke run of the benchmark (the benchmark itself is not a unit test)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_smoke_run(mnist_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--data-dir", str(mnist_dir), "--repeats", "1",
+         "--steps", "30", "--only", "scratchlr,numpy-tutorial"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("|")[1].strip(): line.split("|") for line in proc.stdout.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {"scratchlr", "numpy-tutorial"}
+    assert rows["scratchlr"][4].strip() == "1.00"  # the ratio column is relative to scratchlr
+    # same data, same batches, same math: the same test accuracy
+    assert rows["scratchlr"][7].strip() == rows["numpy-tutorial"][7].strip()
+    assert float(rows["scratchlr"][2]) > 0 and float(rows["scratchlr"][5]) > 10  # us/step, peak RSS MB
