@@ -211,6 +211,7 @@ def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
         return None
     try:
         mnist.read_verified(path, f)
+        store.stamp(path, f.md5)
         return None
     except mnist.MNISTDataError as exc:
         path.unlink()

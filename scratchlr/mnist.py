@@ -87,7 +87,8 @@ def read_verified(path: Path, f: MNISTFile, label: str | None = None) -> np.ndar
     """Parse ``path`` and check its decompressed bytes' MD5 and shape against ``f``.
 
     The MD5 is skipped when a stamp (:mod:`scratchlr.store`) shows the file verified and
-    unchanged. Errors name ``label`` (default: the path).
+    unchanged; stamping a file after it passed is the caller's business. Errors name
+    ``label`` (default: the path).
     """
     label = label or str(path)
     digest = None if store.is_stamped(path, f.md5) else hashlib.md5()
@@ -102,8 +103,6 @@ def read_verified(path: Path, f: MNISTFile, label: str | None = None) -> np.ndar
         )
     if array.shape != f.shape or array.dtype != np.uint8:  # only if the MD5 table is wrong
         raise MNISTDataError(f"{label}: shape {array.shape} {array.dtype}, expected {f.shape}")
-    if digest is not None:
-        store.stamp(path, f.md5)
     return array
 
 
@@ -142,6 +141,7 @@ def cached_array(path: Path, f: MNISTFile) -> np.ndarray:
             pass
     array = read_verified(path, f)
     try:
+        store.stamp(path, f.md5)
         with store.temporary(npy) as tmp:
             with open(tmp, "wb") as out:
                 np.save(out, array)
