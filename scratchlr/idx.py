@@ -106,7 +106,11 @@ def _parse(f: BinaryIO, name: str, size: int, gzipped: bool, digest: Any) -> np.
         digest.update(view)
     if _read_exact(f, 1):
         raise IDXFormatError(f"{name}: trailing bytes after the {nbytes}-byte payload")
-    return buf.view(dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
+    try:
+        array = buf.view(dtype).reshape(dims)
+    except ValueError:  # e.g. (0, 2**31, 2**31): no data, but a shape NumPy cannot hold
+        raise IDXFormatError(f"{name}: dimensions {list(dims)} are too large for an array") from None
+    return array.astype(dtype.newbyteorder("="), copy=False)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

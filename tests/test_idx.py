@@ -134,6 +134,14 @@ def test_fuzz_mutated_headers_and_payloads(tmp_path: Path, code: int, dims: list
     parse_or_format_error(tmp_path, bytes(data), compress)
 
 
+def test_empty_but_unrepresentable_shape(tmp_path: Path) -> None:
+    # found by the fuzzer: zero items, yet a shape too large for NumPy to describe
+    path = tmp_path / "wide"
+    path.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">3I", 0, 3_036_988_439, 3_037_012_561))
+    with pytest.raises(IDXFormatError, match="too large for an array"):
+        read_idx(path)
+
+
 def test_gzip_bomb_claim_is_refused_before_allocating(tmp_path: Path) -> None:
     # 2**32 items claimed, 1 kB of zeros: refused from the header, not by a MemoryError
     data = b"\x00\x00\x08\x01" + struct.pack(">I", 2**32 - 1) + b"\x00" * 1024
