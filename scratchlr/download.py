@@ -152,11 +152,11 @@ def fetch_from(mirror: str, f: mnist.MNISTFile, directory: Path, http: requests.
             except OSError as exc:
                 raise MirrorFailed(f"{type(exc).__name__}: {exc}") from None
             try:
-                mnist.read_verified(tmp, f, label=name)
+                array = mnist.read_verified(tmp, f, label=name)
             except mnist.MNISTDataError as exc:
                 raise MirrorFailed(f"rejected: {exc}") from None
             os.replace(tmp, final)
-        store.stamp(final, f.md5)
+        mnist.remember(final, f, array)  # stamp it and cache the array: no second decompression
         return final
     raise NotFound("not found")
 
@@ -210,8 +210,7 @@ def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
     if store.is_stamped(path, f.md5):
         return None
     try:
-        mnist.read_verified(path, f)
-        store.stamp(path, f.md5)
+        mnist.cached_array(path, f)  # verifies, stamps, and writes the .npy cache for the loader
         return None
     except mnist.MNISTDataError as exc:
         path.unlink()

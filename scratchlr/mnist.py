@@ -140,6 +140,14 @@ def cached_array(path: Path, f: MNISTFile) -> np.ndarray:
         except (OSError, ValueError):
             pass
     array = read_verified(path, f)
+    remember(path, f, array)
+    return array
+
+
+def remember(path: Path, f: MNISTFile, array: np.ndarray) -> None:
+    """Stamp ``path`` as verified and write ``array`` (its verified content) to the
+    ``.npy`` cache, atomically. Best effort: a read-only directory keeps neither."""
+    npy = npy_path(path, f)
     try:
         store.stamp(path, f.md5)
         with store.temporary(npy) as tmp:
@@ -149,7 +157,6 @@ def cached_array(path: Path, f: MNISTFile) -> np.ndarray:
         store.stamp(npy, f.md5)
     except OSError:
         pass
-    return array
 
 
 def split(arrays: dict[str, np.ndarray], validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:

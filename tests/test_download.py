@@ -38,8 +38,9 @@ def serve():
 
 
 def cache_is_clean(directory: Path) -> bool:
-    """Only verified files under canonical names, plus the cache's own bookkeeping."""
-    extra = {store.STAMPS, store.LOCK}
+    """Only verified files under canonical names, plus the cache's own bookkeeping
+    (stamps, lock, decompressed .npy copies): no temporary or partial file."""
+    extra = {store.STAMPS, store.LOCK} | {mnist.npy_path(directory / f.name, f).name for f in mnist.FILES.values()}
     return all(p.name in extra or p.name in NAMES for p in directory.iterdir())
 
 
@@ -118,7 +119,8 @@ def test_local_mirrors_file_url_and_folder(mnist_source: Path, tmp_path: Path) -
 def test_uncompressed_mirror(serve, real_files, tmp_path: Path) -> None:
     plain = serve({n[:-3]: gzip.decompress(b) for n, b in real_files.items()})
     download.ensure(tmp_path, [plain.url], FAST)
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(n[:-3] for n in NAMES)
+    kept = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".") and p.suffix != ".npy")
+    assert kept == sorted(n[:-3] for n in NAMES)
     assert mnist.load(str(tmp_path)).test.images.shape == (10000, 784)
 
 
