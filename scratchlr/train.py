@@ -130,8 +130,7 @@ def train(
 
     step_fn = reference_step
     if config.step == "fast":
-        step_fn = FastStep(xp, min(config.batch_size, len(labels)) if config.batching == "epoch"
-                           else config.batch_size, images.shape[1], 10, dtype)
+        step_fn = FastStep(xp, config.batch_size, images.shape[1], 10, dtype)  # no batch exceeds B rows
     start = time.perf_counter()
     batches = batch_ranges(len(data.train.labels), config.batch_size, config.num_steps, config.batching)
     for step, ranges in enumerate(batches):
