@@ -43,7 +43,12 @@ class NotFound(Exception):
 
 
 class MirrorFailed(Exception):
-    """The mirror failed for this file; the message is the last error."""
+    """The mirror failed for this file; the message is the last error. ``unreachable``:
+    no connection could be made at all (offline, or the host is gone)."""
+
+    def __init__(self, reason: str, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -115,9 +120,7 @@ def http_get(http: requests.Session, url: str, out: BinaryIO, settings: Settings
             last = describe(exc)
             unreachable = not isinstance(exc, requests.Timeout) and any(
                 text in str(exc) for text in ("NameResolution", "Failed to establish", "Failed to resolve"))
-    error = MirrorFailed(last)
-    error.unreachable = unreachable  # no connection at all: offline, or the host is gone
-    raise error
+    raise MirrorFailed(last, unreachable)
 
 
 def describe(exc: Exception) -> str:
@@ -172,7 +175,7 @@ def fetch(f: mnist.MNISTFile, directory: Path, tried: list[str], http: requests.
     if not failures:
         raise DownloadError(f"{f.name} is not in {directory} and no mirror is configured; {HINT}")
     detail = "; ".join(f"{m} ({e})" for m, e in failures)
-    if all(getattr(e, "unreachable", False) for _, e in failures):
+    if all(isinstance(e, MirrorFailed) and e.unreachable for _, e in failures):
         raise DownloadError(f"offline: no mirror could be reached and {directory} has no copy of {f.name} "
                             f"(tried {detail}); {HINT}")
     raise DownloadError(f"could not fetch {f.name} into {directory}: tried {detail}; {HINT}")
