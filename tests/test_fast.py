@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scratchlr import mnist, train
 from scratchlr.backend import numpy_backend
-from scratchlr.fast import FastStep
+from scratchlr.fast import FastStep, pixel_split
 
 
 def both(data: mnist.MNIST, config: train.Config) -> tuple[train.Result, train.Result]:
@@ -30,6 +34,28 @@ def test_fast_step_is_bit_identical_to_reference(mnist_data: mnist.MNIST, config
     assert np.array_equal(fast.W, ref.W) and np.array_equal(fast.b, ref.b)
     assert fast.lines == ref.lines  # every logged loss and accuracy, to the last digit
     assert fast.test_accuracy == ref.test_accuracy
+
+
+SEED_RUN_IN_A_FRESH_PROCESS = """
+import sys
+import numpy as np
+from scratchlr import mnist, train
+from scratchlr.backend import numpy_backend
+data = mnist.load(sys.argv[1])
+runs = [train.train(data, train.Config(step=s), numpy_backend(), emit=lambda line: None)
+        for s in ("fast", "reference")]
+same = np.array_equal(runs[0].W, runs[1].W) and runs[0].lines == runs[1].lines
+print("identical" if same else "DIFFERENT")
+"""
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_seed_run_is_bit_identical_with_either_blas_thread_count(mnist_dir: Path, threads: str) -> None:
+    """OpenBLAS blocks X @ W differently with one thread (the CLI's default) and with two."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=threads)
+    out = subprocess.run([sys.executable, "-c", SEED_RUN_IN_A_FRESH_PROCESS, str(mnist_dir)],
+                         env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "identical"
 
 
 def test_batch_larger_than_training_set(mnist_dir) -> None:
@@ -56,3 +82,17 @@ def test_fast_step_one_step_by_hand() -> None:
     G = (p - np.eye(3)[y]) / 5
     np.testing.assert_allclose(W, W0 - 0.5 * X.T @ G, rtol=1e-12)
     np.testing.assert_allclose(b, b0 - 0.5 * G.sum(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 88, 128, 1000])
+def test_pixel_split_holds_beyond_its_probe(n: int, dtype: type) -> None:
+    """Where the probe reports a split, X @ W equals the two partial sums on other data too.
+    (None, this BLAS summing the shape in one pass, leaves the step on plain X @ W.)"""
+    k = pixel_split(np, np.empty((n, 784), dtype), np.empty((784, 10), dtype))
+    rng = np.random.default_rng(n)
+    for _ in range(3 if k is not None else 0):
+        X = (rng.integers(0, 256, (n, 784)) * dtype(1 / 255)).astype(dtype)
+        W = rng.normal(0, 0.05, (784, 10)).astype(dtype)
+        assert 0 < k < 784
+        assert np.array_equal(X[:, :k] @ W[:k] + X[:, k:] @ W[k:], X @ W)
