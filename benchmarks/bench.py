@@ -2,7 +2,8 @@
 
     python benchmarks/bench.py --data-dir data/mnist [--repeats 5] [--steps 1000] [--scaling]
 
-Each run is its own process, on identical data and settings (the seed's). Prints a
+Each run is its own process, on identical data and settings (the seed's); the repeats
+go round the contenders in turn, so a machine that slows down mid-run slows all. Prints a
 Markdown table: median and min us/step of the training loop, the ratio of medians to
 scratchlr's, the process's peak RSS, its load time and test accuracy. ``--scaling`` also
 runs scratchlr for 1,000 / 10,000 / 100,000 steps to show time linear and memory flat.
@@ -91,12 +92,15 @@ def main() -> int:
     names = ["scratchlr", *PEERS] if not args.only else args.only.split(",")
     print(f"machine: {machine()}\n")
     results: dict[str, list[dict]] = {}
-    for name in names:
-        runs = [once(name, args.data_dir, args.steps) for _ in range(args.repeats)]
-        if runs[0] is None:
+    for name in names:  # round 1, dropping whatever is not installed
+        first = once(name, args.data_dir, args.steps)
+        if first is None:
             print(f"{name}: not installed, skipped", file=sys.stderr)
             continue
-        results[name] = runs
+        results[name] = [first]
+    for _ in range(args.repeats - 1):  # rounds interleaved, so a drift of the machine hits all alike
+        for name, runs in results.items():
+            runs.append(once(name, args.data_dir, args.steps))
     print(table(results))
     if args.scaling:
         print("\n| steps | train s | us/step | peak RSS MB |\n|---:|---:|---:|---:|")
