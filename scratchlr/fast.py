@@ -7,7 +7,7 @@ from uint8 straight into the batch buffer, range by range, so a batch that wraps
 the end of the data needs no gathered copy. Each float operation below is the one the
 readable math in :mod:`scratchlr.model` performs, on the same operands, in the same
 order, so the results are bit-identical to the reference (``tests/test_fast.py``).
-Four choices that change speed, not values:
+Five choices that change speed, not values:
 
 - ``X W`` as BLAS itself sums it. For a batch of 128, OpenBLAS adds two partial sums
   over the pixels, ``fl(X[:, :k] W[:k] + X[:, k:] W[k:])`` (k = 400 on one thread, 392
@@ -19,16 +19,22 @@ Four choices that change speed, not values:
   batch as the one call, ~25% faster for these shapes.
 - z is kept transposed, ``(C, N)``, so the row maximum is a fast reduction along its
   rows (max is exact in any order).
-- accuracy counts the hits (an exact integer) and divides once, as ``mean`` of 0/1 does.
+- the batch's loss and accuracy are reduced at display steps, not every step: a step
+  saves its per-example losses L_n and hits; :meth:`FastStep.logged` then forms each
+  batch's J (a float64 sum, rounded once) and accuracy (hits / N, an exact count
+  divided once, as ``mean`` of 0/1 does) for all saved batches at once, and adds them
+  up in step order. Five small NumPy calls fewer per step, ~9% of it.
 
 Works on NumPy and CuPy alike, and never reads a value back to the host after the probe.
 """
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import Any
 
 from .batches import Ranges
+from .tally import LoggedSums
 
 
 def spread(xp: Any, out: Any, a: float, c: float) -> Any:
@@ -64,7 +70,8 @@ def pixel_split(xp: Any, X: Any, W: Any) -> int | None:
 class FastStep:
     """A reusable SGD step for batches of up to ``batch_size`` rows of ``dim`` pixels.
 
-    ``step(images, labels, ranges, W, b, lr)`` -> (J, acc, W, b), updating W and b in place.
+    ``step(images, labels, ranges, W, b, lr)`` -> (W, b), updated in place;
+    ``step.logged()`` -> the sums of the batches' losses and accuracies since its last call.
     """
 
     def __init__(self, xp: Any, batch_size: int, dim: int, num_classes: int, dtype: Any) -> None:
@@ -83,6 +90,12 @@ class FastStep:
         self.halves = (slice(0, D // 2), slice(D // 2, D))
         self.gb = xp.empty(C, self.dtype)
         self.splits: dict[tuple, int | None] = {}  # (batch rows, W strides) -> pixel_split
+        # each step saves its batch's L_n and hits, back to back; logged() reduces them
+        self.L = xp.empty(64 * B, self.dtype)  # per-example losses of up to 64 batches
+        self.hit = xp.empty(64 * B, bool)  # per-example "prediction == label"
+        self.sizes: list[int] = []  # rows of each saved batch, in step order
+        self.used = 0  # rows of L and hit in use
+        self.sums = LoggedSums(xp, self.dtype)
 
     def split(self, n: int, W: Any) -> int | None:
         """:func:`pixel_split` for n rows of the pixel buffer and a W laid out as ``W``,
@@ -126,11 +139,15 @@ class FastStep:
         xp.subtract(zT.T, row, out=s)  # s = z - max z
         e = xp.exp(s, out=z)
         e.sum(axis=1, keepdims=True, out=row)  # sum_j exp(s_j)
-        L = xp.log(row[:, 0]) - s.ravel().take(at_label)  # L = log sum exp(s) - s_y
-        J = (L.sum(dtype=xp.float64) / n).astype(self.dtype)  # = L.mean(float64), rounded once
+        if self.used + n > len(self.L):
+            self.fold()
+        L, hit = self.L[self.used : self.used + n], self.hit[self.used : self.used + n]
+        self.sizes.append(n)
+        self.used += n
+        xp.log(row[:, 0], out=L)
+        L -= s.ravel().take(at_label)  # L = log sum exp(s) - s_y
         p = xp.divide(e, row, out=e)  # softmax
-        hits = xp.count_nonzero(p.argmax(axis=1) == y)
-        acc = xp.true_divide(hits, n, dtype=xp.float32)  # accuracy (stays on the device)
+        xp.equal(p.argmax(axis=1), y, out=hit)  # prediction == label
         p.ravel()[at_label] -= 1  # p - Y
         G = xp.multiply(p, self.dtype.type(1.0 / n), out=p)  # G = (p - Y) / N
         gW = self.gW
@@ -139,4 +156,26 @@ class FastStep:
         W -= xp.multiply(gW, self.dtype.type(lr), out=gW)
         gb = G.sum(axis=0, out=self.gb)
         b -= xp.multiply(gb, self.dtype.type(lr), out=gb)
-        return J, acc, W, b
+        return W, b
+
+    def fold(self) -> None:
+        """Reduce the saved batches: J = mean L (summed in float64, rounded once) and
+        acc = hits / N in float32, exactly as :func:`model.loss` / :func:`model.accuracy`,
+        and add them to the sums one batch at a time, in step order, as the seed does."""
+        xp, at = self.xp, 0
+        for n, run in groupby(self.sizes):  # consecutive batches of n rows: one (count, n) block
+            count = len(list(run))
+            L = self.L[at : at + count * n].reshape(count, n)
+            hits = self.hit[at : at + count * n].reshape(count, n).sum(axis=1)
+            J = (L.sum(axis=1, dtype=xp.float64) / n).astype(self.dtype)
+            acc = xp.true_divide(hits, n, dtype=xp.float32)
+            for k in range(count):
+                self.sums.add(J[k], acc[k])
+            at += count * n
+        self.sizes, self.used = [], 0
+
+    def logged(self) -> tuple[Any, Any]:
+        """(sum of the batch losses J, sum of the batch accuracies) since the last call, as
+        device scalars; see :class:`scratchlr.tally.LoggedSums`."""
+        self.fold()
+        return self.sums.take()

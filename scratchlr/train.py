@@ -17,6 +17,7 @@ from .backend import Backend
 from .batches import BATCHINGS, Ranges, batch_ranges, take
 from .fast import FastStep
 from .mnist import MNIST, Split
+from .tally import LoggedSums
 
 DTYPES = ("float32", "float64")
 STEPS = ("fast", "reference")
@@ -77,6 +78,25 @@ def reference_step(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr:
     )
 
 
+class ReferenceStep:
+    """:func:`reference_step`, with the same interface as :class:`scratchlr.fast.FastStep`:
+    ``step(...)`` -> (W, b), and ``step.logged()`` -> the sums of the batches' losses
+    and accuracies since its last call."""
+
+    def __init__(self, xp: Any, dtype: Any) -> None:
+        self.sums = LoggedSums(xp, dtype)
+
+    def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, Any]:
+        """One :func:`reference_step`; its loss and accuracy go into the sums."""
+        J, acc, W, b = reference_step(images, labels, ranges, W, b, lr)
+        self.sums.add(J, acc)
+        return W, b
+
+    def logged(self) -> tuple[Any, Any]:
+        """(sum of J, sum of acc) since the last call; see :class:`scratchlr.tally.LoggedSums`."""
+        return self.sums.take()
+
+
 def test_accuracy(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> float:
     """The seed's ``accuracy_fn`` on a whole split, in chunks of rows to bound memory.
 
@@ -114,37 +134,36 @@ def train(
 ) -> Result:
     """Run the seed's loop on ``backend``; ``emit`` each log line as it is produced.
 
-    The data is uploaded once (uint8); the logged sums stay on the device and are read
+    The data is uploaded once (uint8); each step adds its batch's loss and accuracy to
+    sums kept on the device (:meth:`ReferenceStep.logged`, :meth:`FastStep.logged`), read
     back only at display steps, so a GPU run does not synchronise every step.
     """
     xp, dtype = backend.xp, np.dtype(config.dtype)
     images, labels = xp.asarray(data.train.images), xp.asarray(data.train.labels)
     W = xp.zeros((images.shape[1], 10), dtype=dtype)
     b = xp.zeros(10, dtype=dtype)
-    loss_sum, acc_sum = xp.zeros((), dtype), xp.zeros((), np.float32)
     lines: list[str] = []
 
     def say(line: str) -> None:
         lines.append(line)
         emit(line)
 
-    step_fn = reference_step
     if config.step == "fast":
-        step_fn = FastStep(xp, config.batch_size, images.shape[1], 10, dtype)  # no batch exceeds B rows
+        step_fn: ReferenceStep | FastStep = FastStep(xp, config.batch_size, images.shape[1], 10, dtype)
+    else:
+        step_fn = ReferenceStep(xp, dtype)
     start = time.perf_counter()
     batches = batch_ranges(len(data.train.labels), config.batch_size, config.num_steps, config.batching)
     for step, ranges in enumerate(batches):
-        batch_loss, batch_acc, W, b = step_fn(images, labels, ranges, W, b, config.learning_rate)
-        loss_sum += batch_loss
-        acc_sum += batch_acc
-        if step == 0:
-            say(format_loss_line(float(backend.to_numpy(loss_sum))))
+        W, b = step_fn(images, labels, ranges, W, b, config.learning_rate)
         if (step + 1) % config.display_step == 0 or step == 0:
-            if step > 0:
+            loss_sum, acc_sum = step_fn.logged()  # the seed's average_loss, average_acc (summed)
+            if step == 0:
+                say(format_loss_line(float(backend.to_numpy(loss_sum))))
+            else:
                 loss_sum /= dtype.type(config.display_step)
                 acc_sum /= np.float32(config.display_step)
             say(format_step_line(step + 1, float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))))
-            loss_sum, acc_sum = xp.zeros((), dtype), xp.zeros((), np.float32)
     train_seconds = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -71,7 +71,9 @@ def test_fast_step_one_step_by_hand() -> None:
     labels = rng.integers(0, 3, 7)
     W, b = rng.normal(size=(6, 3)), np.zeros(3)
     W0, b0 = W.copy(), b.copy()
-    J, acc, W, b = FastStep(np, 5, 6, 3, np.float64)(images, labels, [(5, 7), (0, 3)], W, b, 0.5)
+    step = FastStep(np, 5, 6, 3, np.float64)
+    W, b = step(images, labels, [(5, 7), (0, 3)], W, b, 0.5)
+    J, acc = step.logged()
     idx = [5, 6, 0, 1, 2]
     X, y = images[idx] / 255.0, labels[idx]
     z = X @ W0 + b0
