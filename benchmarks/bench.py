@@ -1,6 +1,7 @@
 """Benchmark scratchlr against a tutorial NumPy loop and whatever peers are installed.
 
     python benchmarks/bench.py --data-dir data/mnist [--repeats 5] [--steps 1000] [--scaling]
+                               [--only scratchlr,torch-eager] [--baseline ../older-checkout]
 
 Each run is its own process, on identical data and settings (the seed's); the repeats
 go round the contenders in turn, so a machine that slows down mid-run slows all. Prints a
@@ -27,8 +28,12 @@ SUMMARY = re.compile(r"load (\S+) s, train (\S+) s \((\S+) us/step\), test (\S+)
 
 
 def once(name: str, data_dir: str, steps: int) -> dict | None:
-    """One process of contender ``name``: its numbers, or None if not installed."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    """One process of contender ``name``: its numbers, or None if not installed.
+    ``scratchlr@DIR`` is the scratchlr of another checkout (``--baseline DIR``)."""
+    env, cwd = {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT
+    if name.startswith("scratchlr@"):  # run from there: `-m` looks in the working directory first
+        cwd = Path(name.split("@", 1)[1]).resolve()
+        env["PYTHONPATH"], name = str(cwd), "scratchlr"
     if name == "scratchlr":
         cmd = [sys.executable, "-m", "scratchlr", "--data-dir", data_dir, "--num-steps", str(steps),
                "--display-step", "100", "--quiet"]
@@ -36,7 +41,7 @@ def once(name: str, data_dir: str, steps: int) -> dict | None:
         if name.endswith("-1thread"):
             name, env["OPENBLAS_NUM_THREADS"] = name[: -len("-1thread")], "1"
         cmd = [sys.executable, str(ROOT / "benchmarks" / "peers.py"), name, data_dir, str(steps)]
-    status, out, err, rss = run_with_rusage(cmd, env)
+    status, out, err, rss = run_with_rusage(cmd, env, cwd)
     if status == 3:
         return None
     if status != 0:
@@ -48,9 +53,9 @@ def once(name: str, data_dir: str, steps: int) -> dict | None:
     return {**json.loads(out), "rss": rss}
 
 
-def run_with_rusage(cmd: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
-    """Like :func:`run`, reaping the child with ``wait4`` to read its own peak RSS."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+def run_with_rusage(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str, float]:
+    """Run ``cmd``, reaping the child with ``wait4`` to read its own peak RSS."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     out = p.stdout.read()
     err = p.stderr.read()
     _, status, usage = os.wait4(p.pid, 0)
@@ -88,8 +93,12 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--only", help="comma-separated contenders (default: all)")
     p.add_argument("--scaling", action="store_true", help="also run scratchlr at 1e3, 1e4, 1e5 steps")
+    p.add_argument("--baseline", action="append", default=[], metavar="DIR",
+                   help="also run the scratchlr of this checkout (e.g. a git worktree of an older commit)")
     args = p.parse_args()
+    args.data_dir = str(Path(args.data_dir).resolve())  # contenders run in other directories
     names = ["scratchlr", *PEERS] if not args.only else args.only.split(",")
+    names[1:1] = [f"scratchlr@{d}" for d in args.baseline]
     print(f"machine: {machine()}\n")
     results: dict[str, list[dict]] = {}
     for name in names:  # round 1, dropping whatever is not installed

@@ -31,7 +31,7 @@ Works on NumPy and CuPy alike, and never reads a value back to the host after th
 from __future__ import annotations
 
 from itertools import groupby
-from typing import Any
+from typing import Any, NamedTuple
 
 from .batches import Ranges
 from .tally import LoggedSums
@@ -67,6 +67,25 @@ def pixel_split(xp: Any, X: Any, W: Any) -> int | None:
     return None
 
 
+class Views(NamedTuple):
+    """The step's buffers cut to a batch of n rows, and the operands of its products:
+    made once per batch size (each slice costs about as much as a small NumPy call)."""
+
+    X: Any  # (n, D) pixels
+    y: Any  # (n,) labels, for a batch that spans several ranges
+    k: int | None  # pixel_split: X W = X[:, :k] W[:k] + X[:, k:] W[k:], or None
+    X_left: Any  # X[:, :k]
+    X_right: Any  # X[:, k:]
+    z: Any  # (n, C) z, then exp(s), p, and finally G
+    z2: Any  # (n, C) the second partial sum of X W
+    zT: Any  # (C, n) z + b, transposed
+    s: Any  # (n, C) shifted logits
+    row: Any  # (n, 1) per-row max, then per-row sum of exp
+    offsets: Any  # (n,) flat index of row n's first class
+    inv_n: Any  # 1/n in the model's dtype
+    grad_halves: tuple  # (X[:, half].T, dJ/dW[half]) for the two halves of the pixels
+
+
 class FastStep:
     """A reusable SGD step for batches of up to ``batch_size`` rows of ``dim`` pixels.
 
@@ -78,18 +97,17 @@ class FastStep:
         self.xp, self.dtype = xp, xp.dtype(dtype)
         self.scale = self.dtype.type(1.0 / 255.0)
         B, D, C = batch_size, dim, num_classes
-        self.X = xp.empty((B, D), self.dtype)  # pixels of the batch
-        self.y = xp.empty(B, xp.int64)  # labels, where a batch spans several ranges
-        self.z = xp.empty((B, C), self.dtype)  # z, then exp(s), p, and finally G
-        self.z2 = xp.empty((B, C), self.dtype)  # the second partial sum of X W
+        self.X = xp.empty((B, D), self.dtype)
+        self.y = xp.empty(B, xp.int64)
+        self.z = xp.empty((B, C), self.dtype)
+        self.z2 = xp.empty((B, C), self.dtype)
         self.zT = xp.empty((C, B), self.dtype)  # z transposed: the row max runs along rows
-        self.s = xp.empty((B, C), self.dtype)  # shifted logits
-        self.row = xp.empty((B, 1), self.dtype)  # per-row max, then per-row sum of exp
-        self.offsets = xp.arange(B) * C  # flat index of row n's first class
+        self.s = xp.empty((B, C), self.dtype)
+        self.row = xp.empty((B, 1), self.dtype)
+        self.offsets = xp.arange(B) * C
         self.gW = xp.empty((D, C), self.dtype)
-        self.halves = (slice(0, D // 2), slice(D // 2, D))
         self.gb = xp.empty(C, self.dtype)
-        self.splits: dict[tuple, int | None] = {}  # (batch rows, W strides) -> pixel_split
+        self.made: dict[tuple, Views] = {}  # (batch rows, W strides) -> views
         # each step saves its batch's L_n and hits, back to back; logged() reduces them
         self.L = xp.empty(64 * B, self.dtype)  # per-example losses of up to 64 batches
         self.hit = xp.empty(64 * B, bool)  # per-example "prediction == label"
@@ -97,23 +115,29 @@ class FastStep:
         self.used = 0  # rows of L and hit in use
         self.sums = LoggedSums(xp, self.dtype)
 
-    def split(self, n: int, W: Any) -> int | None:
-        """:func:`pixel_split` for n rows of the pixel buffer and a W laid out as ``W``,
-        probed once per shape."""
+    def views(self, n: int, W: Any) -> Views:
+        """:class:`Views` for n rows and a W laid out as ``W``; the first call per shape
+        probes :func:`pixel_split` on the step's own buffers."""
         key = (n, W.strides)
-        if key not in self.splits:
-            self.splits[key] = pixel_split(self.xp, self.X[:n], self.xp.empty_like(W))
-        return self.splits[key]
+        if key not in self.made:
+            X, D = self.X[:n], self.X.shape[1]
+            k = pixel_split(self.xp, X, self.xp.empty_like(W))
+            halves = (slice(0, D // 2), slice(D // 2, D))
+            self.made[key] = Views(
+                X, self.y[:n], k, X[:, :k], X[:, k:], self.z[:n], self.z2[:n], self.zT[:, :n], self.s[:n],
+                self.row[:n], self.offsets[:n], self.dtype.type(1.0 / n),
+                tuple((X[:, half].T, self.gW[half]) for half in halves),
+            )
+        return self.made[key]
 
-    def batch(self, images: Any, labels: Any, ranges: Ranges) -> tuple[Any, Any]:
+    def batch(self, images: Any, labels: Any, ranges: Ranges, v: Views) -> tuple[Any, Any]:
         """X = pixels of the batch (written into the buffer), y = its labels."""
         if len(ranges) == 1:
             lo, hi = ranges[0]
-            X, y = self.X[: hi - lo], labels[lo:hi]
+            X, y = v.X, labels[lo:hi]
             self.xp.copyto(X, images[lo:hi])  # uint8 -> float, exact
         else:
-            n = sum(hi - lo for lo, hi in ranges)
-            X, y, at = self.X[:n], self.y[:n], 0
+            X, y, at = v.X, v.y, 0
             for lo, hi in ranges:
                 self.xp.copyto(X[at : at + hi - lo], images[lo:hi])
                 y[at : at + hi - lo] = labels[lo:hi]
@@ -121,20 +145,20 @@ class FastStep:
         X *= self.scale  # x = u8 * (1/255), the same single float multiply as model.pixels
         return X, y
 
-    def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, ...]:
+    def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, Any]:
         """One step on the rows ``ranges`` of ``images``/``labels``; see the module docstring."""
         xp = self.xp
-        k = self.split(sum(hi - lo for lo, hi in ranges), W)  # before the batch fills X
-        X, y = self.batch(images, labels, ranges)
-        n = len(y)
-        z, s, row = self.z[:n], self.s[:n], self.row[:n]
-        at_label = self.offsets[:n] + y  # flat index of (n, y_n)
-        if k is None:
+        n = sum(hi - lo for lo, hi in ranges)
+        v = self.views(n, W)  # before the batch fills X: a first call probes with it
+        X, y = self.batch(images, labels, ranges, v)
+        z, zT, s, row = v.z, v.zT, v.s, v.row
+        at_label = v.offsets + y  # flat index of (n, y_n)
+        if v.k is None:
             xp.matmul(X, W, out=z)
         else:  # X W, as the same two partial sums BLAS adds
-            xp.matmul(X[:, :k], W[:k], out=z)
-            z += xp.matmul(X[:, k:], W[k:], out=self.z2[:n])
-        zT = xp.add(z.T, b[:, None], out=self.zT[:, :n])  # z = X W + b, stored transposed
+            xp.matmul(v.X_left, W[: v.k], out=z)
+            z += xp.matmul(v.X_right, W[v.k :], out=v.z2)
+        xp.add(z.T, b[:, None], out=zT)  # z = X W + b, stored transposed
         zT.max(axis=0, out=row[:, 0])
         xp.subtract(zT.T, row, out=s)  # s = z - max z
         e = xp.exp(s, out=z)
@@ -149,13 +173,13 @@ class FastStep:
         p = xp.divide(e, row, out=e)  # softmax
         xp.equal(p.argmax(axis=1), y, out=hit)  # prediction == label
         p.ravel()[at_label] -= 1  # p - Y
-        G = xp.multiply(p, self.dtype.type(1.0 / n), out=p)  # G = (p - Y) / N
-        gW = self.gW
-        for pix in self.halves:  # X^T G, half the pixels at a time (cache-friendlier)
-            xp.matmul(X[:, pix].T, G, out=gW[pix])
-        W -= xp.multiply(gW, self.dtype.type(lr), out=gW)
-        gb = G.sum(axis=0, out=self.gb)
-        b -= xp.multiply(gb, self.dtype.type(lr), out=gb)
+        G = xp.multiply(p, v.inv_n, out=p)  # G = (p - Y) / N
+        for XT, gW_half in v.grad_halves:  # dJ/dW = X^T G, half the pixels at a time
+            xp.matmul(XT, G, out=gW_half)
+        lr = self.dtype.type(lr)
+        W -= xp.multiply(self.gW, lr, out=self.gW)
+        gb = G.sum(axis=0, out=self.gb)  # dJ/db
+        b -= xp.multiply(gb, lr, out=gb)
         return W, b
 
     def fold(self) -> None:

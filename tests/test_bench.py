@@ -13,12 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_smoke_run(mnist_dir: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--data-dir", str(mnist_dir), "--repeats", "1",
-         "--steps", "30", "--only", "scratchlr,numpy-tutorial"],
+         "--steps", "30", "--only", "scratchlr,numpy-tutorial", "--baseline", str(ROOT)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr
     rows = {line.split("|")[1].strip(): line.split("|") for line in proc.stdout.splitlines() if line.startswith("| ")}
-    assert set(rows) >= {"scratchlr", "numpy-tutorial"}
+    assert set(rows) >= {"scratchlr", f"scratchlr@{ROOT}", "numpy-tutorial"}
     assert rows["scratchlr"][4].strip() == "1.00"  # the ratio column is relative to scratchlr
     # same data, same batches, same math: the same test accuracy
     assert rows["scratchlr"][7].strip() == rows["numpy-tutorial"][7].strip()
