@@ -77,10 +77,14 @@ class Views(NamedTuple):
     X_left: Any  # X[:, :k]
     X_right: Any  # X[:, k:]
     z: Any  # (n, C) z, then exp(s), p, and finally G
+    z_flat: Any  # z.ravel()
     z2: Any  # (n, C) the second partial sum of X W
     zT: Any  # (C, n) z + b, transposed
+    zb: Any  # zT.T: z + b as (n, C)
     s: Any  # (n, C) shifted logits
+    s_flat: Any  # s.ravel()
     row: Any  # (n, 1) per-row max, then per-row sum of exp
+    row_flat: Any  # row[:, 0]
     offsets: Any  # (n,) flat index of row n's first class
     inv_n: Any  # 1/n in the model's dtype
     grad_halves: tuple  # (X[:, half].T, dJ/dW[half]) for the two halves of the pixels
@@ -122,11 +126,13 @@ class FastStep:
         if key not in self.made:
             X, D = self.X[:n], self.X.shape[1]
             k = pixel_split(self.xp, X, self.xp.empty_like(W))
+            z, zT, s, row = self.z[:n], self.zT[:, :n], self.s[:n], self.row[:n]
             halves = (slice(0, D // 2), slice(D // 2, D))
             self.made[key] = Views(
-                X, self.y[:n], k, X[:, :k], X[:, k:], self.z[:n], self.z2[:n], self.zT[:, :n], self.s[:n],
-                self.row[:n], self.offsets[:n], self.dtype.type(1.0 / n),
-                tuple((X[:, half].T, self.gW[half]) for half in halves),
+                X=X, y=self.y[:n], k=k, X_left=X[:, :k], X_right=X[:, k:],
+                z=z, z_flat=z.ravel(), z2=self.z2[:n], zT=zT, zb=zT.T, s=s, s_flat=s.ravel(),
+                row=row, row_flat=row[:, 0], offsets=self.offsets[:n], inv_n=self.dtype.type(1.0 / n),
+                grad_halves=tuple((X[:, half].T, self.gW[half]) for half in halves),
             )
         return self.made[key]
 
@@ -148,7 +154,7 @@ class FastStep:
     def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, Any]:
         """One step on the rows ``ranges`` of ``images``/``labels``; see the module docstring."""
         xp = self.xp
-        n = sum(hi - lo for lo, hi in ranges)
+        n = ranges[0][1] - ranges[0][0] if len(ranges) == 1 else sum(hi - lo for lo, hi in ranges)
         v = self.views(n, W)  # before the batch fills X: a first call probes with it
         X, y = self.batch(images, labels, ranges, v)
         z, zT, s, row = v.z, v.zT, v.s, v.row
@@ -159,8 +165,8 @@ class FastStep:
             xp.matmul(v.X_left, W[: v.k], out=z)
             z += xp.matmul(v.X_right, W[v.k :], out=v.z2)
         xp.add(z.T, b[:, None], out=zT)  # z = X W + b, stored transposed
-        zT.max(axis=0, out=row[:, 0])
-        xp.subtract(zT.T, row, out=s)  # s = z - max z
+        zT.max(axis=0, out=v.row_flat)
+        xp.subtract(v.zb, row, out=s)  # s = z - max z
         e = xp.exp(s, out=z)
         e.sum(axis=1, keepdims=True, out=row)  # sum_j exp(s_j)
         if self.used + n > len(self.L):
@@ -168,11 +174,11 @@ class FastStep:
         L, hit = self.L[self.used : self.used + n], self.hit[self.used : self.used + n]
         self.sizes.append(n)
         self.used += n
-        xp.log(row[:, 0], out=L)
-        L -= s.ravel().take(at_label)  # L = log sum exp(s) - s_y
+        xp.log(v.row_flat, out=L)
+        L -= v.s_flat.take(at_label)  # L = log sum exp(s) - s_y
         p = xp.divide(e, row, out=e)  # softmax
         xp.equal(p.argmax(axis=1), y, out=hit)  # prediction == label
-        p.ravel()[at_label] -= 1  # p - Y
+        v.z_flat[at_label] -= 1  # p - Y (p lives in z)
         G = xp.multiply(p, v.inv_n, out=p)  # G = (p - Y) / N
         for XT, gW_half in v.grad_halves:  # dJ/dW = X^T G, half the pixels at a time
             xp.matmul(XT, G, out=gW_half)
