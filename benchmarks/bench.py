@@ -91,14 +91,15 @@ def main() -> int:
     p.add_argument("--data-dir", default="data/mnist")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--only", help="comma-separated contenders (default: all)")
+    p.add_argument("--only", help="comma-separated contenders (default: all); scratchlr always runs, "
+                   "the ratios are to it")
     p.add_argument("--scaling", action="store_true", help="also run scratchlr at 1e3, 1e4, 1e5 steps")
     p.add_argument("--baseline", action="append", default=[], metavar="DIR",
                    help="also run the scratchlr of this checkout (e.g. a git worktree of an older commit)")
     args = p.parse_args()
     args.data_dir = str(Path(args.data_dir).resolve())  # contenders run in other directories
     names = ["scratchlr", *PEERS] if not args.only else args.only.split(",")
-    names[1:1] = [f"scratchlr@{d}" for d in args.baseline]
+    names = ["scratchlr", *(f"scratchlr@{d}" for d in args.baseline), *(n for n in names if n != "scratchlr")]
     print(f"machine: {machine()}\n")
     results: dict[str, list[dict]] = {}
     for name in names:  # round 1, dropping whatever is not installed

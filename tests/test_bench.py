@@ -23,3 +23,14 @@ def test_benchmark_smoke_run(mnist_dir: Path) -> None:
     # same data, same batches, same math: the same test accuracy
     assert rows["scratchlr"][7].strip() == rows["numpy-tutorial"][7].strip()
     assert float(rows["scratchlr"][2]) > 0 and float(rows["scratchlr"][5]) > 10  # us/step, peak RSS MB
+
+
+def test_benchmark_always_runs_scratchlr_the_ratios_are_to(mnist_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--data-dir", str(mnist_dir), "--repeats", "1",
+         "--steps", "10", "--only", "numpy-tutorial"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["scratchlr", "numpy-tutorial"]  # after the header row
