@@ -29,6 +29,20 @@ class LoggedSums:
         self.loss += J
         self.acc += acc
 
+    def add_each(self, J: Any, acc: Any) -> None:
+        """:meth:`add` for J_1, ..., J_K and acc_1, ..., acc_K (1-D), in that order.
+
+        NumPy's ``cumsum`` is that running sum, addition by addition; CuPy's is a parallel
+        scan, which adds in another order, so there the batches are added one at a time.
+        """
+        xp = self.xp
+        if xp.__name__ != "numpy":
+            for k in range(len(J)):
+                self.add(J[k], acc[k])
+            return
+        self.loss = xp.cumsum(xp.concatenate((self.loss.reshape(1), J)))[-1, ...]
+        self.acc = xp.cumsum(xp.concatenate((self.acc.reshape(1), acc)))[-1, ...]
+
     def take(self) -> tuple[Any, Any]:
         """(loss sum, accuracy sum), as device scalars; the sums start again from zero."""
         sums = self.loss, self.acc

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scratchlr import fast as fast_module
 from scratchlr import mnist, train
 from scratchlr.backend import numpy_backend
-from scratchlr.fast import FastStep, pixel_split
+from scratchlr.fast import FastStep, pixel_split, sums_by_matmul
+from scratchlr.tally import LoggedSums
 
 
 def both(data: mnist.MNIST, config: train.Config) -> tuple[train.Result, train.Result]:
@@ -98,3 +100,53 @@ def test_pixel_split_holds_beyond_its_probe(n: int, dtype: type) -> None:
         W = rng.normal(0, 0.05, (784, 10)).astype(dtype)
         assert 0 < k < 784
         assert np.array_equal(X[:, :k] @ W[:k] + X[:, k:] @ W[k:], X @ W)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 88, 128, 1000])
+def test_sums_by_matmul_holds_beyond_its_probe(n: int, dtype: type) -> None:
+    """Where the probe returns ones, (ones @ G)[0] equals G.sum(axis=0) on gradients too.
+    (None, a BLAS that adds the rows in another order, leaves the step on G.sum.)"""
+    ones = sums_by_matmul(np, np.empty((n, 10), dtype))
+    rng = np.random.default_rng(n)
+    for _ in range(3 if ones is not None else 0):
+        z = rng.normal(0, 3, (n, 10)).astype(dtype)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(n), rng.integers(0, 10, n)] -= 1
+        G = p * dtype(1 / n)
+        assert np.array_equal((ones @ G)[0], G.sum(axis=0))
+
+
+def test_full_batches_are_probed_when_the_step_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probes' cost falls outside a timed training loop; only another size probes later."""
+    step = FastStep(np, 8, 784, 10, np.float32)
+
+    def no_probe(*args: object) -> None:
+        raise AssertionError("probed inside the training loop")
+
+    monkeypatch.setattr(fast_module, "pixel_split", no_probe)
+    monkeypatch.setattr(fast_module, "sums_by_matmul", no_probe)
+    images = np.random.default_rng(0).integers(0, 256, (20, 784), dtype=np.uint8)
+    labels = np.arange(20) % 10
+    W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
+    W, b = step(images, labels, [(0, 8)], W, b, 0.1)
+    W, b = step(images, labels, [(16, 20), (0, 4)], W, b, 0.1)  # wraps: still 8 rows
+    with pytest.raises(AssertionError, match="probed"):
+        step(images, labels, [(0, 5)], W, b, 0.1)  # a partial batch is probed at its first step
+
+
+def test_add_each_adds_one_batch_at_a_time() -> None:
+    """LoggedSums.add_each gives the seed's running sums, not a (pairwise) sum of the batches."""
+    rng = np.random.default_rng(7)
+    for dtype in (np.float32, np.float64):
+        J, acc = rng.gamma(2.0, size=300).astype(dtype), rng.random(300).astype(np.float32)
+        one, each = LoggedSums(np, dtype), LoggedSums(np, dtype)
+        for k in range(300):
+            one.add(J[k], acc[k])
+        each.add_each(J[:120], acc[:120])
+        each.add_each(J[120:], acc[120:])
+        (loss1, acc1), (loss2, acc2) = one.take(), each.take()
+        assert loss2.dtype == dtype and acc2.dtype == np.float32
+        assert loss1.tobytes() == loss2.tobytes() and acc1.tobytes() == acc2.tobytes()
+        assert J.sum() != loss1 or acc.sum() != acc1  # these values tell the two orders apart
