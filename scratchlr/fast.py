@@ -98,6 +98,8 @@ class Views(NamedTuple):
     k: int | None  # pixel_split: X W = X[:, :k] W[:k] + X[:, k:] W[k:], or None
     X_left: Any  # X[:, :k]
     X_right: Any  # X[:, k:]
+    W_top: Any  # W[:k]
+    W_bottom: Any  # W[k:]
     z: Any  # (n, C) z, then exp(s), p, and finally G
     z_flat: Any  # z.ravel()
     z2: Any  # (n, C) the second partial sum of X W
@@ -111,14 +113,16 @@ class Views(NamedTuple):
     inv_n: Any  # 1/n in the model's dtype
     grad_halves: tuple  # (X[:, half].T, dJ/dW[half]) for the two halves of the pixels
     ones: Any  # sums_by_matmul: (2, n) ones with ones @ G == G.sum(axis=0), or None
-    gb2: Any  # (2, C) ones @ G; row 0 is dJ/db
+    gb: Any  # where dJ/db goes: grad rows D and D+1 for ones @ G, else row D
     pred: Any  # (n,) predicted class
 
 
 class FastStep:
     """A reusable SGD step for batches of up to ``batch_size`` rows of ``dim`` pixels.
 
-    ``step(images, labels, ranges, W, b, lr)`` -> (W, b), updated in place;
+    ``step(images, labels, ranges, W, b, lr)`` -> (W, b) after the update: views of the
+    step's own parameters ``theta = [W; b]`` (D+1, C), one array so that one update covers
+    both (a W and b it did not hand out are copied in first);
     ``step.logged()`` -> the sums of the batches' losses and accuracies since its last call.
     It keeps the per-example losses of up to ``saved`` batches before it reduces them.
     """
@@ -136,9 +140,11 @@ class FastStep:
         self.s = xp.empty((B, C), self.dtype)
         self.row = xp.empty((B, 1), self.dtype)
         self.offsets = xp.arange(B) * C
-        self.gW = xp.empty((D, C), self.dtype)
-        self.gb = xp.empty(C, self.dtype)
-        self.gb2 = xp.empty((2, C), self.dtype)  # ones @ G: both rows are dJ/db
+        self.theta = xp.zeros((D + 1, C), self.dtype)  # [W; b]
+        self.W, self.b = self.theta[:D], self.theta[D]
+        self.b_col = self.b[:, None]
+        self.grad = xp.empty((D + 2, C), self.dtype)  # [dJ/dW; dJ/db; room for ones @ G's 2nd row]
+        self.gW, self.g_theta = self.grad[:D], self.grad[: D + 1]
         self.pred = xp.empty(B, xp.int64)
         # each step saves its batch's L_n and hits, back to back; logged() reduces them
         self.L = xp.empty(saved * B, self.dtype)  # per-example losses of up to `saved` batches
@@ -146,27 +152,26 @@ class FastStep:
         self.sizes: list[int] = []  # rows of each saved batch, in step order
         self.used = 0  # rows of L and hit in use
         self.sums = LoggedSums(xp, self.dtype)
-        self.made: dict[tuple, Views] = {}  # (batch rows, W strides) -> views
-        self.views(B, self.gW)  # full batches, C-ordered W: probed now, before training
+        self.made: dict[int, Views] = {}  # batch rows -> views
+        self.views(B)  # full batches: probed now, before training
 
-    def views(self, n: int, W: Any) -> Views:
-        """:class:`Views` for n rows and a W laid out as ``W``; the first call per shape
-        probes :func:`pixel_split` and :func:`sums_by_matmul` on the step's own buffers."""
-        key = (n, W.strides)
-        if key not in self.made:
-            X, D = self.X[:n], self.X.shape[1]
+    def views(self, n: int) -> Views:
+        """:class:`Views` for n rows; the first call per batch size probes
+        :func:`pixel_split` and :func:`sums_by_matmul` on the step's own buffers."""
+        if n not in self.made:
+            X, D, W = self.X[:n], self.X.shape[1], self.W
             k = pixel_split(self.xp, X, self.xp.empty_like(W))
             z, zT, s, row = self.z[:n], self.zT[:, :n], self.s[:n], self.row[:n]
             ones = sums_by_matmul(self.xp, z)
             halves = (slice(0, D // 2), slice(D // 2, D))
-            self.made[key] = Views(
-                X=X, y=self.y[:n], k=k, X_left=X[:, :k], X_right=X[:, k:],
+            self.made[n] = Views(
+                X=X, y=self.y[:n], k=k, X_left=X[:, :k], X_right=X[:, k:], W_top=W[:k], W_bottom=W[k:],
                 z=z, z_flat=z.ravel(), z2=self.z2[:n], zT=zT, zb=zT.T, s=s, s_flat=s.ravel(),
                 row=row, row_flat=row[:, 0], offsets=self.offsets[:n], inv_n=self.dtype.type(1.0 / n),
                 grad_halves=tuple((X[:, half].T, self.gW[half]) for half in halves),
-                ones=ones, gb2=self.gb2, pred=self.pred[:n],
+                ones=ones, gb=self.grad[D:] if ones is not None else self.grad[D], pred=self.pred[:n],
             )
-        return self.made[key]
+        return self.made[n]
 
     def batch(self, images: Any, labels: Any, ranges: Ranges, v: Views) -> tuple[Any, Any]:
         """X = pixels of the batch (written into the buffer), y = its labels."""
@@ -187,16 +192,20 @@ class FastStep:
         """One step on the rows ``ranges`` of ``images``/``labels``; see the module docstring."""
         xp = self.xp
         n = ranges[0][1] - ranges[0][0] if len(ranges) == 1 else sum(hi - lo for lo, hi in ranges)
-        v = self.views(n, W)  # before the batch fills X: a first call probes with it
+        v = self.views(n)  # before the batch fills X: a first call probes with it
+        if W is not self.W or b is not self.b:  # parameters it did not hand out: take them in
+            xp.copyto(self.W, W)
+            xp.copyto(self.b, b)
+        W = self.W
         X, y = self.batch(images, labels, ranges, v)
         z, zT, s, row = v.z, v.zT, v.s, v.row
         at_label = v.offsets + y  # flat index of (n, y_n)
         if v.k is None:
             xp.matmul(X, W, out=z)
         else:  # X W, as the same two partial sums BLAS adds
-            xp.matmul(v.X_left, W[: v.k], out=z)
-            z += xp.matmul(v.X_right, W[v.k :], out=v.z2)
-        xp.add(z.T, b[:, None], out=zT)  # z = X W + b, stored transposed
+            xp.matmul(v.X_left, v.W_top, out=z)
+            z += xp.matmul(v.X_right, v.W_bottom, out=v.z2)
+        xp.add(z.T, self.b_col, out=zT)  # z = X W + b, stored transposed
         zT.max(axis=0, out=v.row_flat)
         xp.subtract(v.zb, row, out=s)  # s = z - max z
         e = xp.exp(s, out=z)
@@ -214,14 +223,13 @@ class FastStep:
         G = xp.multiply(p, v.inv_n, out=p)  # G = (p - Y) / N
         for XT, gW_half in v.grad_halves:  # dJ/dW = X^T G, half the pixels at a time
             xp.matmul(XT, G, out=gW_half)
-        lr = self.dtype.type(lr)
-        W -= xp.multiply(self.gW, lr, out=self.gW)
         if v.ones is None:
-            gb = G.sum(axis=0, out=self.gb)  # dJ/db = sum_n G_n
+            G.sum(axis=0, out=v.gb)  # dJ/db = sum_n G_n
         else:  # the same sums, row after row, as one small product
-            gb = xp.matmul(v.ones, G, out=v.gb2)[0]
-        b -= xp.multiply(gb, lr, out=gb)
-        return W, b
+            xp.matmul(v.ones, G, out=v.gb)
+        g = xp.multiply(self.g_theta, self.dtype.type(lr), out=self.g_theta)
+        self.theta -= g  # W -= lr dJ/dW and b -= lr dJ/db, in one call
+        return self.W, self.b
 
     def fold(self) -> None:
         """Reduce the saved batches: J = mean L (summed in float64, rounded once) and

@@ -150,3 +150,16 @@ def test_add_each_adds_one_batch_at_a_time() -> None:
         assert loss2.dtype == dtype and acc2.dtype == np.float32
         assert loss1.tobytes() == loss2.tobytes() and acc1.tobytes() == acc2.tobytes()
         assert J.sum() != loss1 or acc.sum() != acc1  # these values tell the two orders apart
+
+
+def test_parameters_it_did_not_hand_out_are_taken_in() -> None:
+    """The step returns views of its own [W; b]; given other arrays, it starts from those."""
+    rng = np.random.default_rng(3)
+    images, labels = rng.integers(0, 256, (40, 784), dtype=np.uint8), rng.integers(0, 10, 40)
+    W0, b0 = rng.normal(0, 0.05, (784, 10)).astype(np.float32), rng.normal(0, 0.1, 10).astype(np.float32)
+    step = FastStep(np, 16, 784, 10, np.float32)
+    W, b = step(images, labels, [(0, 16)], np.zeros_like(W0), np.zeros_like(b0), 0.1)
+    W, b = step(images, labels, [(16, 32)], W, b0.copy(), 0.1)  # a b from elsewhere: W is taken in too
+    W, b = step(images, labels, [(16, 32)], W0.copy(), b0.copy(), 0.1)
+    _, _, W_ref, b_ref = train.reference_step(images, labels, [(16, 32)], W0, b0, 0.1)
+    assert np.array_equal(W, W_ref) and np.array_equal(b, b_ref)
