@@ -7,7 +7,7 @@ from uint8 straight into the batch buffer, range by range, so a batch that wraps
 the end of the data needs no gathered copy. Each float operation below is the one the
 readable math in :mod:`scratchlr.model` performs, on the same operands, in the same
 order, so the results are bit-identical to the reference (``tests/test_fast.py``).
-Five choices that change speed, not values:
+Six choices that change speed, not values:
 
 - ``X W`` as BLAS itself sums it. For a batch of 128, OpenBLAS adds two partial sums
   over the pixels, ``fl(X[:, :k] W[:k] + X[:, k:] W[k:])`` (k = 400 on one thread, 392
@@ -21,6 +21,8 @@ Five choices that change speed, not values:
   each column up row after row, as ``G.sum(axis=0)`` does, in 1.5 us instead of 4.
   :func:`sums_by_matmul` checks that (float64's dgemm adds in another order, so there
   the step keeps ``G.sum``).
+- W and b live in one array ``theta = [W; b]``, (D+1, C), and their gradients in another,
+  so one multiply and one subtract do both SGD updates.
 - z is kept transposed, ``(C, N)``, so the row maximum is a fast reduction along its
   rows (max is exact in any order).
 - the batch's loss and accuracy are reduced at display steps, not every step: a step
