@@ -159,7 +159,10 @@ def test_parameters_it_did_not_hand_out_are_taken_in() -> None:
     W0, b0 = rng.normal(0, 0.05, (784, 10)).astype(np.float32), rng.normal(0, 0.1, 10).astype(np.float32)
     step = FastStep(np, 16, 784, 10, np.float32)
     W, b = step(images, labels, [(0, 16)], np.zeros_like(W0), np.zeros_like(b0), 0.1)
-    W, b = step(images, labels, [(16, 32)], W, b0.copy(), 0.1)  # a b from elsewhere: W is taken in too
-    W, b = step(images, labels, [(16, 32)], W0.copy(), b0.copy(), 0.1)
+    W_own = W.copy()
+    W, b = step(images, labels, [(16, 32)], W, b0.copy(), 0.1)  # its own W, a b from elsewhere
+    _, _, W_ref, b_ref = train.reference_step(images, labels, [(16, 32)], W_own, b0, 0.1)
+    assert np.array_equal(W, W_ref) and np.array_equal(b, b_ref)
+    W, b = step(images, labels, [(16, 32)], W0.copy(), b0.copy(), 0.1)  # both from elsewhere
     _, _, W_ref, b_ref = train.reference_step(images, labels, [(16, 32)], W0, b0, 0.1)
     assert np.array_equal(W, W_ref) and np.array_equal(b, b_ref)
