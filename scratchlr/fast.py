@@ -9,21 +9,23 @@ readable math in :mod:`scratchlr.model` performs, on the same operands, in the s
 order, so the results are bit-identical to the reference (``tests/test_fast.py``).
 Six choices that change speed, not values:
 
-- ``X W`` as BLAS itself sums it. For a batch of 128, OpenBLAS adds two partial sums
-  over the pixels, ``fl(X[:, :k] W[:k] + X[:, k:] W[k:])`` (k = 400 on one thread, 392
-  on two), and the two halves called on their own take 35 us instead of 50 (they fit
-  its small-matrix kernel). :func:`pixel_split` finds k once per batch size by trying
-  it against ``X @ W``; where no split reproduces the product bit for bit (another
-  BLAS, a smaller batch, float64) the step keeps ``X @ W``.
+- ``z^T = W^T X^T`` as BLAS itself sums ``X W``. For a batch of 128, OpenBLAS adds two
+  partial sums over the pixels, ``fl(X[:, :k] W[:k] + X[:, k:] W[k:])`` (k = 400 on one
+  thread, 392 on two), and the two halves called on their own take 35 us instead of 50
+  (they fit its small-matrix kernel). Taken transposed, ``W[:k]^T X[:, :k]^T``, they land
+  as (C, N), the layout the softmax wants, with the same bits. :func:`pixel_split` finds k
+  once per batch size by trying it against ``X @ W``; where no split reproduces the
+  product bit for bit (another BLAS, a smaller batch, float64) the step keeps ``X @ W``.
 - ``dJ/dW = X^T G`` in two calls of half the pixels each: the same dot products over the
-  batch as the one call, in 27-34 us instead of 45.
-- ``dJ/db = sum_n G_n`` as ``(ones @ G)[0]``, two rows of ones: OpenBLAS's sgemm adds
-  each column up row after row, as ``G.sum(axis=0)`` does, in 1.5 us instead of 4.
-  :func:`sums_by_matmul` checks that (float64's dgemm adds in another order, so there
-  the step keeps ``G.sum``).
+  batch as the one call, in 24-34 us instead of 45. G is kept transposed, ``G = G^T.T``
+  with ``G^T`` (C, N) in memory, which OpenBLAS multiplies ~10% faster.
+- ``dJ/db = sum_n G_n`` as ``(ones @ G)[0]``, two rows of ones (Fortran order, like G): the
+  kernel adds each column up row after row, as ``G.sum(axis=0)`` does, in 1.5 us instead
+  of 4. :func:`transposed_gradient` checks this and the products above; where either
+  differs (float64, another BLAS) G stays (N, C) and the step keeps ``G.sum``.
 - W and b live in one array ``theta = [W; b]``, (D+1, C), and their gradients in another,
   so one multiply and one subtract do both SGD updates.
-- z is kept transposed, ``(C, N)``, so the row maximum is a fast reduction along its
+- z is kept transposed, ``(C, N)``, so adding b and the row maximum run along contiguous
   rows (max is exact in any order).
 - the batch's loss and accuracy are reduced at display steps, not every step: a step
   saves its per-example losses L_n and hits; :meth:`FastStep.logged` then forms each
@@ -56,8 +58,13 @@ def spread(xp: Any, out: Any, a: float, c: float) -> Any:
     return xp.add(frac_i[:, None], frac_j[None, :], out=out)
 
 
+def pixel_halves(D: int) -> tuple[slice, slice]:
+    """The two halves of the pixels that ``dJ/dW = X^T G`` is computed in."""
+    return slice(0, D // 2), slice(D // 2, D)
+
+
 def pixel_split(xp: Any, X: Any, W: Any) -> int | None:
-    """The k with ``X @ W == fl(X[:, :k] @ W[:k] + X[:, k:] @ W[k:])`` bit for bit, or None.
+    """The k with ``(X @ W)^T == fl(W[:k]^T X[:, :k]^T + W[k:]^T X[:, k:]^T)`` bit for bit, or None.
 
     X (N, D), W (D, C): buffers of the real shapes and layouts, overwritten with probe
     values. BLAS libraries that block the sum over D (OpenBLAS: two blocks, the first
@@ -68,27 +75,31 @@ def pixel_split(xp: Any, X: Any, W: Any) -> int | None:
     spread(xp, X, 0.6180339887498949, 0.4142135623730951)
     spread(xp, W, 0.7320508075688772, 0.2360679774997897)
     W -= 1.0  # in [-1, 1)
-    z, D = X @ W, X.shape[1]
+    zT, D = (X @ W).T, X.shape[1]
     for unroll in (32, 16, 8, 4, 2, 1):
         k = -(-D // (2 * unroll)) * unroll
-        if 0 < k < D and bool(xp.array_equal(X[:, :k] @ W[:k] + X[:, k:] @ W[k:], z)):
+        if 0 < k < D and bool(xp.array_equal(W[:k].T @ X[:, :k].T + W[k:].T @ X[:, k:].T, zT)):
             return k
     return None
 
 
-def sums_by_matmul(xp: Any, G: Any) -> Any | None:
-    """A (2, N) array of ones if ``(ones @ G)[0] == G.sum(axis=0)`` bit for bit, else None.
+def transposed_gradient(xp: Any, X: Any, GT: Any) -> Any | None:
+    """(2, N) ones in Fortran order if G kept as ``GT.T`` gives the reference's bits, else None.
 
-    G (N, C): a buffer of the real shape, overwritten with probe values. NumPy sums an
-    axis-0 reduction row after row; so does a gemm kernel that accumulates each output
-    over the rows in order (OpenBLAS's sgemm). Two rows of ones, not one: a single row
-    would go to gemv, which sums in another order. A match on generic values means the
-    same order: any other order changes most of the C sums.
+    X (N, D), GT (C, N): buffers of the real shapes and layouts, overwritten with probe
+    values. The reference has G (N, C) in C order; this checks, against it, the step's
+    ``X[:, half].T @ G`` for both :func:`pixel_halves` and ``(ones @ G)[0] == G.sum(axis=0)``
+    (NumPy sums axis 0 row after row; so does OpenBLAS's kernel for these layouts; two rows
+    of ones, as one row would go to gemv). Any other summation order changes most results.
     """
-    spread(xp, G, 0.5436890126920764, 0.3247179572447460)
-    G -= 1.0  # mixed signs, like p - Y
-    ones = xp.ones((2, G.shape[0]), G.dtype)
-    return ones if bool(xp.array_equal((ones @ G)[0], G.sum(axis=0))) else None
+    spread(xp, X, 0.6180339887498949, 0.4142135623730951)
+    spread(xp, GT, 0.3247179572447460, 0.5436890126920764)
+    GT -= 1.0  # mixed signs, like p - Y
+    G, G_ref = GT.T, xp.ascontiguousarray(GT.T)
+    ones = xp.asfortranarray(xp.ones((2, G.shape[0]), G.dtype))
+    dW = xp.concatenate([X[:, half].T @ G for half in pixel_halves(X.shape[1])])
+    same = xp.array_equal(dW, X.T @ G_ref) and xp.array_equal((ones @ G)[0], G_ref.sum(axis=0))
+    return ones if bool(same) else None
 
 
 class Views(NamedTuple):
@@ -97,14 +108,14 @@ class Views(NamedTuple):
 
     X: Any  # (n, D) pixels
     y: Any  # (n,) labels, for a batch that spans several ranges
-    k: int | None  # pixel_split: X W = X[:, :k] W[:k] + X[:, k:] W[k:], or None
-    X_left: Any  # X[:, :k]
-    X_right: Any  # X[:, k:]
-    W_top: Any  # W[:k]
-    W_bottom: Any  # W[k:]
-    z: Any  # (n, C) z, then exp(s), p, and finally G
+    k: int | None  # pixel_split: (X W)^T = W[:k]^T X[:, :k]^T + W[k:]^T X[:, k:]^T, or None
+    WT_left: Any  # W[:k].T
+    XT_left: Any  # X[:, :k].T
+    WT_right: Any  # W[k:].T
+    XT_right: Any  # X[:, k:].T
+    z: Any  # (n, C) X W where k is None; then exp(s), p (and G where ones is None)
     z_flat: Any  # z.ravel()
-    z2: Any  # (n, C) the second partial sum of X W
+    zT2: Any  # (C, n) the second partial sum of (X W)^T
     zT: Any  # (C, n) z + b, transposed
     zb: Any  # zT.T: z + b as (n, C)
     s: Any  # (n, C) shifted logits
@@ -114,7 +125,8 @@ class Views(NamedTuple):
     offsets: Any  # (n,) flat index of row n's first class
     inv_n: Any  # 1/n in the model's dtype
     grad_halves: tuple  # (X[:, half].T, dJ/dW[half]) for the two halves of the pixels
-    ones: Any  # sums_by_matmul: (2, n) ones with ones @ G == G.sum(axis=0), or None
+    ones: Any  # transposed_gradient: (2, n) ones for G = GT.T, or None
+    G: Any  # (n, C) where G is written: GT[:, :n].T, or z where ones is None
     gb: Any  # where dJ/db goes: grad rows D and D+1 for ones @ G, else row D
     pred: Any  # (n,) predicted class
 
@@ -137,8 +149,9 @@ class FastStep:
         self.X = xp.empty((B, D), self.dtype)
         self.y = xp.empty(B, xp.int64)
         self.z = xp.empty((B, C), self.dtype)
-        self.z2 = xp.empty((B, C), self.dtype)
         self.zT = xp.empty((C, B), self.dtype)  # z transposed: the row max runs along rows
+        self.zT2 = xp.empty((C, B), self.dtype)
+        self.GT = xp.empty((C, B), self.dtype)  # G transposed
         self.s = xp.empty((B, C), self.dtype)
         self.row = xp.empty((B, 1), self.dtype)
         self.offsets = xp.arange(B) * C
@@ -159,19 +172,20 @@ class FastStep:
 
     def views(self, n: int) -> Views:
         """:class:`Views` for n rows; the first call per batch size probes
-        :func:`pixel_split` and :func:`sums_by_matmul` on the step's own buffers."""
+        :func:`pixel_split` and :func:`transposed_gradient` on the step's own buffers."""
         if n not in self.made:
-            X, D, W = self.X[:n], self.X.shape[1], self.W
-            k = pixel_split(self.xp, X, self.xp.empty_like(W))
+            X, D, W, xp = self.X[:n], self.X.shape[1], self.W, self.xp
+            k = pixel_split(xp, X, xp.empty_like(W))
+            ones = transposed_gradient(xp, X, self.GT[:, :n])
             z, zT, s, row = self.z[:n], self.zT[:, :n], self.s[:n], self.row[:n]
-            ones = sums_by_matmul(self.xp, z)
-            halves = (slice(0, D // 2), slice(D // 2, D))
             self.made[n] = Views(
-                X=X, y=self.y[:n], k=k, X_left=X[:, :k], X_right=X[:, k:], W_top=W[:k], W_bottom=W[k:],
-                z=z, z_flat=z.ravel(), z2=self.z2[:n], zT=zT, zb=zT.T, s=s, s_flat=s.ravel(),
-                row=row, row_flat=row[:, 0], offsets=self.offsets[:n], inv_n=self.dtype.type(1.0 / n),
-                grad_halves=tuple((X[:, half].T, self.gW[half]) for half in halves),
-                ones=ones, gb=self.grad[D:] if ones is not None else self.grad[D], pred=self.pred[:n],
+                X=X, y=self.y[:n], k=k, WT_left=W[:k].T, XT_left=X[:, :k].T, WT_right=W[k:].T,
+                XT_right=X[:, k:].T, z=z, z_flat=z.ravel(), zT2=self.zT2[:, :n], zT=zT, zb=zT.T, s=s,
+                s_flat=s.ravel(), row=row, row_flat=row[:, 0], offsets=self.offsets[:n],
+                inv_n=self.dtype.type(1.0 / n),
+                grad_halves=tuple((X[:, half].T, self.gW[half]) for half in pixel_halves(D)),
+                ones=ones, G=self.GT[:, :n].T if ones is not None else z,
+                gb=self.grad[D:] if ones is not None else self.grad[D], pred=self.pred[:n],
             )
         return self.made[n]
 
@@ -203,11 +217,11 @@ class FastStep:
         z, zT, s, row = v.z, v.zT, v.s, v.row
         at_label = v.offsets + y  # flat index of (n, y_n)
         if v.k is None:
-            xp.matmul(X, W, out=z)
-        else:  # X W, as the same two partial sums BLAS adds
-            xp.matmul(v.X_left, v.W_top, out=z)
-            z += xp.matmul(v.X_right, v.W_bottom, out=v.z2)
-        xp.add(z.T, self.b_col, out=zT)  # z = X W + b, stored transposed
+            xp.add(xp.matmul(X, W, out=z).T, self.b_col, out=zT)  # z = X W + b, stored transposed
+        else:  # (X W)^T as the same two partial sums BLAS adds, then + b
+            xp.matmul(v.WT_left, v.XT_left, out=zT)
+            zT += xp.matmul(v.WT_right, v.XT_right, out=v.zT2)
+            zT += self.b_col
         zT.max(axis=0, out=v.row_flat)
         xp.subtract(v.zb, row, out=s)  # s = z - max z
         e = xp.exp(s, out=z)
@@ -222,7 +236,7 @@ class FastStep:
         p = xp.divide(e, row, out=e)  # softmax
         xp.equal(p.argmax(axis=1, out=v.pred), y, out=hit)  # prediction == label
         v.z_flat[at_label] -= 1  # p - Y (p lives in z)
-        G = xp.multiply(p, v.inv_n, out=p)  # G = (p - Y) / N
+        G = xp.multiply(p, v.inv_n, out=v.G)  # G = (p - Y) / N
         for XT, gW_half in v.grad_halves:  # dJ/dW = X^T G, half the pixels at a time
             xp.matmul(XT, G, out=gW_half)
         if v.ones is None:

@@ -14,7 +14,7 @@ import pytest
 from scratchlr import fast as fast_module
 from scratchlr import mnist, train
 from scratchlr.backend import numpy_backend
-from scratchlr.fast import FastStep, pixel_split, sums_by_matmul
+from scratchlr.fast import FastStep, pixel_halves, pixel_split, transposed_gradient
 from scratchlr.tally import LoggedSums
 
 
@@ -91,31 +91,36 @@ def test_fast_step_one_step_by_hand() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 88, 128, 1000])
 def test_pixel_split_holds_beyond_its_probe(n: int, dtype: type) -> None:
-    """Where the probe reports a split, X @ W equals the two partial sums on other data too.
-    (None, this BLAS summing the shape in one pass, leaves the step on plain X @ W.)"""
+    """Where the probe reports a split, X @ W equals the two partial sums, taken transposed,
+    on other data too. (None, this BLAS summing the shape in one pass, leaves the step on
+    plain X @ W.)"""
     k = pixel_split(np, np.empty((n, 784), dtype), np.empty((784, 10), dtype))
     rng = np.random.default_rng(n)
     for _ in range(3 if k is not None else 0):
         X = (rng.integers(0, 256, (n, 784)) * dtype(1 / 255)).astype(dtype)
         W = rng.normal(0, 0.05, (784, 10)).astype(dtype)
         assert 0 < k < 784
-        assert np.array_equal(X[:, :k] @ W[:k] + X[:, k:] @ W[k:], X @ W)
+        assert np.array_equal(W[:k].T @ X[:, :k].T + W[k:].T @ X[:, k:].T, (X @ W).T)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 88, 128, 1000])
-def test_sums_by_matmul_holds_beyond_its_probe(n: int, dtype: type) -> None:
-    """Where the probe returns ones, (ones @ G)[0] equals G.sum(axis=0) on gradients too.
-    (None, a BLAS that adds the rows in another order, leaves the step on G.sum.)"""
-    ones = sums_by_matmul(np, np.empty((n, 10), dtype))
+def test_transposed_gradient_holds_beyond_its_probe(n: int, dtype: type) -> None:
+    """Where the probe returns ones, G kept transposed gives the reference's dJ/dW and dJ/db
+    on real gradients too. (None leaves the step on a C-ordered G and G.sum.)"""
+    ones = transposed_gradient(np, np.empty((n, 784), dtype), np.empty((10, n), dtype))
     rng = np.random.default_rng(n)
     for _ in range(3 if ones is not None else 0):
+        X = (rng.integers(0, 256, (n, 784)) * dtype(1 / 255)).astype(dtype)
         z = rng.normal(0, 3, (n, 10)).astype(dtype)
         p = np.exp(z - z.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         p[np.arange(n), rng.integers(0, 10, n)] -= 1
         G = p * dtype(1 / n)
-        assert np.array_equal((ones @ G)[0], G.sum(axis=0))
+        GT = np.ascontiguousarray(G.T)
+        dW = np.concatenate([X[:, half].T @ GT.T for half in pixel_halves(784)])
+        assert np.array_equal(dW, X.T @ G)
+        assert np.array_equal((ones @ GT.T)[0], G.sum(axis=0))
 
 
 def test_full_batches_are_probed_when_the_step_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +131,7 @@ def test_full_batches_are_probed_when_the_step_is_made(monkeypatch: pytest.Monke
         raise AssertionError("probed inside the training loop")
 
     monkeypatch.setattr(fast_module, "pixel_split", no_probe)
-    monkeypatch.setattr(fast_module, "sums_by_matmul", no_probe)
+    monkeypatch.setattr(fast_module, "transposed_gradient", no_probe)
     images = np.random.default_rng(0).integers(0, 256, (20, 784), dtype=np.uint8)
     labels = np.arange(20) % 10
     W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
