@@ -4,7 +4,9 @@ without its temporaries.
 One forward pass per step serves the loss, the accuracy and the gradient. Every buffer
 is allocated once and each operation writes into one (``out=`` or in place). Images go
 from uint8 straight into the batch buffer, range by range, so a batch that wraps around
-the end of the data needs no gathered copy. Each float operation below is the one the
+the end of the data needs no gathered copy; inside :meth:`FastStep.prefetch` a helper
+process does that one batch ahead (:mod:`scratchlr.prefetch`, the seed's
+``Dataset.prefetch``). Each float operation below is the one the
 readable math in :mod:`scratchlr.model` performs, on the same operands, in the same
 order, so the results are bit-identical to the reference (``tests/test_fast.py``).
 Six choices that change speed, not values:
@@ -35,16 +37,20 @@ Six choices that change speed, not values:
   batches, so in the seed's run this happens at its display steps only.
 
 The probes run when the step is made, for full batches (a batch of another size is
-probed at its first step), so they are not part of a timed training loop. Works on NumPy
-and CuPy alike, and never reads a value back to the host after the probes.
+probed at its first step, on scratch buffers), so they are not part of a timed training
+loop. Works on NumPy and CuPy alike, and never reads a value back to the host after the
+probes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import groupby
 from typing import Any, NamedTuple
 
 from .batches import Ranges
+from .prefetch import Prefetch, fill_pixels, shared_array
 from .tally import LoggedSums
 
 
@@ -139,6 +145,8 @@ class FastStep:
     both (a W and b it did not hand out are copied in first);
     ``step.logged()`` -> the sums of the batches' losses and accuracies since its last call.
     It keeps the per-example losses of up to ``saved`` batches before it reduces them.
+    ``with step.prefetch(images, batches) as batches:`` has a helper process make the
+    pixels of each of ``batches`` one batch ahead, into two shared slots of X.
     """
 
     def __init__(self, xp: Any, batch_size: int, dim: int, num_classes: int, dtype: Any,
@@ -146,7 +154,8 @@ class FastStep:
         self.xp, self.dtype = xp, xp.dtype(dtype)
         self.scale = self.dtype.type(1.0 / 255.0)
         B, D, C = batch_size, dim, num_classes
-        self.X = xp.empty((B, D), self.dtype)
+        self.Xs = [xp.empty((B, D), self.dtype)]  # the batch's pixels; two slots while prefetching
+        self.source: Prefetch | None = None  # where the pixels come from, if not made here
         self.y = xp.empty(B, xp.int64)
         self.z = xp.empty((B, C), self.dtype)
         self.zT = xp.empty((C, B), self.dtype)  # z transposed: the row max runs along rows
@@ -167,18 +176,26 @@ class FastStep:
         self.sizes: list[int] = []  # rows of each saved batch, in step order
         self.used = 0  # rows of L and hit in use
         self.sums = LoggedSums(xp, self.dtype)
-        self.made: dict[int, Views] = {}  # batch rows -> views
-        self.views(B)  # full batches: probed now, before training
+        self.probed: dict[int, tuple[int | None, Any]] = {}  # batch rows -> (k, ones)
+        self.made: dict[tuple[int, int], Views] = {}  # (slot, batch rows) -> views
+        self.views(0, B)  # full batches: probed now, before training
 
-    def views(self, n: int) -> Views:
-        """:class:`Views` for n rows; the first call per batch size probes
-        :func:`pixel_split` and :func:`transposed_gradient` on the step's own buffers."""
-        if n not in self.made:
-            X, D, W, xp = self.X[:n], self.X.shape[1], self.W, self.xp
-            k = pixel_split(xp, X, xp.empty_like(W))
-            ones = transposed_gradient(xp, X, self.GT[:, :n])
+    def probes(self, n: int) -> tuple[int | None, Any]:
+        """(:func:`pixel_split`'s k, :func:`transposed_gradient`'s ones) for n rows, probed
+        once per batch size on scratch buffers of the step's layouts (a slot may hold a
+        prefetched batch)."""
+        if n not in self.probed:
+            xp, X = self.xp, self.xp.empty_like(self.Xs[0])[:n]
+            self.probed[n] = pixel_split(xp, X, xp.empty_like(self.W)), transposed_gradient(xp, X, self.GT[:, :n])
+        return self.probed[n]
+
+    def views(self, slot: int, n: int) -> Views:
+        """:class:`Views` for n rows with the pixels in ``self.Xs[slot]``."""
+        if (slot, n) not in self.made:
+            X, D, W = self.Xs[slot][:n], self.W.shape[0], self.W
+            k, ones = self.probes(n)
             z, zT, s, row = self.z[:n], self.zT[:, :n], self.s[:n], self.row[:n]
-            self.made[n] = Views(
+            self.made[slot, n] = Views(
                 X=X, y=self.y[:n], k=k, WT_left=W[:k].T, XT_left=X[:, :k].T, WT_right=W[k:].T,
                 XT_right=X[:, k:].T, z=z, z_flat=z.ravel(), zT2=self.zT2[:, :n], zT=zT, zb=zT.T, s=s,
                 s_flat=s.ravel(), row=row, row_flat=row[:, 0], offsets=self.offsets[:n],
@@ -187,33 +204,44 @@ class FastStep:
                 ones=ones, G=self.GT[:, :n].T if ones is not None else z,
                 gb=self.grad[D:] if ones is not None else self.grad[D], pred=self.pred[:n],
             )
-        return self.made[n]
+        return self.made[slot, n]
 
-    def batch(self, images: Any, labels: Any, ranges: Ranges, v: Views) -> tuple[Any, Any]:
-        """X = pixels of the batch (written into the buffer), y = its labels."""
+    def labels(self, labels: Any, ranges: Ranges, v: Views) -> Any:
+        """y = the batch's labels: a view for one range, else copied into the buffer."""
         if len(ranges) == 1:
             lo, hi = ranges[0]
-            X, y = v.X, labels[lo:hi]
-            self.xp.copyto(X, images[lo:hi])  # uint8 -> float, exact
-        else:
-            X, y, at = v.X, v.y, 0
-            for lo, hi in ranges:
-                self.xp.copyto(X[at : at + hi - lo], images[lo:hi])
-                y[at : at + hi - lo] = labels[lo:hi]
-                at += hi - lo
-        X *= self.scale  # x = u8 * (1/255), the same single float multiply as model.pixels
-        return X, y
+            return labels[lo:hi]
+        at = 0
+        for lo, hi in ranges:
+            v.y[at : at + hi - lo] = labels[lo:hi]
+            at += hi - lo
+        return v.y
+
+    @contextmanager
+    def prefetch(self, images: Any, batches: Iterator[Ranges]) -> Iterator[Prefetch]:
+        """Within the block, a helper process makes each batch's pixels one batch ahead
+        (:mod:`scratchlr.prefetch`); iterate over what it yields for the batches, and call
+        the step once per batch, in order. NumPy only (see ``prefetch.unusable``)."""
+        self.Xs = list(shared_array((2, *self.Xs[0].shape), self.dtype))
+        self.made.clear()
+        with Prefetch(images, batches, self.Xs, self.scale) as self.source:
+            try:
+                yield self.source
+            finally:
+                self.source = None
 
     def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, Any]:
         """One step on the rows ``ranges`` of ``images``/``labels``; see the module docstring."""
         xp = self.xp
         n = ranges[0][1] - ranges[0][0] if len(ranges) == 1 else sum(hi - lo for lo, hi in ranges)
-        v = self.views(n)  # before the batch fills X: a first call probes with it
+        v = self.views(0 if self.source is None else self.source.take(ranges), n)
         if W is not self.W or b is not self.b:  # parameters it did not hand out: take them in
             xp.copyto(self.W, W)
             xp.copyto(self.b, b)
         W = self.W
-        X, y = self.batch(images, labels, ranges, v)
+        if self.source is None:  # else the helper has made them
+            fill_pixels(xp, v.X, images, ranges, self.scale)
+        X, y = v.X, self.labels(labels, ranges, v)
         z, zT, s, row = v.z, v.zT, v.s, v.row
         at_label = v.offsets + y  # flat index of (n, y_n)
         if v.k is None:

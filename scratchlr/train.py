@@ -7,6 +7,7 @@ that batch before its update, as in the seed.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -17,6 +18,7 @@ from .backend import Backend
 from .batches import BATCHINGS, Ranges, batch_ranges, take
 from .fast import FastStep
 from .mnist import MNIST, Split
+from .prefetch import Prefetch, unusable
 from .tally import LoggedSums
 
 DTYPES = ("float32", "float64")
@@ -34,6 +36,7 @@ class Config:
     batching: str = "repeat"
     dtype: str = "float32"
     step: str = "fast"
+    prefetch: bool = True  # a helper process makes the next batch's pixels, where one can
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "batch_size", "num_steps", "display_step"):
@@ -58,6 +61,7 @@ class Result:
     lines: list[str] = field(default_factory=list)
     train_seconds: float = 0.0
     test_seconds: float = 0.0
+    prefetched: bool = False  # whether a helper process made the batches' pixels
 
 
 def reference_step(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, ...]:
@@ -95,6 +99,15 @@ class ReferenceStep:
     def logged(self) -> tuple[Any, Any]:
         """(sum of J, sum of acc) since the last call; see :class:`scratchlr.tally.LoggedSums`."""
         return self.sums.take()
+
+
+def prefetched(step_fn: Any, images: Any, batches: Any, wanted: bool) -> AbstractContextManager:
+    """The batches, with a helper process making their pixels one batch ahead where one can
+    (the fast step on NumPy with two cores: :func:`scratchlr.prefetch.unusable`), else as
+    they are. The seed's pipeline prefetches too (``Dataset.prefetch``)."""
+    if wanted and isinstance(step_fn, FastStep) and unusable(step_fn.xp) is None:
+        return step_fn.prefetch(images, batches)
+    return nullcontext(batches)
 
 
 def test_accuracy(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> float:
@@ -154,21 +167,23 @@ def train(
         step_fn = ReferenceStep(xp, dtype)
     start = time.perf_counter()
     batches = batch_ranges(len(data.train.labels), config.batch_size, config.num_steps, config.batching)
-    for step, ranges in enumerate(batches):
-        W, b = step_fn(images, labels, ranges, W, b, config.learning_rate)
-        if (step + 1) % config.display_step == 0 or step == 0:
-            loss_sum, acc_sum = step_fn.logged()  # the seed's average_loss, average_acc (summed)
-            if step == 0:
-                say(format_loss_line(float(backend.to_numpy(loss_sum))))
-            else:
-                loss_sum /= dtype.type(config.display_step)
-                acc_sum /= np.float32(config.display_step)
-            say(format_step_line(step + 1, float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))))
+    with prefetched(step_fn, images, batches, config.prefetch) as batches:
+        prefetching = isinstance(batches, Prefetch)
+        for step, ranges in enumerate(batches):
+            W, b = step_fn(images, labels, ranges, W, b, config.learning_rate)
+            if (step + 1) % config.display_step == 0 or step == 0:
+                loss_sum, acc_sum = step_fn.logged()  # the seed's average_loss, average_acc (summed)
+                if step == 0:
+                    say(format_loss_line(float(backend.to_numpy(loss_sum))))
+                else:
+                    loss_sum /= dtype.type(config.display_step)
+                    acc_sum /= np.float32(config.display_step)
+                say(format_step_line(step + 1, float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))))
     train_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     acc = test_accuracy(W, b, data.test, backend)
     say(format_test_line(acc))
     return Result(
-        backend.to_numpy(W), backend.to_numpy(b), acc, lines, train_seconds, time.perf_counter() - start
+        backend.to_numpy(W), backend.to_numpy(b), acc, lines, train_seconds, time.perf_counter() - start, prefetching
     )

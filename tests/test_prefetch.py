@@ -1,0 +1,163 @@
+"""The prefetch helper process: same pixels, in step with the trainer, never left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchlr import model
+from scratchlr.batches import batch_ranges, take
+from scratchlr.fast import FastStep
+from scratchlr.prefetch import PrefetchError, fill_pixels, unusable
+
+ROOT = Path(__file__).resolve().parents[1]
+REASON = unusable(np)
+needs_helper = pytest.mark.skipif(REASON is not None, reason=f"no prefetch helper here: {REASON}")
+
+
+def images_and_labels(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(n)
+    return rng.integers(0, 256, (n, 784), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def test_a_helper_can_run_where_ci_runs() -> None:
+    """CI's machine (two cores, x86-64) must take the prefetching path the tests below check."""
+    if REASON is not None and os.environ.get("CI"):
+        pytest.fail(f"no prefetch helper under CI: {REASON}")
+
+
+def test_unusable_says_why() -> None:
+    assert "device" in unusable(object())
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert "threads" in unusable(np) or REASON is not None
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_fill_pixels_is_model_pixels() -> None:
+    images, _ = images_and_labels()
+    ranges = [(250, 300), (0, 78)]  # a batch that wraps around the end
+    X = np.empty((128, 784), np.float32)
+    fill_pixels(np, X, images, ranges, np.float32(1 / 255))
+    assert X.tobytes() == model.pixels(take(images, ranges), np.float32).tobytes()
+
+
+@needs_helper
+def test_prefetched_steps_equal_steps_made_inline() -> None:
+    images, labels = images_and_labels()
+    results = []
+    for prefetching in (True, False):
+        step = FastStep(np, 128, 784, 10, np.float32)
+        W, b = step.W, step.b
+        batches = batch_ranges(len(labels), 128, 12, "repeat")  # wraps at steps 2, 4, 7, 9
+        with step.prefetch(images, batches) if prefetching else nullcontext(batches) as batches:
+            for ranges in batches:
+                W, b = step(images, labels, ranges, W, b, 0.5)
+        results.append((W.copy(), b.copy(), *map(np.asarray, step.logged())))
+    for a, b in zip(*results):
+        assert a.tobytes() == b.tobytes()
+
+
+def no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@needs_helper
+def test_helper_is_stopped_and_reaped_when_the_loop_fails() -> None:
+    images, labels = images_and_labels()
+    step = FastStep(np, 128, 784, 10, np.float32)
+    with pytest.raises(KeyError):
+        with step.prefetch(images, batch_ranges(len(labels), 128, 10**6, "repeat")) as batches:
+            pid = batches.pid
+            for ranges in batches:
+                step(images, labels, ranges, step.W, step.b, 0.1)
+                raise KeyError("a failure in the loop")
+    assert step.source is None and no_children_left()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@needs_helper
+def test_a_dead_helper_is_an_error_not_a_hang() -> None:
+    images, labels = images_and_labels()
+    step = FastStep(np, 128, 784, 10, np.float32)
+    with pytest.raises(PrefetchError, match="exited"):
+        with step.prefetch(images, batch_ranges(len(labels), 128, 10, "repeat")) as batches:
+            os.kill(batches.pid, signal.SIGKILL)
+            for ranges in batches:  # at most two batches were made before it died
+                step(images, labels, ranges, step.W, step.b, 0.1)
+    assert no_children_left()
+
+
+@needs_helper
+def test_a_step_out_of_step_with_the_helper_is_an_error() -> None:
+    images, labels = images_and_labels()
+    step = FastStep(np, 128, 784, 10, np.float32)
+    with step.prefetch(images, batch_ranges(len(labels), 128, 10, "repeat")):
+        with pytest.raises(PrefetchError, match="not the one prefetched"):
+            step(images, labels, [(100, 228)], step.W, step.b, 0.1)  # batch 0 is rows 0..127
+
+
+ORPHAN = """
+import os, signal, sys
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+import numpy as np
+from scratchlr.batches import batch_ranges
+from scratchlr.fast import FastStep
+images = np.zeros((300, 784), np.uint8)
+labels = np.zeros(300, np.int64)
+step = FastStep(np, 128, 784, 10, np.float32)
+with step.prefetch(images, batch_ranges(300, 128, 10**6, "repeat")) as batches:
+    step(images, labels, next(iter(batches)), step.W, step.b, 0.1)
+    print(batches.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no clean-up: the helper must notice by itself
+"""
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only its zombie (exited, not yet reaped by its new parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+@needs_helper
+def test_helper_exits_when_its_trainer_is_killed() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", ORPHAN], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(pid)
+
+
+@needs_helper
+@pytest.mark.parametrize("flag", [[], ["--no-prefetch"]])
+def test_cli_says_whether_it_prefetched(mnist_dir: Path, flag: list[str]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "scratchlr", "--data-dir", str(mnist_dir), "--num-steps", "50",
+                           *flag], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    summary = proc.stderr.strip().splitlines()[-1]
+    assert bool(re.search(r", batches prefetched$", summary)) == (not flag), summary
