@@ -156,7 +156,8 @@ def run_train(argv: Sequence[str]) -> int:
     us = 1e6 * result.train_seconds / config.num_steps
     print(f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
           f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})"
-          f"{', batches prefetched' if result.prefetched else ''}", file=sys.stderr)
+          f"{'' if result.prefetched is None else f', {result.prefetched}/{config.num_steps} batches prefetched'}",
+          file=sys.stderr)
     return 0
 
 

@@ -146,7 +146,8 @@ class FastStep:
     ``step.logged()`` -> the sums of the batches' losses and accuracies since its last call.
     It keeps the per-example losses of up to ``saved`` batches before it reduces them.
     ``with step.prefetch(images, batches) as batches:`` has a helper process make the
-    pixels of each of ``batches`` one batch ahead, into two shared slots of X.
+    pixels of each of ``batches`` one batch ahead, into two shared slots of X (a batch it
+    has not made in time is made by the step in its own slot).
     """
 
     def __init__(self, xp: Any, batch_size: int, dim: int, num_classes: int, dtype: Any,
@@ -154,7 +155,7 @@ class FastStep:
         self.xp, self.dtype = xp, xp.dtype(dtype)
         self.scale = self.dtype.type(1.0 / 255.0)
         B, D, C = batch_size, dim, num_classes
-        self.Xs = [xp.empty((B, D), self.dtype)]  # the batch's pixels; two slots while prefetching
+        self.Xs = [xp.empty((B, D), self.dtype)]  # the batch's pixels; the last slot is the step's own
         self.source: Prefetch | None = None  # where the pixels come from, if not made here
         self.y = xp.empty(B, xp.int64)
         self.z = xp.empty((B, C), self.dtype)
@@ -222,7 +223,7 @@ class FastStep:
         """Within the block, a helper process makes each batch's pixels one batch ahead
         (:mod:`scratchlr.prefetch`); iterate over what it yields for the batches, and call
         the step once per batch, in order. NumPy only (see ``prefetch.unusable``)."""
-        self.Xs = list(shared_array((2, *self.Xs[0].shape), self.dtype))
+        self.Xs = [*shared_array((2, *self.Xs[-1].shape), self.dtype), self.Xs[-1]]
         self.made.clear()
         with Prefetch(images, batches, self.Xs, self.scale) as self.source:
             try:
@@ -234,12 +235,13 @@ class FastStep:
         """One step on the rows ``ranges`` of ``images``/``labels``; see the module docstring."""
         xp = self.xp
         n = ranges[0][1] - ranges[0][0] if len(ranges) == 1 else sum(hi - lo for lo, hi in ranges)
-        v = self.views(0 if self.source is None else self.source.take(ranges), n)
+        slot = None if self.source is None else self.source.take(ranges)  # filled by the helper, or None
+        v = self.views(len(self.Xs) - 1 if slot is None else slot, n)
         if W is not self.W or b is not self.b:  # parameters it did not hand out: take them in
             xp.copyto(self.W, W)
             xp.copyto(self.b, b)
         W = self.W
-        if self.source is None:  # else the helper has made them
+        if slot is None:  # else the helper has made them
             fill_pixels(xp, v.X, images, ranges, self.scale)
         X, y = v.X, self.labels(labels, ranges, v)
         z, zT, s, row = v.z, v.zT, v.s, v.row

@@ -9,11 +9,16 @@ with the trainer without a copy, writing into two buffers in shared memory that 
 uses as its X (batch t in buffer t % 2), with the same copy and multiply the step would
 do itself (:func:`fill_pixels`), so the pixels are the same bits.
 
-The two processes hand the buffers over through counters in shared memory, each spinning
-on the other's: ``ready`` (batches made) and ``finished`` (batches the step is done with).
-A wake-up through the kernel (a pipe, a semaphore) costs tens of microseconds on a VM, a
-large part of a step. The helper stops after the last batch, when told to, or when its
-parent is gone; the trainer raises :class:`PrefetchError` if the helper dies.
+The trainer never waits for the helper: taking batch t, it says through a counter in
+shared memory that batch t - 1's buffer is free, and uses batch t's buffer if another
+counter says it is made; if not (the helper's core was busy elsewhere), the step makes
+the pixels itself, as without a helper. The helper waits for a free buffer by spinning
+on the counter, since waking a sleeping process costs tens of microseconds on a VM, a
+large part of a step (measured: through a pipe alone, the helper was in time for fewer
+than half the batches). After ~1 ms without a free buffer (the trainer is busy
+elsewhere, or gone) it sleeps on a pipe, which the trainer writes to only then, and
+which closes at the end of the loop, on an error, or when the trainer dies: then the
+helper returns.
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ import numpy as np
 
 from .batches import Ranges
 
-CHECK_EVERY = 1 << 16  # spins between checks that the other process is still there
+SPINS = 8192  # the helper's checks of the counter (~1 ms) before it sleeps on the pipe
 
 
 class PrefetchError(RuntimeError):
-    """The helper process stopped before it made the batches."""
+    """The step was called out of step with the batches being prefetched."""
 
 
 def fill_pixels(xp: Any, X: Any, images: Any, ranges: Ranges, scale: Any) -> None:
@@ -82,60 +87,72 @@ class Prefetch:
     def __init__(self, images: np.ndarray, batches: Iterator[Ranges], slots: np.ndarray, scale: Any) -> None:
         self.images, self.batches, self.slots, self.scale = images, batches, slots, scale
         self.ctrl = shared_array((4, 8), np.int64)  # one 64-byte row each, so no false sharing
-        self.ready, self.finished, self.stop, self.first = self.ctrl[0], self.ctrl[1], self.ctrl[2], self.ctrl[3]
+        self.ready, self.finished, self.first, self.asleep = self.ctrl
         self.t = 0  # the next batch the step takes
-        self.pid = 0
+        self.made = 0  # batches the step took from the helper
+        self.pid, self.wake = 0, -1
 
     def __enter__(self) -> Prefetch:
-        parent = os.getpid()
+        listen, self.wake = os.pipe()
         self.pid = os.fork()  # both processes go on with their own copy of `batches`
         if self.pid == 0:
             status = 1
             try:
+                os.close(self.wake)  # so that the pipe ends when the trainer's end closes
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle
-                self.fill(parent)
+                self.fill(listen)
                 status = 0
             finally:
                 os._exit(status)  # never back into the parent's stack (atexit, buffered output)
+        os.close(listen)
+        os.set_blocking(self.wake, False)  # never wait on a helper that stopped reading
         return self
 
-    def fill(self, parent: int) -> None:
-        """The helper: batch u into slot u % 2 once the step is done with batch u - 2."""
+    def fill(self, listen: int) -> None:
+        """The helper: batch u into slot u % 2 once the step is done with batch u - 2.
+        Returns when the pipe closes."""
         for u, ranges in enumerate(self.batches):
             spins = 0
             while self.finished[0] < u - 1:
-                if self.stop[0]:
-                    return
                 spins += 1
-                if spins % CHECK_EVERY == 0 and os.getppid() != parent:
-                    return
+                if spins == SPINS:  # the trainer is not taking batches: sleep until it writes
+                    self.asleep[0] = 1
+                    if self.finished[0] < u - 1 and not os.read(listen, 4096):
+                        return
+                    self.asleep[0], spins = 0, 0
             rows = sum(hi - lo for lo, hi in ranges)
             fill_pixels(np, self.slots[u % 2][:rows], self.images, ranges, self.scale)
             self.first[u % 2] = ranges[0][0]
             self.ready[0] = u + 1  # stored after the pixels: x86-64 keeps stores in order
+        while os.read(listen, 4096):  # all made: wait for the trainer to finish
+            pass
 
     def __iter__(self) -> Iterator[Ranges]:
         return iter(self.batches)
 
-    def take(self, ranges: Ranges) -> int:
-        """Wait until batch t's pixels are made; -> the slot that holds them. Taking batch
-        t also says the step is done with batch t - 1."""
+    def take(self, ranges: Ranges) -> int | None:
+        """The slot holding batch t's pixels, or None if the helper has not made them yet
+        (the step then makes them itself). Taking batch t frees batch t - 1's slot."""
         t = self.t
+        self.t = t + 1
         self.finished[0] = t
-        spins = 0
-        while self.ready[0] <= t:
-            spins += 1
-            if spins % CHECK_EVERY == 0 and os.waitpid(self.pid, os.WNOHANG)[0]:
-                self.pid = 0
-                raise PrefetchError("the prefetch helper process exited before making its batches")
+        if self.asleep[0]:  # (one it misses, seen late, costs the helper one batch)
+            try:
+                os.write(self.wake, b"\0")
+            except (BlockingIOError, BrokenPipeError):  # a helper that is behind, or gone
+                pass
+        if self.ready[0] <= t:
+            return None
         if self.first[t % 2] != ranges[0][0]:
             raise PrefetchError(f"batch {t} is not the one prefetched (steps and batches out of step)")
-        self.t = t + 1
+        self.made += 1
         return t % 2
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop[0] = 1
+        if self.wake >= 0:
+            os.close(self.wake)  # the helper reads the end of the pipe and returns
+            self.wake = -1
         if self.pid:
             os.waitpid(self.pid, 0)
             self.pid = 0

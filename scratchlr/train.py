@@ -61,7 +61,7 @@ class Result:
     lines: list[str] = field(default_factory=list)
     train_seconds: float = 0.0
     test_seconds: float = 0.0
-    prefetched: bool = False  # whether a helper process made the batches' pixels
+    prefetched: int | None = None  # batches whose pixels a helper process made (None: no helper)
 
 
 def reference_step(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, ...]:
@@ -168,7 +168,7 @@ def train(
     start = time.perf_counter()
     batches = batch_ranges(len(data.train.labels), config.batch_size, config.num_steps, config.batching)
     with prefetched(step_fn, images, batches, config.prefetch) as batches:
-        prefetching = isinstance(batches, Prefetch)
+        helper = batches if isinstance(batches, Prefetch) else None
         for step, ranges in enumerate(batches):
             W, b = step_fn(images, labels, ranges, W, b, config.learning_rate)
             if (step + 1) % config.display_step == 0 or step == 0:
@@ -180,10 +180,11 @@ def train(
                     acc_sum /= np.float32(config.display_step)
                 say(format_step_line(step + 1, float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))))
     train_seconds = time.perf_counter() - start
+    made_ahead = None if helper is None else helper.made
 
     start = time.perf_counter()
     acc = test_accuracy(W, b, data.test, backend)
     say(format_test_line(acc))
     return Result(
-        backend.to_numpy(W), backend.to_numpy(b), acc, lines, train_seconds, time.perf_counter() - start, prefetching
+        backend.to_numpy(W), backend.to_numpy(b), acc, lines, train_seconds, time.perf_counter() - start, made_ahead
     )

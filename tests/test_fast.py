@@ -33,7 +33,7 @@ def both(data: mnist.MNIST, config: train.Config) -> tuple[train.Result, train.R
 ], ids=["seed", "repeat-wrap", "epoch-partial", "float64"])
 def test_fast_step_is_bit_identical_to_reference(mnist_data: mnist.MNIST, config: train.Config) -> None:
     fast, ref = both(mnist_data, config)
-    assert fast.prefetched == (unusable(np) is None)  # a helper made the pixels, where one can
+    assert (fast.prefetched is not None) == (unusable(np) is None)  # a helper, where one can run
     assert fast.W.dtype == ref.W.dtype == np.dtype(config.dtype)
     assert np.array_equal(fast.W, ref.W) and np.array_equal(fast.b, ref.b)
     assert fast.lines == ref.lines  # every logged loss and accuracy, to the last digit
