@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ["numpy-tutorial", "numpy-tutorial-1thread", "torch-eager", "torch-compile", "jax-jit", "tf-eager"]
 SUMMARY = re.compile(r"load (\S+) s, train (\S+) s \((\S+) us/step\), test (\S+) s, backend (\S+)")
+PREFETCHED = re.compile(r", (\d+)/\d+ batches prefetched$", re.M)
 
 
 def once(name: str, data_dir: str, steps: int) -> dict | None:
@@ -49,7 +50,9 @@ def once(name: str, data_dir: str, steps: int) -> dict | None:
     if name == "scratchlr":
         load, train, _, _, _ = SUMMARY.search(err).groups()
         acc = float(out.strip().splitlines()[-1].split()[-1])
-        return {"load_s": float(load), "train_s": float(train), "steps": steps, "test_accuracy": acc, "rss": rss}
+        made = PREFETCHED.search(err)
+        return {"load_s": float(load), "train_s": float(train), "steps": steps, "test_accuracy": acc, "rss": rss,
+                "prefetched": int(made.group(1)) if made else None}
     return {**json.loads(out), "rss": rss}
 
 
@@ -112,6 +115,10 @@ def main() -> int:
         for name, runs in results.items():
             runs.append(once(name, args.data_dir, args.steps))
     print(table(results))
+    for name, runs in results.items():  # scratchlr's prefetch helper: how many batches it made in time
+        made = [r["prefetched"] for r in runs if r.get("prefetched") is not None]
+        if made:
+            print(f"\n{name}: its prefetch helper made {min(made)}-{max(made)} of {args.steps} batches per run")
     if args.scaling:
         print("\n| steps | train s | us/step | peak RSS MB |\n|---:|---:|---:|---:|")
         for steps in (1_000, 10_000, 100_000):
