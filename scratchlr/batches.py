@@ -43,6 +43,21 @@ def batch_ranges(n: int, batch_size: int, num_steps: int, batching: str) -> Iter
                 step += 1
 
 
+def rows(ranges: Ranges) -> int:
+    """How many examples the batch ``ranges`` holds."""
+    return ranges[0][1] - ranges[0][0] if len(ranges) == 1 else sum(hi - lo for lo, hi in ranges)
+
+
+def take_into(out: Any, array: Any, ranges: Ranges) -> Any:
+    """out = the rows of ``array`` in ``ranges``, back to back (cast to out's dtype): no
+    gathered copy. out has exactly ``rows(ranges)`` rows."""
+    at = 0
+    for lo, hi in ranges:
+        namespace_of(out).copyto(out[at : at + hi - lo], array[lo:hi])
+        at += hi - lo
+    return out
+
+
 def take(array: Any, ranges: Ranges) -> Any:
     """The rows of ``array`` in ``ranges``: a view for one range, a copy for several."""
     if len(ranges) == 1:

@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from itertools import groupby
 from typing import Any, NamedTuple
 
-from .batches import Ranges
+from .batches import Ranges, rows, take_into
 from .prefetch import Prefetch, fill_pixels, shared_array
 from .tally import LoggedSums
 
@@ -212,11 +212,7 @@ class FastStep:
         if len(ranges) == 1:
             lo, hi = ranges[0]
             return labels[lo:hi]
-        at = 0
-        for lo, hi in ranges:
-            v.y[at : at + hi - lo] = labels[lo:hi]
-            at += hi - lo
-        return v.y
+        return take_into(v.y, labels, ranges)
 
     @contextmanager
     def prefetch(self, images: Any, batches: Iterator[Ranges]) -> Iterator[Prefetch]:
@@ -234,7 +230,7 @@ class FastStep:
     def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, Any]:
         """One step on the rows ``ranges`` of ``images``/``labels``; see the module docstring."""
         xp = self.xp
-        n = ranges[0][1] - ranges[0][0] if len(ranges) == 1 else sum(hi - lo for lo, hi in ranges)
+        n = rows(ranges)
         slot = None if self.source is None else self.source.take(ranges)  # filled by the helper, or None
         v = self.views(len(self.Xs) - 1 if slot is None else slot, n)
         if W is not self.W or b is not self.b:  # parameters it did not hand out: take them in
@@ -242,7 +238,7 @@ class FastStep:
             xp.copyto(self.b, b)
         W = self.W
         if slot is None:  # else the helper has made them
-            fill_pixels(xp, v.X, images, ranges, self.scale)
+            fill_pixels(v.X, images, ranges, self.scale)
         X, y = v.X, self.labels(labels, ranges, v)
         z, zT, s, row = v.z, v.zT, v.s, v.row
         at_label = v.offsets + y  # flat index of (n, y_n)

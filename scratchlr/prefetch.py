@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .batches import Ranges
+from .batches import Ranges, rows, take_into
 
 SPINS = 8192  # the helper's checks of the counter (~1 ms) before it sleeps on the pipe
 
@@ -44,14 +44,11 @@ class PrefetchError(RuntimeError):
     """The step was called out of step with the batches being prefetched."""
 
 
-def fill_pixels(xp: Any, X: Any, images: Any, ranges: Ranges, scale: Any) -> None:
+def fill_pixels(X: Any, images: Any, ranges: Ranges, scale: Any) -> None:
     """X = images[ranges] * scale: uint8 -> float (exact), then one float multiply, as
     :func:`scratchlr.model.pixels`. X (n, D), n the rows in ``ranges``, is written range by
     range: a batch that wraps around the end of the images needs no gathered copy."""
-    at = 0
-    for lo, hi in ranges:
-        xp.copyto(X[at : at + hi - lo], images[lo:hi])
-        at += hi - lo
+    take_into(X, images, ranges)
     X *= scale
 
 
@@ -120,8 +117,7 @@ class Prefetch:
                     if self.finished[0] < u - 1 and not os.read(listen, 4096):
                         return
                     self.asleep[0], spins = 0, 0
-            rows = sum(hi - lo for lo, hi in ranges)
-            fill_pixels(np, self.slots[u % 2][:rows], self.images, ranges, self.scale)
+            fill_pixels(self.slots[u % 2][: rows(ranges)], self.images, ranges, self.scale)
             self.first[u % 2] = ranges[0][0]
             self.ready[0] = u + 1  # stored after the pixels: x86-64 keeps stores in order
         while os.read(listen, 4096):  # all made: wait for the trainer to finish

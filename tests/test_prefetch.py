@@ -52,7 +52,7 @@ def test_fill_pixels_is_model_pixels() -> None:
     images, _ = images_and_labels()
     ranges = [(250, 300), (0, 78)]  # a batch that wraps around the end
     X = np.empty((128, 784), np.float32)
-    fill_pixels(np, X, images, ranges, np.float32(1 / 255))
+    fill_pixels(X, images, ranges, np.float32(1 / 255))
     assert X.tobytes() == model.pixels(take(images, ranges), np.float32).tobytes()
 
 
