@@ -11,6 +11,7 @@ import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -56,25 +57,31 @@ def test_fill_pixels_is_model_pixels() -> None:
     assert X.tobytes() == model.pixels(take(images, ranges), np.float32).tobytes()
 
 
-def made(batches: Prefetch, count: int) -> None:
-    """Wait (up to 10 s) until the helper has made ``count`` batches."""
-    deadline = time.monotonic() + 10
-    while batches.ready[0] < count and time.monotonic() < deadline:
+def eventually(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """Whether ``condition()`` holds within ``seconds`` (polled every millisecond)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert batches.ready[0] >= count
+    return condition()
 
 
-def twelve_steps(prefetching: bool, kill_after: int | None = None) -> tuple[list[bytes], Prefetch | None]:
+def made(batches: Prefetch, count: int) -> None:
+    """Wait until the helper has made ``count`` batches."""
+    assert eventually(lambda: batches.ready[0] >= count)
+
+
+def twelve_steps(prefetching: bool, kill: bool = False) -> tuple[list[bytes], Prefetch | None]:
     """The bytes of W, b and the logged sums after 12 steps (lr 0.5), with the pixels made
-    by a helper (killed once it has made ``kill_after`` batches) or by the step; and the
-    helper's Prefetch."""
+    by the step, or by a helper that has made the first two batches before the first step
+    (and is then killed, if asked); and the helper's Prefetch."""
     images, labels = images_and_labels()
     step = FastStep(np, 128, 784, 10, np.float32)
     W, b = step.W, step.b
     batches = batch_ranges(len(labels), 128, 12, "repeat")  # wraps at steps 2, 4, 7, 9
     with step.prefetch(images, batches) if prefetching else nullcontext(batches) as batches:
-        if kill_after is not None:
-            made(batches, kill_after)
+        if prefetching:
+            made(batches, 2)
+        if kill:
             os.kill(batches.pid, signal.SIGKILL)
         for ranges in batches:
             W, b = step(images, labels, ranges, W, b, 0.5)
@@ -84,7 +91,7 @@ def twelve_steps(prefetching: bool, kill_after: int | None = None) -> tuple[list
 @needs_helper
 def test_prefetched_steps_equal_steps_made_inline() -> None:
     prefetched, helper = twelve_steps(True)
-    assert prefetched == twelve_steps(False)[0] and helper.made > 0
+    assert prefetched == twelve_steps(False)[0] and helper.made >= 2
 
 
 def no_children_left() -> bool:
@@ -113,7 +120,7 @@ def test_helper_is_stopped_and_reaped_when_the_loop_fails() -> None:
 @needs_helper
 def test_without_its_helper_the_step_makes_the_batches_itself() -> None:
     """A helper that is late, or dead, costs speed, never a hang or other numbers."""
-    after_kill, helper = twelve_steps(True, kill_after=2)
+    after_kill, helper = twelve_steps(True, kill=True)
     assert after_kill == twelve_steps(False)[0]
     assert helper.made == 2  # the two it made before it died, then none
     assert no_children_left()
@@ -127,7 +134,10 @@ def test_a_helper_that_fell_asleep_is_woken_by_the_next_batch() -> None:
     with step.prefetch(images, batch_ranges(len(labels), 128, 8, "repeat")) as batches:
         for t, ranges in enumerate(batches):
             time.sleep(0.05)  # far longer than the helper spins
-            assert batches.asleep[0] == (t + 1 < 8)  # waiting for a free buffer, while it has batches
+            if t + 1 < 8:  # it waits for a free buffer, asleep by now
+                assert eventually(lambda: batches.asleep[0] == 1)
+            else:  # all made: it waits for the pipe to close, not for a buffer
+                assert batches.asleep[0] == 0
             step(images, labels, ranges, step.W, step.b, 0.1)
     assert batches.made >= 7  # a wake-up the trainer misses (it saw the flag late) costs one
 
