@@ -51,9 +51,9 @@ def rows(ranges: Ranges) -> int:
 def take_into(out: Any, array: Any, ranges: Ranges) -> Any:
     """out = the rows of ``array`` in ``ranges``, back to back (cast to out's dtype): no
     gathered copy. out has exactly ``rows(ranges)`` rows."""
-    at = 0
+    xp, at = namespace_of(out), 0
     for lo, hi in ranges:
-        namespace_of(out).copyto(out[at : at + hi - lo], array[lo:hi])
+        xp.copyto(out[at : at + hi - lo], array[lo:hi])
         at += hi - lo
     return out
 
