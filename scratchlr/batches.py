@@ -64,3 +64,11 @@ def take(array: Any, ranges: Ranges) -> Any:
         lo, hi = ranges[0]
         return array[lo:hi]
     return namespace_of(array).concatenate([array[lo:hi] for lo, hi in ranges])
+
+
+def fill_pixels(X: Any, images: Any, ranges: Ranges, scale: Any) -> None:
+    """X = images[ranges] * scale: uint8 -> float (exact), then one float multiply, as
+    :func:`scratchlr.model.pixels`. X (n, D), n the rows in ``ranges``, is written range by
+    range: a batch that wraps around the end of the images needs no gathered copy."""
+    take_into(X, images, ranges)
+    X *= scale

@@ -83,9 +83,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=DEVICES, help="array backend (default: auto)")
     p.add_argument("--step", choices=STEPS, default="fast",
                    help="fast: preallocated, in place; reference: the readable math (same numbers)")
-    p.add_argument("--no-prefetch", dest="prefetch", action="store_false",
-                   help="make each batch's pixels in the training process, not one batch ahead in a "
-                   "helper process (which the fast step on NumPy uses where it has two cores)")
+    p.add_argument("--no-helper", "--no-prefetch", dest="helper", action="store_false",
+                   help="do all of each step in the training process, without the helper process that "
+                   "the fast step on NumPy uses where it has two cores (--no-prefetch: the old name)")
     add_data_args(p)
     return p
 
@@ -144,7 +144,7 @@ def run_train(argv: Sequence[str]) -> int:
     except BackendError as exc:
         parser.error(f"--device {args.device}: {exc}")
     config = Config(args.learning_rate, args.batch_size, args.num_steps, args.display_step,
-                    args.batching, args.dtype, args.step, args.prefetch)
+                    args.batching, args.dtype, args.step, args.helper)
     start = time.perf_counter()
     try:
         fetch(args)
@@ -156,7 +156,7 @@ def run_train(argv: Sequence[str]) -> int:
     us = 1e6 * result.train_seconds / config.num_steps
     print(f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
           f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})"
-          f"{'' if result.prefetched is None else f', {result.prefetched}/{config.num_steps} batches prefetched'}",
+          f"{'' if result.helped is None else f', helper in time for {result.helped}/{config.num_steps} steps'}",
           file=sys.stderr)
     return 0
 

@@ -17,8 +17,8 @@ from . import model
 from .backend import Backend
 from .batches import BATCHINGS, Ranges, batch_ranges, take
 from .fast import FastStep
+from .helper import Helper, unusable
 from .mnist import MNIST, Split
-from .prefetch import Prefetch, unusable
 from .tally import LoggedSums
 
 DTYPES = ("float32", "float64")
@@ -36,7 +36,7 @@ class Config:
     batching: str = "repeat"
     dtype: str = "float32"
     step: str = "fast"
-    prefetch: bool = True  # a helper process makes the next batch's pixels, where one can
+    helper: bool = True  # a helper process does half of each product, where one can
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "batch_size", "num_steps", "display_step"):
@@ -61,7 +61,7 @@ class Result:
     lines: list[str] = field(default_factory=list)
     train_seconds: float = 0.0
     test_seconds: float = 0.0
-    prefetched: int | None = None  # batches whose pixels a helper process made (None: no helper)
+    helped: int | None = None  # steps a helper process did its half of in time (None: no helper)
 
 
 def reference_step(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, ...]:
@@ -101,12 +101,12 @@ class ReferenceStep:
         return self.sums.take()
 
 
-def prefetched(step_fn: Any, images: Any, batches: Any, wanted: bool) -> AbstractContextManager:
-    """The batches, with a helper process making their pixels one batch ahead where one can
-    (the fast step on NumPy with two cores: :func:`scratchlr.prefetch.unusable`), else as
-    they are. The seed's pipeline prefetches too (``Dataset.prefetch``)."""
+def helped(step_fn: Any, images: Any, batches: Any, wanted: bool) -> AbstractContextManager:
+    """The batches, with a helper process doing half of each step's products where one can
+    (the fast step on NumPy with two cores: :func:`scratchlr.helper.unusable`; and a pixel
+    split of its products, :meth:`FastStep.helper`), else as they are."""
     if wanted and isinstance(step_fn, FastStep) and unusable(step_fn.xp) is None:
-        return step_fn.prefetch(images, batches)
+        return step_fn.helper(images, batches)
     return nullcontext(batches)
 
 
@@ -167,8 +167,8 @@ def train(
         step_fn = ReferenceStep(xp, dtype)
     start = time.perf_counter()
     batches = batch_ranges(len(data.train.labels), config.batch_size, config.num_steps, config.batching)
-    with prefetched(step_fn, images, batches, config.prefetch) as batches:
-        helper = batches if isinstance(batches, Prefetch) else None
+    with helped(step_fn, images, batches, config.helper) as batches:
+        helper = batches if isinstance(batches, Helper) else None
         for step, ranges in enumerate(batches):
             W, b = step_fn(images, labels, ranges, W, b, config.learning_rate)
             if (step + 1) % config.display_step == 0 or step == 0:
@@ -180,11 +180,11 @@ def train(
                     acc_sum /= np.float32(config.display_step)
                 say(format_step_line(step + 1, float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))))
     train_seconds = time.perf_counter() - start
-    made_ahead = None if helper is None else helper.made
+    in_time = None if helper is None else helper.helped
 
     start = time.perf_counter()
     acc = test_accuracy(W, b, data.test, backend)
     say(format_test_line(acc))
     return Result(
-        backend.to_numpy(W), backend.to_numpy(b), acc, lines, train_seconds, time.perf_counter() - start, made_ahead
+        backend.to_numpy(W), backend.to_numpy(b), acc, lines, train_seconds, time.perf_counter() - start, in_time
     )

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 # One OpenBLAS thread, as `python -m scratchlr` sets: set before NumPy loads OpenBLAS, and
-# it keeps this process single-threaded, so the fast step's prefetch helper can be forked.
+# it keeps this process single-threaded, so the fast step's helper process can be forked.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np

@@ -1,0 +1,199 @@
+"""The second core: a helper process computes the pixels k..D-1 half of both products.
+
+The step's two products are sums over the pixels: ``z^T = W[:k]^T X[:, :k]^T + W[k:]^T
+X[:, k:]^T`` (the split BLAS itself makes, :func:`scratchlr.probes.pixel_split`), and
+``dJ/dW`` is one row per pixel, ``dJ/dW[k:] = X[:, k:]^T G``. So the work splits by
+pixels: for every full batch a forked helper process makes its own copy of pixels k..D-1
+(one batch ahead) and, when the trainer says so, computes the right-hand partial sum of
+the forward and the right-hand rows of the gradient, with the same calls the step would
+make, into buffers in shared memory; the trainer meanwhile does pixels 0..k-1, then adds
+the partial sum and copies the rows. Same calls on the same values: the same bits.
+
+The hand-over is two counters in shared memory (NumPy holds the GIL between its calls, so
+a thread would not run alongside; a process does): the trainer posts task ``2t + 1`` (the
+forward of step t) or ``2t + 2`` (its gradient), the helper writes its result, then the
+task's number into ``done`` (x86-64 keeps stores in order). The trainer never waits long:
+if the result is not there after a short spin (the helper's core was busy elsewhere), the
+step makes those pixels and that product itself, as without a helper, and the late result
+is ignored. The helper spins for new tasks, since waking a sleeping process costs tens of
+microseconds on a VM; after ~1 ms without one it sleeps on a pipe, which the trainer
+writes to only then, and which closes at the end of the loop, on an error, or when the
+trainer dies: then the helper returns.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import platform
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from .batches import Ranges, fill_pixels, rows
+
+FORWARD, GRADIENT = 1, 2  # step t's tasks are numbered 2t + FORWARD and 2t + GRADIENT
+SPINS = 8192  # the helper's checks for a new task (~1 ms) before it sleeps on the pipe
+PATIENCE = 400  # the trainer's checks for a result (~20 us) while the helper keeps up
+
+
+class HelperError(RuntimeError):
+    """The step was called out of step with the batches the helper works on."""
+
+
+def unusable(xp: Any) -> str | None:
+    """Why a helper process cannot share the step's work here, or None if it can."""
+    if xp is not np:
+        return "the step runs on the device"
+    if not hasattr(os, "fork") or platform.machine().lower() not in ("x86_64", "amd64"):
+        return "needs fork() and x86-64's store order"  # the spin hand-over relies on both
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores < 2:
+        return "one CPU core"
+    status = Path("/proc/self/status")
+    threads = next((int(line.split()[1]) for line in status.read_text().splitlines()
+                    if line.startswith("Threads:")), 1) if status.exists() else threading.active_count()
+    if threads > 1:
+        return f"{threads} threads in this process (forking it is unsafe)"
+    return None
+
+
+def shared_array(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A zeroed array in anonymous shared memory: a forked child writes what the parent reads."""
+    count = int(np.prod(shape))
+    buffer = mmap.mmap(-1, max(count * np.dtype(dtype).itemsize, 1))
+    return np.frombuffer(buffer, dtype, count).reshape(shape)
+
+
+class Helper:
+    """Iterates over ``batches`` while a helper process computes, for each full batch (B
+    rows), ``zT2 = W[k:]^T X[:, k:]^T`` and ``gW = X[:, k:]^T G`` from its own copy of the
+    pixels ``images[:, k:]`` (passed as ``images_right``). ``WT_right`` (C, D-k) and ``G``
+    (B, C) are views of the trainer's parameters and gradient in shared memory. A context
+    manager: the helper starts on entry and is stopped and reaped on exit."""
+
+    def __init__(self, images_right: np.ndarray, batches: Iterator[Ranges], WT_right: np.ndarray,
+                 G: np.ndarray, scale: Any) -> None:
+        self.images, self.batches, self.WT, self.G, self.scale = images_right, batches, WT_right, G, scale
+        (B, C), dtype = G.shape, G.dtype
+        self.zT2 = shared_array((C, B), dtype)  # its W[k:]^T X[:, k:]^T
+        self.gW = shared_array((WT_right.shape[1], C), dtype)  # its X[:, k:]^T G
+        self.ctrl = shared_array((4, 8), np.int64)  # one 64-byte row each, so no false sharing
+        self.posted, self.done, self.first, self.asleep = self.ctrl
+        self.t = -1  # the trainer's step
+        self.start = -1  # its batch's first row
+        self.patience = PATIENCE
+        self.in_time = False  # this step's forward came from the helper
+        self.helped = 0  # steps whose both products' right halves came from the helper
+        self.pid, self.wake = 0, -1
+
+    def __enter__(self) -> Helper:
+        listen, self.wake = os.pipe()
+        self.pid = os.fork()  # both processes go on with their own copy of `batches`
+        if self.pid == 0:
+            status = 1
+            try:
+                os.close(self.wake)  # so that the pipe ends when the trainer's end closes
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle
+                self.serve(listen)
+                status = 0
+            finally:
+                os._exit(status)  # never back into the parent's stack (atexit, buffered output)
+        os.close(listen)
+        os.set_blocking(self.wake, False)  # never wait on a helper that stopped reading
+        return self
+
+    def serve(self, listen: int) -> None:
+        """The helper: for batch t, its pixels k.. in buffer t % 2 (made while the trainer is on
+        batch t - 1), then the forward and gradient tasks of step t. Returns when the pipe closes."""
+        B = self.G.shape[0]
+        own = [np.empty((B, self.images.shape[1]), self.G.dtype) for _ in range(2)]
+        batches = iter(self.batches)
+        ranges, t = next(batches, None), 0
+        if ranges is not None and rows(ranges) == B:
+            fill_pixels(own[0], self.images, ranges, self.scale)
+        while ranges is not None:
+            X, full = own[t % 2], rows(ranges) == B
+            if not self.wait_for(2 * t + FORWARD, listen):
+                return
+            if full and self.posted[0] == 2 * t + FORWARD:
+                self.first[0] = ranges[0][0]
+                np.matmul(self.WT, X.T, out=self.zT2)
+                self.done[0] = 2 * t + FORWARD  # stored after the result: x86-64 keeps stores in order
+            ranges = next(batches, None)
+            if ranges is not None and rows(ranges) == B:  # the next batch's pixels, while the trainer is busy
+                fill_pixels(own[(t + 1) % 2], self.images, ranges, self.scale)
+            if not self.wait_for(2 * t + GRADIENT, listen):
+                return
+            if full and self.posted[0] == 2 * t + GRADIENT:
+                np.matmul(X.T, self.G, out=self.gW)
+                self.done[0] = 2 * t + GRADIENT
+            t += 1
+        while os.read(listen, 4096):  # all done: wait for the trainer to finish
+            pass
+
+    def wait_for(self, task: int, listen: int) -> bool:
+        """Spin until the trainer has posted ``task`` (or a later one); sleep on the pipe after
+        SPINS checks. False if the pipe has closed."""
+        spins = 0
+        while self.posted[0] < task:
+            spins += 1
+            if spins == SPINS:  # the trainer is not posting: sleep until it writes
+                self.asleep[0] = 1
+                if self.posted[0] < task and not os.read(listen, 4096):
+                    return False
+                self.asleep[0], spins = 0, 0
+        return True
+
+    def __iter__(self) -> Iterator[Ranges]:
+        return iter(self.batches)
+
+    def begin(self, ranges: Ranges) -> bool:
+        """Start the trainer's next step: post its forward if the batch is full (the helper
+        takes only those); whether it did."""
+        self.t += 1
+        self.start, self.in_time = ranges[0][0], False
+        if rows(ranges) != self.G.shape[0]:
+            return False
+        self.post(FORWARD)
+        return True
+
+    def post(self, task: int) -> None:
+        """Tell the helper to do ``task`` of this step (its inputs are ready)."""
+        self.posted[0] = 2 * self.t + task
+        if self.asleep[0]:  # (one it misses, seen late, costs the helper one task)
+            try:
+                os.write(self.wake, b"\0")
+            except (BlockingIOError, BrokenPipeError):  # a helper that is behind, or gone
+                pass
+
+    def result(self, task: int) -> bool:
+        """Whether the helper's result for ``task`` of this step is there (``zT2`` or ``gW``),
+        after a short spin; none while it is behind (then the step computes it itself)."""
+        want, done = 2 * self.t + task, self.done
+        for _ in range(self.patience):
+            if done[0] == want:
+                break
+        ok = bool(done[0] == want)
+        self.patience = PATIENCE if ok else 1
+        if ok and task == FORWARD:
+            if self.first[0] != self.start:
+                raise HelperError(f"batch {self.t} is not the one the helper has (steps and batches out of step)")
+            self.in_time = True
+        elif ok and self.in_time:
+            self.helped += 1
+        return ok
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.wake >= 0:
+            os.close(self.wake)  # the helper reads the end of the pipe and returns
+            self.wake = -1
+        if self.pid:
+            os.waitpid(self.pid, 0)
+            self.pid = 0
