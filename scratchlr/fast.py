@@ -21,8 +21,7 @@ Seven choices that change speed, not values:
   G^T.T`` with ``G^T`` (C, N) in memory, which OpenBLAS multiplies ~10% faster.
 - Within :meth:`FastStep.helper`, a helper process on a second core does the pixels
   k..D-1 half of both products for full batches (:mod:`scratchlr.helper`), from its own
-  copy of those pixels, while the step does pixels 0..k-1, which the helper has made
-  one batch ahead.
+  copy of those pixels, while the step does pixels 0..k-1.
 - ``dJ/db = sum_n G_n`` as ``(ones @ G)[0]``, two rows of ones (Fortran order, like G): the
   kernel adds each column up row after row, as ``G.sum(axis=0)`` does, in 1.5 us instead
   of 4. :func:`transposed_gradient` checks this and the products above; where either
@@ -127,7 +126,7 @@ class FastStep:
         self.used = 0  # rows of L and hit in use
         self.sums = LoggedSums(xp, self.dtype)
         self.probed: dict[int, tuple[int | None, Any]] = {}  # batch rows -> (k, ones)
-        self.made: dict[tuple[int, bool, int | None], Views] = {}  # (batch rows, helped) -> views
+        self.made: dict[tuple[int, bool], Views] = {}  # (batch rows, helped) -> views
         self.views(B, False)  # full batches: probed now, before training
 
     def take_parameters(self, theta: Any) -> None:
@@ -144,18 +143,15 @@ class FastStep:
             self.probed[n] = k, transposed_gradient(xp, X, GT, k)
         return self.probed[n]
 
-    def views(self, n: int, helped: bool, slot: int | None = None) -> Views:
-        """:class:`Views` for n rows, with pixels in ``self.X`` or, ``helped``, in ``self.X_halves``
-        (pixels 0..k-1 in the helper's ``left[slot]`` where it made them)."""
-        if (n, helped, slot) not in self.made:
+    def views(self, n: int, helped: bool) -> Views:
+        """:class:`Views` for n rows, with pixels in ``self.X`` or, ``helped``, in ``self.X_halves``."""
+        if (n, helped) not in self.made:
             D, W, X = self.W.shape[0], self.W, self.X[:n]
             k, ones = self.probes(n)
             left, right = pixel_halves(D, k)  # k's split, or halves where X W is one call
             X_left, X_right = self.X_halves if helped else (X[:, left], X[:, right])
-            if slot is not None:
-                X_left = self.partner.left[slot]
             z, zT, s, row = self.z[:n], self.zT[:, :n], self.s[:n], self.row[:n]
-            self.made[n, helped, slot] = Views(
+            self.made[n, helped] = Views(
                 X=X_left if helped else X, X_right=X_right if helped else None, y=self.y[:n], k=k,
                 WT_left=W[left].T, XT_left=X_left.T, WT_right=W[right].T, XT_right=X_right.T, z=z,
                 z_flat=z.ravel(), zT2=self.zT2[:, :n], zT=zT, zb=zT.T, s=s, s_flat=s.ravel(), row=row,
@@ -164,7 +160,7 @@ class FastStep:
                 ones=ones, G=self.GT[:, :n].T if ones is not None else z,
                 gb=self.grad[D:] if ones is not None else self.grad[D], pred=self.pred[:n],
             )
-        return self.made[n, helped, slot]
+        return self.made[n, helped]
 
     def labels(self, labels: Any, ranges: Ranges, v: Views) -> Any:
         """y = the batch's labels: a view for one range, else copied into the buffer."""
@@ -194,7 +190,7 @@ class FastStep:
         self.X_halves = xp.empty((B, k), self.dtype), xp.empty((B, D - k), self.dtype)
         self.images_halves = images[:, :k], images[:, k:]
         self.made.clear()  # views of the old parameters and G
-        with Helper(images, k, batches, self.W[k:].T, self.GT.T, self.scale) as self.partner:
+        with Helper(images[:, k:], batches, self.W[k:].T, self.GT.T, self.scale) as self.partner:
             try:
                 yield self.partner
             finally:
@@ -205,14 +201,13 @@ class FastStep:
         xp, n, h = self.xp, rows(ranges), self.partner
         if h is not None and not h.begin(ranges):  # the helper takes full batches only
             h = None
-        slot = None if h is None else h.left_slot()  # where the helper made pixels 0..k-1, if it has
-        v = self.views(n, h is not None, slot)
+        v = self.views(n, h is not None)
         if W is not self.W or b is not self.b:  # parameters it did not hand out: take them in
             xp.copyto(self.W, W)
             xp.copyto(self.b, b)
         if h is None:
             fill_pixels(v.X, images, ranges, self.scale)
-        elif slot is None:  # pixels 0..k-1 (the helper has its own k..D-1; the step makes them if need be)
+        else:  # pixels 0..k-1; the helper has made its own k..D-1, the step makes them if need be
             fill_pixels(v.X, self.images_halves[0], ranges, self.scale)
         right_made = h is None
         X, y = v.X, self.labels(labels, ranges, v)

@@ -7,10 +7,7 @@ pixels: for every full batch a forked helper process makes its own copy of pixel
 (one batch ahead) and, when the trainer says so, computes the right-hand partial sum of
 the forward and the right-hand rows of the gradient, with the same calls the step would
 make, into buffers in shared memory; the trainer meanwhile does pixels 0..k-1, then adds
-the partial sum and copies the rows. Same calls on the same values: the same bits. In
-the time left over, the helper also makes the trainer's pixels 0..k-1 of the next batch
-(``x = u8 * (1/255)``, the step's own copy and multiply), into one of two shared buffers,
-as the seed's ``Dataset.prefetch`` makes batches ahead.
+the partial sum and copies the rows. Same calls on the same values: the same bits.
 
 The hand-over is two counters in shared memory (NumPy holds the GIL between its calls, so
 a thread would not run alongside; a process does): the trainer posts task ``2t + 1`` (the
@@ -18,8 +15,7 @@ forward of step t) or ``2t + 2`` (its gradient), the helper writes its result, t
 task's number into ``done`` (x86-64 keeps stores in order). The trainer never waits long:
 if the result is not there after a short spin (the helper's core was busy elsewhere), the
 step makes those pixels and that product itself, as without a helper, and the late result
-is ignored; pixels 0..k-1 not made in time (a counter says which are) it makes itself.
-The helper spins for new tasks, since waking a sleeping process costs tens of
+is ignored. The helper spins for new tasks, since waking a sleeping process costs tens of
 microseconds on a VM; after ~1 ms without one it sleeps on a pipe, which the trainer
 writes to only then, and which closes at the end of the loop, on an error, or when the
 trainer dies: then the helper returns.
@@ -77,27 +73,23 @@ def shared_array(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 class Helper:
     """Iterates over ``batches`` while a helper process computes, for each full batch (B
     rows), ``zT2 = W[k:]^T X[:, k:]^T`` and ``gW = X[:, k:]^T G`` from its own copy of the
-    pixels ``images[:, k:]``, and makes the trainer's pixels ``images[:, :k]`` of batch t in
-    ``left[t % 2]``. ``WT_right`` (C, D-k) and ``G`` (B, C) are views of the trainer's
-    parameters and gradient in shared memory. A context manager: the helper starts on
-    entry and is stopped and reaped on exit."""
+    pixels ``images[:, k:]`` (passed as ``images_right``). ``WT_right`` (C, D-k) and ``G``
+    (B, C) are views of the trainer's parameters and gradient in shared memory. A context
+    manager: the helper starts on entry and is stopped and reaped on exit."""
 
-    def __init__(self, images: np.ndarray, k: int, batches: Iterator[Ranges], WT_right: np.ndarray,
+    def __init__(self, images_right: np.ndarray, batches: Iterator[Ranges], WT_right: np.ndarray,
                  G: np.ndarray, scale: Any) -> None:
-        self.images, self.batches, self.WT, self.G, self.scale = images[:, k:], batches, WT_right, G, scale
-        self.images_left = images[:, :k]
+        self.images, self.batches, self.WT, self.G, self.scale = images_right, batches, WT_right, G, scale
         (B, C), dtype = G.shape, G.dtype
-        self.left = shared_array((2, B, k), dtype)  # pixels 0..k-1 of batch t in left[t % 2], for the trainer
         self.zT2 = shared_array((C, B), dtype)  # its W[k:]^T X[:, k:]^T
         self.gW = shared_array((WT_right.shape[1], C), dtype)  # its X[:, k:]^T G
-        self.ctrl = shared_array((6, 8), np.int64)  # one 64-byte row each, so no false sharing
-        self.posted, self.done, self.first, self.asleep, self.ready, self.left_first = self.ctrl
+        self.ctrl = shared_array((4, 8), np.int64)  # one 64-byte row each, so no false sharing
+        self.posted, self.done, self.first, self.asleep = self.ctrl
         self.t = -1  # the trainer's step
         self.start = -1  # its batch's first row
         self.patience = PATIENCE
         self.in_time = False  # this step's forward came from the helper
         self.helped = 0  # steps whose both products' right halves came from the helper
-        self.lefts = 0  # steps whose pixels 0..k-1 came from the helper
         self.pid, self.wake = 0, -1
 
     def __enter__(self) -> Helper:
@@ -117,16 +109,14 @@ class Helper:
         return self
 
     def serve(self, listen: int) -> None:
-        """The helper: step t's forward task, the trainer's pixels 0..k-1 of batch t + 1, step
-        t's gradient task, its own pixels k..D-1 of batch t + 1 (in buffer (t + 1) % 2).
-        Returns when the pipe closes."""
+        """The helper: for batch t, its pixels k.. in buffer t % 2 (made while the trainer is on
+        batch t - 1), then the forward and gradient tasks of step t. Returns when the pipe closes."""
         B = self.G.shape[0]
         own = [np.empty((B, self.images.shape[1]), self.G.dtype) for _ in range(2)]
         batches = iter(self.batches)
         ranges, t = next(batches, None), 0
         if ranges is not None and rows(ranges) == B:
             fill_pixels(own[0], self.images, ranges, self.scale)
-            self.make_left(0, ranges)
         while ranges is not None:
             X, full = own[t % 2], rows(ranges) == B
             if not self.wait_for(2 * t + FORWARD, listen):
@@ -136,25 +126,16 @@ class Helper:
                 np.matmul(self.WT, X.T, out=self.zT2)
                 self.done[0] = 2 * t + FORWARD  # stored after the result: x86-64 keeps stores in order
             ranges = next(batches, None)
-            nxt = ranges is not None and rows(ranges) == B
-            if nxt:  # the trainer is busy with the softmax: its next pixels
-                self.make_left(t + 1, ranges)
+            if ranges is not None and rows(ranges) == B:  # the next batch's pixels, while the trainer is busy
+                fill_pixels(own[(t + 1) % 2], self.images, ranges, self.scale)
             if not self.wait_for(2 * t + GRADIENT, listen):
                 return
             if full and self.posted[0] == 2 * t + GRADIENT:
                 np.matmul(X.T, self.G, out=self.gW)
                 self.done[0] = 2 * t + GRADIENT
-            if nxt:
-                fill_pixels(own[(t + 1) % 2], self.images, ranges, self.scale)
             t += 1
         while os.read(listen, 4096):  # all done: wait for the trainer to finish
             pass
-
-    def make_left(self, u: int, ranges: Ranges) -> None:
-        """Batch u's pixels 0..k-1 into left[u % 2] (the trainer is done with batch u - 2)."""
-        fill_pixels(self.left[u % 2], self.images_left, ranges, self.scale)
-        self.left_first[u % 2] = ranges[0][0]
-        self.ready[0] = u + 1  # stored after the pixels
 
     def wait_for(self, task: int, listen: int) -> bool:
         """Spin until the trainer has posted ``task`` (or a later one); sleep on the pipe after
@@ -181,16 +162,6 @@ class Helper:
             return False
         self.post(FORWARD)
         return True
-
-    def left_slot(self) -> int | None:
-        """The slot of ``left`` that holds this step's pixels 0..k-1, or None if not made yet."""
-        t = self.t
-        if self.ready[0] <= t:
-            return None
-        if self.left_first[t % 2] != self.start:
-            raise HelperError(f"batch {t} is not the one the helper has (steps and batches out of step)")
-        self.lefts += 1
-        return t % 2
 
     def post(self, task: int) -> None:
         """Tell the helper to do ``task`` of this step (its inputs are ready)."""
