@@ -39,7 +39,7 @@ from .batches import Ranges, fill_pixels, rows
 
 FORWARD, GRADIENT = 1, 2  # step t's tasks are numbered 2t + FORWARD and 2t + GRADIENT
 SPINS = 8192  # the helper's checks for a new task (~1 ms) before it sleeps on the pipe
-PATIENCE = 400  # the trainer's checks for a result (~20 us) while the helper keeps up
+PATIENCE = 400  # the trainer's checks for a result (~20 us)
 
 
 class HelperError(RuntimeError):
@@ -72,10 +72,10 @@ def shared_array(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 
 class Helper:
     """Iterates over ``batches`` while a helper process computes, for each full batch (B
-    rows), ``zT2 = W[k:]^T X[:, k:]^T`` and ``gW = X[:, k:]^T G`` from its own copy of the
-    pixels ``images[:, k:]`` (passed as ``images_right``). ``WT_right`` (C, D-k) and ``G``
-    (B, C) are views of the trainer's parameters and gradient in shared memory. A context
-    manager: the helper starts on entry and is stopped and reaped on exit."""
+    rows) the trainer hands it, ``zT2 = W[k:]^T X[:, k:]^T`` and ``gW = X[:, k:]^T G`` from
+    its own copy of the pixels ``images[:, k:]`` (passed as ``images_right``). ``WT_right``
+    (C, D-k) and ``G`` (B, C) are views of the trainer's parameters and gradient in shared
+    memory. A context manager: the helper starts on entry and is stopped and reaped on exit."""
 
     def __init__(self, images_right: np.ndarray, batches: Iterator[Ranges], WT_right: np.ndarray,
                  G: np.ndarray, scale: Any) -> None:
@@ -83,11 +83,11 @@ class Helper:
         (B, C), dtype = G.shape, G.dtype
         self.zT2 = shared_array((C, B), dtype)  # its W[k:]^T X[:, k:]^T
         self.gW = shared_array((WT_right.shape[1], C), dtype)  # its X[:, k:]^T G
-        self.ctrl = shared_array((4, 8), np.int64)  # one 64-byte row each, so no false sharing
-        self.posted, self.done, self.first, self.asleep = self.ctrl
+        self.ctrl = shared_array((6, 8), np.int64)  # one 64-byte row each, so no false sharing
+        self.posted, self.done, self.first, self.asleep, self.waiting, self.alone = self.ctrl
+        self.waiting[0] = self.alone[0] = -1  # the step the helper is ready for; the last one done without it
         self.t = -1  # the trainer's step
         self.start = -1  # its batch's first row
-        self.patience = PATIENCE
         self.in_time = False  # this step's forward came from the helper
         self.helped = 0  # steps whose both products' right halves came from the helper
         self.pid, self.wake = 0, -1
@@ -109,43 +109,50 @@ class Helper:
         return self
 
     def serve(self, listen: int) -> None:
-        """The helper: for batch t, its pixels k.. in buffer t % 2 (made while the trainer is on
-        batch t - 1), then the forward and gradient tasks of step t. Returns when the pipe closes."""
+        """The helper: for each full batch u the trainer has not begun, its pixels k..D-1 in
+        buffer u % 2, then ``waiting = u``, then step u's two tasks if the trainer hands them
+        over (it makes batch u + 1's pixels between the two). Returns when the pipe closes."""
         B = self.G.shape[0]
         own = [np.empty((B, self.images.shape[1]), self.G.dtype) for _ in range(2)]
-        batches = iter(self.batches)
-        ranges, t = next(batches, None), 0
-        if ranges is not None and rows(ranges) == B:
-            fill_pixels(own[0], self.images, ranges, self.scale)
+        batches, made = iter(self.batches), -1  # made: the batch whose pixels are in own[made % 2]
+        ranges, u = next(batches, None), 0
         while ranges is not None:
-            X, full = own[t % 2], rows(ranges) == B
-            if not self.wait_for(2 * t + FORWARD, listen):
+            if rows(ranges) != B or self.alone[0] >= u:  # a partial batch, or one the trainer has begun
+                ranges, u = next(batches, None), u + 1
+                continue
+            if made != u:
+                fill_pixels(own[u % 2], self.images, ranges, self.scale)
+                made = u
+            self.waiting[0] = u  # the trainer hands step u over only if it sees this first
+            if not self.wait_for(2 * u + FORWARD, u, listen):
                 return
-            if full and self.posted[0] == 2 * t + FORWARD:
+            if self.posted[0] == 2 * u + FORWARD:  # handed over: both tasks follow
                 self.first[0] = ranges[0][0]
-                np.matmul(self.WT, X.T, out=self.zT2)
-                self.done[0] = 2 * t + FORWARD  # stored after the result: x86-64 keeps stores in order
-            ranges = next(batches, None)
-            if ranges is not None and rows(ranges) == B:  # the next batch's pixels, while the trainer is busy
-                fill_pixels(own[(t + 1) % 2], self.images, ranges, self.scale)
-            if not self.wait_for(2 * t + GRADIENT, listen):
-                return
-            if full and self.posted[0] == 2 * t + GRADIENT:
-                np.matmul(X.T, self.G, out=self.gW)
-                self.done[0] = 2 * t + GRADIENT
-            t += 1
+                np.matmul(self.WT, own[u % 2].T, out=self.zT2)
+                self.done[0] = 2 * u + FORWARD  # stored after the result: x86-64 keeps stores in order
+                after = next(batches, None)
+                if after is not None and rows(after) == B:  # the next pixels, while the trainer is busy
+                    fill_pixels(own[(u + 1) % 2], self.images, after, self.scale)
+                    made = u + 1
+                if not self.wait_for(2 * u + GRADIENT, u, listen):
+                    return
+                np.matmul(own[u % 2].T, self.G, out=self.gW)
+                self.done[0] = 2 * u + GRADIENT
+            else:
+                after = next(batches, None)
+            ranges, u = after, u + 1
         while os.read(listen, 4096):  # all done: wait for the trainer to finish
             pass
 
-    def wait_for(self, task: int, listen: int) -> bool:
-        """Spin until the trainer has posted ``task`` (or a later one); sleep on the pipe after
-        SPINS checks. False if the pipe has closed."""
-        spins = 0
-        while self.posted[0] < task:
+    def wait_for(self, task: int, u: int, listen: int) -> bool:
+        """Spin until the trainer has posted ``task`` (or a later one) or begun step u alone;
+        sleep on the pipe after SPINS checks. False if the pipe has closed."""
+        spins, posted, alone = 0, self.posted, self.alone
+        while posted[0] < task and alone[0] < u:
             spins += 1
-            if spins == SPINS:  # the trainer is not posting: sleep until it writes
+            if spins == SPINS:  # the trainer is busy elsewhere: sleep until it writes
                 self.asleep[0] = 1
-                if self.posted[0] < task and not os.read(listen, 4096):
+                if posted[0] < task and alone[0] < u and not os.read(listen, 4096):
                     return False
                 self.asleep[0], spins = 0, 0
         return True
@@ -154,19 +161,26 @@ class Helper:
         return iter(self.batches)
 
     def begin(self, ranges: Ranges) -> bool:
-        """Start the trainer's next step: post its forward if the batch is full (the helper
-        takes only those); whether it did."""
+        """Start the trainer's next step: hand its forward to the helper if the helper is
+        waiting for this very step (so it has its pixels), else say it goes alone; whether
+        it handed it over."""
         self.t += 1
         self.start, self.in_time = ranges[0][0], False
-        if rows(ranges) != self.G.shape[0]:
-            return False
-        self.post(FORWARD)
-        return True
+        if self.waiting[0] == self.t and rows(ranges) == self.G.shape[0]:
+            self.post(FORWARD)
+            return True
+        self.alone[0] = self.t
+        self.wake_up()
+        return False
 
     def post(self, task: int) -> None:
         """Tell the helper to do ``task`` of this step (its inputs are ready)."""
         self.posted[0] = 2 * self.t + task
-        if self.asleep[0]:  # (one it misses, seen late, costs the helper one task)
+        self.wake_up()
+
+    def wake_up(self) -> None:
+        """Wake the helper if it sleeps (one it misses, seen late, costs the helper one step)."""
+        if self.asleep[0]:
             try:
                 os.write(self.wake, b"\0")
             except (BlockingIOError, BrokenPipeError):  # a helper that is behind, or gone
@@ -174,13 +188,12 @@ class Helper:
 
     def result(self, task: int) -> bool:
         """Whether the helper's result for ``task`` of this step is there (``zT2`` or ``gW``),
-        after a short spin; none while it is behind (then the step computes it itself)."""
+        after a short spin; none while it is late (then the step computes it itself)."""
         want, done = 2 * self.t + task, self.done
-        for _ in range(self.patience):
+        for _ in range(PATIENCE):
             if done[0] == want:
                 break
         ok = bool(done[0] == want)
-        self.patience = PATIENCE if ok else 1
         if ok and task == FORWARD:
             if self.first[0] != self.start:
                 raise HelperError(f"batch {self.t} is not the one the helper has (steps and batches out of step)")

@@ -68,20 +68,20 @@ def eventually(condition: Callable[[], bool], seconds: float = 10) -> bool:
 
 @pytest.fixture
 def patient(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A trainer that waits up to ~50 ms for each result, so that a live helper is always in
-    time, however busy this machine (the real one gives up after ~20 us)."""
+    """A trainer that waits up to ~50 ms for each result, so that a live helper is in time,
+    however busy this machine (the real one gives up after ~20 us)."""
     monkeypatch.setattr(helper_module, "PATIENCE", 10**6)
 
 
 def started(batches: Helper) -> None:
-    """Wait until the helper has made batch 0's pixels and waits for the first task: asleep."""
+    """Wait until the helper has made batch 0's pixels and waits for step 0: asleep."""
     assert eventually(lambda: batches.asleep[0] == 1)
 
 
 def twelve_steps(helping: bool, kill: bool = False) -> tuple[list[bytes], Helper | None]:
     """The bytes of W, b and the logged sums after 12 steps (lr 0.5), made by the step alone
-    or with a helper that has started before the first step (and is then killed, if asked);
-    and the helper."""
+    or with a helper that is ready for each step before it begins (or killed before the
+    first, if asked); and the helper."""
     images, labels = images_and_labels()
     step = FastStep(np, 128, 784, 10, np.float32)
     W, b = step.W, step.b
@@ -92,7 +92,9 @@ def twelve_steps(helping: bool, kill: bool = False) -> tuple[list[bytes], Helper
             started(batches)
         if kill:
             os.kill(batches.pid, signal.SIGKILL)
-        for ranges in batches:
+        for t, ranges in enumerate(batches):
+            if helping and not kill:
+                assert eventually(lambda: batches.waiting[0] == t)  # noqa: B023 (called right here)
             W, b = step(images, labels, ranges, W, b, 0.5)
     return [np.asarray(a).tobytes() for a in (W, b, *step.logged())], batches if helping else None
 
@@ -140,8 +142,31 @@ def test_without_its_helper_the_step_does_all_of_it(patient: None) -> None:
     """A helper that is late, or dead, costs speed, never a hang or other numbers."""
     after_kill, helper = twelve_steps(True, kill=True)
     assert after_kill == twelve_steps(False)[0]
-    assert helper.helped == 0 and helper.patience == 1  # it stopped waiting after the first miss
+    assert helper.helped == 0  # step 0 was handed over and missed; then
+    assert helper.alone[0] == 11  # the trainer went alone, as the helper no longer waited for a step
     assert no_children_left()
+
+
+@needs_helper
+def test_a_helper_that_falls_behind_is_not_waited_for_and_catches_up(patient: None) -> None:
+    """Stopped for a few steps (as a host may stop its core), the helper is handed none of
+    them; let go, it skips to the trainer's step and is handed the rest."""
+    images, labels = images_and_labels()
+    step = FastStep(np, 128, 784, 10, np.float32)
+    W, b = step.W, step.b
+    with step.helper(images, batch_ranges(len(labels), 128, 12, "repeat")) as batches:
+        for t, ranges in enumerate(batches):
+            if t == 3:
+                os.kill(batches.pid, signal.SIGSTOP)  # it may already wait for step 3: that one is missed
+            if t == 7:
+                os.kill(batches.pid, signal.SIGCONT)
+            if t < 3 or t >= 7:
+                assert eventually(lambda: batches.waiting[0] == t)  # noqa: B023 (called right here)
+            W, b = step(images, labels, ranges, W, b, 0.5)
+            if 4 <= t < 7:
+                assert batches.alone[0] == t  # not handed over: the helper was not waiting for it
+    assert batches.helped == 8  # steps 0-2 and 7-11
+    assert [np.asarray(a).tobytes() for a in (W, b, *step.logged())] == twelve_steps(False)[0]
 
 
 @needs_helper
