@@ -30,6 +30,8 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from statistics import median
+from time import perf_counter_ns
 from types import TracebackType
 from typing import Any
 
@@ -40,6 +42,7 @@ from .batches import Ranges, fill_pixels, rows
 FORWARD, GRADIENT = 1, 2  # step t's tasks are numbered 2t + FORWARD and 2t + GRADIENT
 SPINS = 8192  # the helper's checks for a new task (~1 ms) before it sleeps on the pipe
 PATIENCE = 400  # the trainer's checks for a result (~20 us)
+ROUND, TRIAL = 250, 16  # every ROUND steps: TRIAL steps timed without the helper, TRIAL with it
 
 
 class HelperError(RuntimeError):
@@ -83,11 +86,16 @@ class Helper:
         (B, C), dtype = G.shape, G.dtype
         self.zT2 = shared_array((C, B), dtype)  # its W[k:]^T X[:, k:]^T
         self.gW = shared_array((WT_right.shape[1], C), dtype)  # its X[:, k:]^T G
-        self.ctrl = shared_array((6, 8), np.int64)  # one 64-byte row each, so no false sharing
-        self.posted, self.done, self.first, self.asleep, self.waiting, self.alone = self.ctrl
+        self.ctrl = shared_array((7, 8), np.int64)  # one 64-byte row each, so no false sharing
+        self.posted, self.done, self.first, self.asleep, self.waiting, self.alone, self.wanted = self.ctrl
         self.waiting[0] = self.alone[0] = -1  # the step the helper is ready for; the last one done without it
+        self.wanted[0] = 1  # whether the trainer hands steps over now (else the helper sleeps)
         self.t = -1  # the trainer's step
         self.start = -1  # its batch's first row
+        self.handed = False  # whether step t was handed over
+        self.faster = True  # whether the last trial found steps faster with the helper
+        self.times: dict[bool, list[int]] = {False: [], True: []}  # the trial's step times (ns), by handed
+        self.last = 0  # when step t began (ns)
         self.in_time = False  # this step's forward came from the helper
         self.helped = 0  # steps whose both products' right halves came from the helper
         self.pid, self.wake = 0, -1
@@ -146,13 +154,15 @@ class Helper:
 
     def wait_for(self, task: int, u: int, listen: int) -> bool:
         """Spin until the trainer has posted ``task`` (or a later one) or begun step u alone;
-        sleep on the pipe after SPINS checks. False if the pipe has closed."""
-        spins, posted, alone = 0, self.posted, self.alone
+        sleep on the pipe after SPINS checks, or at once while the trainer hands no steps
+        over (a spinning core slows the other on some hosts). False if the pipe has closed."""
+        spins, posted, alone, wanted = 0, self.posted, self.alone, self.wanted
         while posted[0] < task and alone[0] < u:
             spins += 1
-            if spins == SPINS:  # the trainer is busy elsewhere: sleep until it writes
+            if spins >= SPINS or not wanted[0]:  # sleep until the trainer writes
                 self.asleep[0] = 1
-                if posted[0] < task and alone[0] < u and not os.read(listen, 4096):
+                idle = posted[0] < task and alone[0] < u and (spins >= SPINS or not wanted[0])
+                if idle and not os.read(listen, 4096):
                     return False
                 self.asleep[0], spins = 0, 0
         return True
@@ -161,17 +171,37 @@ class Helper:
         return iter(self.batches)
 
     def begin(self, ranges: Ranges) -> bool:
-        """Start the trainer's next step: hand its forward to the helper if the helper is
-        waiting for this very step (so it has its pixels), else say it goes alone; whether
-        it handed it over."""
+        """Start the trainer's next step: hand its forward to the helper if steps are handed
+        over now (:meth:`want`) and the helper is waiting for this very step (so it has its
+        pixels), else say it goes alone; whether it handed it over."""
+        want = self.want()
         self.t += 1
         self.start, self.in_time = ranges[0][0], False
-        if self.waiting[0] == self.t and rows(ranges) == self.G.shape[0]:
+        self.handed = want and self.waiting[0] == self.t and rows(ranges) == self.G.shape[0]
+        if self.handed:
             self.post(FORWARD)
             return True
         self.alone[0] = self.t
-        self.wake_up()
+        if want:  # a helper asleep on a step it missed catches up
+            self.wake_up()
         return False
+
+    def want(self) -> bool:
+        """Whether to hand the next step over. The host decides whether two busy cores help:
+        on some, one core's work slows the other's by half. So every ROUND steps, TRIAL steps
+        are timed without the helper (asleep) and TRIAL with it, and the rest of the round
+        goes the way whose median step was shorter."""
+        r, now = (self.t + 1) % ROUND, perf_counter_ns()
+        if 0 < r <= 2 * TRIAL:  # step t was in the trial: time it
+            self.times[self.handed].append(now - self.last)
+        self.last = now
+        if r == 2 * TRIAL:
+            helped, alone = self.times[True], self.times[False]
+            self.faster = not alone or (bool(helped) and median(helped) < median(alone))
+            self.times = {False: [], True: []}
+        want = TRIAL <= r < 2 * TRIAL or (r >= 2 * TRIAL and self.faster)
+        self.wanted[0] = want
+        return want
 
     def post(self, task: int) -> None:
         """Tell the helper to do ``task`` of this step (its inputs are ready)."""

@@ -69,8 +69,10 @@ def eventually(condition: Callable[[], bool], seconds: float = 10) -> bool:
 @pytest.fixture
 def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     """A trainer that waits up to ~50 ms for each result, so that a live helper is in time,
-    however busy this machine (the real one gives up after ~20 us)."""
+    however busy this machine (the real one gives up after ~20 us), and that hands every
+    step over to a waiting helper (no timed trials without it)."""
     monkeypatch.setattr(helper_module, "PATIENCE", 10**6)
+    monkeypatch.setattr(helper_module, "TRIAL", 0)
 
 
 def started(batches: Helper) -> None:
@@ -167,6 +169,38 @@ def test_a_helper_that_falls_behind_is_not_waited_for_and_catches_up(patient: No
                 assert batches.alone[0] == t  # not handed over: the helper was not waiting for it
     assert batches.helped == 8  # steps 0-2 and 7-11
     assert [np.asarray(a).tobytes() for a in (W, b, *step.logged())] == twelve_steps(False)[0]
+
+
+@needs_helper
+@pytest.mark.parametrize("helper_faster", [True, False])
+def test_steps_go_the_way_the_trials_found_faster(monkeypatch: pytest.MonkeyPatch, helper_faster: bool) -> None:
+    """Every ROUND steps, TRIAL steps without the helper and TRIAL with it are timed; the
+    rest of the round goes the faster way. The helper sleeps while it is not used, and is
+    woken when it is wanted again."""
+    monkeypatch.setattr(helper_module, "PATIENCE", 10**6)
+    monkeypatch.setattr(helper_module, "SPINS", 10**8)  # seconds: it sleeps because it is told to
+    monkeypatch.setattr(helper_module, "ROUND", 30)
+    monkeypatch.setattr(helper_module, "TRIAL", 4)
+    clock = [0]  # a step handed over "takes" 1 or 3 ms, one done alone 2 ms
+    monkeypatch.setattr(helper_module, "perf_counter_ns", lambda: clock[0])
+
+    def handed(t: int) -> bool | None:
+        """Whether step t must be handed over (None: the first of a trial, either)."""
+        r = t % 30
+        return False if r < 4 else None if r == 4 else True if r < 8 else helper_faster
+
+    images, labels = images_and_labels()
+    step = FastStep(np, 128, 784, 10, np.float32)
+    with step.helper(images, batch_ranges(len(labels), 128, 40, "repeat")) as batches:
+        for t, ranges in enumerate(batches):
+            if handed(t):
+                assert eventually(lambda: batches.waiting[0] == t)  # noqa: B023 (called right here)
+            step(images, labels, ranges, step.W, step.b, 0.1)
+            assert handed(t) in (None, batches.handed), t
+            clock[0] += (1 if helper_faster else 3) * 10**6 if batches.handed else 2 * 10**6
+            if handed(t) is False:
+                assert batches.wanted[0] == 0 and eventually(lambda: batches.asleep[0] == 1, 2)
+        assert batches.faster == helper_faster
 
 
 @needs_helper
