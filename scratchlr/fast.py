@@ -39,8 +39,8 @@ Seven choices that change speed, not values:
 
 The probes (:mod:`scratchlr.probes`) run when the step is made, for full batches (a batch
 of another size is probed at its first step, on scratch buffers), so they are not part of
-a timed training loop. Works on NumPy and CuPy alike, and never reads a value back to the host after the
-probes.
+a timed training loop. Works on NumPy and CuPy alike, and never reads a value back to the
+host after the probes.
 """
 
 from __future__ import annotations
@@ -199,12 +199,12 @@ class FastStep:
     def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, Any]:
         """One step on the rows ``ranges`` of ``images``/``labels``; see the module docstring."""
         xp, n, h = self.xp, rows(ranges), self.partner
-        if h is not None and not h.begin(ranges):  # the helper takes full batches only
-            h = None
-        v = self.views(n, h is not None)
         if W is not self.W or b is not self.b:  # parameters it did not hand out: take them in
             xp.copyto(self.W, W)
             xp.copyto(self.b, b)
+        if h is not None and not h.begin(ranges):  # (after that: the helper reads W) full batches only
+            h = None
+        v = self.views(n, h is not None)
         if h is None:
             fill_pixels(v.X, images, ranges, self.scale)
         else:  # pixels 0..k-1; the helper has made its own k..D-1, the step makes them if need be

@@ -107,6 +107,30 @@ def test_helped_steps_equal_steps_alone(patient: None) -> None:
     assert helped == twelve_steps(False)[0] and helper.helped == 12
 
 
+@needs_helper
+def test_parameters_handed_in_are_in_place_before_the_helper_is_told(patient: None,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """W and b the step did not hand out are taken in before a step is handed over: from
+    then on the helper reads W (a race too short to lose reliably, so it is checked here)."""
+    images, labels = images_and_labels()
+    rng = np.random.default_rng(5)
+    W0, b0 = rng.normal(0, 0.05, (784, 10)).astype(np.float32), rng.normal(0, 0.1, 10).astype(np.float32)
+    step = FastStep(np, 128, 784, 10, np.float32)
+    seen = []
+    begin = Helper.begin
+
+    def watched(self: Helper, ranges: list) -> bool:
+        seen.append(step.W.tobytes() == W0.tobytes() and step.b.tobytes() == b0.tobytes())
+        return begin(self, ranges)
+
+    monkeypatch.setattr(Helper, "begin", watched)
+    with step.helper(images, batch_ranges(len(labels), 128, 1, "repeat")) as batches:
+        started(batches)
+        step(images, labels, [(0, 128)], W0.copy(), b0.copy(), 0.5)
+        assert batches.helped == 1
+    assert seen == [True]
+
+
 def test_no_helper_where_its_halves_would_change_a_bit() -> None:
     """float64 (dgemm sums X W in one pass here: no pixel split) keeps the step to itself."""
     images, labels = images_and_labels()
