@@ -9,16 +9,24 @@ the forward and the right-hand rows of the gradient, with the same calls the ste
 make, into buffers in shared memory; the trainer meanwhile does pixels 0..k-1, then adds
 the partial sum and copies the rows. Same calls on the same values: the same bits.
 
-The hand-over is two counters in shared memory (NumPy holds the GIL between its calls, so
-a thread would not run alongside; a process does): the trainer posts task ``2t + 1`` (the
-forward of step t) or ``2t + 2`` (its gradient), the helper writes its result, then the
-task's number into ``done`` (x86-64 keeps stores in order). The trainer never waits long:
-if the result is not there after a short spin (the helper's core was busy elsewhere), the
-step makes those pixels and that product itself, as without a helper, and the late result
-is ignored. The helper spins for new tasks, since waking a sleeping process costs tens of
-microseconds on a VM; after ~1 ms without one it sleeps on a pipe, which the trainer
-writes to only then, and which closes at the end of the loop, on an error, or when the
-trainer dies: then the helper returns.
+The hand-over is counters in shared memory (NumPy holds the GIL between its calls, so a
+thread would not run alongside; a process does). The helper says which step it waits for
+(its pixels made); the trainer hands step t over only if it is that one, posting task
+``2t + 1`` (the forward of step t) and later ``2t + 2`` (its gradient), and otherwise
+says it goes alone: then it does the step exactly as without a helper, and the helper
+skips to the next batch. The helper writes each result, then the task's number into
+``done`` (x86-64 keeps stores in order). The trainer never waits long: if a result is
+not there after a short spin (the helper's core was busy elsewhere), the step makes
+those pixels and that product itself, and the late result is ignored.
+
+Two busy cores do not always help: on some hosts one core's work slows the other's by
+half, like two hyperthreads of one core. So every ROUND steps the trainer times TRIAL
+steps without the helper and TRIAL with it, and goes the faster way for the rest of the
+round (:meth:`Helper.want`). The helper spins for new tasks, since waking a sleeping
+process costs tens of microseconds on a VM; while it is not wanted, or after ~1 ms
+without a task, it sleeps on a pipe, which the trainer writes to only then, and which
+closes at the end of the loop, on an error, or when the trainer dies: then the helper
+returns.
 """
 
 from __future__ import annotations
