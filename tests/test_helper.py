@@ -131,13 +131,15 @@ def test_parameters_handed_in_are_in_place_before_the_helper_is_told(patient: No
     assert seen == [True]
 
 
-def test_no_helper_where_its_halves_would_change_a_bit() -> None:
-    """float64 (dgemm sums X W in one pass here: no pixel split) keeps the step to itself."""
+def test_no_helper_without_a_pixel_split() -> None:
+    """float64 (OpenBLAS's dgemm sums X W in one pass: no pixel split) keeps the step to itself."""
     images, labels = images_and_labels()
     step = FastStep(np, 128, 784, 10, np.float64)
+    if step.probes(128)[0] is not None:
+        pytest.skip("this BLAS splits float64's X W too")
     batches = batch_ranges(len(labels), 128, 3, "repeat")
     with step.helper(images, batches) as helped:
-        assert (helped is batches) == (step.probes(128)[0] is None)
+        assert helped is batches
 
 
 def no_children_left() -> bool:
