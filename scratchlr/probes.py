@@ -22,6 +22,25 @@ def spread(xp: Any, out: Any, a: float, c: float) -> Any:
     return xp.add(frac_i[:, None], frac_j[None, :], out=out)
 
 
+def probe_pixels(xp: Any, X: Any) -> Any:
+    """X (N, D) overwritten with probe values in [0, 2), like pixels."""
+    return spread(xp, X, 0.6180339887498949, 0.4142135623730951)
+
+
+def probe_weights(xp: Any, W: Any) -> Any:
+    """W (D, C) overwritten with probe values in [-1, 1), like weights."""
+    spread(xp, W, 0.7320508075688772, 0.2360679774997897)
+    W -= 1.0
+    return W
+
+
+def probe_gradient(xp: Any, GT: Any) -> Any:
+    """GT (C, N) overwritten with probe values in [-1, 1) (mixed signs, like p - Y); G = GT.T."""
+    spread(xp, GT, 0.3247179572447460, 0.5436890126920764)
+    GT -= 1.0
+    return GT.T
+
+
 def pixel_halves(D: int, k: int | None = None) -> tuple[slice, slice]:
     """The two blocks of pixels that ``dJ/dW = X^T G`` is computed in: at k, else at D/2."""
     k = D // 2 if k is None else k
@@ -36,23 +55,13 @@ def pixel_split(xp: Any, X: Any, W: Any) -> int | None:
     D/2 rounded up to the kernel's unroll) give one such k. Candidates: D/2 rounded up
     to a multiple of 32, 16, ..., 1.
     """
-    spread(xp, X, 0.6180339887498949, 0.4142135623730951)
-    spread(xp, W, 0.7320508075688772, 0.2360679774997897)
-    W -= 1.0  # in [-1, 1)
+    X, W = probe_pixels(xp, X), probe_weights(xp, W)
     zT, D = (X @ W).T, X.shape[1]
     for unroll in (32, 16, 8, 4, 2, 1):
         k = -(-D // (2 * unroll)) * unroll
         if 0 < k < D and bool(xp.array_equal(W[:k].T @ X[:, :k].T + W[k:].T @ X[:, k:].T, zT)):
             return k
     return None
-
-
-def probe_gradient(xp: Any, X: Any, GT: Any) -> tuple[Any, Any]:
-    """Probe values for a gradient: X (N, D) and GT (C, N) overwritten, and G = GT.T."""
-    spread(xp, X, 0.6180339887498949, 0.4142135623730951)
-    spread(xp, GT, 0.3247179572447460, 0.5436890126920764)
-    GT -= 1.0  # mixed signs, like p - Y
-    return X, GT.T
 
 
 def transposed_gradient(xp: Any, X: Any, GT: Any, k: int | None = None) -> Any | None:
@@ -64,7 +73,7 @@ def transposed_gradient(xp: Any, X: Any, GT: Any, k: int | None = None) -> Any |
     G.sum(axis=0)`` (NumPy sums axis 0 row after row; so does OpenBLAS's kernel for these
     layouts; two rows of ones, as one row would go to gemv).
     """
-    X, G = probe_gradient(xp, X, GT)
+    X, G = probe_pixels(xp, X), probe_gradient(xp, GT)
     G_ref = xp.ascontiguousarray(G)
     ones = xp.asfortranarray(xp.ones((2, G.shape[0]), G.dtype))
     dW = xp.concatenate([X[:, half].T @ G for half in pixel_halves(X.shape[1], k)])
@@ -76,8 +85,7 @@ def split_pixels(xp: Any, X: Any, W: Any, GT: Any, k: int) -> bool:
     """Whether both products give the same bits with ``X[:, :k]`` and ``X[:, k:]`` copied
     into buffers of their own (C order), as :mod:`scratchlr.helper` keeps them, as with the
     views of one X. X (N, D), W (D, C), GT (C, N): overwritten with probe values."""
-    X, G = probe_gradient(xp, X, GT)
-    spread(xp, W, 0.7320508075688772, 0.2360679774997897)
+    X, W, G = probe_pixels(xp, X), probe_weights(xp, W), probe_gradient(xp, GT)
     same = True
     for half in pixel_halves(X.shape[1], k):
         own = xp.ascontiguousarray(X[:, half])
