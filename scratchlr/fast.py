@@ -190,7 +190,7 @@ class FastStep:
         self.X_halves = xp.empty((B, k), self.dtype), xp.empty((B, D - k), self.dtype)
         self.images_halves = images[:, :k], images[:, k:]
         self.made.clear()  # views of the old parameters and G
-        with Helper(images[:, k:], batches, self.W[k:].T, self.GT.T, self.scale) as self.partner:
+        with Helper(self.images_halves[1], batches, self.W[k:].T, self.GT.T, self.scale) as self.partner:
             try:
                 yield self.partner
             finally:

@@ -199,16 +199,19 @@ class Helper:
         on some, one core's work slows the other's by half. So every ROUND steps, TRIAL steps
         are timed without the helper (asleep) and TRIAL with it, and the rest of the round
         goes the way whose median step was shorter."""
-        r, now = (self.t + 1) % ROUND, perf_counter_ns()
-        if 0 < r <= 2 * TRIAL:  # step t was in the trial: time it
-            self.times[self.handed].append(now - self.last)
-        self.last = now
+        r = (self.t + 1) % ROUND
+        if r <= 2 * TRIAL:  # the clock is read in the trials only
+            now = perf_counter_ns()
+            if r > 0:  # step t was in the trial: time it
+                self.times[self.handed].append(now - self.last)
+            self.last = now
         if r == 2 * TRIAL:
             helped, alone = self.times[True], self.times[False]
             self.faster = not alone or (bool(helped) and median(helped) < median(alone))
             self.times = {False: [], True: []}
         want = TRIAL <= r < 2 * TRIAL or (r >= 2 * TRIAL and self.faster)
-        self.wanted[0] = want
+        if self.wanted[0] != want:  # stored on a change only: the helper spins on this line
+            self.wanted[0] = want
         return want
 
     def post(self, task: int) -> None:
