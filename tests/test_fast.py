@@ -111,8 +111,10 @@ def test_pixel_split_holds_beyond_its_probe(n: int, dtype: type) -> None:
 @pytest.mark.parametrize("n", [1, 88, 128, 1000])
 def test_transposed_gradient_holds_beyond_its_probe(n: int, dtype: type) -> None:
     """Where the probe returns ones, G kept transposed gives the reference's dJ/dW and dJ/db
-    on real gradients too. (None leaves the step on a C-ordered G and G.sum.)"""
-    ones = transposed_gradient(np, np.empty((n, 784), dtype), np.empty((10, n), dtype))
+    on real gradients too, in the blocks of pixels the step uses (split at pixel_split's k).
+    (None leaves the step on a C-ordered G and G.sum.)"""
+    k = pixel_split(np, np.empty((n, 784), dtype), np.empty((784, 10), dtype))
+    ones = transposed_gradient(np, np.empty((n, 784), dtype), np.empty((10, n), dtype), k)
     rng = np.random.default_rng(n)
     for _ in range(3 if ones is not None else 0):
         X = (rng.integers(0, 256, (n, 784)) * dtype(1 / 255)).astype(dtype)
@@ -122,7 +124,7 @@ def test_transposed_gradient_holds_beyond_its_probe(n: int, dtype: type) -> None
         p[np.arange(n), rng.integers(0, 10, n)] -= 1
         G = p * dtype(1 / n)
         GT = np.ascontiguousarray(G.T)
-        dW = np.concatenate([X[:, half].T @ GT.T for half in pixel_halves(784)])
+        dW = np.concatenate([X[:, half].T @ GT.T for half in pixel_halves(784, k)])
         assert np.array_equal(dW, X.T @ G)
         assert np.array_equal((ones @ GT.T)[0], G.sum(axis=0))
 
