@@ -25,7 +25,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ["numpy-tutorial", "numpy-tutorial-1thread", "torch-eager", "torch-compile", "jax-jit", "tf-eager"]
 SUMMARY = re.compile(r"load (\S+) s, train (\S+) s \((\S+) us/step\), test (\S+) s, backend (\S+)")
-HELPED = re.compile(r", helper in time for (\d+)/\d+ steps$", re.M)
 
 
 def once(name: str, data_dir: str, steps: int) -> dict | None:
@@ -50,9 +49,7 @@ def once(name: str, data_dir: str, steps: int) -> dict | None:
     if name == "scratchlr":
         load, train, _, _, _ = SUMMARY.search(err).groups()
         acc = float(out.strip().splitlines()[-1].split()[-1])
-        helped = HELPED.search(err)
-        return {"load_s": float(load), "train_s": float(train), "steps": steps, "test_accuracy": acc, "rss": rss,
-                "helped": int(helped.group(1)) if helped else None}
+        return {"load_s": float(load), "train_s": float(train), "steps": steps, "test_accuracy": acc, "rss": rss}
     return {**json.loads(out), "rss": rss}
 
 
@@ -115,11 +112,6 @@ def main() -> int:
         for name, runs in results.items():
             runs.append(once(name, args.data_dir, args.steps))
     print(table(results))
-    for name, runs in results.items():  # scratchlr's helper process: for how many steps it was in time
-        helped = [r["helped"] for r in runs if r.get("helped") is not None]
-        if helped:
-            print(f"\n{name}: its helper process was in time for {min(helped)}-{max(helped)} "
-                  f"of {args.steps} steps per run")
     if args.scaling:
         print("\n| steps | train s | us/step | peak RSS MB |\n|---:|---:|---:|---:|")
         for steps in (1_000, 10_000, 100_000):

@@ -83,9 +83,6 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=DEVICES, help="array backend (default: auto)")
     p.add_argument("--step", choices=STEPS, default="fast",
                    help="fast: preallocated, in place; reference: the readable math (same numbers)")
-    p.add_argument("--no-helper", "--no-prefetch", dest="helper", action="store_false",
-                   help="do all of each step in the training process, without the helper process that "
-                   "the fast step on NumPy uses where it has two cores (--no-prefetch: the old name)")
     add_data_args(p)
     return p
 
@@ -144,7 +141,7 @@ def run_train(argv: Sequence[str]) -> int:
     except BackendError as exc:
         parser.error(f"--device {args.device}: {exc}")
     config = Config(args.learning_rate, args.batch_size, args.num_steps, args.display_step,
-                    args.batching, args.dtype, args.step, args.helper)
+                    args.batching, args.dtype, args.step)
     start = time.perf_counter()
     try:
         fetch(args)
@@ -155,8 +152,7 @@ def run_train(argv: Sequence[str]) -> int:
     result = train(data, config, backend, emit=lambda line: print(line, flush=True))
     us = 1e6 * result.train_seconds / config.num_steps
     print(f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
-          f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})"
-          f"{'' if result.helped is None else f', helper in time for {result.helped}/{config.num_steps} steps'}",
+          f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})",
           file=sys.stderr)
     return 0
 

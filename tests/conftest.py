@@ -7,8 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-# One OpenBLAS thread, as `python -m scratchlr` sets: set before NumPy loads OpenBLAS, and
-# it keeps this process single-threaded, so the fast step's helper process can be forked.
+# One OpenBLAS thread, as `python -m scratchlr` sets (set before NumPy loads OpenBLAS);
+# test_fast.py runs the seed with two threads too, in a process of its own.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
