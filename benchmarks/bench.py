@@ -6,8 +6,10 @@
 Each run is its own process, on identical data and settings (the seed's); the repeats
 go round the contenders in turn, so a machine that slows down mid-run slows all. Prints a
 Markdown table: median and min us/step of the training loop, the ratio of medians to
-scratchlr's, the process's peak RSS, its load time and test accuracy. ``--scaling`` also
-runs scratchlr for 1,000 / 10,000 / 100,000 steps to show time linear and memory flat.
+scratchlr's, the process's peak RSS, its load time and test accuracy.
+``scratchlr-reference`` is scratchlr with ``--step reference`` (the readable math).
+``--scaling`` also runs scratchlr for 1,000 / 10,000 / 100,000 steps to show time linear
+and memory flat.
 """
 
 from __future__ import annotations
@@ -23,20 +25,24 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PEERS = ["numpy-tutorial", "numpy-tutorial-1thread", "torch-eager", "torch-compile", "jax-jit", "tf-eager"]
+PEERS = ["scratchlr-reference", "numpy-tutorial", "numpy-tutorial-1thread", "torch-eager", "torch-compile",
+         "jax-jit", "tf-eager"]
 SUMMARY = re.compile(r"load (\S+) s, train (\S+) s \((\S+) us/step\), test (\S+) s, backend (\S+)")
 
 
 def once(name: str, data_dir: str, steps: int) -> dict | None:
     """One process of contender ``name``: its numbers, or None if not installed.
-    ``scratchlr@DIR`` is the scratchlr of another checkout (``--baseline DIR``)."""
+    ``scratchlr@DIR`` is the scratchlr of another checkout (``--baseline DIR``);
+    ``scratchlr-reference`` is scratchlr with ``--step reference``."""
     env, cwd = {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT
     if name.startswith("scratchlr@"):  # run from there: `-m` looks in the working directory first
         cwd = Path(name.split("@", 1)[1]).resolve()
         env["PYTHONPATH"], name = str(cwd), "scratchlr"
-    if name == "scratchlr":
+    step = "reference" if name == "scratchlr-reference" else "fast"
+    if name.startswith("scratchlr"):
         cmd = [sys.executable, "-m", "scratchlr", "--data-dir", data_dir, "--num-steps", str(steps),
-               "--display-step", "100", "--quiet"]
+               "--display-step", "100", "--quiet", "--step", step]
+        name = "scratchlr"
     else:
         if name.endswith("-1thread"):
             name, env["OPENBLAS_NUM_THREADS"] = name[: -len("-1thread")], "1"

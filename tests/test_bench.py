@@ -7,21 +7,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_benchmark_smoke_run(mnist_dir: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--data-dir", str(mnist_dir), "--repeats", "1",
-         "--steps", "30", "--only", "scratchlr,numpy-tutorial", "--baseline", str(ROOT)],
+         "--steps", "30", "--only", "scratchlr,scratchlr-reference,numpy-tutorial", "--baseline", str(ROOT)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr
     rows = {line.split("|")[1].strip(): line.split("|") for line in proc.stdout.splitlines() if line.startswith("| ")}
-    assert set(rows) >= {"scratchlr", f"scratchlr@{ROOT}", "numpy-tutorial"}
+    assert set(rows) >= {"scratchlr", f"scratchlr@{ROOT}", "scratchlr-reference", "numpy-tutorial"}
     assert rows["scratchlr"][4].strip() == "1.00"  # the ratio column is relative to scratchlr
     # same data, same batches, same math: the same test accuracy
-    assert rows["scratchlr"][7].strip() == rows["numpy-tutorial"][7].strip()
+    assert rows["scratchlr"][7].strip() == rows["numpy-tutorial"][7].strip() == rows["scratchlr-reference"][7].strip()
     assert float(rows["scratchlr"][2]) > 0 and float(rows["scratchlr"][5]) > 10  # us/step, peak RSS MB
 
 
@@ -34,3 +36,17 @@ def test_benchmark_always_runs_scratchlr_the_ratios_are_to(mnist_dir: Path) -> N
     assert proc.returncode == 0, proc.stderr
     rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert rows[1:] == ["scratchlr", "numpy-tutorial"]  # after the header row
+
+
+def test_breakdown_smoke_run(mnist_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "breakdown.py"), "--data-dir", str(mnist_dir), "--repeats", "1"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    us = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in proc.stdout.splitlines()
+          if line.startswith("| ") and not line.startswith("| part")}
+    assert set(us) == {"conversion (uint8 -> X)", "forward product X W", "gradient product X^T G", "the rest",
+                       "whole step"}
+    parts = [v for k, v in us.items() if k != "whole step"]
+    assert all(v > 0 for v in parts[:3]) and sum(parts) == pytest.approx(us["whole step"], abs=3)
