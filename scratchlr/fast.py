@@ -26,7 +26,7 @@ Why the results are bit-identical to the reference on any BLAS, kernel or thread
 every call above is the reference's own call, on operands of the same shapes, dtypes and
 memory layouts (the first n rows of a C-ordered buffer are a C-ordered (n, ...) array), so
 BLAS and NumPy's reductions sum in the same order, and exp and log take the same loops.
-The only operations that differ in form are exact in any form: adding 0 or 1 (p - Y),
+The only operations that differ in form are exact in any form: subtracting 0 or 1 (p - Y),
 max, argmax, counting hits. ``tests/test_fast.py`` checks the bits.
 
 Images stay uint8 until the step: a batch's rows are converted straight into X, range by
@@ -46,7 +46,9 @@ class FastStep:
     """``step(images, labels, ranges, W, b, lr)`` -> (J, acc, W, b), as ``reference_step``.
 
     For batches of up to ``batch_size`` rows of ``dim`` pixels and ``num_classes`` classes,
-    in ``dtype``. W (D, C) and b (C,) are updated in place and returned.
+    in ``dtype``. W (D, C) and b (C,) are updated in place and returned. Unlike the
+    reference, it does not check the labels at every step (on a GPU each check is a wait
+    for the device): the caller checks them once, as :func:`scratchlr.train.train` does.
     """
 
     def __init__(self, xp: Any, batch_size: int, dim: int, num_classes: int, dtype: Any) -> None:
@@ -72,6 +74,8 @@ class FastStep:
         the parameters after it (the same arrays, updated in place).
         """
         xp, n = self.xp, rows(ranges)
+        if n > len(self.X):
+            raise ValueError(f"a batch of {n} rows does not fit a step made for {len(self.X)}")
         X, z, s, row, L = self.X[:n], self.z[:n], self.s[:n], self.row[:n], self.L[:n]
         y = labels[ranges[0][0] : ranges[0][1]] if len(ranges) == 1 else take_into(self.y[:n], labels, ranges)
         at_label = self.at_row[:n] + y  # flat index of (n, y_n)

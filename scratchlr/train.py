@@ -120,6 +120,7 @@ def train(
     """
     xp, dtype = backend.xp, np.dtype(config.dtype)
     images, labels = xp.asarray(data.train.images), xp.asarray(data.train.labels)
+    model.check_labels(labels, 10)  # once, for the fast step, which does not check per batch
     W = xp.zeros((images.shape[1], 10), dtype=dtype)
     b = xp.zeros(10, dtype=dtype)
     step_fn = FastStep(xp, config.batch_size, images.shape[1], 10, dtype) if config.step == "fast" else reference_step
