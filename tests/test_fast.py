@@ -47,10 +47,12 @@ def test_batch_larger_than_training_set(mnist_dir: Path) -> None:
 
 SEED_STEPS_IN_A_FRESH_PROCESS = """
 import json, sys
-from scratchlr import mnist, model, train
+import threadpoolctl
+from scratchlr import mnist, train
 from scratchlr.backend import numpy_backend
 data = mnist.load(sys.argv[1])
-out = {}
+blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+out = {"blas": [(p["internal_api"], p["num_threads"]) for p in blas]}
 for s in ("fast", "reference"):
     r = train.train(data, train.Config(num_steps=50, display_step=1, step=s), numpy_backend(), emit=lambda line: None)
     out[s] = {"W": r.W.tobytes().hex(), "b": r.b.tobytes().hex(), "lines": r.lines}
@@ -70,6 +72,9 @@ def test_seed_steps_with_two_blas_threads(mnist_dir: Path) -> None:
     """With two OpenBLAS threads the fast step still makes the reference's bits; against one
     thread, the run is the same to float32 rounding (BLAS may split the sums otherwise)."""
     one, two = seed_steps(mnist_dir, "1"), seed_steps(mnist_dir, "2")
+    if [api for api, _ in two["blas"]] != ["openblas"]:
+        pytest.skip(f"NumPy's BLAS here is {two['blas']}, not one OpenBLAS (OPENBLAS_NUM_THREADS is its setting)")
+    assert one["blas"] == [["openblas", 1]] and two["blas"] == [["openblas", 2]]
     for run in (one, two):
         assert run["fast"] == run["reference"]
     W1, W2 = (np.frombuffer(bytes.fromhex(run["fast"]["W"]), np.float32) for run in (one, two))
@@ -142,3 +147,20 @@ def test_buffers_are_reused_across_batch_sizes() -> None:
         J, acc, W_fast, b_fast = step(images, labels, ranges, W_fast, b_fast, 0.2)
         assert J.tobytes() == J_ref.tobytes() and acc == acc_ref
         assert np.array_equal(W_fast, W_ref) and np.array_equal(b_fast, b_ref)
+
+
+def test_a_batch_larger_than_the_step_is_refused() -> None:
+    images, labels, W, b = problem(np.random.default_rng(2), 40, np.float32)
+    with pytest.raises(ValueError, match="batch of 33 rows does not fit a step made for 32"):
+        FastStep(np, 32, 784, 10, np.float32)(images, labels, [(0, 33)], W, b, 0.1)
+
+
+@pytest.mark.parametrize("step", train.STEPS)
+@pytest.mark.parametrize("bad", [10, -1])
+def test_labels_outside_the_classes_are_refused_by_either_step(mnist_data: mnist.MNIST, step: str, bad: int) -> None:
+    """The fast step does not check labels per batch; the loop checks them once, before training."""
+    labels = mnist_data.train.labels.copy()
+    labels[54_999] = bad
+    data = dataclasses.replace(mnist_data, train=mnist.Split(mnist_data.train.images, labels))
+    with pytest.raises(ValueError, match=f"label {bad} is outside the valid range"):
+        train.train(data, train.Config(num_steps=2, step=step), numpy_backend(), emit=lambda line: None)

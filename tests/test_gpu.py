@@ -28,3 +28,12 @@ def test_gpu_default_run_matches_tensorflow(mnist_data, golden_lines: list[str])
     assert_same_as_tensorflow(gpu.lines, golden_lines)
     cpu = train.train(mnist_data, train.Config(), numpy_backend(), emit=lambda line: None)
     np.testing.assert_allclose(gpu.W, cpu.W, atol=1e-5)
+
+
+def test_gpu_fast_step_is_bit_identical_to_reference(mnist_data) -> None:
+    """On CuPy too, the fast step makes the reference's calls on the same layouts."""
+    gpu = select("gpu")
+    runs = [train.train(mnist_data, train.Config(num_steps=300, display_step=1, step=s), gpu, emit=lambda line: None)
+            for s in train.STEPS]
+    assert np.array_equal(runs[0].W, runs[1].W) and np.array_equal(runs[0].b, runs[1].b)
+    assert runs[0].lines == runs[1].lines
