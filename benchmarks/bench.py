@@ -38,10 +38,9 @@ def once(name: str, data_dir: str, steps: int) -> dict | None:
     if name.startswith("scratchlr@"):  # run from there: `-m` looks in the working directory first
         cwd = Path(name.split("@", 1)[1]).resolve()
         env["PYTHONPATH"], name = str(cwd), "scratchlr"
-    step = "reference" if name == "scratchlr-reference" else "fast"
     if name.startswith("scratchlr"):
         cmd = [sys.executable, "-m", "scratchlr", "--data-dir", data_dir, "--num-steps", str(steps),
-               "--display-step", "100", "--quiet", "--step", step]
+               "--display-step", "100", "--quiet", *(["--step", "reference"] if name.endswith("-reference") else [])]
         name = "scratchlr"
     else:
         if name.endswith("-1thread"):

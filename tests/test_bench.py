@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,5 +46,5 @@ def test_breakdown_smoke_run(mnist_dir: Path) -> None:
           if line.startswith("| ") and not line.startswith("| part")}
     assert set(us) == {"conversion (uint8 -> X)", "forward product X W", "gradient product X^T G", "the rest",
                        "whole step"}
-    parts = [v for k, v in us.items() if k != "whole step"]
-    assert all(v > 0 for v in parts[:3]) and sum(parts) == pytest.approx(us["whole step"], abs=3)
+    measured = [us["conversion (uint8 -> X)"], us["forward product X W"], us["gradient product X^T G"]]
+    assert all(v > 0 for v in measured) and sum(measured) < us["whole step"]
