@@ -76,7 +76,7 @@ class FastStep:
         xp, n = self.xp, rows(ranges)
         if n > len(self.X):
             raise ValueError(f"a batch of {n} rows does not fit a step made for {len(self.X)}")
-        X, z, s, row, L = self.X[:n], self.z[:n], self.s[:n], self.row[:n], self.L[:n]
+        X, z, s, row, L, hit = self.X[:n], self.z[:n], self.s[:n], self.row[:n], self.L[:n], self.hit[:n]
         y = labels[ranges[0][0] : ranges[0][1]] if len(ranges) == 1 else take_into(self.y[:n], labels, ranges)
         at_label = self.at_row[:n] + y  # flat index of (n, y_n)
 
@@ -90,8 +90,8 @@ class FastStep:
         xp.log(row[:, 0], out=L)  # log sum_j exp(s_nj)
         L -= s.ravel().take(at_label)  # L_n = log sum_j exp(s_nj) - s_n,y_n
         p = xp.divide(e, row, out=e)  # p = softmax(z)
-        xp.equal(p.argmax(axis=1, out=self.pred[:n]), y, out=self.hit[:n])  # [argmax p == y]
-        acc = self.hit[:n].sum() / xp.float32(n)  # acc = (1/N) sum_n [yhat_n == y_n]
+        xp.equal(p.argmax(axis=1, out=self.pred[:n]), y, out=hit)  # [argmax p == y]
+        acc = hit.sum() / xp.float32(n)  # acc = (1/N) sum_n [yhat_n == y_n]
         J = (L.sum(dtype=xp.float64) / n).astype(self.dtype)  # J = (1/N) sum_n L_n, rounded once
 
         p.ravel()[at_label] -= 1  # p - Y
