@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from scratchlr import mnist  # noqa: E402
+from scratchlr import mnist, optim  # noqa: E402
 from scratchlr.batches import batch_ranges, fill_pixels  # noqa: E402
-from scratchlr.fast import FastStep  # noqa: E402
+from scratchlr.fast import FastGradients  # noqa: E402
 
 
 def main() -> int:
@@ -36,18 +36,24 @@ def main() -> int:
     args = p.parse_args()
     data = mnist.load(args.data_dir)
     images, labels = data.train.images, data.train.labels
-    step = FastStep(np, 128, 784, 10, np.float32)
+    gradients = FastGradients(np, 128, 784, 10, np.float32)
     W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
+
+    def step(ranges):  # the seed's fast step, as the loop makes it
+        J, acc, grad_W, grad_b = gradients(images, labels, ranges, W, b)
+        optim.sgd_step(W, grad_W, None, 0.1, in_place=True)
+        optim.sgd_step(b, grad_b, None, 0.1, in_place=True)
+
     batches = list(batch_ranges(len(labels), 128, 1000, "repeat"))
     for ranges in batches:  # train first, so the products see real weights and gradients
-        step(images, labels, ranges, W, b, 0.1)
-    X, z, G = step.X, step.z, step.z  # G is written where z was
+        step(ranges)
+    X, z, G = gradients.X, gradients.z, gradients.z  # G is written where z was
     it = iter(batches * 1000)
     parts = {
-        "whole step": lambda: step(images, labels, next(it), W, b, 0.1),
-        "conversion (uint8 -> X)": lambda: fill_pixels(X, images, next(it), step.scale),
+        "whole step": lambda: step(next(it)),
+        "conversion (uint8 -> X)": lambda: fill_pixels(X, images, next(it), gradients.scale),
         "forward product X W": lambda: np.matmul(X, W, out=z),
-        "gradient product X^T G": lambda: np.matmul(X.T, G, out=step.grad_W),
+        "gradient product X^T G": lambda: np.matmul(X.T, G, out=gradients.grad_W),
     }
     us = {name: [] for name in parts}
     for _ in range(args.repeats):  # rounds interleaved, so a drift of the machine hits all alike

@@ -4,6 +4,9 @@
 are never partial. ``epoch`` re-iterates ``Dataset.batch(B)`` one pass at a time: the
 last batch of each pass is partial. A batch is a list of contiguous ``[lo, hi)`` ranges,
 so it can be sliced (views) rather than gathered.
+
+Shuffled (:func:`shuffled_batches`), the same ranges index a fresh permutation of the
+examples each epoch, and each batch is gathered, still uint8, from the permuted rows.
 """
 
 from __future__ import annotations
@@ -41,6 +44,25 @@ def batch_ranges(n: int, batch_size: int, num_steps: int, batching: str) -> Iter
                     return
                 yield [(lo, min(lo + batch_size, n))]
                 step += 1
+
+
+def shuffled_batches(images: Any, labels: Any, batches: Iterator[Ranges], rng: Any) -> Iterator[tuple[Any, ...]]:
+    """(images, labels, ranges) per step, the ranges of ``batches`` read through a permutation.
+
+    Each epoch (a range starting at example 0) draws ``rng.permutation(n)`` on the host
+    (``numpy.random.Generator``, so a seed gives the same order on every backend), sends it
+    to the device once, and each batch gathers its rows of it: uint8 images, never the whole
+    set as floats. The yield is the gathered batch with the one range [0, rows).
+    """
+    xp = namespace_of(images)
+    for ranges in batches:
+        parts = []
+        for lo, hi in ranges:
+            if lo == 0:  # a new epoch
+                order = xp.asarray(rng.permutation(len(labels)))
+            parts.append(order[lo:hi])
+        index = parts[0] if len(parts) == 1 else xp.concatenate(parts)
+        yield images[index], labels[index], [(0, len(index))]
 
 
 def rows(ranges: Ranges) -> int:

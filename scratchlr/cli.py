@@ -10,12 +10,17 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Callable, NoReturn
 
-from . import __version__, download, gradcheck, mnist
+from tqdm import tqdm
+
+from . import __version__, download, gradcheck, history, mnist
 from .backend import DEVICES, BackendError, select
 from .batches import BATCHINGS
-from .train import DTYPES, STEPS, Config, train
+from .config import DTYPES, STEPS, Config
+from .optim import SCHEDULES
+from .train import train
 
 PROG = "scratchlr"
 
@@ -37,6 +42,22 @@ def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def number(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)``, finite (its range is checked by :class:`Config`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
         return value
 
     parse.__name__ = kind.__name__
@@ -73,18 +94,48 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--learning-rate", type=positive(float), default=0.1, help="SGD step size (0.1)")
     p.add_argument("--batch-size", type=positive(int), default=128, help="examples per step (128)")
-    p.add_argument("--num-steps", type=positive(int), default=1000, help="training steps (1000)")
+    p.add_argument("--num-steps", type=positive(int), help="training steps (1000; or give --epochs)")
+    p.add_argument("--epochs", type=positive(int), help="passes over the training set, the last batch of each partial")
     p.add_argument("--display-step", type=positive(int), default=100, help="log every N steps (100)")
     p.add_argument("--validation-size", type=validation_size, default=mnist.DEFAULT_VALIDATION_SIZE,
                    help="first N training images held out (5000)")
-    p.add_argument("--batching", choices=BATCHINGS, default="repeat",
-                   help="repeat: Dataset.repeat().batch(B); epoch: one pass at a time, last batch partial")
+    p.add_argument("--batching", choices=BATCHINGS,
+                   help="repeat (default): Dataset.repeat().batch(B); epoch (with --epochs): one pass at a time, "
+                   "last batch partial")
+    p.add_argument("--shuffle", action="store_true", help="a fresh permutation of the training set each epoch")
+    p.add_argument("--seed", type=number(int), default=0, help="seed of the shuffling's numpy.random.default_rng (0)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="float type of the math (float32)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="array backend (default: auto)")
     p.add_argument("--step", choices=STEPS, default="fast",
                    help="fast: preallocated, in place; reference: the readable math (same numbers)")
+    g = p.add_argument_group("optimiser (torch.optim.SGD and lr_scheduler semantics)")
+    g.add_argument("--momentum", type=number(float), default=0.0, help="mu in [0, 1): v = mu v + g (0)")
+    g.add_argument("--nesterov", action="store_true", help="Nesterov momentum: step along g + mu v")
+    g.add_argument("--weight-decay", type=number(float), default=0.0,
+                   help="lambda: the gradient of W gains lambda W (b is not decayed; 0)")
+    g.add_argument("--lr-schedule", choices=SCHEDULES, default="constant",
+                   help="learning rate per step t: step: lr gamma^(t // step-size); exponential: lr gamma^t; "
+                   "cosine: eta-min + (lr - eta-min)(1 + cos(pi t / t-max)) / 2; inverse: lr / (1 + gamma t)")
+    g.add_argument("--step-size", type=positive(int), help="steps between decays of the step schedule")
+    g.add_argument("--gamma", type=number(float), help="decay factor (step: 0.1; exponential, inverse: needed)")
+    g.add_argument("--t-max", type=positive(int), help="the cosine schedule's period, in steps (the run's steps)")
+    g.add_argument("--eta-min", type=number(float), help="the cosine schedule's least learning rate (0)")
+    g.add_argument("--average", type=number(int), nargs="?", const=0, metavar="START",
+                   help="Polyak-Ruppert averaging of the iterates after START steps (0); the average is what is "
+                   "evaluated and kept")
+    g = p.add_argument_group("validation and history")
+    g.add_argument("--validate", action="store_true",
+                   help="validation loss and accuracy at each display step (each epoch with --epochs)")
+    g.add_argument("--early-stopping", type=positive(int), metavar="PATIENCE",
+                   help="stop after PATIENCE validations without a better accuracy; keep the best (implies --validate)")
+    g.add_argument("--history", metavar="FILE", help="write the run's history as CSV")
     add_data_args(p)
     return p
+
+
+CONFIG_FLAGS = ("learning_rate", "batch_size", "num_steps", "display_step", "batching", "dtype", "step", "epochs",
+                "shuffle", "seed", "momentum", "nesterov", "weight_decay", "lr_schedule", "step_size", "gamma",
+                "t_max", "eta_min", "average", "validate", "early_stopping")
 
 
 def download_parser() -> argparse.ArgumentParser:
@@ -140,8 +191,14 @@ def run_train(argv: Sequence[str]) -> int:
         backend = select(args.device)
     except BackendError as exc:
         parser.error(f"--device {args.device}: {exc}")
-    config = Config(args.learning_rate, args.batch_size, args.num_steps, args.display_step,
-                    args.batching, args.dtype, args.step)
+    try:
+        config = Config(**{name: getattr(args, name) for name in CONFIG_FLAGS})
+        n_train = mnist.FILES["train_labels"].shape[0] - args.validation_size
+        config.check_data(n_train, args.validation_size)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.history and not Path(args.history).parent.is_dir():
+        return fail(f"--history {args.history}: no such directory {Path(args.history).parent}")
     start = time.perf_counter()
     try:
         fetch(args)
@@ -149,12 +206,29 @@ def run_train(argv: Sequence[str]) -> int:
     except (download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     load_s = time.perf_counter() - start
-    result = train(data, config, backend, emit=lambda line: print(line, flush=True))
-    us = 1e6 * result.train_seconds / config.num_steps
+    result = train(data, config, backend, emit=say, progress=progress_bar)
+    if args.history:
+        try:
+            history.write_csv(Path(args.history), result.history)
+        except OSError as exc:
+            return fail(f"--history {args.history}: {exc.strerror or exc}")
+    us = 1e6 * result.train_seconds / max(result.steps, 1)
     print(f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
           f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})",
           file=sys.stderr)
     return 0
+
+
+def say(line: str) -> None:
+    """Print a log line on stdout, above the progress bar if one is showing."""
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
+
+
+def progress_bar(total: int) -> tqdm:
+    """A bar of training steps on stderr, shown only on a terminal and after 2 s."""
+    return tqdm(total=total, desc="train", unit="step", file=sys.stderr, delay=2, leave=False,
+                disable=not sys.stderr.isatty())
 
 
 def run_gradcheck(argv: Sequence[str]) -> int:

@@ -1,12 +1,12 @@
-"""The fast training step: :func:`scratchlr.train.reference_step`, line for line, in place.
+"""The fast step's gradients: :func:`scratchlr.train.reference_gradients`, line for line, in place.
 
 The reference step composes the functions of :mod:`scratchlr.model`; each builds fresh
 temporaries, and the logits are taken through softmax three times (for the loss, the
-accuracy and the gradient). :class:`FastStep` makes the same array operations once each,
-writing into buffers it made when it was built:
+accuracy and the gradient). :class:`FastGradients` makes the same array operations once
+each, writing into buffers it made when it was built:
 
 ==================================  =======================================
-model.py                            FastStep
+model.py                            FastGradients
 ==================================  =======================================
 ``pixels``: x = u8 * (1/255)        uint8 copied into X, then X *= 1/255
 ``logits``: z = X W + b             matmul(X, W, out=z); z += b
@@ -19,8 +19,11 @@ model.py                            FastStep
 ``grad_logits``: G = (p - Y) / N    p -= 1 at the labels; G = p * (1/N)
 ``grad_W``: X^T G                   matmul(X.T, G, out=grad_W)
 ``grad_b``: sum_n G_n               G.sum(axis=0, out=grad_b)
-``sgd``: theta - lr g               g *= lr; theta -= g
 ==================================  =======================================
+
+The update that follows is :func:`scratchlr.optim.sgd_step` for either step; the fast
+step calls it with ``in_place=True``, so it writes into these gradient buffers and the
+parameters, making the same calls.
 
 Why the results are bit-identical to the reference on any BLAS, kernel or thread count:
 every call above is the reference's own call, on operands of the same shapes, dtypes and
@@ -31,8 +34,8 @@ max, argmax, counting hits. ``tests/test_fast.py`` checks the bits.
 
 Images stay uint8 until the step: a batch's rows are converted straight into X, range by
 range, so a batch that wraps around the end of the data needs no gathered copy. The step
-returns J and acc as device scalars (nothing is read back to the host), and updates W and
-b in place. Works on NumPy and CuPy alike.
+returns J and acc as device scalars (nothing is read back to the host). Works on NumPy and
+CuPy alike.
 """
 
 from __future__ import annotations
@@ -42,13 +45,14 @@ from typing import Any
 from .batches import Ranges, fill_pixels, rows, take_into
 
 
-class FastStep:
-    """``step(images, labels, ranges, W, b, lr)`` -> (J, acc, W, b), as ``reference_step``.
+class FastGradients:
+    """``gradients(images, labels, ranges, W, b)`` -> (J, acc, dJ/dW, dJ/db), as
+    ``reference_gradients``.
 
     For batches of up to ``batch_size`` rows of ``dim`` pixels and ``num_classes`` classes,
-    in ``dtype``. W (D, C) and b (C,) are updated in place and returned. Unlike the
-    reference, it does not check the labels at every step (on a GPU each check is a wait
-    for the device): the caller checks them once, as :func:`scratchlr.train.train` does.
+    in ``dtype``. The gradients are this object's buffers, overwritten by the next call.
+    Unlike the reference, it does not check the labels at every step (on a GPU each check is
+    a wait for the device): the caller checks them once, as :func:`scratchlr.train.train` does.
     """
 
     def __init__(self, xp: Any, batch_size: int, dim: int, num_classes: int, dtype: Any) -> None:
@@ -67,11 +71,11 @@ class FastStep:
         self.grad_W = xp.empty((D, C), self.dtype)
         self.grad_b = xp.empty(C, self.dtype)
 
-    def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, ...]:
-        """One SGD step on the rows ``ranges`` of ``images`` (uint8) and ``labels``.
+    def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any) -> tuple[Any, ...]:
+        """The batch's loss, accuracy and gradients, on the rows ``ranges`` of ``images``
+        (uint8) and ``labels``, at the parameters W, b.
 
-        Returns (J, acc, W, b): the batch's mean loss and accuracy before the update, and
-        the parameters after it (the same arrays, updated in place).
+        Returns (J, acc, dJ/dW, dJ/db): J and acc as device scalars, the gradients in buffers.
         """
         xp, n = self.xp, rows(ranges)
         if n > len(self.X):
@@ -98,8 +102,4 @@ class FastStep:
         G = xp.multiply(p, self.dtype.type(1.0 / n), out=p)  # G = (p - Y) * (1/N)
         grad_W = xp.matmul(X.T, G, out=self.grad_W)  # dJ/dW = X^T G
         grad_b = G.sum(axis=0, out=self.grad_b)  # dJ/db = sum_n G_n
-
-        lr = self.dtype.type(lr)  # rounded to the parameters' dtype, as model.sgd
-        W -= xp.multiply(grad_W, lr, out=grad_W)  # W' = W - lr dJ/dW
-        b -= xp.multiply(grad_b, lr, out=grad_b)  # b' = b - lr dJ/db
-        return J, acc, W, b
+        return J, acc, grad_W, grad_b

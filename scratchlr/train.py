@@ -1,7 +1,10 @@
-"""The seed's training loop: zero init, SGD on mini-batches, the seed's log lines.
+"""The training loop: zero init, SGD on mini-batches, the seed's log lines, and the options
+that train to convergence (epochs, shuffling, the optimiser's options, validation, history).
 
-Batches come from :mod:`scratchlr.batches`. Each step's logged loss and accuracy are of
-that batch before its update, as in the seed.
+Batches come from :mod:`scratchlr.batches`, each step's loss, accuracy and gradients from
+:func:`reference_gradients` or its in-place twin :class:`scratchlr.fast.FastGradients`, the
+update from :mod:`scratchlr.optim`. Each step's logged loss and accuracy are of that batch
+before its update, as in the seed.
 """
 
 from __future__ import annotations
@@ -12,83 +15,64 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import model
+from . import model, optim
 from .backend import Backend
-from .batches import BATCHINGS, Ranges, batch_ranges, take
-from .fast import FastStep
+from .batches import Ranges, batch_ranges, shuffled_batches, take
+from .config import Config
+from .fast import FastGradients
+from .history import Record
 from .mnist import MNIST, Split
 
-DTYPES = ("float32", "float64")
-STEPS = ("fast", "reference")
-
-
-@dataclass(frozen=True)
-class Config:
-    """The seed's hyper-parameters (its defaults) and how batches are drawn."""
-
-    learning_rate: float = 0.1
-    batch_size: int = 128
-    num_steps: int = 1000
-    display_step: int = 100
-    batching: str = "repeat"
-    dtype: str = "float32"
-    step: str = "fast"
-
-    def __post_init__(self) -> None:
-        for name in ("learning_rate", "batch_size", "num_steps", "display_step"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name.replace('_', ' ')} must be positive, got {getattr(self, name)}")
-        if self.batching not in BATCHINGS:
-            raise ValueError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if self.step not in STEPS:
-            raise ValueError(f"step must be one of {STEPS}, got {self.step!r}")
+__all__ = ["Config", "Record", "Result", "evaluate", "reference_gradients", "train"]
 
 
 @dataclass
 class Result:
-    """What a run produced: parameters (host arrays), test accuracy, the printed lines,
-    and wall-clock seconds per phase."""
+    """What a run produced: parameters (host arrays: the averaged or best ones where the run
+    averaged or stopped early), test accuracy and loss, the printed lines, the history, the
+    steps run, and wall-clock seconds per phase."""
 
     W: np.ndarray
     b: np.ndarray
     test_accuracy: float
+    test_loss: float = 0.0
     lines: list[str] = field(default_factory=list)
+    history: list[Record] = field(default_factory=list)
+    steps: int = 0
     train_seconds: float = 0.0
     test_seconds: float = 0.0
 
 
-def reference_step(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, lr: float) -> tuple[Any, ...]:
-    """One SGD step on the rows ``ranges``, written with the readable math of :mod:`scratchlr.model`.
+def reference_gradients(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any) -> tuple[Any, ...]:
+    """The batch's loss, accuracy and gradients, in the readable math of :mod:`scratchlr.model`.
 
-    Returns (J, acc, W', b'): the batch's loss and accuracy before the update, and the
-    updated parameters. One forward pass serves the loss, the accuracy and the gradient.
+    Returns (J, acc, dJ/dW, dJ/db) on the rows ``ranges`` at W (D, C), b (C,). One forward
+    pass serves the loss, the accuracy and the gradient.
     """
     X = model.pixels(take(images, ranges), W.dtype)
     y = take(labels, ranges)
     z = model.logits(X, W, b)
     G = model.grad_logits(z, y)
-    return (
-        model.loss(z, y),
-        model.accuracy(z, y),
-        model.sgd(W, model.grad_W(X, G), lr),
-        model.sgd(b, model.grad_b(G), lr),
-    )
+    return model.loss(z, y), model.accuracy(z, y), model.grad_W(X, G), model.grad_b(G)
 
 
-def test_accuracy(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> float:
-    """The seed's ``accuracy_fn`` on a whole split, in chunks of rows to bound memory.
+def evaluate(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[float, float]:
+    """(loss, accuracy) of W, b on a whole split, in chunks of rows to bound memory.
 
-    Exact: the count of correct predictions is an integer, then count / N in float32.
+    The accuracy is the seed's ``accuracy_fn``, exactly: the count of correct predictions,
+    an integer, then count / N in float32. The loss is the mean cross-entropy, summed in
+    float64.
     """
     xp = backend.xp
-    correct = 0
+    correct, total = 0, 0.0
     for lo in range(0, len(split.labels), chunk):
         X = model.pixels(xp.asarray(split.images[lo : lo + chunk]), W.dtype)
         y = xp.asarray(split.labels[lo : lo + chunk])
-        correct += int((model.predictions(model.logits(X, W, b)) == y).sum())
-    return float(np.float32(correct) / np.float32(len(split.labels)))
+        z = model.logits(X, W, b)
+        correct += int((model.predictions(z) == y).sum())
+        total += float(model.cross_entropy(z, y).sum(dtype=xp.float64))
+    n = len(split.labels)
+    return total / n, float(np.float32(correct) / np.float32(n))
 
 
 def format_loss_line(loss: float) -> str:
@@ -101,6 +85,12 @@ def format_step_line(step: int, loss: float, acc: float) -> str:
     return f"Step: {step:04d}  loss= {loss:.9f}  accuracy= {acc:.4f}"
 
 
+def format_validation_line(record: Record, per_epoch: bool) -> str:
+    """``Validation: step 0100  loss= ...  accuracy= ...`` (``epoch 3`` with epochs)."""
+    at = f"epoch {record.epoch:g}" if per_epoch else f"step {record.step:04d}"
+    return f"Validation: {at}  loss= {record.val_loss:.9f}  accuracy= {record.val_accuracy:.4f}"
+
+
 def format_test_line(acc: float) -> str:
     """The seed's ``Testset Accuracy: ...`` line."""
     return f"Testset Accuracy: {acc:.4f}"
@@ -111,42 +101,99 @@ def train(
     config: Config,
     backend: Backend,
     emit: Callable[[str], None] = print,
+    progress: Callable[[int], Any] | None = None,
 ) -> Result:
-    """Run the seed's loop on ``backend``; ``emit`` each log line as it is produced.
+    """Train on ``backend``; ``emit`` each log line as it is produced.
 
     The data is uploaded once, as uint8. Each step's loss and accuracy are added to sums
     kept on the device (the seed's ``average_loss`` and ``average_acc``), read back only
-    at display steps, so a GPU run does not synchronise every step.
+    at display steps, so a GPU run does not synchronise every step. ``progress(total)``,
+    if given, makes a progress bar (``update(n)``, ``close()``), moved every 1 % of steps.
     """
     xp, dtype = backend.xp, np.dtype(config.dtype)
+    n = len(data.train.labels)
+    config.check_data(n, len(data.validation.labels))
     images, labels = xp.asarray(data.train.images), xp.asarray(data.train.labels)
     model.check_labels(labels, 10)  # once, for the fast step, which does not check per batch
-    W = xp.zeros((images.shape[1], 10), dtype=dtype)
-    b = xp.zeros(10, dtype=dtype)
-    step_fn = FastStep(xp, config.batch_size, images.shape[1], 10, dtype) if config.step == "fast" else reference_step
+    total, per_epoch = config.total_steps(n), config.steps_per_epoch(n)
+    in_place = config.step == "fast"
+    gradients = FastGradients(xp, config.batch_size, images.shape[1], 10, dtype) if in_place else reference_gradients
+    W, b = xp.zeros((images.shape[1], 10), dtype=dtype), xp.zeros(10, dtype=dtype)
+    v_W, v_b = (xp.zeros_like(W), xp.zeros_like(b)) if config.momentum else (None, None)
+    mean_W, mean_b, averaged = xp.zeros_like(W), xp.zeros_like(b), 0  # Polyak-Ruppert means
+    best: tuple[float, Any, Any] | None = None  # (validation accuracy, W, b) for early stopping
+    waited = 0
     loss_sum, acc_sum = xp.zeros((), dtype), xp.zeros((), xp.float32)  # the seed's average_loss, average_acc
+    epoch_loss, epoch_acc = xp.zeros((), dtype), xp.zeros((), xp.float32)
     lines: list[str] = []
+    history: list[Record] = []
+    bar, every = (progress(total) if progress else None), max(1, total // 100)
 
     def say(line: str) -> None:
         lines.append(line)
         emit(line)
 
+    def params() -> tuple[Any, Any]:
+        return (mean_W, mean_b) if averaged else (W, b)
+
     start = time.perf_counter()
-    batches = batch_ranges(len(data.train.labels), config.batch_size, config.num_steps, config.batching)
-    for step, ranges in enumerate(batches):
-        J, acc, W, b = step_fn(images, labels, ranges, W, b, config.learning_rate)
+    batches = batch_ranges(n, config.batch_size, total, config.batching)
+    steps = (shuffled_batches(images, labels, batches, np.random.default_rng(config.seed)) if config.shuffle
+             else ((images, labels, ranges) for ranges in batches))
+    step = -1
+    for step, (X_u8, y, ranges) in enumerate(steps):
+        lr = config.learning_rate_at(step, total)
+        J, acc, grad_W, grad_b = gradients(X_u8, y, ranges, W, b)
+        W, v_W = optim.sgd_step(W, grad_W, v_W, lr, config.momentum, config.nesterov, config.weight_decay, in_place)
+        b, v_b = optim.sgd_step(b, grad_b, v_b, lr, config.momentum, config.nesterov, 0.0, in_place)  # b: no decay
+        if config.average is not None and step >= config.average:
+            averaged += 1
+            mean_W = optim.polyak_average(mean_W, W, averaged, out=mean_W if in_place else None)
+            mean_b = optim.polyak_average(mean_b, b, averaged, out=mean_b if in_place else None)
         loss_sum, acc_sum = loss_sum + J, acc_sum + acc  # new sums, not +=: NumPy adds scalars faster
-        if (step + 1) % config.display_step == 0 or step == 0:
+        if config.epochs:
+            epoch_loss, epoch_acc = epoch_loss + J, epoch_acc + acc
+        if bar is not None and (step + 1) % every == 0:
+            bar.update(every)
+
+        shown = (step + 1) % config.display_step == 0 or step == 0
+        if shown:
             if step == 0:
                 say(format_loss_line(float(backend.to_numpy(loss_sum))))
             else:
                 loss_sum /= dtype.type(config.display_step)
                 acc_sum /= np.float32(config.display_step)
-            say(format_step_line(step + 1, float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))))
+            shown_loss, shown_acc = float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))
+            say(format_step_line(step + 1, shown_loss, shown_acc))
             loss_sum, acc_sum = xp.zeros((), dtype), xp.zeros((), xp.float32)
+        if not (config.epochs and (step + 1) % per_epoch == 0 or not config.epochs and shown):
+            continue
+        if config.epochs:  # the epoch's means, over its batches
+            shown_loss = float(backend.to_numpy(epoch_loss)) / per_epoch
+            shown_acc = float(backend.to_numpy(epoch_acc)) / per_epoch
+            epoch_loss, epoch_acc = xp.zeros((), dtype), xp.zeros((), xp.float32)
+        val_loss, val_acc = evaluate(*params(), data.validation, backend) if config.validate else (None, None)
+        record = Record(step + 1, round((step + 1) / per_epoch, 4), shown_loss, shown_acc, val_loss, val_acc,
+                        lr, time.perf_counter() - start)
+        history.append(record)
+        if config.validate:
+            say(format_validation_line(record, bool(config.epochs)))
+        if config.early_stopping is not None:
+            if best is None or val_acc > best[0]:
+                best, waited = (val_acc, *(xp.array(p, copy=True) for p in params())), 0
+            else:
+                waited += 1
+            if waited >= config.early_stopping:
+                say(f"Early stopping: no better validation accuracy in {waited} evaluations; "
+                    f"keeping the best, {best[0]:.4f}")
+                break
     train_seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
 
+    final_W, final_b = best[1:] if best is not None else params()
     start = time.perf_counter()
-    acc = test_accuracy(W, b, data.test, backend)
+    test_loss, acc = evaluate(final_W, final_b, data.test, backend)
     say(format_test_line(acc))
-    return Result(backend.to_numpy(W), backend.to_numpy(b), acc, lines, train_seconds, time.perf_counter() - start)
+    return Result(backend.to_numpy(final_W), backend.to_numpy(final_b), acc, test_loss, lines, history, step + 1,
+                  train_seconds, time.perf_counter() - start)

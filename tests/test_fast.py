@@ -12,11 +12,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchlr import mnist, model, train
+from scratchlr import mnist, model, optim, train
 from scratchlr.backend import numpy_backend
-from scratchlr.fast import FastStep
+from scratchlr.config import STEPS
+from scratchlr.fast import FastGradients
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def reference_step(images, labels, ranges, W, b, lr: float) -> tuple:
+    """The reference gradients, then plain SGD building new arrays: (J, acc, W', b')."""
+    J, acc, grad_W, grad_b = train.reference_gradients(images, labels, ranges, W, b)
+    return J, acc, optim.sgd_step(W, grad_W, None, lr)[0], optim.sgd_step(b, grad_b, None, lr)[0]
+
+
+def fast_step(gradients: FastGradients, images, labels, ranges, W, b, lr: float) -> tuple:
+    """The fast gradients, then plain SGD in place, as the loop runs them: (J, acc, W', b')."""
+    J, acc, grad_W, grad_b = gradients(images, labels, ranges, W, b)
+    W, _ = optim.sgd_step(W, grad_W, None, lr, in_place=True)
+    b, _ = optim.sgd_step(b, grad_b, None, lr, in_place=True)
+    return J, acc, W, b
 
 
 def both(data: mnist.MNIST, config: train.Config) -> tuple[train.Result, train.Result]:
@@ -96,8 +111,9 @@ def test_one_step_equals_reference_step(dtype: type, ranges: list[tuple[int, int
     """One step, on random parameters, for batches of 1 to 128 rows, whole or wrapping."""
     rng = np.random.default_rng(len(ranges) * 1000 + ranges[0][0])
     images, labels, W, b = problem(rng, 200, dtype)
-    J_ref, acc_ref, W_ref, b_ref = train.reference_step(images, labels, ranges, W, b, 0.3)
-    J, acc, W_new, b_new = FastStep(np, 128, 784, 10, dtype)(images, labels, ranges, W.copy(), b.copy(), 0.3)
+    J_ref, acc_ref, W_ref, b_ref = reference_step(images, labels, ranges, W, b, 0.3)
+    fast = FastGradients(np, 128, 784, 10, dtype)
+    J, acc, W_new, b_new = fast_step(fast, images, labels, ranges, W.copy(), b.copy(), 0.3)
     assert J.dtype == J_ref.dtype == dtype and acc.dtype == acc_ref.dtype == np.float32
     assert J.tobytes() == J_ref.tobytes() and acc.tobytes() == acc_ref.tobytes()
     assert W_new.tobytes() == W_ref.tobytes() and b_new.tobytes() == b_ref.tobytes()
@@ -108,8 +124,9 @@ def test_extreme_logits_stay_finite_and_equal() -> None:
     images, labels, W, b = problem(np.random.default_rng(5), 64, np.float32, scale=300.0)
     ranges = [(0, 64)]
     assert np.abs(model.logits(model.pixels(images), W, b)).max() > 1e4
-    J_ref, acc_ref, W_ref, b_ref = train.reference_step(images, labels, ranges, W, b, 0.1)
-    J, acc, W_new, b_new = FastStep(np, 64, 784, 10, np.float32)(images, labels, ranges, W.copy(), b.copy(), 0.1)
+    J_ref, acc_ref, W_ref, b_ref = reference_step(images, labels, ranges, W, b, 0.1)
+    fast = FastGradients(np, 64, 784, 10, np.float32)
+    J, acc, W_new, b_new = fast_step(fast, images, labels, ranges, W.copy(), b.copy(), 0.1)
     assert np.isfinite(J) and np.isfinite(W_new).all() and np.isfinite(b_new).all()
     assert J.tobytes() == J_ref.tobytes() and np.array_equal(W_new, W_ref) and np.array_equal(b_new, b_ref)
 
@@ -121,8 +138,8 @@ def test_fast_step_one_step_by_hand() -> None:
     labels = rng.integers(0, 3, 7)
     W, b = rng.normal(size=(6, 3)), np.zeros(3)
     W0, b0 = W.copy(), b.copy()
-    step = FastStep(np, 5, 6, 3, np.float64)
-    J, acc, W_new, b_new = step(images, labels, [(5, 7), (0, 3)], W, b, 0.5)
+    step = FastGradients(np, 5, 6, 3, np.float64)
+    J, acc, W_new, b_new = fast_step(step, images, labels, [(5, 7), (0, 3)], W, b, 0.5)
     assert W_new is W and b_new is b  # updated in place
     idx = [5, 6, 0, 1, 2]
     X, y = images[idx] / 255.0, labels[idx]
@@ -140,11 +157,11 @@ def test_buffers_are_reused_across_batch_sizes() -> None:
     """A full batch after a smaller one (and the reverse) still equals the reference: no
     stale rows of an earlier batch leak into a later one."""
     images, labels, W, b = problem(np.random.default_rng(9), 300, np.float32)
-    step = FastStep(np, 128, 784, 10, np.float32)
+    step = FastGradients(np, 128, 784, 10, np.float32)
     W_ref, b_ref, W_fast, b_fast = W.copy(), b.copy(), W.copy(), b.copy()
     for ranges in ([(0, 128)], [(128, 131)], [(131, 259)], [(290, 300), (0, 20)], [(20, 148)]):
-        J_ref, acc_ref, W_ref, b_ref = train.reference_step(images, labels, ranges, W_ref, b_ref, 0.2)
-        J, acc, W_fast, b_fast = step(images, labels, ranges, W_fast, b_fast, 0.2)
+        J_ref, acc_ref, W_ref, b_ref = reference_step(images, labels, ranges, W_ref, b_ref, 0.2)
+        J, acc, W_fast, b_fast = fast_step(step, images, labels, ranges, W_fast, b_fast, 0.2)
         assert J.tobytes() == J_ref.tobytes() and acc == acc_ref
         assert np.array_equal(W_fast, W_ref) and np.array_equal(b_fast, b_ref)
 
@@ -152,10 +169,10 @@ def test_buffers_are_reused_across_batch_sizes() -> None:
 def test_a_batch_larger_than_the_step_is_refused() -> None:
     images, labels, W, b = problem(np.random.default_rng(2), 40, np.float32)
     with pytest.raises(ValueError, match="batch of 33 rows does not fit a step made for 32"):
-        FastStep(np, 32, 784, 10, np.float32)(images, labels, [(0, 33)], W, b, 0.1)
+        FastGradients(np, 32, 784, 10, np.float32)(images, labels, [(0, 33)], W, b)
 
 
-@pytest.mark.parametrize("step", train.STEPS)
+@pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize("bad", [10, -1])
 def test_labels_outside_the_classes_are_refused_by_either_step(mnist_data: mnist.MNIST, step: str, bad: int) -> None:
     """The fast step does not check labels per batch; the loop checks them once, before training."""

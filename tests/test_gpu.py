@@ -7,6 +7,7 @@ import pytest
 
 from scratchlr import model, train
 from scratchlr.backend import numpy_backend, select
+from scratchlr.config import STEPS
 
 pytestmark = pytest.mark.gpu
 
@@ -34,6 +35,6 @@ def test_gpu_fast_step_is_bit_identical_to_reference(mnist_data) -> None:
     """On CuPy too, the fast step makes the reference's calls on the same layouts."""
     gpu = select("gpu")
     runs = [train.train(mnist_data, train.Config(num_steps=300, display_step=1, step=s), gpu, emit=lambda line: None)
-            for s in train.STEPS]
+            for s in STEPS]
     assert np.array_equal(runs[0].W, runs[1].W) and np.array_equal(runs[0].b, runs[1].b)
     assert runs[0].lines == runs[1].lines
