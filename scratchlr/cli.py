@@ -152,7 +152,7 @@ def gradcheck_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=f"{PROG} gradcheck",
         description="Compare the analytic gradient with central differences (float64) on a "
-        "random problem and, when MNIST is present, on its first 32 examples. "
+        "random problem (with and without weight decay) and, when MNIST is present, on its first 32 examples. "
         f"Exits 1 if the max relative error exceeds {gradcheck.TOLERANCE:g}.",
     )
     p.add_argument("--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)")
@@ -206,7 +206,7 @@ def run_train(argv: Sequence[str]) -> int:
     except (download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     load_s = time.perf_counter() - start
-    result = train(data, config, backend, emit=say, progress=progress_bar)
+    result = train(data, config, backend, emit=say, progress=ProgressBar)
     if args.history:
         try:
             history.write_csv(Path(args.history), result.history)
@@ -225,10 +225,26 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-def progress_bar(total: int) -> tqdm:
-    """A bar of training steps on stderr, shown only on a terminal and after 2 s."""
-    return tqdm(total=total, desc="train", unit="step", file=sys.stderr, delay=2, leave=False,
-                disable=not sys.stderr.isatty())
+class ProgressBar:
+    """A tqdm bar of training steps on stderr, drawn only on a terminal, once training has
+    run ``delay`` seconds, and erased when it ends. (tqdm's own ``delay`` does not hold: each
+    ``tqdm.write`` redraws the bar, and an early one is then never erased.)"""
+
+    def __init__(self, total: int, delay: float = 2.0) -> None:
+        self.total, self.delay, self.done = total, delay, 0
+        self.start, self.bar = time.perf_counter(), None
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif sys.stderr.isatty() and time.perf_counter() - self.start >= self.delay:
+            self.bar = tqdm(total=self.total, initial=self.done, desc="train", unit="step", file=sys.stderr,
+                            leave=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run_gradcheck(argv: Sequence[str]) -> int:

@@ -1,5 +1,9 @@
 """Numerical gradient check: the analytic dJ/dW, dJ/db against central differences.
 
+The objective is the mean cross-entropy plus, with weight decay lambda, the L2 penalty
+(lambda / 2) ||W||^2, whose gradient the optimiser adds as lambda W
+(:func:`scratchlr.optim.decayed_gradient`); b is not decayed.
+
     dJ/dθ_i ≈ [8 (J(θ+h e_i) - J(θ-h e_i)) - (J(θ+2h e_i) - J(θ-2h e_i))] / 12h
     relative error = |a - n| / max(|a| + |n|, tiny)
 
@@ -15,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import model
+from . import model, optim
 
 TOLERANCE = 1e-7
 
@@ -46,14 +50,24 @@ def numerical_gradient(
     return grad
 
 
-def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Max relative error of :func:`model.grad_W` and :func:`model.grad_b` against
-    central differences of :func:`model.cross_entropy` at (W, b), in float64."""
+def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_decay: float = 0.0) -> dict[str, float]:
+    """Max relative error of the analytic gradients against central differences, in float64.
+
+    Analytic: :func:`model.grad_W` (plus lambda W, :func:`optim.decayed_gradient`) and
+    :func:`model.grad_b`. Numerical: of :func:`model.cross_entropy` at (W, b), plus that
+    of the terms of :func:`optim.l2_penalty`, each differenced on its own (a difference of
+    the whole sum would drown a small lambda w_ij in the sum's rounding).
+    """
     X, W, b = (np.array(a, dtype=np.float64) for a in (X, W, b))
     G = model.grad_logits(model.logits(X, W, b), y)
-    analytic = {"W": model.grad_W(X, G), "b": model.grad_b(G)}
+    analytic = {"W": optim.decayed_gradient(model.grad_W(X, G), W, weight_decay), "b": model.grad_b(G)}
+
+    def penalty_terms(W_: np.ndarray) -> np.ndarray:  # (lambda / 2) W_ij^2, summing to optim.l2_penalty
+        return (weight_decay / 2 * W_ * W_).ravel()  # differenced term by term, like the examples
+
     numeric = {
-        "W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W),
+        "W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W)
+        + W.size * numerical_gradient(penalty_terms, W),  # the sum's gradient: size x the mean's
         "b": numerical_gradient(lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b),
     }
     return {k: float(relative_error(analytic[k], numeric[k]).max()) for k in analytic}
@@ -76,12 +90,13 @@ def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: 
 def run(mnist_arrays: Any | None = None, emit: Callable[[str], None] = print) -> float:
     """Check the random problem and, if given (images, labels), an MNIST slice; print
     each max relative error and return the largest."""
-    problems = {"random 16x12, 5 classes": random_problem()}
+    problems = {"random 16x12, 5 classes": (random_problem(), 0.0),
+                "random 16x12, 5 classes, weight decay 0.1": (random_problem(1), 0.1)}
     if mnist_arrays is not None:
-        problems["MNIST first 32 examples"] = mnist_problem(*mnist_arrays)
+        problems["MNIST first 32 examples"] = (mnist_problem(*mnist_arrays), 0.0)
     worst = 0.0
-    for name, problem in problems.items():
-        errors = check(*problem)
+    for name, (problem, weight_decay) in problems.items():
+        errors = check(*problem, weight_decay=weight_decay)
         worst = max(worst, *errors.values())
         emit(f"{name}: max relative error W {errors['W']:.3e}, b {errors['b']:.3e}")
     return worst

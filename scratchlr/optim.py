@@ -142,10 +142,12 @@ def scheduled_lr(schedule: str, lr: float, t: int, step_size: int = 1, gamma: fl
 def stable_decay_limit(momentum: float, nesterov: bool) -> float:
     """The largest lr * lambda for which weight decay does not blow the weights up.
 
-    Alone, the decay term maps theta to (1 - lr lambda) theta; with heavy-ball momentum
-    theta_{t+1} = (1 + mu - a) theta_t - mu theta_{t-1} (a = lr lambda), stable for
-    a < 2 (1 + mu); with Nesterov's, (1 + mu^2 - a (1 + mu)) theta_t - mu^2 theta_{t-1},
-    stable for a < 2 (1 + mu^2) / (1 + mu). The cross-entropy's gradient is bounded, so
+    With a = lr lambda and u = lr v, the decay term alone maps (theta, u) linearly:
+    heavy ball: u' = mu u + a theta, theta' = theta - u', a matrix of trace 1 - a + mu and
+    determinant mu; Nesterov: theta' = theta - a theta - mu u', trace 1 - a (1 + mu) + mu,
+    determinant mu (1 - a). Both eigenvalues lie inside the unit circle (Jury's test:
+    1 + trace + det > 0) exactly when a < 2 (1 + mu), or a < 2 (1 + mu) / (1 + 2 mu) with
+    Nesterov; mu = 0 gives plain SGD's a < 2. The cross-entropy's gradient is bounded, so
     under this limit the weights stay finite at any learning rate.
     """
-    return 2 * (1 + momentum**2) / (1 + momentum) if nesterov else 2 * (1 + momentum)
+    return 2 * (1 + momentum) / (1 + 2 * momentum) if nesterov else 2 * (1 + momentum)

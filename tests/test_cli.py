@@ -46,6 +46,27 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, status: int, *words
     (["--dtype", "float16"], "--dtype"),
     (["--batching", "shuffle"], "--batching"),
     (["--bogus"], "--bogus"),
+    (["--epochs", "3", "--num-steps", "100"], "--epochs and --num-steps"),
+    (["--epochs", "0"], "--epochs"),
+    (["--epochs", "3", "--batching", "repeat"], "--epochs"),
+    (["--momentum", "1"], "--momentum"),
+    (["--momentum", "-0.5"], "--momentum"),
+    (["--momentum", "x"], "--momentum"),
+    (["--nesterov"], "--nesterov"),
+    (["--weight-decay", "-1e-4"], "--weight-decay"),
+    (["--weight-decay", "inf"], "--weight-decay"),
+    (["--learning-rate", "1000", "--weight-decay", "0.01"], "diverge"),
+    (["--lr-schedule", "linear"], "--lr-schedule"),
+    (["--lr-schedule", "step"], "--step-size"),
+    (["--lr-schedule", "exponential", "--gamma", "2"], "--gamma"),
+    (["--gamma", "0.5"], "--gamma"),
+    (["--lr-schedule", "cosine", "--eta-min", "1"], "--eta-min"),
+    (["--average", "-3"], "--average"),
+    (["--average", "1000"], "--average 1000"),
+    (["--early-stopping", "0"], "--early-stopping"),
+    (["--validate", "--validation-size", "0"], "--validation-size"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", "1.5"], "--seed"),
 ])
 def test_usage_errors_exit_2_with_one_line(args: list[str], word: str, tmp_path: Path) -> None:
     assert_one_line_error(run(*args, "--data-dir", str(tmp_path)), 2, word)
@@ -110,3 +131,75 @@ def test_console_script() -> None:
         pytest.skip("package not installed (pip install -e .)")
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("scratchlr ")
+
+
+def test_history_file_and_validation_lines(mnist_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run.csv"
+    proc = run("--data-dir", str(mnist_dir), "--epochs", "1", "--shuffle", "--momentum", "0.9", "--average", "100",
+               "--validate", "--display-step", "200", "--history", str(out))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["Initial loss= 2.302585125", lines[1]] and lines[1].startswith("Step: 0001")
+    assert [line.split()[:3] for line in lines if line.startswith("Validation")] == [["Validation:", "epoch", "1"]]
+    assert lines[-1].startswith("Testset Accuracy: ")
+    rows = out.read_text().splitlines()
+    assert rows[0] == "step,epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds" and len(rows) == 2
+    assert rows[1].startswith("430,1,")
+    assert "(" in proc.stderr and "us/step" in proc.stderr  # the summary line, per step of 430
+
+
+def test_history_into_a_missing_folder_is_a_file_error(mnist_dir: Path, tmp_path: Path) -> None:
+    proc = run("--data-dir", str(mnist_dir), "--num-steps", "5", "--history", str(tmp_path / "no" / "h.csv"))
+    assert_one_line_error(proc, 1, "--history", "no such directory")
+    assert proc.stdout == ""  # refused before training
+
+
+def test_progress_bar_only_on_a_terminal_after_its_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scratchlr import cli
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    bar = cli.ProgressBar(10, delay=0)
+    bar.update(3)
+    assert bar.bar is None and bar.done == 3
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    late = cli.ProgressBar(10, delay=60)
+    late.update(3)
+    assert late.bar is None
+    bar.update(2)
+    assert bar.bar is not None and bar.bar.n == 5 and bar.bar.total == 10
+    bar.close()
+
+
+def run_on_a_terminal(*args: str) -> tuple[str, str]:
+    """Run the CLI with stderr on a pseudo-terminal of 80 columns: (what the terminal got, stdout)."""
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "scratchlr", *args], stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    terminal = b""
+    while select.select([master], [], [], 60)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    stdout, _ = proc.communicate(timeout=120)
+    os.close(master)
+    return terminal.decode(errors="replace"), stdout.decode()
+
+
+def test_a_long_run_shows_a_progress_bar_on_a_terminal(mnist_dir: Path) -> None:
+    terminal, stdout = run_on_a_terminal("--data-dir", str(mnist_dir), "--epochs", "25", "--display-step", "5000")
+    assert "train: " in terminal and "step/s]" in terminal  # tqdm's bar, after 2 s
+    assert "step/s" not in stdout and stdout.splitlines()[-1].startswith("Testset Accuracy")
+    short, _ = run_on_a_terminal("--data-dir", str(mnist_dir), "--num-steps", "300")
+    assert "step/s" not in short and "scratchlr: load" in short  # under 2 s: only the summary

@@ -1,0 +1,240 @@
+"""Training past the seed: epochs, shuffling, the optimiser's options, validation, early
+stopping, history, and every one of them with either step, bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchlr import batches, history, mnist, train
+from scratchlr.backend import numpy_backend
+
+
+def quiet(data: mnist.MNIST, config: train.Config, **kwargs) -> train.Result:
+    return train.train(data, config, numpy_backend(), emit=lambda line: None, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def small(mnist_dir: Path) -> mnist.MNIST:
+    """2,000 training images (and 1,000 for validation): epochs of 16 batches of 128."""
+    data = mnist.load(str(mnist_dir), validation_size=1000)
+    train_ = mnist.Split(data.train.images[:2000], data.train.labels[:2000])
+    return dataclasses.replace(data, train=train_)
+
+
+OPTIONS = {
+    "epochs-shuffle": dict(epochs=2, shuffle=True, seed=3),
+    "momentum": dict(num_steps=60, momentum=0.9),
+    "nesterov-decay": dict(num_steps=60, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "step-lr": dict(num_steps=60, lr_schedule="step", step_size=20, gamma=0.5),
+    "exponential": dict(num_steps=60, lr_schedule="exponential", gamma=0.97),
+    "cosine": dict(epochs=3, lr_schedule="cosine", eta_min=0.01, shuffle=True),
+    "inverse": dict(num_steps=60, lr_schedule="inverse", gamma=0.1),
+    "average": dict(epochs=3, shuffle=True, momentum=0.9, learning_rate=0.4, average=16),
+    "validate-early-stop": dict(num_steps=200, display_step=10, learning_rate=2.0, early_stopping=2),
+    "shuffle-repeat-wrap": dict(num_steps=40, batch_size=300, shuffle=True),
+    "float64-all": dict(epochs=2, dtype="float64", shuffle=True, momentum=0.5, weight_decay=1e-2,
+                        lr_schedule="cosine", average=0, validate=True),
+}
+
+
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
+def test_every_option_is_bit_identical_with_either_step(small: mnist.MNIST, options: dict) -> None:
+    options = {"display_step": 7, **options}
+    fast, ref = (quiet(small, train.Config(step=s, **options)) for s in ("fast", "reference"))
+    assert fast.W.tobytes() == ref.W.tobytes() and fast.b.tobytes() == ref.b.tobytes()
+    assert fast.lines == ref.lines and fast.steps == ref.steps
+    strip = [dataclasses.replace(r, seconds=0.0) for r in fast.history]
+    assert strip == [dataclasses.replace(r, seconds=0.0) for r in ref.history]
+    assert fast.W.dtype == np.dtype(options.get("dtype", "float32"))
+
+
+def test_epochs_run_whole_passes_with_a_partial_last_batch(small: mnist.MNIST) -> None:
+    result = quiet(small, train.Config(epochs=3, batch_size=300, display_step=1))
+    assert result.steps == 3 * 7  # 2000 = 6 x 300 + 200
+    assert [r.epoch for r in result.history] == [1.0, 2.0, 3.0]
+    assert [r.step for r in result.history] == [7, 14, 21]
+    steps = [int(line.split()[1]) for line in result.lines if line.startswith("Step")]
+    assert steps == list(range(1, 22))
+
+
+def test_epoch_history_holds_the_epoch_means(small: mnist.MNIST) -> None:
+    per_step = quiet(small, train.Config(num_steps=32, batching="epoch", display_step=1)).history
+    per_epoch = quiet(small, train.Config(epochs=2, display_step=1)).history
+    for e, record in enumerate(per_epoch):
+        losses = [r.loss for r in per_step[16 * e : 16 * (e + 1)]]
+        assert record.loss == pytest.approx(np.mean(losses), rel=1e-6)
+
+
+def test_shuffled_batches_are_a_fresh_permutation_each_epoch() -> None:
+    n, B = 10, 4
+    images = np.arange(n, dtype=np.uint8)[:, None].repeat(3, axis=1)
+    labels = np.arange(n)
+    for batching, steps in (("epoch", 9), ("repeat", 10)):
+        rng = np.random.default_rng(0)
+        got = list(batches.shuffled_batches(images, labels, batches.batch_ranges(n, B, steps, batching), rng))
+        seen = np.concatenate([y for _, y, _ in got])
+        assert all(x.dtype == np.uint8 and np.array_equal(x[:, 0], y) for x, y, _ in got)  # rows gathered in uint8
+        assert all(r == [(0, len(y))] for _, y, r in got)
+        epochs = [seen[k : k + n] for k in range(0, 3 * n, n)]
+        assert all(sorted(e) == list(range(n)) for e in epochs)  # each epoch sees every row once
+        assert not np.array_equal(epochs[0], epochs[1])  # in a fresh order
+        expected = np.random.default_rng(0)
+        assert np.array_equal(epochs[0], expected.permutation(n)) and np.array_equal(epochs[1], expected.permutation(n))
+
+
+def test_the_same_seed_gives_the_same_run(small: mnist.MNIST) -> None:
+    a, b, c = (quiet(small, train.Config(epochs=1, shuffle=True, seed=s)) for s in (5, 5, 6))
+    assert a.lines == b.lines and np.array_equal(a.W, b.W)
+    assert a.lines != c.lines and not np.array_equal(a.W, c.W)
+    plain = quiet(small, train.Config(epochs=1))
+    assert not np.array_equal(a.W, plain.W)
+
+
+def test_validation_lines_and_values(small: mnist.MNIST) -> None:
+    result = quiet(small, train.Config(num_steps=30, display_step=10, validate=True))
+    shown = [line for line in result.lines if line.startswith("Validation")]
+    assert [line.split()[2] for line in shown] == ["0001", "0010", "0020", "0030"]
+    assert [r.step for r in result.history] == [1, 10, 20, 30]
+    last = result.history[-1]
+    loss, acc = train.evaluate(result.W, result.b, small.validation, numpy_backend())
+    assert (last.val_loss, last.val_accuracy) == (loss, acc)
+    assert shown[-1] == f"Validation: step 0030  loss= {loss:.9f}  accuracy= {acc:.4f}"
+    assert 0 < loss < 3 and 0 < acc <= 1
+
+
+def test_early_stopping_keeps_the_best_parameters(small: mnist.MNIST) -> None:
+    config = train.Config(num_steps=400, display_step=5, learning_rate=5.0, early_stopping=3)
+    result = quiet(small, config)
+    accs = [r.val_accuracy for r in result.history]
+    best = int(np.argmax(accs))  # the first best
+    assert len(accs) - 1 - best == 3  # stopped after 3 evaluations without a better one
+    assert result.steps == result.history[-1].step < 400
+    assert result.lines[-2].startswith("Early stopping")
+    # the parameters kept are those of the best evaluation: a run that ends there has them
+    shorter = quiet(small, dataclasses.replace(config, num_steps=result.history[best].step, early_stopping=None,
+                                               validate=False))
+    assert np.array_equal(result.W, shorter.W) and np.array_equal(result.b, shorter.b)
+
+
+def test_averaging_returns_the_mean_of_the_iterates(small: mnist.MNIST) -> None:
+    config = train.Config(num_steps=12, momentum=0.5, display_step=100)
+    averaged = quiet(small, dataclasses.replace(config, average=8))
+    iterates = [quiet(small, dataclasses.replace(config, num_steps=t)).W for t in range(9, 13)]
+    np.testing.assert_allclose(averaged.W, np.mean(iterates, axis=0), rtol=1e-5, atol=1e-7)
+    last = quiet(small, config)
+    assert averaged.test_accuracy == pytest.approx(train.evaluate(averaged.W, averaged.b, small.test,
+                                                                 numpy_backend())[1])
+    assert not np.array_equal(averaged.W, last.W)
+
+
+COMBINATIONS = [
+    dict(),
+    dict(momentum=0.99),
+    dict(momentum=0.99, nesterov=True),
+    dict(weight_decay=1e-3),  # lr x decay = 1 < 2
+    dict(momentum=0.9, weight_decay=1e-3),
+    dict(momentum=0.9, nesterov=True, weight_decay=1.3e-3),  # just under 2 (1 + mu) / (1 + 2 mu)
+    dict(lr_schedule="cosine", average=10, shuffle=True, momentum=0.9),
+    dict(lr_schedule="step", step_size=5, gamma=1.0, momentum=0.95),
+    dict(lr_schedule="inverse", gamma=0.01, momentum=0.5, weight_decay=1e-4),
+    dict(dtype="float64", momentum=0.99, nesterov=True),
+]
+
+
+@pytest.mark.parametrize("options", COMBINATIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "sgd")
+def test_no_nan_or_inf_at_learning_rate_1e3(small: mnist.MNIST, options: dict) -> None:
+    result = quiet(small, train.Config(learning_rate=1e3, epochs=4, display_step=8, validate=True, **options))
+    assert np.isfinite(result.W).all() and np.isfinite(result.b).all()
+    for r in result.history:
+        assert np.isfinite([r.loss, r.accuracy, r.val_loss, r.val_accuracy]).all(), r
+    assert not any(word in line for line in result.lines for word in ("nan", "inf"))
+
+
+def test_history_csv_round_trip(small: mnist.MNIST, tmp_path: Path) -> None:
+    records = quiet(small, train.Config(num_steps=20, display_step=5, validate=True)).history
+    records += quiet(small, train.Config(num_steps=10, display_step=5)).history  # no validation: empty cells
+    path = tmp_path / "h.csv"
+    history.write_csv(path, records)
+    text = path.read_text().splitlines()
+    assert text[0] == "step,epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds"
+    assert text[-1].split(",")[4:6] == ["", ""]
+    back = history.read_csv(path)
+    assert [r.step for r in back] == [r.step for r in records]
+    for a, b in zip(back, records):
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert (x is None and y is None) or x == pytest.approx(y, rel=1e-9)
+    assert not list(tmp_path.glob(".*part"))  # written atomically: no temporary left
+
+
+@pytest.mark.parametrize("text, words", [("step,loss\n1,2\n", "not a scratchlr history"),
+                                         ("", "not a scratchlr history"),
+                                         (",".join(history.COLUMNS) + "\n1,x,2,3,,,0.1,0\n", "line 2")])
+def test_history_reader_names_a_bad_file(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=words):
+        history.read_csv(path)
+
+
+class Bar:
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.closed = total, 0, False
+
+    def update(self, n: int) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_progress_bar_is_moved_and_closed(small: mnist.MNIST) -> None:
+    bars = []
+    quiet(small, train.Config(num_steps=250), progress=lambda total: bars.append(Bar(total)) or bars[-1])
+    (bar,) = bars
+    assert bar.total == 250 and bar.closed and 240 <= bar.done <= 250
+
+
+@pytest.mark.parametrize("options, words", [
+    (dict(epochs=2, num_steps=5), "alternatives"),
+    (dict(epochs=2, batching="repeat"), "'epoch'"),
+    (dict(momentum=1.0), "--momentum"),
+    (dict(momentum=-0.1), "--momentum"),
+    (dict(nesterov=True), "--nesterov needs --momentum"),
+    (dict(weight_decay=-1e-4), "--weight-decay"),
+    (dict(weight_decay=float("nan")), "--weight-decay"),
+    (dict(learning_rate=1e3, weight_decay=0.01), "diverge"),
+    (dict(learning_rate=1e3, weight_decay=1.4e-3, momentum=0.9, nesterov=True), "diverge"),
+    (dict(lr_schedule="linear"), "--lr-schedule"),
+    (dict(lr_schedule="step"), "--step-size"),
+    (dict(lr_schedule="exponential"), "--gamma"),
+    (dict(lr_schedule="inverse"), "--gamma"),
+    (dict(gamma=0.5), "not used by --lr-schedule constant"),
+    (dict(lr_schedule="cosine", step_size=3), "not used by --lr-schedule cosine"),
+    (dict(lr_schedule="exponential", gamma=1.5), "--gamma"),
+    (dict(lr_schedule="step", step_size=0), "--step-size"),
+    (dict(lr_schedule="cosine", eta_min=0.5), "--eta-min"),
+    (dict(lr_schedule="cosine", t_max=-1), "--t-max"),
+    (dict(average=-1), "--average"),
+    (dict(early_stopping=0), "--early-stopping"),
+    (dict(epochs=0), "--epochs"),
+    (dict(seed=-1), "--seed"),
+])
+def test_config_refuses_bad_options(options: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        train.Config(**options)
+
+
+def test_checks_against_the_data(small: mnist.MNIST) -> None:
+    with pytest.raises(ValueError, match="--average 16: the run has only 16 steps"):
+        quiet(small, train.Config(epochs=1, average=16))
+    no_validation = dataclasses.replace(small, validation=mnist.Split(small.validation.images[:0],
+                                                                      small.validation.labels[:0]))
+    with pytest.raises(ValueError, match="--validation-size"):
+        quiet(no_validation, train.Config(num_steps=5, validate=True))
+
+
