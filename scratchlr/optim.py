@@ -66,9 +66,12 @@ def nesterov_direction(g: Array, v: Array, momentum: float, out: Array | None = 
     return namespace_of(g).add(g, v * v.dtype.type(momentum), out=out)
 
 
-def descend(theta: Array, d: Array, learning_rate: float, out: Array | None = None) -> Array:
-    """theta' = theta - lr d: the SGD update (``model.sgd``, with ``out``)."""
-    return namespace_of(theta).subtract(theta, d * theta.dtype.type(learning_rate), out=out)
+def descend(theta: Array, d: Array, learning_rate: float, out: Array | None = None,
+            scratch: Array | None = None) -> Array:
+    """theta' = theta - lr d: the SGD update (``model.sgd``, with ``out``). ``scratch`` is
+    where lr d may be written (the fast step passes the gradient's buffer, no longer needed)."""
+    xp = namespace_of(theta)
+    return xp.subtract(theta, xp.multiply(d, theta.dtype.type(learning_rate), out=scratch), out=out)
 
 
 def sgd_step(
@@ -86,7 +89,7 @@ def sgd_step(
     if momentum:
         v = momentum_buffer(v, g, momentum, out=v_out)
         g = nesterov_direction(g, v, momentum, out=g_out) if nesterov else v
-    return descend(theta, g, learning_rate, out=theta_out), v
+    return descend(theta, g, learning_rate, out=theta_out, scratch=g_out), v
 
 
 def polyak_average(mean: Array, theta: Array, k: int, out: Array | None = None) -> Array:

@@ -121,7 +121,7 @@ def train(
     W, b = xp.zeros((images.shape[1], 10), dtype=dtype), xp.zeros(10, dtype=dtype)
     v_W, v_b = (xp.zeros_like(W), xp.zeros_like(b)) if config.momentum else (None, None)
     mean_W, mean_b, averaged = xp.zeros_like(W), xp.zeros_like(b), 0  # Polyak-Ruppert means
-    best: tuple[float, Any, Any] | None = None  # (validation accuracy, W, b) for early stopping
+    best: tuple[float, int, Any, Any] | None = None  # (validation accuracy, step, W, b), for early stopping
     waited = 0
     loss_sum, acc_sum = xp.zeros((), dtype), xp.zeros((), xp.float32)  # the seed's average_loss, average_acc
     epoch_loss, epoch_acc = xp.zeros((), dtype), xp.zeros((), xp.float32)
@@ -180,18 +180,18 @@ def train(
             say(format_validation_line(record, bool(config.epochs)))
         if config.early_stopping is not None:
             if best is None or val_acc > best[0]:
-                best, waited = (val_acc, *(xp.array(p, copy=True) for p in params())), 0
+                best, waited = (val_acc, step + 1, *(xp.array(p, copy=True) for p in params())), 0
             else:
                 waited += 1
             if waited >= config.early_stopping:
                 say(f"Early stopping: no better validation accuracy in {waited} evaluations; "
-                    f"keeping the best, {best[0]:.4f}")
+                    f"keeping step {best[1]:04d}'s, {best[0]:.4f}")
                 break
     train_seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
 
-    final_W, final_b = best[1:] if best is not None else params()
+    final_W, final_b = best[2:] if best is not None else params()
     start = time.perf_counter()
     test_loss, acc = evaluate(final_W, final_b, data.test, backend)
     say(format_test_line(acc))

@@ -1,0 +1,160 @@
+"""How fast each system trains softmax regression on MNIST to 0.920 and 0.925 test accuracy.
+
+    python benchmarks/converge.py --data-dir data/mnist [--repeats 5] [--only scratchlr,torch-sgd]
+
+Every contender trains on the same 55,000 images (the seed's training split) and is scored
+on the 10,000 test images; the times are of training only (scoring excluded). Contenders
+that are not installed are left out:
+
+- ``scratchlr``: the README's recipe, ``python -m scratchlr`` in a process of its own,
+  ``--repeats`` times; the time is its summary line's ``train`` seconds (median). It is
+  scored once, at the end, so its time to a threshold is the whole run's (an upper bound).
+- ``sklearn-lbfgs``: ``LogisticRegression()`` (lbfgs, ``max_iter=100``), fitted afresh with
+  ``max_iter`` = 10, 20, 40, 70 and 100; the time to a threshold is that of the first fit to
+  reach it. ``sklearn-lbfgs-converged``: ``max_iter=2000``, run until lbfgs stops.
+- ``sklearn-sgd``: ``SGDClassifier(loss="log_loss")`` with its defaults.
+- ``torch-sgd``: a hand-written PyTorch loop, lr 0.5, batch 128, 10 shuffled epochs (a
+  ``DataLoader``-free loop over a permutation), scored after each epoch; its time to a
+  threshold is the training time to the first epoch that reaches it.
+
+Prints a Markdown table: seconds to 0.920, to 0.925 ("never" if not reached), the final
+test accuracy and the total training seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from scratchlr import mnist  # noqa: E402
+
+RECIPE = ["--epochs", "3", "--shuffle", "--momentum", "0.9", "--learning-rate", "0.5", "--average", "430"]
+THRESHOLDS = (0.920, 0.925)
+CONTENDERS = ("scratchlr", "sklearn-lbfgs", "sklearn-lbfgs-converged", "sklearn-sgd", "torch-sgd")
+TRAIN = re.compile(r"train (\S+) s")
+Checkpoints = list[tuple[float, float]]  # (training seconds so far, test accuracy there)
+
+
+def scratchlr(data_dir: str, repeats: int) -> Checkpoints:
+    """The recipe, ``repeats`` times: one checkpoint at the median training time."""
+    times, acc = [], 0.0
+    for _ in range(repeats):
+        proc = subprocess.run([sys.executable, "-m", "scratchlr", "--data-dir", data_dir, "--quiet", *RECIPE],
+                              capture_output=True, text=True, check=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        times.append(float(TRAIN.search(proc.stderr).group(1)))
+        acc = float(proc.stdout.strip().splitlines()[-1].split()[-1])
+    print(f"scratchlr: train seconds {', '.join(f'{t:.3f}' for t in times)}", file=sys.stderr)
+    return [(statistics.median(times), acc)]
+
+
+def arrays(data: mnist.MNIST) -> tuple[np.ndarray, ...]:
+    """Train and test pixels scaled to [0, 1] in float32, and their labels."""
+    def scale(split: mnist.Split) -> np.ndarray:
+        return np.asarray(split.images, np.float32) * np.float32(1 / 255)
+    return scale(data.train), np.asarray(data.train.labels), scale(data.test), np.asarray(data.test.labels)
+
+
+def fits(make: Callable[[int], object], iterations: list[int], data: mnist.MNIST) -> Checkpoints:
+    """A fresh fit of ``make(max_iter)`` per entry of ``iterations``: (fit seconds, accuracy)."""
+    X, y, Xt, yt = arrays(data)
+    out = []
+    for k in iterations:
+        clf = make(k)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lbfgs's ConvergenceWarning at small max_iter
+            start = time.perf_counter()
+            clf.fit(X, y)
+            seconds = time.perf_counter() - start
+        out.append((seconds, float((clf.predict(Xt) == yt).mean())))
+    return out
+
+
+def sklearn(name: str, data: mnist.MNIST) -> Checkpoints | None:
+    try:
+        from sklearn.linear_model import LogisticRegression, SGDClassifier
+    except ImportError:
+        return None
+    if name == "sklearn-lbfgs":
+        return fits(lambda k: LogisticRegression(max_iter=k), [10, 20, 40, 70, 100], data)
+    if name == "sklearn-lbfgs-converged":
+        return fits(lambda k: LogisticRegression(max_iter=k), [2000], data)
+    return fits(lambda k: SGDClassifier(loss="log_loss", random_state=0), [1000], data)
+
+
+def torch_sgd(data: mnist.MNIST) -> Checkpoints | None:
+    """lr 0.5, batch 128, 10 shuffled epochs of plain SGD; scored after each epoch."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    X, y, Xt, yt = (torch.from_numpy(a) for a in arrays(data))
+    y = y.long()
+    W = torch.zeros((784, 10), requires_grad=True)
+    b = torch.zeros(10, requires_grad=True)
+    opt = torch.optim.SGD([W, b], lr=0.5)
+    generator = torch.Generator().manual_seed(0)
+    out, seconds = [], 0.0
+    for _ in range(10):
+        start = time.perf_counter()
+        for rows in torch.randperm(len(y), generator=generator).split(128):
+            loss = F.cross_entropy(X[rows] @ W + b, y[rows])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        seconds += time.perf_counter() - start
+        with torch.no_grad():
+            out.append((seconds, float(((Xt @ W + b).argmax(1) == yt).float().mean())))
+    return out
+
+
+def reached(checkpoints: Checkpoints, threshold: float) -> str:
+    """Seconds to the first checkpoint at or above ``threshold``, or ``never``."""
+    return next((f"{s:.2f}" for s, acc in checkpoints if acc >= threshold), "never")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default="data/mnist")
+    p.add_argument("--repeats", type=int, default=5, help="runs of scratchlr's recipe (5)")
+    p.add_argument("--only", help="comma-separated contenders (default: all installed)")
+    args = p.parse_args()
+    names = args.only.split(",") if args.only else list(CONTENDERS)
+    data = mnist.load(args.data_dir)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"NumPy {np.__version__}\n", file=sys.stderr)
+    print("| system | s to 0.920 | s to 0.925 | final test accuracy | training s |\n|---|---:|---:|---:|---:|")
+    for name in names:
+        if name == "scratchlr":
+            checkpoints = scratchlr(args.data_dir, args.repeats)
+        elif name.startswith("sklearn"):
+            checkpoints = sklearn(name, data)
+        elif name == "torch-sgd":
+            checkpoints = torch_sgd(data)
+        else:
+            raise SystemExit(f"converge: unknown contender {name!r}; one of {', '.join(CONTENDERS)}")
+        if checkpoints is None:
+            print(f"converge: {name} is not installed; left out", file=sys.stderr)
+            continue
+        print(f"| {name} | {reached(checkpoints, 0.920)} | {reached(checkpoints, 0.925)} | "
+              f"{checkpoints[-1][1]:.4f} | {checkpoints[-1][0]:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
