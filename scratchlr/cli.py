@@ -81,7 +81,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mirror", action="append", metavar="URL",
                    help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
                    f"default ${download.MIRROR_ENV}, then the public mirrors)")
-    p.add_argument("--quiet", action="store_true", help="no download progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (download, training)")
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -206,7 +206,7 @@ def run_train(argv: Sequence[str]) -> int:
     except (download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     load_s = time.perf_counter() - start
-    result = train(data, config, backend, emit=say, progress=ProgressBar)
+    result = train(data, config, backend, emit=say, progress=None if args.quiet else ProgressBar)
     if args.history:
         try:
             history.write_csv(Path(args.history), result.history)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchlr import gradcheck, model
+from scratchlr import gradcheck, model, optim
 
 
 @pytest.mark.parametrize("seed, n, d, c", [(0, 16, 12, 5), (1, 1, 3, 2), (2, 50, 20, 10), (3, 7, 784, 10)])
@@ -38,3 +38,17 @@ def test_numerical_gradient_of_known_function_and_restores_theta() -> None:
 def test_relative_error_definition() -> None:
     a, n = np.array([1.0, 0.0, 1e-300, -2.0]), np.array([1.0, 0.0, 0.0, 2.0])
     np.testing.assert_allclose(gradcheck.relative_error(a, n), [0.0, 0.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("weight_decay", [1e-4, 0.1, 3.0])
+def test_gradient_with_weight_decay_matches_numerical(weight_decay: float) -> None:
+    errors = gradcheck.check(*gradcheck.random_problem(4, 20, 15, 6), weight_decay=weight_decay)
+    assert max(errors.values()) <= gradcheck.TOLERANCE, errors
+
+
+def test_check_catches_a_wrong_decay_term(monkeypatch: pytest.MonkeyPatch) -> None:
+    # decay by lambda / 2 instead of lambda (the gradient of lambda / 4 ||W||^2): W must fail, b not
+    real = optim.decayed_gradient
+    monkeypatch.setattr(optim, "decayed_gradient", lambda g, theta, lam, out=None: real(g, theta, lam / 2, out))
+    errors = gradcheck.check(*gradcheck.random_problem(), weight_decay=0.5)
+    assert errors["W"] > 1e-3 and errors["b"] <= gradcheck.TOLERANCE
