@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from bench import machine  # noqa: E402
 
 from scratchlr import mnist  # noqa: E402
 
@@ -135,19 +135,19 @@ def main() -> int:
     p.add_argument("--only", help="comma-separated contenders (default: all installed)")
     args = p.parse_args()
     names = args.only.split(",") if args.only else list(CONTENDERS)
+    unknown = [name for name in names if name not in CONTENDERS]
+    if unknown:
+        raise SystemExit(f"converge: unknown contender {unknown[0]!r}; one of {', '.join(CONTENDERS)}")
     data = mnist.load(args.data_dir)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"NumPy {np.__version__}\n", file=sys.stderr)
+    print(f"machine: {machine()}\n")
     print("| system | s to 0.920 | s to 0.925 | final test accuracy | training s |\n|---|---:|---:|---:|---:|")
     for name in names:
         if name == "scratchlr":
             checkpoints = scratchlr(args.data_dir, args.repeats)
         elif name.startswith("sklearn"):
             checkpoints = sklearn(name, data)
-        elif name == "torch-sgd":
-            checkpoints = torch_sgd(data)
         else:
-            raise SystemExit(f"converge: unknown contender {name!r}; one of {', '.join(CONTENDERS)}")
+            checkpoints = torch_sgd(data)
         if checkpoints is None:
             print(f"converge: {name} is not installed; left out", file=sys.stderr)
             continue

@@ -8,18 +8,20 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from tqdm import tqdm
+import numpy as np
 
 from . import __version__, download, gradcheck, history, mnist
 from .backend import DEVICES, BackendError, select
 from .batches import BATCHINGS
 from .config import DTYPES, STEPS, Config
 from .optim import SCHEDULES
+from .progress import ProgressBar, say
 from .train import train
 
 PROG = "scratchlr"
@@ -32,22 +34,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    """An argparse type: ``kind(text)`` that must be finite and > 0."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def number(kind: Callable[[str], float]) -> Callable[[str], float]:
     """An argparse type: ``kind(text)``, finite (its range is checked by :class:`Config`)."""
 
@@ -56,12 +42,42 @@ def number(kind: Callable[[str], float]) -> Callable[[str], float]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
-        if not math.isfinite(value):
+        if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be finite, got {text}")
         return value
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)`` that must be finite and > 0."""
+    finite = number(kind)
+
+    def parse(text: str) -> float:
+        value = finite(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def writable_file(text: str) -> Path:
+    """An argparse type: a file path that can be written, checked before any work is done:
+    not a folder, and a temporary file can be made beside it (as the atomic write will)."""
+    path = Path(text)
+    if not text or path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a file name: {text!r}")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {path.parent}")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
+    return path
 
 
 def validation_size(text: str) -> int:
@@ -100,10 +116,10 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-size", type=validation_size, default=mnist.DEFAULT_VALIDATION_SIZE,
                    help="first N training images held out (5000)")
     p.add_argument("--batching", choices=BATCHINGS,
-                   help="repeat (default): Dataset.repeat().batch(B); epoch (with --epochs): one pass at a time, "
-                   "last batch partial")
+                   help="repeat (default): Dataset.repeat().batch(B); epoch (the only one with --epochs): one pass "
+                   "at a time, last batch partial")
     p.add_argument("--shuffle", action="store_true", help="a fresh permutation of the training set each epoch")
-    p.add_argument("--seed", type=number(int), default=0, help="seed of the shuffling's numpy.random.default_rng (0)")
+    p.add_argument("--seed", type=number(int), help="seed of the shuffling's numpy.random.default_rng (0)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="float type of the math (float32)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="array backend (default: auto)")
     p.add_argument("--step", choices=STEPS, default="fast",
@@ -118,7 +134,8 @@ def train_parser() -> argparse.ArgumentParser:
                    "cosine: eta-min + (lr - eta-min)(1 + cos(pi t / t-max)) / 2; inverse: lr / (1 + gamma t)")
     g.add_argument("--step-size", type=positive(int), help="steps between decays of the step schedule")
     g.add_argument("--gamma", type=number(float), help="decay factor (step: 0.1; exponential, inverse: needed)")
-    g.add_argument("--t-max", type=positive(int), help="the cosine schedule's period, in steps (the run's steps)")
+    g.add_argument("--t-max", type=positive(int),
+                   help="steps of the cosine schedule's way down to eta-min (half its period; the run's steps)")
     g.add_argument("--eta-min", type=number(float), help="the cosine schedule's least learning rate (0)")
     g.add_argument("--average", type=number(int), nargs="?", const=0, metavar="START",
                    help="Polyak-Ruppert averaging of the iterates after START steps (0); the average is what is "
@@ -128,7 +145,7 @@ def train_parser() -> argparse.ArgumentParser:
                    help="validation loss and accuracy at each display step (each epoch with --epochs)")
     g.add_argument("--early-stopping", type=positive(int), metavar="PATIENCE",
                    help="stop after PATIENCE validations without a better accuracy; keep the best (implies --validate)")
-    g.add_argument("--history", metavar="FILE", help="write the run's history as CSV")
+    g.add_argument("--history", metavar="FILE", type=writable_file, help="write the run's history as CSV")
     add_data_args(p)
     return p
 
@@ -197,8 +214,6 @@ def run_train(argv: Sequence[str]) -> int:
         config.check_data(n_train, args.validation_size)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.history and not Path(args.history).parent.is_dir():
-        return fail(f"--history {args.history}: no such directory {Path(args.history).parent}")
     start = time.perf_counter()
     try:
         fetch(args)
@@ -206,10 +221,14 @@ def run_train(argv: Sequence[str]) -> int:
     except (download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     load_s = time.perf_counter() - start
-    result = train(data, config, backend, emit=say, progress=None if args.quiet else ProgressBar)
+    try:
+        result = train(data, config, backend, emit=say, progress=None if args.quiet else ProgressBar)
+    except MemoryError:
+        return fail(f"out of memory (batches of {config.batch_size} rows need "
+                    f"{config.batch_size * 784 * np.dtype(config.dtype).itemsize / 2**20:.0f} MiB each buffer)")
     if args.history:
         try:
-            history.write_csv(Path(args.history), result.history)
+            history.write_csv(args.history, result.history)
         except OSError as exc:
             return fail(f"--history {args.history}: {exc.strerror or exc}")
     us = 1e6 * result.train_seconds / max(result.steps, 1)
@@ -217,34 +236,6 @@ def run_train(argv: Sequence[str]) -> int:
           f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})",
           file=sys.stderr)
     return 0
-
-
-def say(line: str) -> None:
-    """Print a log line on stdout, above the progress bar if one is showing."""
-    tqdm.write(line, file=sys.stdout)
-    sys.stdout.flush()
-
-
-class ProgressBar:
-    """A tqdm bar of training steps on stderr, drawn only on a terminal, once training has
-    run ``delay`` seconds, and erased when it ends. (tqdm's own ``delay`` does not hold: each
-    ``tqdm.write`` redraws the bar, and an early one is then never erased.)"""
-
-    def __init__(self, total: int, delay: float = 2.0) -> None:
-        self.total, self.delay, self.done = total, delay, 0
-        self.start, self.bar = time.perf_counter(), None
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif sys.stderr.isatty() and time.perf_counter() - self.start >= self.delay:
-            self.bar = tqdm(total=self.total, initial=self.done, desc="train", unit="step", file=sys.stderr,
-                            leave=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def run_gradcheck(argv: Sequence[str]) -> int:

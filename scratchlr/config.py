@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .batches import BATCHINGS
 from .optim import SCHEDULES, scheduled_lr, stable_decay_limit
 
@@ -19,6 +21,11 @@ SEED_NUM_STEPS = 1000
 SCHEDULE_PARAMETERS = {"constant": (), "step": ("step_size", "gamma"), "exponential": ("gamma",),
                        "cosine": ("t_max", "eta_min"), "inverse": ("gamma",)}
 GAMMA_DEFAULT = {"step": 0.1}  # StepLR's default; ExponentialLR has none, nor do we for inverse
+
+
+def finite(value: float) -> bool:
+    """Not inf or nan (an int always is finite, however large)."""
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def flag(name: str) -> str:
@@ -40,7 +47,7 @@ class Config:
     step: str = "fast"
     epochs: int | None = None
     shuffle: bool = False
-    seed: int = 0
+    seed: int | None = None  # of the shuffling (0 if unset); only with shuffle
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
@@ -63,6 +70,8 @@ class Config:
                               ("lr_schedule", SCHEDULES)):
             if getattr(self, name) not in choices + ((None,) if name == "batching" else ()):
                 raise ValueError(f"{flag(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.seed is not None and not self.shuffle:
+            raise ValueError("--seed is the shuffling's: it needs --shuffle")
         self.check_optimiser()
         self.check_schedule()
         resolved = {
@@ -79,12 +88,16 @@ class Config:
                     "t_max", "early_stopping")
         for name in positive:
             value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
+            if value is not None and not (finite(value) and value > 0):
                 raise ValueError(f"{flag(name)} must be positive, got {value}")
         for name in ("weight_decay", "eta_min", "average", "seed"):
             value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
+            if value is not None and not (finite(value) and value >= 0):
                 raise ValueError(f"{flag(name)} must be zero or positive, got {value}")
+        with np.errstate(over="ignore"):
+            overflows = self.dtype in DTYPES and not np.isfinite(np.dtype(self.dtype).type(self.learning_rate))
+        if overflows:
+            raise ValueError(f"--learning-rate {self.learning_rate} overflows {self.dtype}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
 
@@ -94,8 +107,10 @@ class Config:
             raise ValueError("--nesterov needs --momentum above 0")
         limit = stable_decay_limit(self.momentum, self.nesterov)
         if self.learning_rate * self.weight_decay >= limit:
+            with_momentum = f" with --momentum {self.momentum:g}{' --nesterov' if self.nesterov else ''}" \
+                if self.momentum else ""
             raise ValueError(f"--learning-rate x --weight-decay is {self.learning_rate * self.weight_decay:g}; "
-                             f"at {limit:g} or more the weights diverge (with this momentum)")
+                             f"at {limit:g} or more{with_momentum} the weights diverge")
 
     def check_schedule(self) -> None:
         """Each schedule gets the parameters it reads, and only those."""
@@ -108,8 +123,9 @@ class Config:
         if self.lr_schedule in ("exponential", "inverse") and self.gamma is None:
             raise ValueError(f"--lr-schedule {self.lr_schedule} needs --gamma")
         if self.gamma is not None:
-            decays = self.lr_schedule == "inverse" or self.gamma <= 1
-            if not (math.isfinite(self.gamma) and self.gamma > 0 and decays):
+            if self.lr_schedule == "inverse" and not (finite(self.gamma) and self.gamma > 0):
+                raise ValueError(f"--gamma must be positive, got {self.gamma}")
+            if self.lr_schedule != "inverse" and not (finite(self.gamma) and 0 < self.gamma <= 1):
                 raise ValueError(f"--gamma must be in (0, 1] for --lr-schedule {self.lr_schedule}, got {self.gamma}")
         if self.eta_min is not None and self.eta_min > self.learning_rate:
             raise ValueError(f"--eta-min must not exceed --learning-rate, got {self.eta_min}")
@@ -121,6 +137,13 @@ class Config:
     def steps_per_epoch(self, n: int) -> int:
         """Batches in one pass over n examples, the last one partial."""
         return -(-n // self.batch_size)
+
+    def epochs_done(self, steps: int, n: int) -> float:
+        """Passes over n examples made in ``steps`` steps: whole batches of ``repeat``
+        batching run across epochs, ``epoch`` batching ends each pass with a partial one."""
+        if self.batching == "repeat":
+            return steps * self.batch_size / n
+        return steps / self.steps_per_epoch(n)
 
     def check_data(self, n_train: int, n_validation: int) -> None:
         """What can only be checked against the data: averaging must start before the end,

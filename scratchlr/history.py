@@ -40,7 +40,7 @@ COLUMNS = tuple(f.name for f in fields(Record))
 
 
 def to_csv(records: list[Record]) -> str:
-    """The records as CSV text, floats written with repr's round-trip precision."""
+    """The records as CSV text, floats to ten significant digits."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)

@@ -140,7 +140,3 @@ def accuracy(z: Array, y: Array) -> Array:
     xp = namespace_of(z)
     return (predictions(z) == y).astype(xp.float32).sum() / xp.float32(z.shape[0])
 
-
-def sgd(param: Array, grad: Array, learning_rate: float) -> Array:
-    """theta' = theta - lr * g (TF's ``ApplyGradientDescent``: lr rounded to theta's dtype)."""
-    return param - param.dtype.type(learning_rate) * grad

@@ -33,8 +33,9 @@ def l2_penalty(W: Array, weight_decay: float) -> Array:
     """R = (lambda / 2) sum_ij W_ij^2: the L2 penalty whose gradient is lambda W. W (D, C) -> scalar.
 
     Not added to the logged loss, as in PyTorch, where ``weight_decay`` lives in the optimiser
-    and the loss you print is the data's cross-entropy; :mod:`scratchlr.gradcheck` checks that
-    lambda W is this penalty's gradient.
+    and the loss you print is the data's cross-entropy. :mod:`scratchlr.gradcheck` checks
+    lambda W against central differences of the penalty's terms, and ``tests/test_gradcheck.py``
+    against this function's.
     """
     return W.dtype.type(weight_decay / 2) * (W * W).sum()
 
@@ -68,8 +69,9 @@ def nesterov_direction(g: Array, v: Array, momentum: float, out: Array | None = 
 
 def descend(theta: Array, d: Array, learning_rate: float, out: Array | None = None,
             scratch: Array | None = None) -> Array:
-    """theta' = theta - lr d: the SGD update (``model.sgd``, with ``out``). ``scratch`` is
-    where lr d may be written (the fast step passes the gradient's buffer, no longer needed)."""
+    """theta' = theta - lr d: the SGD update, TF's ``ApplyGradientDescent`` (lr rounded to
+    theta's dtype). ``scratch`` is where lr d may be written (the fast step passes the
+    gradient's buffer, no longer needed)."""
     xp = namespace_of(theta)
     return xp.subtract(theta, xp.multiply(d, theta.dtype.type(learning_rate), out=scratch), out=out)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -41,6 +41,15 @@ class Result:
     steps: int = 0
     train_seconds: float = 0.0
     test_seconds: float = 0.0
+
+
+class Best(NamedTuple):
+    """The best validation accuracy so far, its step, and copies of its parameters."""
+
+    accuracy: float
+    step: int
+    W: Any
+    b: Any
 
 
 def reference_gradients(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any) -> tuple[Any, ...]:
@@ -121,10 +130,10 @@ def train(
     W, b = xp.zeros((images.shape[1], 10), dtype=dtype), xp.zeros(10, dtype=dtype)
     v_W, v_b = (xp.zeros_like(W), xp.zeros_like(b)) if config.momentum else (None, None)
     mean_W, mean_b, averaged = xp.zeros_like(W), xp.zeros_like(b), 0  # Polyak-Ruppert means
-    best: tuple[float, int, Any, Any] | None = None  # (validation accuracy, step, W, b), for early stopping
+    best: Best | None = None  # for early stopping
     waited = 0
     loss_sum, acc_sum = xp.zeros((), dtype), xp.zeros((), xp.float32)  # the seed's average_loss, average_acc
-    epoch_loss, epoch_acc = xp.zeros((), dtype), xp.zeros((), xp.float32)
+    record_loss, record_acc, recorded = xp.zeros((), xp.float64), xp.zeros((), xp.float64), 0  # since the last record
     lines: list[str] = []
     history: list[Record] = []
     bar, every = (progress(total) if progress else None), max(1, total // 100)
@@ -138,7 +147,7 @@ def train(
 
     start = time.perf_counter()
     batches = batch_ranges(n, config.batch_size, total, config.batching)
-    steps = (shuffled_batches(images, labels, batches, np.random.default_rng(config.seed)) if config.shuffle
+    steps = (shuffled_batches(images, labels, batches, np.random.default_rng(config.seed or 0)) if config.shuffle
              else ((images, labels, ranges) for ranges in batches))
     step = -1
     for step, (X_u8, y, ranges) in enumerate(steps):
@@ -151,8 +160,7 @@ def train(
             mean_W = optim.polyak_average(mean_W, W, averaged, out=mean_W if in_place else None)
             mean_b = optim.polyak_average(mean_b, b, averaged, out=mean_b if in_place else None)
         loss_sum, acc_sum = loss_sum + J, acc_sum + acc  # new sums, not +=: NumPy adds scalars faster
-        if config.epochs:
-            epoch_loss, epoch_acc = epoch_loss + J, epoch_acc + acc
+        record_loss, record_acc = record_loss + J, record_acc + acc
         if bar is not None and (step + 1) % every == 0:
             bar.update(every)
 
@@ -163,35 +171,37 @@ def train(
             else:
                 loss_sum /= dtype.type(config.display_step)
                 acc_sum /= np.float32(config.display_step)
-            shown_loss, shown_acc = float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))
-            say(format_step_line(step + 1, shown_loss, shown_acc))
+            say(format_step_line(step + 1, float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))))
             loss_sum, acc_sum = xp.zeros((), dtype), xp.zeros((), xp.float32)
-        if not (config.epochs and (step + 1) % per_epoch == 0 or not config.epochs and shown):
+
+        # A record (and a validation) at each epoch's end with epochs, else at each display
+        # step; and at the last step, so that no trained step goes unseen.
+        recorded += 1
+        record_now = (step + 1) % per_epoch == 0 if config.epochs else shown or step + 1 == total
+        if not record_now:
             continue
-        if config.epochs:  # the epoch's means, over its batches
-            shown_loss = float(backend.to_numpy(epoch_loss)) / per_epoch
-            shown_acc = float(backend.to_numpy(epoch_acc)) / per_epoch
-            epoch_loss, epoch_acc = xp.zeros((), dtype), xp.zeros((), xp.float32)
         val_loss, val_acc = evaluate(*params(), data.validation, backend) if config.validate else (None, None)
-        record = Record(step + 1, round((step + 1) / per_epoch, 4), shown_loss, shown_acc, val_loss, val_acc,
-                        lr, time.perf_counter() - start)
+        record = Record(step + 1, round(config.epochs_done(step + 1, n), 4),
+                        float(backend.to_numpy(record_loss)) / recorded, float(backend.to_numpy(record_acc)) / recorded,
+                        val_loss, val_acc, lr, time.perf_counter() - start)
         history.append(record)
+        record_loss, record_acc, recorded = xp.zeros((), xp.float64), xp.zeros((), xp.float64), 0
         if config.validate:
             say(format_validation_line(record, bool(config.epochs)))
         if config.early_stopping is not None:
-            if best is None or val_acc > best[0]:
-                best, waited = (val_acc, step + 1, *(xp.array(p, copy=True) for p in params())), 0
+            if best is None or val_acc > best.accuracy:
+                best, waited = Best(val_acc, step + 1, *(xp.array(p, copy=True) for p in params())), 0
             else:
                 waited += 1
             if waited >= config.early_stopping:
-                say(f"Early stopping: no better validation accuracy in {waited} evaluations; "
-                    f"keeping step {best[1]:04d}'s, {best[0]:.4f}")
+                say(f"Early stopping at step {step + 1:04d}: no better validation accuracy in {waited} "
+                    f"evaluations; keeping step {best.step:04d} (validation accuracy {best.accuracy:.4f})")
                 break
     train_seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
 
-    final_W, final_b = best[2:] if best is not None else params()
+    final_W, final_b = (best.W, best.b) if best is not None else params()
     start = time.perf_counter()
     test_loss, acc = evaluate(final_W, final_b, data.test, backend)
     say(format_test_line(acc))

@@ -67,6 +67,10 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, status: int, *words
     (["--validate", "--validation-size", "0"], "--validation-size"),
     (["--seed", "-1"], "--seed"),
     (["--seed", "1.5"], "--seed"),
+    (["--seed", "3"], "--shuffle"),
+    (["--shuffle", "--seed", "1" + "0" * 400, "--average", "1" + "0" * 400], "--average"),  # huge, yet one line
+    (["--learning-rate", "1e300"], "overflows float32"),
+    (["--lr-schedule", "inverse", "--gamma", "-1"], "--gamma must be positive"),
 ])
 def test_usage_errors_exit_2_with_one_line(args: list[str], word: str, tmp_path: Path) -> None:
     assert_one_line_error(run(*args, "--data-dir", str(tmp_path)), 2, word)
@@ -139,7 +143,7 @@ def test_history_file_and_validation_lines(mnist_dir: Path, tmp_path: Path) -> N
                "--validate", "--display-step", "200", "--history", str(out))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[:2] == ["Initial loss= 2.302585125", lines[1]] and lines[1].startswith("Step: 0001")
+    assert lines[0] == "Initial loss= 2.302585125" and lines[1].startswith("Step: 0001  loss= 2.302585125")
     assert [line.split()[:3] for line in lines if line.startswith("Validation")] == [["Validation:", "epoch", "1"]]
     assert lines[-1].startswith("Testset Accuracy: ")
     rows = out.read_text().splitlines()
@@ -148,21 +152,24 @@ def test_history_file_and_validation_lines(mnist_dir: Path, tmp_path: Path) -> N
     assert "(" in proc.stderr and "us/step" in proc.stderr  # the summary line, per step of 430
 
 
-def test_history_into_a_missing_folder_is_a_file_error(mnist_dir: Path, tmp_path: Path) -> None:
-    proc = run("--data-dir", str(mnist_dir), "--num-steps", "5", "--history", str(tmp_path / "no" / "h.csv"))
-    assert_one_line_error(proc, 1, "--history", "no such directory")
+@pytest.mark.parametrize("where, words", [("no/h.csv", "no such folder"), (".", "not a file name"),
+                                          ("", "not a file name")])
+def test_history_file_is_checked_before_training(mnist_dir: Path, tmp_path: Path, where: str, words: str) -> None:
+    target = str(tmp_path / where) if where else ""
+    proc = run("--data-dir", str(mnist_dir), "--num-steps", "5", "--history", target)
+    assert_one_line_error(proc, 2, "--history", words)
     assert proc.stdout == ""  # refused before training
 
 
 def test_progress_bar_only_on_a_terminal_after_its_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scratchlr import cli
+    from scratchlr import progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    bar = cli.ProgressBar(10, delay=0)
+    bar = progress.ProgressBar(10, delay=0)
     bar.update(3)
     assert bar.bar is None and bar.done == 3
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    late = cli.ProgressBar(10, delay=60)
+    late = progress.ProgressBar(10, delay=60)
     late.update(3)
     assert late.bar is None
     bar.update(2)

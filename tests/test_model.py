@@ -125,10 +125,3 @@ def test_gradients_shapes_and_onehot() -> None:
     assert model.grad_W(X, G).shape == (7, 3) and model.grad_b(G).shape == (3,)
     np.testing.assert_allclose(model.grad_b(G), G.sum(axis=0))
 
-
-def test_sgd_rounds_learning_rate_to_param_dtype() -> None:
-    W = np.ones(4, np.float32)
-    g = np.full(4, 3.0, np.float32)
-    out = model.sgd(W, g, 0.1)
-    assert out.dtype == np.float32
-    assert np.array_equal(out, W - np.float32(0.1) * g)

@@ -61,6 +61,36 @@ def test_epochs_run_whole_passes_with_a_partial_last_batch(small: mnist.MNIST) -
     assert steps == list(range(1, 22))
 
 
+def test_history_counts_epochs_of_either_batching(small: mnist.MNIST) -> None:
+    repeat = quiet(small, train.Config(num_steps=20, batch_size=300, display_step=10)).history
+    assert [r.epoch for r in repeat] == [0.15, 1.5, 3.0]  # 300, 3000, 6000 of 2000 examples
+    epoch = quiet(small, train.Config(num_steps=14, batch_size=300, display_step=7, batching="epoch")).history
+    assert [r.epoch for r in epoch] == [round(1 / 7, 4), 1.0, 2.0]  # 7 batches a pass, the last partial
+
+
+def test_history_holds_the_means_since_the_last_record_and_the_last_step(small: mnist.MNIST) -> None:
+    """Records at step 1, each display step and the last step; each holds the mean of the
+    batches since the one before (unlike the seed's printed average, which divides the
+    first interval's 99 batches by 100)."""
+    per_step = [r.loss for r in quiet(small, train.Config(num_steps=25, display_step=1)).history]
+    result = quiet(small, train.Config(num_steps=25, display_step=10, validate=True))
+    assert [r.step for r in result.history] == [1, 10, 20, 25]
+    assert sum(line.startswith("Validation") for line in result.lines) == 4
+    for record, (lo, hi) in zip(result.history, [(0, 1), (1, 10), (10, 20), (20, 25)]):
+        assert record.loss == pytest.approx(np.mean(per_step[lo:hi]), rel=1e-6)
+    assert result.history[-1].val_accuracy == train.evaluate(result.W, result.b, small.validation,
+                                                             numpy_backend())[1]
+
+
+def test_early_stopping_never_drops_the_steps_after_the_last_display(small: mnist.MNIST) -> None:
+    """50 steps, displayed every 100: the run is judged at step 1 and at step 50, and keeps
+    step 50's parameters, which are better."""
+    stopped = quiet(small, train.Config(num_steps=50, display_step=100, early_stopping=3))
+    plain = quiet(small, train.Config(num_steps=50, display_step=100))
+    assert [r.step for r in stopped.history] == [1, 50]
+    assert np.array_equal(stopped.W, plain.W)
+
+
 def test_epoch_history_holds_the_epoch_means(small: mnist.MNIST) -> None:
     per_step = quiet(small, train.Config(num_steps=32, batching="epoch", display_step=1)).history
     per_epoch = quiet(small, train.Config(epochs=2, display_step=1)).history
@@ -222,7 +252,8 @@ def test_progress_bar_is_moved_and_closed(small: mnist.MNIST) -> None:
     (dict(average=-1), "--average"),
     (dict(early_stopping=0), "--early-stopping"),
     (dict(epochs=0), "--epochs"),
-    (dict(seed=-1), "--seed"),
+    (dict(seed=-1, shuffle=True), "--seed"),
+    (dict(seed=3), "--seed is the shuffling's: it needs --shuffle"),
 ])
 def test_config_refuses_bad_options(options: dict, words: str) -> None:
     with pytest.raises(ValueError, match=words.replace("(", r"\(")):

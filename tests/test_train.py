@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from scratchlr import batches, model, train
+from scratchlr import batches, model, optim, train
 from scratchlr.backend import Backend, numpy_backend
 
 NUMBER = re.compile(r"\d+\.\d+")
@@ -83,7 +83,7 @@ def manual_run(data, config: train.Config) -> tuple[np.ndarray, np.ndarray, list
         losses.append(float(model.loss(z, y)))
         G = model.grad_logits(z, y)
         lr = config.learning_rate
-        W, b = model.sgd(W, model.grad_W(X, G), lr), model.sgd(b, model.grad_b(G), lr)
+        W, b = optim.descend(W, model.grad_W(X, G), lr), optim.descend(b, model.grad_b(G), lr)
     return W, b, losses
 
 
@@ -118,7 +118,9 @@ def test_fake_gpu_backend_runs_the_device_path(mnist_data, golden_lines: list[st
     fake = Backend(np, "fake-cupy", "gpu", "Fake GPU", to_host)
     result = quiet(mnist_data, train.Config(), fake)
     assert_same_as_tensorflow(result.lines, golden_lines)
-    # one read for 'Initial loss', two per logged step line, then W and b: never per step
+    # one read for 'Initial loss', two per logged step line, two per history record (made at
+    # the same steps), then W and b: never per step
     steps_logged = sum(line.startswith("Step") for line in result.lines)
-    assert len(transfers) == 1 + 2 * steps_logged + 2
+    assert len(result.history) == steps_logged
+    assert len(transfers) == 1 + 2 * steps_logged + 2 * steps_logged + 2
     assert transfers[-2:] == [(784, 10), (10,)]
