@@ -112,12 +112,16 @@ def train(
     emit: Callable[[str], None] = print,
     progress: Callable[[int], Any] | None = None,
 ) -> Result:
-    """Train on ``backend``; ``emit`` each log line as it is produced.
+    """Train on ``backend`` as ``config`` says; ``emit`` each log line as it is produced.
 
+    Each step: the batch's loss, accuracy and gradients (either step), then the update of
+    :func:`scratchlr.optim.sgd_step`, then the running mean of the iterates if averaging.
     The data is uploaded once, as uint8. Each step's loss and accuracy are added to sums
-    kept on the device (the seed's ``average_loss`` and ``average_acc``), read back only
-    at display steps, so a GPU run does not synchronise every step. ``progress(total)``,
-    if given, makes a progress bar (``update(n)``, ``close()``), moved every 1 % of steps.
+    kept on the device (the seed's ``average_loss`` and ``average_acc``, and the history's),
+    read back only at display steps and records, so a GPU run does not synchronise every
+    step. ``progress(total)``, if given, makes a progress bar (``update(n)``, ``close()``),
+    moved every 1 % of steps. The parameters returned and tested are the best ones with
+    early stopping, else the averaged ones with averaging, else the last.
     """
     xp, dtype = backend.xp, np.dtype(config.dtype)
     n = len(data.train.labels)
@@ -151,8 +155,8 @@ def train(
              else ((images, labels, ranges) for ranges in batches))
     step = -1
     for step, (X_u8, y, ranges) in enumerate(steps):
-        lr = config.learning_rate_at(step, total)
-        J, acc, grad_W, grad_b = gradients(X_u8, y, ranges, W, b)
+        lr = config.learning_rate_at(step, total)  # the schedule's lr_t
+        J, acc, grad_W, grad_b = gradients(X_u8, y, ranges, W, b)  # forward and backward pass, before the update
         W, v_W = optim.sgd_step(W, grad_W, v_W, lr, config.momentum, config.nesterov, config.weight_decay, in_place)
         b, v_b = optim.sgd_step(b, grad_b, v_b, lr, config.momentum, config.nesterov, 0.0, in_place)  # b: no decay
         if config.average is not None and step >= config.average:
