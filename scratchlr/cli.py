@@ -1,4 +1,4 @@
-"""Command line: ``python -m scratchlr [train flags]``, ``python -m scratchlr gradcheck``.
+"""Command line: ``python -m scratchlr [train flags]``, and its other commands.
 
 Usage errors exit 2, data and runtime errors exit 1; each is one line on stderr.
 """
@@ -6,98 +6,24 @@ Usage errors exit 2, data and runtime errors exit 1; each is one line on stderr.
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
+import json
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, NoReturn
 
 import numpy as np
 
-from . import __version__, download, gradcheck, history, mnist
-from .backend import DEVICES, BackendError, select
+from . import __version__, checkpoint, download, gradcheck, history, mnist
+from .args import PROG, Parser, add_data_args, fail, fetch, number, positive, validation_size, writable_file
+from .backend import DEVICES, Backend, BackendError, numpy_backend, select
 from .batches import BATCHINGS
 from .config import DTYPES, STEPS, Config
+from .evaluate import format_report, report
 from .optim import SCHEDULES
 from .progress import ProgressBar, say
-from .train import train
-
-PROG = "scratchlr"
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (``prog: error: ...``) and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def number(kind: Callable[[str], float]) -> Callable[[str], float]:
-    """An argparse type: ``kind(text)``, finite (its range is checked by :class:`Config`)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    """An argparse type: ``kind(text)`` that must be finite and > 0."""
-    finite = number(kind)
-
-    def parse(text: str) -> float:
-        value = finite(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def writable_file(text: str) -> Path:
-    """An argparse type: a file path that can be written, checked before any work is done:
-    not a folder, and a temporary file can be made beside it (as the atomic write will)."""
-    path = Path(text)
-    if not text or path.is_dir():
-        raise argparse.ArgumentTypeError(f"not a file name: {text!r}")
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"no such folder: {path.parent}")
-    try:
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
-    return path
-
-
-def validation_size(text: str) -> int:
-    """An argparse type: an int in [0, 60000)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < 60000:
-        raise argparse.ArgumentTypeError(f"must be in [0, 60000), got {value}")
-    return value
-
-
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    """Flags saying where MNIST lives and where to fetch it from."""
-    p.add_argument("--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)")
-    p.add_argument("--mirror", action="append", metavar="URL",
-                   help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
-                   f"default ${download.MIRROR_ENV}, then the public mirrors)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (download, training)")
+from .train import Result, evaluate, train
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -105,7 +31,7 @@ def train_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=PROG,
         description="Train softmax regression on MNIST exactly like TensorFlow's eager example. "
-        "Other commands: 'download', 'gradcheck' (python -m scratchlr COMMAND --help).",
+        "Other commands: 'evaluate', 'download', 'gradcheck' (python -m scratchlr COMMAND --help).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--learning-rate", type=positive(float), default=0.1, help="SGD step size (0.1)")
@@ -146,6 +72,8 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--early-stopping", type=positive(int), metavar="PATIENCE",
                    help="stop after PATIENCE validations without a better accuracy; keep the best (implies --validate)")
     g.add_argument("--history", metavar="FILE", type=writable_file, help="write the run's history as CSV")
+    p.add_argument("--save", metavar="MODEL.npz", type=writable_file,
+                   help="write the trained model (W, b and how they were made) to MODEL.npz")
     add_data_args(p)
     return p
 
@@ -174,18 +102,6 @@ def gradcheck_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)")
     return p
-
-
-def fail(message: str, status: int = 1) -> int:
-    """Print ``prog: error: message`` on stderr; return ``status``."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return status
-
-
-def fetch(args: argparse.Namespace) -> list[str]:
-    """Make sure the data directory holds verified MNIST, downloading what is missing."""
-    settings = download.Settings(quiet=args.quiet)
-    return download.ensure(mnist.data_dir(args.data_dir), download.mirrors(args.mirror), settings)
 
 
 def run_download(argv: Sequence[str]) -> int:
@@ -226,15 +142,60 @@ def run_train(argv: Sequence[str]) -> int:
     except MemoryError:
         return fail(f"out of memory (batches of {config.batch_size} rows need "
                     f"{config.batch_size * 784 * np.dtype(config.dtype).itemsize / 2**20:.0f} MiB each buffer)")
-    if args.history:
-        try:
+    try:
+        if args.history:
             history.write_csv(args.history, result.history)
-        except OSError as exc:
-            return fail(f"--history {args.history}: {exc.strerror or exc}")
+        if args.save:
+            save_model(args.save, result, config, data, backend)
+    except OSError as exc:
+        return fail(f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}")
     us = 1e6 * result.train_seconds / max(result.steps, 1)
     print(f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
           f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})",
           file=sys.stderr)
+    return 0
+
+
+def save_model(path: Path, result: Result, config: Config, data: mnist.MNIST, backend: Backend) -> None:
+    """Write the run's model with its metadata: config, data checksums, accuracies."""
+    validation = evaluate(result.W, result.b, data.validation, backend)[1] if len(data.validation.labels) else None
+    checkpoint.save(path, result.W, result.b, {
+        "config": dataclasses.asdict(config),
+        "data": {"name": "MNIST", "validation_size": len(data.validation.labels),
+                 "md5": {f.name: f.md5 for f in mnist.FILES.values()}},
+        "validation_accuracy": validation,
+        "test_accuracy": result.test_accuracy,
+    })
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    """The ``evaluate`` command's flags."""
+    p = Parser(prog=f"{PROG} evaluate",
+               description="Loss, accuracy, confusion matrix, per-class precision, recall and F1, and the most "
+               "confused pairs of a saved model on one split of MNIST.")
+    p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
+    p.add_argument("--split", choices=("test", "validation", "train"), default="test", help="which split (test)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_data_args(p)
+    return p
+
+
+def run_evaluate(argv: Sequence[str]) -> int:
+    """``scratchlr evaluate``: the report of a saved model on a split."""
+    parser = evaluate_parser()
+    args = parser.parse_args(argv)
+    try:
+        m = checkpoint.load(args.model)
+        fetch(args)
+        data = mnist.load(args.data_dir, m.meta.get("data", {}).get("validation_size", mnist.DEFAULT_VALIDATION_SIZE))
+    except (checkpoint.ModelFileError, download.DownloadError, mnist.MNISTDataError) as exc:
+        return fail(str(exc))
+    split = getattr(data, args.split)
+    if not len(split.labels):
+        parser.error(f"--split {args.split}: the model was trained with no validation images held out")
+    r = report(m.W, m.b, split, numpy_backend())
+    print(json.dumps({"model": str(args.model), "split": args.split, **r}, indent=1) if args.json
+          else format_report(r, f"{args.model}, {args.split} split"))
     return 0
 
 
@@ -257,7 +218,7 @@ def run_gradcheck(argv: Sequence[str]) -> int:
     return 0 if worst <= gradcheck.TOLERANCE else 1
 
 
-COMMANDS = {"download": run_download, "gradcheck": run_gradcheck}
+COMMANDS = {"download": run_download, "gradcheck": run_gradcheck, "evaluate": run_evaluate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,88 @@
+"""How good a model is: loss, accuracy, the confusion matrix, per-class precision, recall, F1.
+
+Notation: C classes, ``M (C, C)`` the confusion matrix, M_ij = the number of examples of
+true class i predicted as j (scikit-learn's ``confusion_matrix`` convention). Counts are
+exact integers; the rates are computed from them in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import model
+from .backend import Backend
+from .mnist import Split
+
+
+def predict_split(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[np.ndarray, float]:
+    """(yhat (N,), mean cross-entropy) of W, b on a split, in chunks of rows."""
+    xp, preds, total = backend.xp, [], 0.0
+    for lo in range(0, len(split.labels), chunk):
+        z = model.logits(model.pixels(xp.asarray(split.images[lo : lo + chunk]), W.dtype), W, b)
+        preds.append(backend.to_numpy(model.predictions(z)))
+        total += float(model.cross_entropy(z, xp.asarray(split.labels[lo : lo + chunk])).sum(dtype=xp.float64))
+    return np.concatenate(preds), total / len(split.labels)
+
+
+def confusion_matrix(y: np.ndarray, yhat: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """M_ij = #{n : y_n = i, yhat_n = j}.  y, yhat (N,) ints -> M (C, C) int64."""
+    return np.bincount(num_classes * np.asarray(y) + np.asarray(yhat), minlength=num_classes**2).reshape(
+        num_classes, num_classes)
+
+
+def precision_recall_f1(M: np.ndarray) -> dict[str, np.ndarray]:
+    """Per class c: precision M_cc / sum_i M_ic, recall M_cc / sum_j M_cj,
+    F1 = 2 P R / (P + R), support sum_j M_cj. (C, C) -> each (C,).
+
+    A class never predicted has precision 0, and one with P = R = 0 has F1 0, as
+    scikit-learn's ``precision_recall_fscore_support`` gives (its ``zero_division`` default).
+    """
+    hits = np.diag(M).astype(np.float64)
+    predicted, support = M.sum(axis=0), M.sum(axis=1)
+    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+    recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def most_confused(M: np.ndarray, k: int = 5) -> list[tuple[int, int, int]]:
+    """The k largest off-diagonal counts, as (true, predicted, count), largest first
+    (ties: the lower true class, then the lower predicted class, first)."""
+    off = [(int(M[i, j]), i, j) for i in range(len(M)) for j in range(len(M)) if i != j and M[i, j]]
+    return [(i, j, count) for count, i, j in sorted(off, key=lambda t: (-t[0], t[1], t[2]))[:k]]
+
+
+def report(W: Any, b: Any, split: Split, backend: Backend) -> dict[str, Any]:
+    """Everything ``scratchlr evaluate`` prints, as plain Python values (JSON-ready)."""
+    yhat, loss = predict_split(W, b, split, backend)
+    M = confusion_matrix(split.labels, yhat)
+    scores = precision_recall_f1(M)
+    return {
+        "examples": int(M.sum()),
+        "loss": loss,
+        "accuracy": float(np.trace(M) / M.sum()),  # exact count / N
+        "confusion_matrix": M.tolist(),
+        "per_class": {name: values.tolist() for name, values in scores.items()},
+        "macro_avg": {name: float(scores[name].mean()) for name in ("precision", "recall", "f1")},
+        "most_confused": [{"true": i, "predicted": j, "count": c} for i, j, c in most_confused(M)],
+    }
+
+
+def format_report(r: dict[str, Any], title: str) -> str:
+    """The report as text: the numbers, the matrix (rows true, columns predicted), the table."""
+    M, per = np.array(r["confusion_matrix"]), r["per_class"]
+    lines = [f"{title}: {r['examples']} examples, loss {r['loss']:.6f}, accuracy {r['accuracy']:.4f}", "",
+             "confusion matrix (rows: true class, columns: predicted)",
+             "      " + "".join(f"{j:>6d}" for j in range(len(M)))]
+    lines += [f"{i:>6d}" + "".join(f"{c:>6d}" for c in row) for i, row in enumerate(M)]
+    lines += ["", "class  precision  recall      f1  support"]
+    lines += [f"{c:>5d}  {per['precision'][c]:9.4f}  {per['recall'][c]:6.4f}  {per['f1'][c]:6.4f}  "
+              f"{per['support'][c]:7d}" for c in range(len(M))]
+    avg = r["macro_avg"]
+    lines += [f"macro  {avg['precision']:9.4f}  {avg['recall']:6.4f}  {avg['f1']:6.4f}  {r['examples']:7d}", "",
+              "most confused: " + ", ".join(f"{p['true']} as {p['predicted']} ({p['count']})"
+                                             for p in r["most_confused"])]
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+"""Model files and the evaluation report: round trips, bad files, and scikit-learn's numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA
+
+from scratchlr import checkpoint, evaluate, train
+from scratchlr.backend import numpy_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sklearn_metrics() -> dict:
+    return json.loads((DATA / "sklearn_metrics.json").read_text())
+
+
+def test_confusion_matrix_and_scores_equal_sklearn(sklearn_metrics: dict) -> None:
+    y, yhat = np.array(sklearn_metrics["y"]), np.array(sklearn_metrics["yhat"])
+    M = evaluate.confusion_matrix(y, yhat)
+    assert M.dtype.kind == "i" and M.tolist() == sklearn_metrics["confusion_matrix"]
+    scores = evaluate.precision_recall_f1(M)
+    for name in ("precision", "recall", "f1"):
+        np.testing.assert_allclose(scores[name], sklearn_metrics[name], rtol=1e-12, atol=0)
+        assert scores[name].mean() == pytest.approx(sklearn_metrics["macro"][name], rel=1e-12)
+    assert scores["support"].tolist() == sklearn_metrics["support"]
+    assert scores["precision"][7] == 0 and scores["recall"][9] == 0  # the two zero divisions
+
+
+def test_most_confused_pairs() -> None:
+    M = np.array([[5, 2, 0], [7, 1, 2], [0, 2, 9]])
+    assert evaluate.most_confused(M, k=3) == [(1, 0, 7), (0, 1, 2), (1, 2, 2)]
+    assert evaluate.most_confused(np.eye(3, dtype=int)) == []
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_data) -> train.Result:
+    return train.train(mnist_data, train.Config(num_steps=300), numpy_backend(), emit=lambda line: None)
+
+
+def test_report_on_a_model(mnist_data, trained: train.Result) -> None:
+    r = evaluate.report(trained.W, trained.b, mnist_data.test, numpy_backend())
+    M = np.array(r["confusion_matrix"])
+    assert M.sum() == r["examples"] == 10_000 and M.sum(axis=1).tolist() == np.bincount(mnist_data.test.labels).tolist()
+    assert r["accuracy"] == pytest.approx(trained.test_accuracy, abs=1e-7)
+    loss, _ = train.evaluate(trained.W, trained.b, mnist_data.test, numpy_backend())
+    assert r["loss"] == pytest.approx(loss, rel=1e-12)
+    text = evaluate.format_report(r, "test")
+    assert "confusion matrix" in text and text.count("\n") > 25
+    json.dumps(r)  # plain values only
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_save_load_round_trip_is_bit_exact(tmp_path: Path, dtype: str) -> None:
+    rng = np.random.default_rng(0)
+    W, b = rng.normal(size=(784, 10)).astype(dtype), rng.normal(size=10).astype(dtype)
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, W, b, {"config": {"learning_rate": 0.1}, "test_accuracy": 0.9})
+    m = checkpoint.load(path)
+    assert m.W.tobytes() == W.tobytes() and m.b.tobytes() == b.tobytes() and m.W.dtype == np.dtype(dtype)
+    assert m.meta["format_version"] == checkpoint.FORMAT_VERSION and m.meta["dtype"] == dtype
+    assert m.meta["config"] == {"learning_rate": 0.1} and m.meta["test_accuracy"] == 0.9
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # atomic: no temporary left
+
+
+def good_file(path: Path, **arrays) -> Path:
+    W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
+    meta = {"format_version": 1, "dtype": "float32"}
+    parts = {"W": W, "b": b, "meta": np.array(json.dumps(meta)), **arrays}
+    np.savez(path, **{k: v for k, v in parts.items() if v is not None})
+    return path
+
+
+def written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+BAD = {
+    "missing": (lambda p: p / "none.npz", "no such file"),
+    "empty": (lambda p: written(p / "e.npz", b""), "empty"),
+    "not a zip": (lambda p: written(p / "t.npz", b"hello"), "not a zip"),
+    "truncated": (lambda p: written(p / "c.npz", good_file(p / "g.npz").read_bytes()[:3000]), "truncated"),
+    "pickled object": (lambda p: good_file(p / "o.npz", W=np.array([object()] * 7840).reshape(784, 10)), "pickled"),
+    "wrong shape": (lambda p: good_file(p / "s.npz", W=np.zeros((10, 784), np.float32)), "(784, 10)"),
+    "no b": (lambda p: good_file(p / "n.npz", b=None), "no b"),
+    "non-finite": (lambda p: good_file(p / "f.npz", b=np.array([np.nan] + [0] * 9, np.float32)), "finite"),
+    "wrong dtype": (lambda p: good_file(p / "d.npz", W=np.zeros((784, 10), np.int32)), "float32 or float64"),
+    "newer format": (lambda p: good_file(p / "v.npz", meta=np.array(json.dumps({"format_version": 99}))), "newer"),
+    "no meta json": (lambda p: good_file(p / "j.npz", meta=np.array("{oops")), "meta"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD, ids=BAD.keys())
+def test_bad_model_files_are_refused_with_one_line(tmp_path: Path, kind: str) -> None:
+    make, words = BAD[kind]
+    path = make(tmp_path)
+    with pytest.raises(checkpoint.ModelFileError) as err:
+        checkpoint.load(path)
+    message = str(err.value)
+    assert str(path) in message and words in message and "\n" not in message
+
+
+def test_a_file_cut_short_at_its_end_is_called_truncated(tmp_path: Path) -> None:
+    data = good_file(tmp_path / "g.npz").read_bytes()
+    cut = written(tmp_path / "cut.npz", data[:-10])
+    assert not zipfile.is_zipfile(cut)
+    with pytest.raises(checkpoint.ModelFileError, match="truncated or damaged"):
+        checkpoint.load(cut)
+
+
+@pytest.mark.parametrize("where", [100, 500], ids=["npy-header", "payload"])
+def test_a_damaged_member_is_refused(tmp_path: Path, where: int) -> None:
+    """The zip's directory is whole, but W's stored bytes are garbled (np.savez does not
+    compress): its .npy header no longer parses, or its CRC fails."""
+    data = bytearray(good_file(tmp_path / "g.npz").read_bytes())
+    data[where : where + 10] = b"\x01" * 10
+    bad = written(tmp_path / "bad.npz", bytes(data))
+    with pytest.raises(checkpoint.ModelFileError, match="damaged"):
+        checkpoint.load(bad)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "scratchlr", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_save_then_evaluate_in_fresh_processes(mnist_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "m.npz"
+    trained = cli("--data-dir", str(mnist_dir), "--num-steps", "200", "--save", str(model))
+    assert trained.returncode == 0, trained.stderr
+    meta = checkpoint.load(model).meta
+    assert meta["config"]["num_steps"] == 200 and meta["data"]["validation_size"] == 5000
+    assert f"Testset Accuracy: {meta['test_accuracy']:.4f}" == trained.stdout.splitlines()[-1]
+    assert 0.5 < meta["validation_accuracy"] < 1
+    text = cli("evaluate", str(model), "--data-dir", str(mnist_dir))
+    assert text.returncode == 0, text.stderr
+    assert f"accuracy {meta['test_accuracy']:.4f}" in text.stdout.splitlines()[0]
+    report = json.loads(cli("evaluate", str(model), "--data-dir", str(mnist_dir), "--json", "--split",
+                            "validation").stdout)
+    assert report["examples"] == 5000 and report["accuracy"] == pytest.approx(meta["validation_accuracy"], abs=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["missing", "not a zip", "pickled object", "newer format"])
+def test_evaluate_a_bad_model_is_one_line_exit_1(tmp_path: Path, kind: str) -> None:
+    path = BAD[kind][0](tmp_path)
+    proc = cli("evaluate", str(path), "--data-dir", str(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr
