@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -15,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, download, gradcheck, history, mnist
+from . import __version__, checkpoint, commands, download, gradcheck, history, mnist
 from .args import PROG, Parser, add_data_args, fail, fetch, number, positive, validation_size, writable_file
-from .backend import DEVICES, Backend, BackendError, numpy_backend, select
+from .backend import DEVICES, Backend, BackendError, select
 from .batches import BATCHINGS
 from .config import DTYPES, STEPS, Config
-from .evaluate import format_report, report
 from .optim import SCHEDULES
 from .progress import ProgressBar, say
 from .train import Result, evaluate, train
@@ -31,7 +29,7 @@ def train_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=PROG,
         description="Train softmax regression on MNIST exactly like TensorFlow's eager example. "
-        "Other commands: 'evaluate', 'download', 'gradcheck' (python -m scratchlr COMMAND --help).",
+        "Other commands: 'evaluate', 'predict', 'download', 'gradcheck' (python -m scratchlr COMMAND --help).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--learning-rate", type=positive(float), default=0.1, help="SGD step size (0.1)")
@@ -168,37 +166,6 @@ def save_model(path: Path, result: Result, config: Config, data: mnist.MNIST, ba
     })
 
 
-def evaluate_parser() -> argparse.ArgumentParser:
-    """The ``evaluate`` command's flags."""
-    p = Parser(prog=f"{PROG} evaluate",
-               description="Loss, accuracy, confusion matrix, per-class precision, recall and F1, and the most "
-               "confused pairs of a saved model on one split of MNIST.")
-    p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
-    p.add_argument("--split", choices=("test", "validation", "train"), default="test", help="which split (test)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_data_args(p)
-    return p
-
-
-def run_evaluate(argv: Sequence[str]) -> int:
-    """``scratchlr evaluate``: the report of a saved model on a split."""
-    parser = evaluate_parser()
-    args = parser.parse_args(argv)
-    try:
-        m = checkpoint.load(args.model)
-        fetch(args)
-        data = mnist.load(args.data_dir, m.meta.get("data", {}).get("validation_size", mnist.DEFAULT_VALIDATION_SIZE))
-    except (checkpoint.ModelFileError, download.DownloadError, mnist.MNISTDataError) as exc:
-        return fail(str(exc))
-    split = getattr(data, args.split)
-    if not len(split.labels):
-        parser.error(f"--split {args.split}: the model was trained with no validation images held out")
-    r = report(m.W, m.b, split, numpy_backend())
-    print(json.dumps({"model": str(args.model), "split": args.split, **r}, indent=1) if args.json
-          else format_report(r, f"{args.model}, {args.split} split"))
-    return 0
-
-
 def run_gradcheck(argv: Sequence[str]) -> int:
     """``scratchlr gradcheck``: exit 0 if the analytic gradient passes, 1 if not."""
     args = gradcheck_parser().parse_args(argv)
@@ -218,7 +185,8 @@ def run_gradcheck(argv: Sequence[str]) -> int:
     return 0 if worst <= gradcheck.TOLERANCE else 1
 
 
-COMMANDS = {"download": run_download, "gradcheck": run_gradcheck, "evaluate": run_evaluate}
+COMMANDS = {"download": run_download, "gradcheck": run_gradcheck, "evaluate": commands.run_evaluate,
+            "predict": commands.run_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,123 @@
+"""Images of one's own: reading, MNIST's preprocessing, and ``scratchlr predict``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchlr import checkpoint, images, model, train
+from scratchlr.backend import numpy_backend
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow (the [plot] extra) is not installed")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def saved(mnist_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    result = train.train(mnist_data, train.Config(num_steps=500), numpy_backend(), emit=lambda line: None)
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    checkpoint.save(path, result.W, result.b, {})
+    return path
+
+
+def predict(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "scratchlr", "predict", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def classes_on_arrays(saved: Path, images_u8: np.ndarray) -> list[int]:
+    m = checkpoint.load(saved)
+    return model.predictions(model.logits(model.pixels(images_u8), m.W, m.b)).tolist()
+
+
+def test_mnist_test_images_as_png_get_the_arrays_classes(mnist_data, saved: Path, tmp_path: Path) -> None:
+    files = []
+    for i in range(120):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(mnist_data.test.images[i].reshape(28, 28)).save(files[-1])
+    proc = predict(str(saved), *files, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert [o["file"] for o in out] == files
+    assert [o["prediction"] for o in out] == classes_on_arrays(saved, mnist_data.test.images[:120])
+    for o in out:
+        probs = [p for _, p in o["top3"]]
+        assert o["top3"][0][0] == o["prediction"] and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+
+
+def drawing(digit: np.ndarray, size: tuple[int, int], at: tuple[int, int], scale: int) -> np.ndarray:
+    """A test digit as a drawing: dark ink on white, ``scale`` times bigger, off centre."""
+    ink = Image.fromarray(255 - digit.reshape(28, 28)).resize((28 * scale, 28 * scale), Image.BICUBIC)
+    canvas = Image.new("L", size, 255)
+    canvas.paste(ink, at)
+    return np.asarray(canvas, np.float32) / 255
+
+
+def test_mnist_like_preprocessing(mnist_data) -> None:
+    x = images.mnist_like(drawing(mnist_data.test.images[0], (150, 120), (40, 10), 3))
+    assert x.shape == (28, 28) and 0 <= x.min() and x.max() <= 1
+    assert x[0].max() < 0.05 and x[-1].max() < 0.05  # light on black, with a margin
+    rows, cols = np.nonzero(x > 0.1 * x.max())
+    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 <= 21  # the box fits 20 pixels
+    r, c = images.center_of_mass(x)
+    assert abs(r - 14) <= 0.75 and abs(c - 14) <= 0.75  # centred by its centre of mass
+
+
+def test_drawings_are_classified_like_the_digits(mnist_data, saved: Path, tmp_path: Path) -> None:
+    files = []
+    for i in range(40):
+        files.append(tmp_path / f"{i}.jpg")
+        x = drawing(mnist_data.test.images[i], (130 + i, 110), (10 + i, 5), 3)
+        Image.fromarray((x * 255).astype(np.uint8)).save(files[-1], quality=95)
+    m = checkpoint.load(saved)
+    got = [model.predictions(model.logits(images.read(f)[0][None, :], m.W, m.b))[0] for f in files]
+    same = np.mean(np.array(got) == classes_on_arrays(saved, mnist_data.test.images[:40]))
+    assert same >= 0.9, same  # resampled twice, a borderline digit may flip
+
+
+def test_npy_and_idx_inputs(mnist_data, saved: Path, tmp_path: Path, mnist_dir: Path) -> None:
+    digit = mnist_data.test.images[3]
+    np.save(tmp_path / "u8.npy", digit.reshape(28, 28))
+    np.save(tmp_path / "flat.npy", digit / 255.0)
+    proc = predict(str(saved), str(tmp_path / "u8.npy"), str(tmp_path / "flat.npy"),
+                   str(mnist_dir / "t10k-images-idx3-ubyte.gz"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    expected = classes_on_arrays(saved, mnist_data.test.images)
+    assert out[0]["prediction"] == out[1]["prediction"] == expected[3]
+    assert len(out) == 2 + 10_000 and [o["prediction"] for o in out[2:]] == expected
+
+
+def test_bad_files_get_one_line_each_and_the_good_are_still_predicted(mnist_data, saved: Path,
+                                                                      tmp_path: Path) -> None:
+    np.save(tmp_path / "small.npy", np.zeros((10, 10), np.uint8))
+    np.save(tmp_path / "range.npy", np.full((28, 28), 2.0))
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    Image.fromarray(mnist_data.test.images[0].reshape(28, 28)).save(tmp_path / "good.png")
+    proc = predict(str(saved), str(tmp_path / "small.npy"), str(tmp_path / "good.png"), str(tmp_path / "junk.png"),
+                   str(tmp_path / "range.npy"), str(tmp_path / "none.png"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 4 and all(line.startswith("scratchlr: error: ") for line in errors)
+    assert "28x28 or 784" in errors[0] and "Pillow can read" in errors[1] and "[0, 1]" in errors[2]
+    assert "no such file" in errors[3]
+    assert proc.stdout.splitlines() == [proc.stdout.splitlines()[0]] and "good.png: " in proc.stdout
+
+
+def test_pictures_without_pillow_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(images.ImageError, match=r"pip install 'scratchlr\[plot\]'"):
+        images.read(tmp_path / "a.png")
+
+
+def test_a_blank_picture_is_refused() -> None:
+    with pytest.raises(images.ImageError, match="blank"):
+        images.mnist_like(np.ones((50, 40), np.float32))
