@@ -29,7 +29,8 @@ def train_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=PROG,
         description="Train softmax regression on MNIST exactly like TensorFlow's eager example. "
-        "Other commands: 'evaluate', 'predict', 'download', 'gradcheck' (python -m scratchlr COMMAND --help).",
+        "Other commands: 'evaluate', 'predict', 'plot', 'download', 'gradcheck' "
+        "(python -m scratchlr COMMAND --help).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--learning-rate", type=positive(float), default=0.1, help="SGD step size (0.1)")
@@ -186,7 +187,7 @@ def run_gradcheck(argv: Sequence[str]) -> int:
 
 
 COMMANDS = {"download": run_download, "gradcheck": run_gradcheck, "evaluate": commands.run_evaluate,
-            "predict": commands.run_predict}
+            "predict": commands.run_predict, "plot": commands.run_plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

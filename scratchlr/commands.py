@@ -1,4 +1,4 @@
-"""The commands that use a saved model: ``evaluate`` and ``predict``.
+"""The commands that use a saved model: ``evaluate``, ``predict`` and ``plot``.
 
 Usage errors exit 2; a bad model file, image or data folder is one line on stderr and exit 1.
 """
@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, download, images, mnist, model
+from . import checkpoint, download, history, images, mnist, model
 from .args import PROG, Parser, add_data_args, fail, fetch
 from .backend import numpy_backend
-from .evaluate import format_report, report
+from .evaluate import confusion_matrix, format_report, predict_split, report
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
@@ -90,3 +91,55 @@ def run_predict(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
     return 1 if failed else 0
+
+
+def plot_parser() -> argparse.ArgumentParser:
+    """The ``plot`` command's flags."""
+    p = Parser(prog=f"{PROG} plot",
+               description="Write the pictures of a saved model as PNG files: templates.png (the weight templates), "
+               "confusion.png, most_wrong.png, explain.png (why one prediction) and, with --history, curves.png. "
+               "Needs the [plot] extra (matplotlib).")
+    p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into (made if missing)")
+    p.add_argument("--history", metavar="FILE", help="a history CSV written by --history, for curves.png")
+    p.add_argument("--explain", metavar="FILE", help="an image to explain (default: the first test image)")
+    add_data_args(p)
+    return p
+
+
+def run_plot(argv: Sequence[str]) -> int:
+    """``scratchlr plot``: the five pictures, as PNGs in ``--out``."""
+    args = plot_parser().parse_args(argv)
+    try:
+        from . import plots
+    except ImportError:
+        return fail("plot needs matplotlib: pip install 'scratchlr[plot]'")
+    try:
+        m = checkpoint.load(args.model)
+        records = history.read_csv(Path(args.history)) if args.history else None
+        fetch(args)
+        data = mnist.load(args.data_dir, m.meta.get("data", {}).get("validation_size", mnist.DEFAULT_VALIDATION_SIZE))
+        x, title = ((images.read(args.explain)[0], Path(args.explain).name) if args.explain
+                    else (model.pixels(data.test.images[0], np.float32), f"test image 0 (a {data.test.labels[0]})"))
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+    except (checkpoint.ModelFileError, download.DownloadError, mnist.MNISTDataError, images.ImageError,
+            ValueError) as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"{args.history or args.out}: {exc.strerror or exc}")
+    yhat, _ = predict_split(m.W, m.b, data.test, numpy_backend())
+    figures = {
+        "templates.png": lambda: plots.weight_templates(m.W),
+        "confusion.png": lambda: plots.confusion(confusion_matrix(data.test.labels, yhat)),
+        "most_wrong.png": lambda: plots.most_wrong(m.W, m.b, np.asarray(data.test.images), data.test.labels),
+        "explain.png": lambda: plots.explain(m.W, m.b, x, title),
+        **({"curves.png": lambda: plots.curves(records)} if records else {}),
+    }
+    try:
+        for name, make in figures.items():
+            plots.save(make(), out / name)
+            print(out / name, flush=True)
+    except OSError as exc:
+        return fail(f"cannot write in {out}: {exc.strerror or exc}")
+    return 0

@@ -56,10 +56,19 @@ def stamp(path: Path, md5: str) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename: never a torn file."""
+    """Write ``data`` to ``path`` via a temporary file and a rename: never a torn file.
+    The file gets the permissions a plain ``open`` would give it (0666 less the umask)."""
     with temporary(path) as tmp:
         tmp.write_bytes(data)
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
+
+
+def umask() -> int:
+    """The process's file-creation mask (read by setting it, then setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

@@ -157,3 +157,13 @@ def test_evaluate_a_bad_model_is_one_line_exit_1(tmp_path: Path, kind: str) -> N
     proc = cli("evaluate", str(path), "--data-dir", str(tmp_path))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr
+
+
+def test_model_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    """Written through a private temporary file, the model still gets 0666 less the umask."""
+    old = os.umask(0o022)
+    try:
+        checkpoint.save(tmp_path / "m.npz", np.zeros((784, 10), np.float32), np.zeros(10, np.float32), {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,115 @@
+"""The pictures: written, not blank, and showing what they say they show."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib", reason="matplotlib (the [plot] extra) is not installed")
+from PIL import Image  # noqa: E402
+
+import scratchlr  # noqa: E402
+from scratchlr import checkpoint, commands, history, model, plots, train  # noqa: E402
+from scratchlr.backend import numpy_backend  # noqa: E402
+from scratchlr.evaluate import confusion_matrix, predict_split  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def result(mnist_data) -> train.Result:
+    config = train.Config(epochs=1, shuffle=True, momentum=0.9, learning_rate=0.2, validate=True, display_step=100)
+    return train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
+
+
+def test_weight_template_of_0_looks_like_a_0(mnist_data, result: train.Result) -> None:
+    fig = plots.weight_templates(result.W)
+    panels = [ax for ax in fig.axes if ax.get_title().startswith("class")]
+    assert [ax.get_title() for ax in panels] == [f"class {c}" for c in range(10)]
+    shown = panels[0].images[0].get_array()
+    assert np.array_equal(np.asarray(shown), result.W[:, 0].reshape(28, 28))
+    lo, hi = panels[0].images[0].get_clim()
+    assert lo == -hi and hi == pytest.approx(np.abs(result.W).max())  # one scale, centred at 0
+    assert all(ax.images[0].get_clim() == (lo, hi) for ax in panels)
+    mean_zero = model.pixels(mnist_data.test.images[mnist_data.test.labels == 0]).mean(axis=0)
+    assert np.corrcoef(result.W[:, 0], mean_zero)[0, 1] > 0.1
+
+
+def test_confusion_counts_sum_to_the_test_set(mnist_data, result: train.Result) -> None:
+    yhat, _ = predict_split(result.W, result.b, mnist_data.test, numpy_backend())
+    M = confusion_matrix(mnist_data.test.labels, yhat)
+    fig = plots.confusion(M)
+    counts = [int(t.get_text()) for t in fig.axes[0].texts]
+    assert len(counts) == 100 and sum(counts) == 10_000
+    assert np.array_equal(np.array(counts).reshape(10, 10), M)
+
+
+def test_most_wrong_are_wrong_and_sorted(mnist_data, result: train.Result) -> None:
+    fig = plots.most_wrong(result.W, result.b, np.asarray(mnist_data.test.images), mnist_data.test.labels)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 25
+    pairs = [t.split("\n")[0].replace("true ", "").split(", said ") for t in titles]
+    assert all(a != b for a, b in pairs)
+    probs = [float(t.split("p = ")[1].rstrip(")")) for t in titles]
+    assert probs == sorted(probs, reverse=True)
+
+
+def test_explain_panels_sum_to_the_logits(mnist_data, result: train.Result) -> None:
+    x = model.pixels(mnist_data.test.images[0])
+    fig = plots.explain(result.W, result.b, x)
+    z = x @ result.W + result.b
+    first, second = np.argsort(-z)[:2]
+    for ax, c in zip(fig.axes[1:3], (first, second)):
+        part = np.asarray(ax.images[0].get_array())
+        assert part.sum() + result.b[c] == pytest.approx(z[c], rel=1e-5)
+        assert ax.get_title().startswith(f"class {c}: ")
+
+
+def test_curves_from_a_history_file(result: train.Result, tmp_path: Path) -> None:
+    history.write_csv(tmp_path / "h.csv", result.history)
+    fig = plots.curves(history.read_csv(tmp_path / "h.csv"))
+    loss_ax, acc_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["train (batches)", "validation"]
+    assert list(acc_ax.lines[1].get_ydata()) == pytest.approx([r.val_accuracy for r in result.history])
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "scratchlr", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_train_save_evaluate_predict_plot_from_fresh_processes(mnist_data, mnist_dir: Path, tmp_path: Path) -> None:
+    data = ["--data-dir", str(mnist_dir)]
+    m, h, figs = tmp_path / "m.npz", tmp_path / "h.csv", tmp_path / "figs"
+    steps = cli(*data, "--epochs", "2", "--shuffle", "--validate", "--save", str(m), "--history", str(h))
+    assert steps.returncode == 0, steps.stderr
+    assert cli("evaluate", str(m), *data).returncode == 0
+    Image.fromarray(mnist_data.test.images[1].reshape(28, 28)).save(tmp_path / "two.png")
+    said = cli("predict", str(m), str(tmp_path / "two.png"))
+    assert said.returncode == 0 and said.stdout.startswith(f"{tmp_path / 'two.png'}: ")
+    drawn = cli("plot", str(m), "--out", str(figs), "--history", str(h), "--explain", str(tmp_path / "two.png"), *data)
+    assert drawn.returncode == 0, drawn.stderr
+    names = ["templates.png", "confusion.png", "most_wrong.png", "explain.png", "curves.png"]
+    assert drawn.stdout.split() == [str(figs / n) for n in names]
+    for name in names:
+        with Image.open(figs / name) as im:
+            assert im.format == "PNG" and im.width >= 600 and im.height >= 400, name
+            pixels = np.asarray(im.convert("L"), np.float32)
+        assert pixels.std() > 10, name  # not blank
+    assert checkpoint.load(m).meta["config"]["epochs"] == 2
+
+
+def test_plot_without_matplotlib_says_how_to_install(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.delitem(sys.modules, "scratchlr.plots")
+    monkeypatch.delattr(scratchlr, "plots")  # so that `from . import plots` imports it afresh
+    assert commands.run_plot(["m.npz", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["scratchlr: error: plot needs matplotlib: pip install 'scratchlr[plot]'"]
