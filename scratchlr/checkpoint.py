@@ -62,12 +62,15 @@ def load(path: Path) -> Model:
 
     if not path.is_file():
         raise bad("no such file" if not path.exists() else "not a file")
-    if path.stat().st_size == 0:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise bad(f"cannot read it ({exc.strerror or exc})") from None
+    if not head:
         raise bad("empty file")
     if not zipfile.is_zipfile(path):
-        with open(path, "rb") as f:
-            starts_as_zip = f.read(4) == b"PK\x03\x04"
-        raise bad("truncated or damaged: a zip archive without its end" if starts_as_zip
+        raise bad("truncated or damaged: a zip archive without its end" if head == b"PK\x03\x04"
                   else "not a model file (.npz): not a zip archive")
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -81,8 +84,10 @@ def load(path: Path) -> Model:
         if "allow_pickle" in str(exc):  # an object array, which only pickle could load
             raise bad("refused: it holds a pickled object array, and model files are read without pickle") from None
         raise bad(f"damaged ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except Exception as exc:  # zip, zlib and numpy raise many kinds here; each means a damaged file
         raise bad(f"truncated or damaged ({type(exc).__name__}: {exc})") from None
+    if not all(isinstance(a, np.ndarray) for a in (W, b, meta_text)):
+        raise bad("not a scratchlr model: W, b and meta must be .npy arrays in the archive")
     return Model(W, b, check(meta_text, W, b, bad))
 
 
@@ -103,4 +108,8 @@ def check(meta_text: np.ndarray, W: np.ndarray, b: np.ndarray, bad: Any) -> dict
         raise bad(f"W must be ({DIM}, {CLASSES}) and b ({CLASSES},), got {W.shape} and {b.shape}")
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise bad("its weights are not all finite")
+    data = meta.get("data", {})
+    size = data.get("validation_size", 0) if isinstance(data, dict) else None
+    if not (isinstance(size, int) and 0 <= size < 60000):
+        raise bad("not a scratchlr model: its meta's data is not {..., \"validation_size\": 0 to 59999}")
     return meta

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import __version__, checkpoint, commands, download, gradcheck, history, mnist
 from .args import PROG, Parser, add_data_args, fail, fetch, number, positive, validation_size, writable_file
-from .backend import DEVICES, Backend, BackendError, select
+from .backend import DEVICES, BackendError, numpy_backend, select
 from .batches import BATCHINGS
 from .config import DTYPES, STEPS, Config
 from .optim import SCHEDULES
@@ -145,7 +145,7 @@ def run_train(argv: Sequence[str]) -> int:
         if args.history:
             history.write_csv(args.history, result.history)
         if args.save:
-            save_model(args.save, result, config, data, backend)
+            save_model(args.save, result, config, data)
     except OSError as exc:
         return fail(f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}")
     us = 1e6 * result.train_seconds / max(result.steps, 1)
@@ -155,9 +155,11 @@ def run_train(argv: Sequence[str]) -> int:
     return 0
 
 
-def save_model(path: Path, result: Result, config: Config, data: mnist.MNIST, backend: Backend) -> None:
-    """Write the run's model with its metadata: config, data checksums, accuracies."""
-    validation = evaluate(result.W, result.b, data.validation, backend)[1] if len(data.validation.labels) else None
+def save_model(path: Path, result: Result, config: Config, data: mnist.MNIST) -> None:
+    """Write the run's model with its metadata: config, data checksums, accuracies. (The
+    result's W and b are host arrays, so the validation score is NumPy's on any backend.)"""
+    validation = evaluate(result.W, result.b, data.validation, numpy_backend())[1] if len(data.validation.labels) \
+        else None
     checkpoint.save(path, result.W, result.b, {
         "config": dataclasses.asdict(config),
         "data": {"name": "MNIST", "validation_size": len(data.validation.labels),

@@ -42,7 +42,7 @@ def run_evaluate(argv: Sequence[str]) -> int:
         return fail(str(exc))
     split = getattr(data, args.split)
     if not len(split.labels):
-        parser.error(f"--split {args.split}: the model was trained with no validation images held out")
+        return fail(f"{args.model}: trained with no validation images held out, so there is no validation split")
     r = report(m.W, m.b, split, numpy_backend())
     print(json.dumps({"model": str(args.model), "split": args.split, **r}, indent=1) if args.json
           else format_report(r, f"{args.model}, {args.split} split"))
@@ -117,6 +117,8 @@ def run_plot(argv: Sequence[str]) -> int:
     try:
         m = checkpoint.load(args.model)
         records = history.read_csv(Path(args.history)) if args.history else None
+        if records == []:
+            return fail(f"{args.history}: the history has no records to draw")
         fetch(args)
         data = mnist.load(args.data_dir, m.meta.get("data", {}).get("validation_size", mnist.DEFAULT_VALIDATION_SIZE))
         x, title = ((images.read(args.explain)[0], Path(args.explain).name) if args.explain
@@ -127,7 +129,7 @@ def run_plot(argv: Sequence[str]) -> int:
             ValueError) as exc:
         return fail(str(exc))
     except OSError as exc:
-        return fail(f"{args.history or args.out}: {exc.strerror or exc}")
+        return fail(f"{exc.filename or args.out}: {exc.strerror or exc}")
     yhat, _ = predict_split(m.W, m.b, data.test, numpy_backend())
     figures = {
         "templates.png": lambda: plots.weight_templates(m.W),

@@ -4,7 +4,7 @@ Every image comes out as x (784,) float pixels in [0, 1], a light digit on black
 ``model.pixels`` gives for MNIST. Readers:
 - PNG, JPEG and other formats Pillow opens (Pillow comes with the ``[plot]`` extra);
 - ``.npy``: (28, 28) or (784,), uint8 or float in [0, 1] (read without pickle);
-- IDX image files (a name holding ``idx3``), gzipped or not: each image of the file.
+- IDX image files, gzipped or not (known by their magic bytes): each image of the file.
 
 A 28x28 image is taken to be in MNIST's format already: only inverted if its background is
 light. A larger image, a photo or a drawing, goes through :func:`mnist_like`.
@@ -12,6 +12,8 @@ light. A larger image, a photo or a drawing, goes through :func:`mnist_like`.
 
 from __future__ import annotations
 
+import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +27,14 @@ class ImageError(RuntimeError):
     """An image file cannot be read or is not one digit's image. One-line message."""
 
 
+def border(x: np.ndarray) -> np.ndarray:
+    """The pixels of the image's outer rows and columns."""
+    return np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+
+
 def light_background(x: np.ndarray) -> bool:
     """Whether the border pixels are mostly light (median above 0.5): a dark digit on paper."""
-    border = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
-    return bool(np.median(border) > 0.5)
+    return bool(np.median(border(x)) > 0.5)
 
 
 def center_of_mass(x: np.ndarray) -> tuple[float, float]:
@@ -43,17 +49,22 @@ def mnist_like(x: np.ndarray) -> np.ndarray:
     As NIST's digits were made into MNIST: the ink made light on black (inverted when the
     background is light), cropped to its bounding box, scaled so its longer side is 20
     pixels keeping its aspect ratio, then placed in 28x28 with its centre of mass at the
-    centre. Where this differs: the original scaled bilevel scans with its own anti-aliasing,
-    this resamples grey pixels with Pillow's Lanczos filter; and it shifts by whole pixels.
-    Faint pixels (below 10 % of the brightest) are not counted in the bounding box.
+    centre. Where this differs:
+    - the original scaled bilevel scans with its own anti-aliasing; this resamples grey
+      pixels with Pillow's Lanczos filter, and shifts by whole pixels;
+    - photos are not bilevel: the paper's level (the border's median) is subtracted and the
+      rest stretched to [0, 1]; uneven lighting is not corrected;
+    - faint pixels (below 10 % of the brightest) are not counted in the bounding box.
     """
     from PIL import Image
 
     if light_background(x):
         x = 1.0 - x
-    ink = np.argwhere(x > 0.1 * x.max()) if x.max() > 0 else np.empty((0, 2), int)
-    if not len(ink):
+    paper = float(np.median(border(x)))
+    if x.max() <= paper:
         raise ImageError("no digit: the image is blank")
+    x = np.clip((x - paper) / (x.max() - paper), 0.0, 1.0)
+    ink = np.argwhere(x > 0.1)
     (top, left), (bottom, right) = ink.min(axis=0), ink.max(axis=0) + 1
     crop = x[top:bottom, left:right]
     scale = BOX / max(crop.shape)
@@ -70,10 +81,25 @@ def mnist_like(x: np.ndarray) -> np.ndarray:
 
 def as_digit(x: np.ndarray) -> np.ndarray:
     """A grayscale image in [0, 1] -> x (784,): MNIST-sized ones as they are (made light on
-    black), others through :func:`mnist_like`."""
-    if x.shape == (SIDE, SIDE):
-        return (1.0 - x if light_background(x) else x).reshape(-1).astype(np.float32)
-    return mnist_like(x).reshape(-1)
+    black), others through :func:`mnist_like`. A blank image is refused."""
+    if x.shape != (SIDE, SIDE):
+        return mnist_like(x).reshape(-1)
+    x = 1.0 - x if light_background(x) else x
+    if x.max() == 0:
+        raise ImageError("no digit: the image is blank")
+    return x.reshape(-1).astype(np.float32)
+
+
+def idx_kind(path: Path) -> int | None:
+    """The number of dimensions an IDX file declares (3 for images, 1 for labels), or None
+    if ``path`` (gzipped or not) does not start with IDX's magic bytes 0 0 type ndim."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+    except (OSError, EOFError):
+        return None
+    return head[3] if len(head) == 4 and head[:2] == b"\0\0" and head[2] in idx.DTYPES else None
 
 
 def read(path: Path) -> list[np.ndarray]:
@@ -81,44 +107,64 @@ def read(path: Path) -> list[np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
-    name = path.name.lower()
-    if name.endswith(".npy"):
-        return [read_npy(path)]
-    if "idx3" in name:
-        try:
-            images = idx.read_idx(path)
-        except idx.IDXFormatError as exc:
-            raise ImageError(f"{path}: not an IDX image file ({exc})") from None
-        if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE) or images.dtype != np.uint8:
-            raise ImageError(f"{path}: IDX images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}")
-        return [(im.reshape(-1) / np.float32(255)).astype(np.float32) for im in images]
-    return [read_picture(path)]
+    kind = idx_kind(path)
+    if kind is not None:
+        return read_idx_images(path, kind)
+    try:
+        return [as_digit(read_npy(path) if path.name.lower().endswith(".npy") else read_picture(path))]
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None
+
+
+def read_idx_images(path: Path, kind: int) -> list[np.ndarray]:
+    """Each image of an IDX file of N x 28 x 28 uint8 images."""
+    if kind != 3:
+        raise ImageError(f"{path}: an IDX file of {kind} dimension(s){' (labels)' if kind == 1 else ''}, not images")
+    try:
+        images = idx.read_idx(path)
+    except idx.IDXFormatError as exc:
+        raise ImageError(f"{path}: not an IDX image file ({exc})") from None
+    if images.shape[1:] != (SIDE, SIDE) or images.dtype != np.uint8:
+        raise ImageError(f"{path}: IDX images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}")
+    return [(im.reshape(-1) / np.float32(255)).astype(np.float32) for im in images]
 
 
 def read_npy(path: Path) -> np.ndarray:
-    """A .npy image: (28, 28) or (784,), uint8 (0..255) or float in [0, 1]."""
+    """A .npy image (28, 28) or (784,), uint8 (0..255) or float in [0, 1] -> (28, 28) in [0, 1]."""
     try:
         a = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise ImageError(f"{path}: not a .npy array ({exc})") from None
+        raise ImageError(f"not a .npy array ({exc})") from None
     if a.shape not in ((SIDE, SIDE), (SIDE * SIDE,)):
-        raise ImageError(f"{path}: a .npy image must be 28x28 or 784 pixels, got shape {a.shape}")
+        raise ImageError(f"a .npy image must be 28x28 or 784 pixels, got shape {a.shape}")
     if a.dtype == np.uint8:
-        return as_digit(a.reshape(SIDE, SIDE) / np.float32(255))
-    if a.dtype.kind != "f" or not (np.isfinite(a).all() and 0 <= a.min() and a.max() <= 1):
-        raise ImageError(f"{path}: a .npy image must be uint8, or floats in [0, 1]; got {a.dtype}")
-    return as_digit(a.reshape(SIDE, SIDE).astype(np.float32))
+        return a.reshape(SIDE, SIDE) / np.float32(255)
+    if a.dtype.kind != "f":
+        raise ImageError(f"a .npy image must be uint8, or floats in [0, 1]; got {a.dtype}")
+    if not (np.isfinite(a).all() and 0 <= a.min() and a.max() <= 1):
+        raise ImageError(f"a float .npy image must lie in [0, 1], got values from {a.min()} to {a.max()}")
+    return a.reshape(SIDE, SIDE).astype(np.float32)
 
 
 def read_picture(path: Path) -> np.ndarray:
-    """A PNG, JPEG, ... read with Pillow, as grayscale."""
+    """A PNG, JPEG, ... read with Pillow, upright (EXIF orientation), as grayscale in [0, 1]:
+    transparent pixels count as white paper, 16-bit and float images are scaled by their range."""
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError:
-        raise ImageError(f"{path}: reading pictures needs Pillow: pip install 'scratchlr[plot]'") from None
+        raise ImageError("reading pictures needs Pillow: pip install 'scratchlr[plot]'") from None
     try:
-        with Image.open(path) as im:
-            x = np.asarray(im.convert("L"), np.float32) / np.float32(255)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im = ImageOps.exif_transpose(im)
+                if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    x = np.asarray(im, np.float32)
+                    return x / np.float32(65535 if im.mode.startswith("I;16") else max(float(x.max()), 1.0))
+                if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+                    im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
+                return np.asarray(im.convert("L"), np.float32) / np.float32(255)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"too large to be a digit's picture ({exc})") from None
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageError(f"{path}: not an image Pillow can read ({exc})") from None
-    return as_digit(x)
+        raise ImageError(f"not an image Pillow can read ({exc})") from None

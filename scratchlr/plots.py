@@ -16,6 +16,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from . import model
@@ -68,20 +69,22 @@ def curves(history: list[Record]) -> Figure:
 
 
 def confusion(M: np.ndarray) -> Figure:
-    """The confusion matrix M (C, C), rows true and columns predicted, each cell's count written in it."""
+    """The confusion matrix M (C, C), rows true and columns predicted, each cell's count written
+    in it. The colour grows as count^0.3, so that the mistakes show beside the diagonal."""
     fig = Figure(figsize=(7, 6), layout="constrained")
     ax = fig.subplots()
-    im = ax.imshow(M, cmap="Blues")
+    norm = PowerNorm(gamma=0.3, vmin=0, vmax=max(int(M.max()), 1))
+    im = ax.imshow(M, cmap="Blues", norm=norm)
     for i in range(len(M)):
         for j in range(len(M)):
             ax.text(j, i, str(int(M[i, j])), ha="center", va="center", fontsize=8,
-                    color="white" if M[i, j] > M.max() / 2 else "black")
+                    color="white" if norm(M[i, j]) > 0.6 else "black")
     ax.set_xticks(range(len(M)))
     ax.set_yticks(range(len(M)))
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(f"Confusion matrix: {int(np.trace(M))} of {int(M.sum())} right")
-    fig.colorbar(im, ax=ax, label="examples")
+    fig.colorbar(im, ax=ax, label="examples (colour scale: count^0.3)")
     return fig
 
 
@@ -111,12 +114,14 @@ def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Fig
     p = model.softmax(z[None, :])[0]
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
-    axes[0].imshow(x.reshape(28, 28), cmap="gray")
+    axes[0].imshow(x.reshape(28, 28), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title(title or "the image")
     scale = symmetric(*parts)
     for ax, c, part in zip(axes[1:], (first, second), parts):
         im = ax.imshow(part.reshape(28, 28), cmap=DIVERGING, **scale)
-        ax.set_title(f"class {c}: {part.sum():.2f} + b {b[c]:.2f} = logit {z[c]:.2f}\n(p = {p[c]:.3f})", fontsize=10)
+        sign = "+" if b[c] >= 0 else "\u2212"
+        ax.set_title(f"class {c}: pixels {part.sum():.2f} {sign} b {abs(b[c]):.2f} = logit {z[c]:.2f}\n"
+                     f"(p = {p[c]:.3f})", fontsize=10)
     for ax in axes:
         ax.set_axis_off()
     fig.colorbar(im, ax=axes[1:], shrink=0.9, label="x_i W[i, c]: each pixel's share of the logit")

@@ -167,3 +167,29 @@ def test_model_files_get_the_usual_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_archives_that_are_not_model_files(tmp_path: Path) -> None:
+    """Members that are not .npy, or a meta whose data block is wrong: one line each."""
+    raw = tmp_path / "raw.npz"
+    with zipfile.ZipFile(raw, "w") as z:
+        for name in ("W", "b", "meta"):
+            z.writestr(name, b"not an array")
+    with pytest.raises(checkpoint.ModelFileError, match=".npy arrays"):
+        checkpoint.load(raw)
+    for data in (None, "MNIST", {"validation_size": "abc"}, {"validation_size": 70000}):
+        meta = np.array(json.dumps({"format_version": 1, "dtype": "float32", "data": data}))
+        with pytest.raises(checkpoint.ModelFileError, match="validation_size"):
+            checkpoint.load(good_file(tmp_path / "d.npz", meta=meta))
+
+
+def test_an_unreadable_model_file(tmp_path: Path) -> None:
+    path = good_file(tmp_path / "m.npz")
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running as a user who can read any file")
+        with pytest.raises(checkpoint.ModelFileError, match="cannot read"):
+            checkpoint.load(path)
+    finally:
+        path.chmod(0o644)

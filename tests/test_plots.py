@@ -113,3 +113,11 @@ def test_plot_without_matplotlib_says_how_to_install(monkeypatch: pytest.MonkeyP
     assert commands.run_plot(["m.npz", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["scratchlr: error: plot needs matplotlib: pip install 'scratchlr[plot]'"]
+
+
+def test_plot_refuses_an_empty_history(mnist_dir: Path, tmp_path: Path, result: train.Result, capsys) -> None:
+    checkpoint.save(tmp_path / "m.npz", result.W, result.b, {})
+    (tmp_path / "h.csv").write_text(",".join(history.COLUMNS) + "\n")
+    args = ["--out", str(tmp_path / "figs"), "--history", str(tmp_path / "h.csv"), "--data-dir", str(mnist_dir)]
+    assert commands.run_plot([str(tmp_path / "m.npz"), *args]) == 1
+    assert "no records" in capsys.readouterr().err

@@ -121,3 +121,43 @@ def test_pictures_without_pillow_say_how_to_install(monkeypatch: pytest.MonkeyPa
 def test_a_blank_picture_is_refused() -> None:
     with pytest.raises(images.ImageError, match="blank"):
         images.mnist_like(np.ones((50, 40), np.float32))
+
+
+def a_seven(mnist_data, side: int = 112) -> np.ndarray:
+    """Test image 0 (a 7) scaled up: light ink on black, (side, side) uint8."""
+    return np.asarray(Image.fromarray(mnist_data.test.images[0].reshape(28, 28)).resize((side, side), Image.BICUBIC))
+
+
+def test_real_world_pictures(mnist_data, saved: Path, tmp_path: Path) -> None:
+    """A web canvas's transparent PNG, a 16-bit scan, grey paper with noise, a phone photo
+    stored sideways with its EXIF orientation: each is the 7 it shows."""
+    ink = a_seven(mnist_data)
+    rgba = np.zeros((112, 112, 4), np.uint8)
+    rgba[..., 3] = ink  # black strokes, their opacity the ink
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "canvas.png")
+    Image.fromarray(65535 - ink.astype(np.uint16) * 257).save(tmp_path / "scan16.png")
+    noise = np.random.default_rng(0).normal(0, 0.03, ink.shape)
+    grey = np.clip(0.7 - 0.6 * ink / 255 + noise, 0, 1)
+    Image.fromarray((grey * 255).astype(np.uint8)).save(tmp_path / "grey-paper.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    Image.fromarray(255 - ink).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", exif=exif)
+    files = ["canvas.png", "scan16.png", "grey-paper.png", "phone.jpg"]
+    proc = predict(str(saved), *(str(tmp_path / f) for f in files), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [o["prediction"] for o in json.loads(proc.stdout)] == [7, 7, 7, 7]
+
+
+def test_more_bad_inputs_get_one_line_naming_the_file(saved: Path, tmp_path: Path, mnist_dir: Path) -> None:
+    Image.new("L", (9500, 9500), 255).save(tmp_path / "huge.png")  # past Pillow's bomb warning, 89 Mpx
+    Image.new("L", (60, 60), 0).save(tmp_path / "black.png")
+    np.save(tmp_path / "black.npy", np.zeros((28, 28), np.uint8))
+    np.save(tmp_path / "nan.npy", np.full(784, np.nan))
+    labels = mnist_dir / "t10k-labels-idx1-ubyte.gz"
+    names = [tmp_path / "huge.png", tmp_path / "black.png", tmp_path / "black.npy", tmp_path / "nan.npy", labels]
+    proc = predict(str(saved), *map(str, names))
+    assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
+    errors = proc.stderr.strip().splitlines()
+    assert [line.split(": ")[2] for line in errors] == [str(n) for n in names]
+    for line, words in zip(errors, ["too large", "blank", "blank", "[0, 1]", "labels"]):
+        assert words in line
