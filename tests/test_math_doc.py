@@ -1,0 +1,41 @@
+"""docs/math.md points into the code: every function it names exists, and it names every
+public function of the math modules."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MATH = (ROOT / "docs" / "math.md").read_text()
+NAMED = set(re.findall(r"`(model|optim|gradcheck|plots)\.([A-Za-z_]\w*)`", MATH))
+
+
+def public_functions(module_name: str) -> set[str]:
+    module = importlib.import_module(f"scratchlr.{module_name}")
+    return {name for name, obj in vars(module).items()
+            if inspect.isfunction(obj) and not name.startswith("_") and obj.__module__ == module.__name__}
+
+
+@pytest.mark.parametrize("module, name", sorted(NAMED), ids=lambda x: x)
+def test_every_function_named_exists(module: str, name: str) -> None:
+    if module == "plots":
+        pytest.importorskip("matplotlib", reason="plots needs the [plot] extra")
+    assert callable(getattr(importlib.import_module(f"scratchlr.{module}"), name, None)), f"{module}.{name}"
+
+
+@pytest.mark.parametrize("module", ["model", "optim"])
+def test_every_public_math_function_is_named(module: str) -> None:
+    named = {name for m, name in NAMED if m == module}
+    assert public_functions(module) - named == set()
+
+
+def test_only_github_math_delimiters() -> None:
+    """GitHub renders $...$ and $$...$$; \\( \\) and \\[ \\] would show as text."""
+    assert not re.search(r"\\\(|\\\)|\\\[|\\\]", MATH)
+    assert MATH.count("$$") % 2 == 0
+    assert len(NAMED) >= 30
