@@ -1,0 +1,35 @@
+"""docs/walkthrough.ipynb runs headless against the real MNIST, so it cannot go stale."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "docs" / "walkthrough.ipynb"
+
+
+def test_notebook_is_committed_without_outputs() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+
+
+def test_notebook_executes_in_under_a_minute(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("matplotlib", reason="the notebook draws with the [plot] extra")
+    monkeypatch.setenv("SCRATCHLR_DATA", str(mnist_dir))  # the kernel inherits it
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    start = time.perf_counter()
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    assert time.perf_counter() - start < 60
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "Testset Accuracy: 0.9079" in text  # the seed's run
+    assert "J = 2.3025851 = ln 10" in text and "dJ/dW  (784, 10)" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4  # templates, curves, confusion, explain
