@@ -1,0 +1,75 @@
+"""The README for a newcomer: short, its links resolve, and each of its commands runs on a
+fresh checkout against the real MNIST. (Its `pip install` lines and the test command itself
+are what .ci/run runs, so they are not run again here.)"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchlr import mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def commands() -> list[str]:
+    """Every `python -m scratchlr ...` in the README's bash blocks, in order, comments cut."""
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+        for line in block.splitlines():
+            for part in line.split("#")[0].split("&&"):
+                if part.strip().startswith("python -m scratchlr"):
+                    found.append(part.strip())
+    return found
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_is_short_and_its_links_resolve() -> None:
+    assert len(README.splitlines()) <= 150
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#([^)]+))?\)", README):
+        path, anchor = target
+        if path.startswith("http"):
+            continue
+        assert (ROOT / path).exists(), path
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), re.M)
+            assert anchor in {slug(h) for h in headings}, f"{path}#{anchor}"
+
+
+def test_readme_names_each_command() -> None:
+    verbs = [c.split()[3] if len(c.split()) > 3 and not c.split()[3].startswith("-") else "train"
+             for c in commands()]
+    assert set(verbs) >= {"train", "evaluate", "predict", "plot", "gradcheck", "download"}
+
+
+def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_path: Path) -> None:
+    Image = pytest.importorskip("PIL.Image", reason="the README's predict and plot need the [plot] extra")
+    pytest.importorskip("matplotlib")
+    shutil.copytree(mnist_dir, tmp_path / "data" / "mnist")  # the default data folder of a fresh clone
+    Image.fromarray(mnist_data.test.images[0].reshape(28, 28)).save(tmp_path / "my-digit.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for command in commands():
+        proc = subprocess.run([sys.executable, *command.split()[1:]], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, (command, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, command
+    assert (tmp_path / "m.npz").exists() and (tmp_path / "run.csv").exists()
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "confusion.png", "curves.png", "explain.png", "most_wrong.png", "templates.png"]
+    label = int(mnist_data.test.labels[0])
+    out = subprocess.run([sys.executable, "-m", "scratchlr", "predict", "m.npz", "my-digit.png"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=300).stdout
+    assert out.startswith(f"my-digit.png: {label}")
+    assert np.isfinite(np.load(tmp_path / "m.npz")["W"]).all()
