@@ -7,8 +7,8 @@ The objective is the mean cross-entropy plus, with weight decay lambda, the L2 p
     dJ/dθ_i ≈ [8 (J(θ+h e_i) - J(θ-h e_i)) - (J(θ+2h e_i) - J(θ-2h e_i))] / 12h
     relative error = |a - n| / max(|a| + |n|, tiny)
 
-The five-point central difference has error O(h⁴) (the two-point one, O(h²), leaves
-~1e-7 on MNIST where gradients nearly cancel). Run in float64, h = 1e-3. Differences are
+The five-point central difference has error O(h⁴) (the two-point one, O(h²), leaves up
+to ~1e-4 on MNIST where gradients nearly cancel). Run in float64, h = 1e-3. Differences are
 taken example by example before summing, so an example that does not touch θ_i (a black
 pixel) contributes exactly 0 rather than the rounding noise of two nearly equal totals.
 """

@@ -39,3 +39,13 @@ def test_only_github_math_delimiters() -> None:
     assert not re.search(r"\\\(|\\\)|\\\[|\\\]", MATH)
     assert MATH.count("$$") % 2 == 0
     assert len(NAMED) >= 30
+
+
+def test_no_markdown_hazards_inside_the_math() -> None:
+    """GitHub's markdown runs before its math: it drops a backslash before punctuation
+    (so \\, would print a comma), and a line starting with + or - inside a display
+    equation would become a list item."""
+    math = re.findall(r"\$\$(.*?)\$\$", MATH, re.S) + re.findall(r"(?<!\$)\$([^$\n]+)\$(?!\$)", MATH)
+    for tex in math:
+        assert not re.search(r"\\[!-/:-@\[-`{-~]", tex), tex
+        assert not re.search(r"^\s*[-+*] ", tex, re.M), tex
