@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, NoReturn
 
 from . import download, mnist
+from .store import temporary
 
 PROG = "scratchlr"
 
@@ -63,7 +63,7 @@ def writable_file(text: str) -> Path:
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"no such folder: {path.parent}")
     try:
-        with tempfile.TemporaryFile(dir=path.parent):
+        with temporary(path):  # the atomic write's own temporary file, made and removed
             pass
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None

@@ -18,6 +18,12 @@ from .backend import numpy_backend
 from .evaluate import confusion_matrix, format_report, predict_split, report
 
 
+def model_data(args: argparse.Namespace, m: checkpoint.Model) -> mnist.MNIST:
+    """MNIST, fetched if missing, split as the model was trained (its validation size)."""
+    fetch(args)
+    return mnist.load(args.data_dir, m.meta.get("data", {}).get("validation_size", mnist.DEFAULT_VALIDATION_SIZE))
+
+
 def evaluate_parser() -> argparse.ArgumentParser:
     """The ``evaluate`` command's flags."""
     p = Parser(prog=f"{PROG} evaluate",
@@ -36,8 +42,7 @@ def run_evaluate(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     try:
         m = checkpoint.load(args.model)
-        fetch(args)
-        data = mnist.load(args.data_dir, m.meta.get("data", {}).get("validation_size", mnist.DEFAULT_VALIDATION_SIZE))
+        data = model_data(args, m)
     except (checkpoint.ModelFileError, download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     split = getattr(data, args.split)
@@ -119,8 +124,7 @@ def run_plot(argv: Sequence[str]) -> int:
         records = history.read_csv(Path(args.history)) if args.history else None
         if records == []:
             return fail(f"{args.history}: the history has no records to draw")
-        fetch(args)
-        data = mnist.load(args.data_dir, m.meta.get("data", {}).get("validation_size", mnist.DEFAULT_VALIDATION_SIZE))
+        data = model_data(args, m)
         x, title = ((images.read(args.explain)[0], Path(args.explain).name) if args.explain
                     else (model.pixels(data.test.images[0], np.float32), f"test image 0 (a {data.test.labels[0]})"))
         out = Path(args.out)

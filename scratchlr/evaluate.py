@@ -16,14 +16,15 @@ from .backend import Backend
 from .mnist import Split
 
 
-def predict_split(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[np.ndarray, float]:
-    """(yhat (N,), mean cross-entropy) of W, b on a split, in chunks of rows."""
+def predict_split(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[Any, float]:
+    """(yhat (N,) on the backend's device, mean cross-entropy) of W, b on a split, in chunks
+    of rows to bound memory; the loss is summed in float64."""
     xp, preds, total = backend.xp, [], 0.0
     for lo in range(0, len(split.labels), chunk):
         z = model.logits(model.pixels(xp.asarray(split.images[lo : lo + chunk]), W.dtype), W, b)
-        preds.append(backend.to_numpy(model.predictions(z)))
+        preds.append(model.predictions(z))
         total += float(model.cross_entropy(z, xp.asarray(split.labels[lo : lo + chunk])).sum(dtype=xp.float64))
-    return np.concatenate(preds), total / len(split.labels)
+    return xp.concatenate(preds), total / len(split.labels)
 
 
 def confusion_matrix(y: np.ndarray, yhat: np.ndarray, num_classes: int = 10) -> np.ndarray:
@@ -58,7 +59,7 @@ def most_confused(M: np.ndarray, k: int = 5) -> list[tuple[int, int, int]]:
 def report(W: Any, b: Any, split: Split, backend: Backend) -> dict[str, Any]:
     """Everything ``scratchlr evaluate`` prints, as plain Python values (JSON-ready)."""
     yhat, loss = predict_split(W, b, split, backend)
-    M = confusion_matrix(split.labels, yhat)
+    M = confusion_matrix(split.labels, backend.to_numpy(yhat))
     scores = precision_recall_f1(M)
     return {
         "examples": int(M.sum()),

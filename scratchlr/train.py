@@ -19,6 +19,7 @@ from . import model, optim
 from .backend import Backend
 from .batches import Ranges, batch_ranges, shuffled_batches, take
 from .config import Config
+from .evaluate import predict_split
 from .fast import FastGradients
 from .history import Record
 from .mnist import MNIST, Split
@@ -68,20 +69,13 @@ def reference_gradients(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any
 def evaluate(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[float, float]:
     """(loss, accuracy) of W, b on a whole split, in chunks of rows to bound memory.
 
-    The accuracy is the seed's ``accuracy_fn``, exactly: the count of correct predictions,
-    an integer, then count / N in float32. The loss is the mean cross-entropy, summed in
-    float64.
+    The predictions and the loss are :func:`scratchlr.evaluate.predict_split`'s. The
+    accuracy is the seed's ``accuracy_fn``, exactly: the count of correct predictions, an
+    integer, then count / N in float32.
     """
-    xp = backend.xp
-    correct, total = 0, 0.0
-    for lo in range(0, len(split.labels), chunk):
-        X = model.pixels(xp.asarray(split.images[lo : lo + chunk]), W.dtype)
-        y = xp.asarray(split.labels[lo : lo + chunk])
-        z = model.logits(X, W, b)
-        correct += int((model.predictions(z) == y).sum())
-        total += float(model.cross_entropy(z, y).sum(dtype=xp.float64))
-    n = len(split.labels)
-    return total / n, float(np.float32(correct) / np.float32(n))
+    yhat, loss = predict_split(W, b, split, backend, chunk)
+    correct = int((yhat == backend.xp.asarray(split.labels)).sum())
+    return loss, float(np.float32(correct) / np.float32(len(split.labels)))
 
 
 def format_loss_line(loss: float) -> str:
