@@ -108,7 +108,7 @@ def most_wrong(W: np.ndarray, b: np.ndarray, images_u8: np.ndarray, labels: np.n
 def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Figure:
     """One image x (784,) in [0, 1]: the image, then x * W[:, c] for the predicted class and
     the runner-up. Each panel's pixels sum, plus b_c, to that class's logit."""
-    z = x.astype(W.dtype) @ W + b
+    z = model.logits(x[None, :].astype(W.dtype), W, b)[0]
     first, second = np.argsort(-z, kind="stable")[:2]
     parts = [x * W[:, c] for c in (first, second)]
     p = model.softmax(z[None, :])[0]
