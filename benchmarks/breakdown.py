@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from scratchlr import mnist, optim  # noqa: E402
-from scratchlr.batches import batch_ranges, fill_pixels  # noqa: E402
-from scratchlr.fast import FastGradients  # noqa: E402
+from scratchlr import optim  # noqa: E402
+from scratchlr.dataset import mnist  # noqa: E402
+from scratchlr.dataset.batches import batch_ranges, fill_pixels  # noqa: E402
+from scratchlr.step import FastGradients  # noqa: E402
 
 
 def main() -> int:

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from bench import machine  # noqa: E402
 
-from scratchlr import mnist  # noqa: E402
+from scratchlr.dataset import mnist  # noqa: E402
 
 RECIPE = ["--epochs", "3", "--shuffle", "--momentum", "0.9", "--learning-rate", "0.5", "--average", "430"]
 THRESHOLDS = (0.920, 0.925)

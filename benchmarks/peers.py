@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from scratchlr import mnist
+from scratchlr.dataset import mnist
 
 LR, BATCH = 0.1, 128
 

@@ -8,7 +8,7 @@ import sys
 # before NumPy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .cli import main  # noqa: E402
+from .cli.main import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

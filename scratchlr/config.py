@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batches import BATCHINGS
+from .dataset.batches import BATCHINGS
 from .optim import SCHEDULES, scheduled_lr, stable_decay_limit
 
 DTYPES = ("float32", "float64")

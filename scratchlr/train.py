@@ -17,12 +17,12 @@ import numpy as np
 
 from . import model, optim
 from .backend import Backend
-from .batches import Ranges, batch_ranges, shuffled_batches, take
 from .config import Config
-from .evaluate import predict_split
-from .fast import FastGradients
-from .history import Record
-from .mnist import MNIST, Split
+from .dataset.batches import Ranges, batch_ranges, shuffled_batches, take
+from .dataset.mnist import MNIST, Split
+from .files.history import Record
+from .reports.evaluate import predict_split
+from .step import FastGradients
 
 __all__ = ["Config", "Record", "Result", "evaluate", "reference_gradients", "train"]
 

@@ -14,8 +14,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import pytest
 
-from scratchlr import mnist
 from scratchlr.backend import BackendError, cupy_backend
+from scratchlr.dataset import mnist
 
 # Read the settings once, then clear them so no test (or CLI it starts) writes there.
 REAL_MNIST = os.environ.pop(mnist.DATA_ENV, None)

@@ -6,7 +6,7 @@ import gzip
 import os
 from pathlib import Path
 
-from scratchlr import mnist
+from scratchlr.dataset import mnist
 
 
 def damaged_copy(source: Path, target: Path, key: str, how: str) -> Path:

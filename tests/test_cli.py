@@ -162,7 +162,7 @@ def test_history_file_is_checked_before_training(mnist_dir: Path, tmp_path: Path
 
 
 def test_progress_bar_only_on_a_terminal_after_its_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scratchlr import progress
+    from scratchlr.cli import progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     bar = progress.ProgressBar(10, delay=0)

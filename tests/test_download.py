@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mirror import Mirror, dropping, stalling
 
-from scratchlr import download, mnist, store
+from scratchlr.dataset import download, mnist, store
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = download.Settings(timeout=(2.0, 0.5), retries=1, backoff=0.0, quiet=True)

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from scratchlr import checkpoint, evaluate, train
+from scratchlr import train
 from scratchlr.backend import numpy_backend
+from scratchlr.files import modelfile as checkpoint
+from scratchlr.reports import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 

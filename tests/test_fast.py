@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchlr import mnist, model, optim, train
+from scratchlr import model, optim, train
 from scratchlr.backend import numpy_backend
 from scratchlr.config import STEPS
-from scratchlr.fast import FastGradients
+from scratchlr.dataset import mnist
+from scratchlr.step import FastGradients
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,8 @@ def test_batch_larger_than_training_set(mnist_dir: Path) -> None:
 SEED_STEPS_IN_A_FRESH_PROCESS = """
 import json, sys
 import threadpoolctl
-from scratchlr import mnist, train
+from scratchlr import train
+from scratchlr.dataset import mnist
 from scratchlr.backend import numpy_backend
 data = mnist.load(sys.argv[1])
 blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]

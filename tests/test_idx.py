@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scratchlr.idx import DTYPES, IDXFormatError, idx_bytes, read_idx, write_idx
+from scratchlr.dataset.idx import DTYPES, IDXFormatError, idx_bytes, read_idx, write_idx
 
 
 @pytest.mark.parametrize("code", sorted(DTYPES))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import damaged_copy
 
-from scratchlr import mnist
+from scratchlr.dataset import mnist
 
 
 def test_seed_split(mnist_data: mnist.MNIST, mnist_dir: Path) -> None:

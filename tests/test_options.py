@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchlr import batches, history, mnist, train
+from scratchlr import train
 from scratchlr.backend import numpy_backend
+from scratchlr.dataset import batches, mnist
+from scratchlr.files import history
 
 
 def quiet(data: mnist.MNIST, config: train.Config, **kwargs) -> train.Result:

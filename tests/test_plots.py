@@ -14,9 +14,13 @@ pytest.importorskip("matplotlib", reason="matplotlib (the [plot] extra) is not i
 from PIL import Image  # noqa: E402
 
 import scratchlr  # noqa: E402
-from scratchlr import checkpoint, commands, history, model, plots, train  # noqa: E402
+from scratchlr import model, train  # noqa: E402
 from scratchlr.backend import numpy_backend  # noqa: E402
-from scratchlr.evaluate import confusion_matrix, predict_split  # noqa: E402
+from scratchlr.cli import models as commands  # noqa: E402
+from scratchlr.files import history  # noqa: E402
+from scratchlr.files import modelfile as checkpoint  # noqa: E402
+from scratchlr.reports import plots  # noqa: E402
+from scratchlr.reports.evaluate import confusion_matrix, predict_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,8 +112,8 @@ def test_train_save_evaluate_predict_plot_from_fresh_processes(mnist_data, mnist
 def test_plot_without_matplotlib_says_how_to_install(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    monkeypatch.delitem(sys.modules, "scratchlr.plots")
-    monkeypatch.delattr(scratchlr, "plots")  # so that `from . import plots` imports it afresh
+    monkeypatch.delitem(sys.modules, "scratchlr.reports.plots")
+    monkeypatch.delattr(scratchlr.reports, "plots")  # so that `from . import plots` imports it afresh
     assert commands.run_plot(["m.npz", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["scratchlr: error: plot needs matplotlib: pip install 'scratchlr[plot]'"]

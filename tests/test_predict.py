@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchlr import checkpoint, images, model, train
+from scratchlr import model, train
 from scratchlr.backend import numpy_backend
+from scratchlr.files import images
+from scratchlr.files import modelfile as checkpoint
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (the [plot] extra) is not installed")
 ROOT = Path(__file__).resolve().parents[1]

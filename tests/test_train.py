@@ -7,8 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from scratchlr import batches, model, optim, train
+from scratchlr import model, optim, train
 from scratchlr.backend import Backend, numpy_backend
+from scratchlr.dataset import batches
 
 NUMBER = re.compile(r"\d+\.\d+")
 

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scratchlr import mnist, model
+from scratchlr import model
+from scratchlr.dataset import mnist
 
 STEPS, BATCH, LR, MOMENTUM, WEIGHT_DECAY, STEP_SIZE, GAMMA = 200, 128, 0.1, 0.9, 1e-4, 50, 0.5
 CASES = {f"{dtype}_{'nesterov' if nesterov else 'momentum'}": (dtype, nesterov)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .batches import Ranges, fill_pixels, rows, take_into
+from .dataset.batches import Ranges, fill_pixels, rows, take_into
 
 
 class FastGradients:

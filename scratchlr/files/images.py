@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import idx
+from ..dataset import idx
 
 SIDE, BOX = 28, 20
 

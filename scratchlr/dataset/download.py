@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from . import __version__, mnist, store
+from .. import __version__
+from . import mnist, store
 
 if TYPE_CHECKING:
     import requests  # imported where used: it costs ~0.1 s, and warm runs fetch nothing

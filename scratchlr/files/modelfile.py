@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .store import atomic_write
+from .. import __version__
+from ..dataset.store import atomic_write
 
 FORMAT_VERSION = 1
 DIM, CLASSES = 784, 10

@@ -14,14 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, commands, download, gradcheck, history, mnist
+from .. import __version__, gradcheck
+from ..backend import DEVICES, BackendError, numpy_backend, select
+from ..config import DTYPES, STEPS, Config
+from ..dataset import download, mnist
+from ..dataset.batches import BATCHINGS
+from ..files import history
+from ..files import modelfile as checkpoint
+from ..optim import SCHEDULES
+from ..train import Result, evaluate, train
+from . import models as commands
 from .args import PROG, Parser, add_data_args, fail, fetch, number, positive, validation_size, writable_file
-from .backend import DEVICES, BackendError, numpy_backend, select
-from .batches import BATCHINGS
-from .config import DTYPES, STEPS, Config
-from .optim import SCHEDULES
 from .progress import ProgressBar, say
-from .train import Result, evaluate, train
 
 
 def train_parser() -> argparse.ArgumentParser:

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from . import download, mnist
-from .store import temporary
+from ..dataset import download, mnist
+from ..dataset.store import temporary
 
 PROG = "scratchlr"
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from . import model
-from .backend import Backend
-from .mnist import Split
+from .. import model
+from ..backend import Backend
+from ..dataset.mnist import Split
 
 
 def predict_split(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[Any, float]:

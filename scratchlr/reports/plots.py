@@ -19,9 +19,9 @@ import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
-from . import model
-from .history import Record
-from .store import atomic_write
+from .. import model
+from ..dataset.store import atomic_write
+from ..files.history import Record
 
 DIVERGING = "RdBu_r"  # red positive, blue negative, white at 0
 

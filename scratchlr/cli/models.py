@@ -12,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, download, history, images, mnist, model
+from .. import model
+from ..backend import numpy_backend
+from ..dataset import download, mnist
+from ..files import history, images
+from ..files import modelfile as checkpoint
+from ..reports.evaluate import confusion_matrix, format_report, predict_split, report
 from .args import PROG, Parser, add_data_args, fail, fetch
-from .backend import numpy_backend
-from .evaluate import confusion_matrix, format_report, predict_split, report
 
 
 def model_data(args: argparse.Namespace, m: checkpoint.Model) -> mnist.MNIST:
@@ -116,7 +119,7 @@ def run_plot(argv: Sequence[str]) -> int:
     """``scratchlr plot``: the five pictures, as PNGs in ``--out``."""
     args = plot_parser().parse_args(argv)
     try:
-        from . import plots
+        from ..reports import plots
     except ImportError:
         return fail("plot needs matplotlib: pip install 'scratchlr[plot]'")
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .backend import namespace_of
+from ..backend import namespace_of
 
 BATCHINGS = ("repeat", "epoch")
 Ranges = list[tuple[int, int]]
