@@ -197,3 +197,16 @@ def test_two_concurrent_downloads(serve, real_files, tmp_path: Path) -> None:
     assert cache_is_clean(tmp_path)
     assert mnist.load(str(tmp_path)).train.labels.shape == (55000,)
     assert len(good.requests) == 4  # the lock made the second wait, then find them verified
+
+
+def test_downloaded_files_and_caches_are_readable_by_all(serve, real_files, tmp_path: Path) -> None:
+    """A shared data folder: under the usual umask 022 every file the download writes (the
+    four files, their .npy caches, the stamps, the lock) is 0644, as a plain ``open`` makes it,
+    although each was written to a private temporary file first."""
+    old = os.umask(0o022)
+    try:
+        download.ensure(tmp_path / "d", [serve(real_files).url], FAST)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "d").iterdir()}
+    assert len(modes) == 4 + 4 + 2 and set(modes.values()) == {0o644}, modes

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, NoReturn
 
 from ..dataset import download, mnist
-from ..dataset.store import temporary
+from ..files.atomic import temporary
 
 PROG = "scratchlr"
 

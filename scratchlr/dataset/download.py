@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from .. import __version__
+from ..files.atomic import replacing
 from . import mnist, store
 
 if TYPE_CHECKING:
@@ -140,29 +141,34 @@ def fetch_from(mirror: str, f: mnist.MNISTFile, directory: Path, http: requests.
     rename it into ``directory``. Raises ``NotFound`` or ``MirrorFailed``."""
     for name in (f.name, f.name[: -len(".gz")]):
         final = directory / name
-        with store.temporary(final) as tmp:
-            try:
-                with open(tmp, "wb") as out:
-                    source = local_path(mirror)
-                    if source is None:
-                        http_get(http, urllib.parse.urljoin(mirror.rstrip("/") + "/", name), out, settings, name)
-                    elif (source / name).is_file():
-                        with open(source / name, "rb") as src:
-                            shutil.copyfileobj(src, out)
-                    else:
-                        raise NotFound("no such file")
-            except NotFound:
-                continue
-            except OSError as exc:
-                raise MirrorFailed(f"{type(exc).__name__}: {exc}") from None
-            try:
-                array = mnist.read_verified(tmp, f, label=name)
-            except mnist.MNISTDataError as exc:
-                raise MirrorFailed(f"rejected: {exc}") from None
-            os.replace(tmp, final)
+        try:
+            with replacing(final) as tmp:  # renamed into place only if the block ends without an error
+                transfer(mirror, name, tmp, http, settings)
+                try:
+                    array = mnist.read_verified(tmp, f, label=name)
+                except mnist.MNISTDataError as exc:
+                    raise MirrorFailed(f"rejected: {exc}") from None
+        except NotFound:
+            continue
         mnist.remember(final, f, array)  # stamp it and cache the array: no second decompression
         return final
     raise NotFound("not found")
+
+
+def transfer(mirror: str, name: str, target: Path, http: requests.Session, settings: Settings) -> None:
+    """Copy the mirror's file ``name`` into the file ``target``. Raises ``NotFound`` or ``MirrorFailed``."""
+    source = local_path(mirror)
+    try:
+        with open(target, "wb") as out:
+            if source is None:
+                http_get(http, urllib.parse.urljoin(mirror.rstrip("/") + "/", name), out, settings, name)
+            elif (source / name).is_file():
+                with open(source / name, "rb") as src:
+                    shutil.copyfileobj(src, out)
+            else:
+                raise NotFound("no such file")
+    except OSError as exc:
+        raise MirrorFailed(f"{type(exc).__name__}: {exc}") from None
 
 
 def fetch(f: mnist.MNISTFile, directory: Path, tried: list[str], http: requests.Session, settings: Settings) -> Path:

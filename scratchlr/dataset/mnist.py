@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files.atomic import replacing
 from . import store
 from .idx import IDXFormatError, read_idx
 
@@ -168,10 +169,8 @@ def remember(path: Path, f: MNISTFile, array: np.ndarray) -> None:
     npy = npy_path(path, f)
     try:
         store.stamp(path, f.md5)
-        with store.temporary(npy) as tmp:
-            with open(tmp, "wb") as out:
-                np.save(out, array)
-            os.replace(tmp, npy)
+        with replacing(npy) as tmp, open(tmp, "wb") as out:
+            np.save(out, array)
         store.stamp(npy, f.md5)
     except OSError:
         pass

@@ -1,4 +1,4 @@
-"""The data directory as a cache: verification stamps, a lock, atomic replacement.
+"""The data directory as a cache: verification stamps and a lock.
 
 A stamp records (size, mtime_ns) of a file whose decompressed bytes matched the
 published MD5, in ``.scratchlr-verified.json``; while a file's size and mtime are
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from ..files.atomic import atomic_write
 
 STAMPS = ".scratchlr-verified.json"
 LOCK = ".scratchlr.lock"
@@ -54,34 +54,6 @@ def stamp(path: Path, md5: str) -> None:
     with contextlib.suppress(OSError):
         atomic_write(path.parent / STAMPS, json.dumps(stamps, indent=1).encode())
 
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename: never a torn file.
-    The file gets the permissions a plain ``open`` would give it (0666 less the umask)."""
-    with temporary(path) as tmp:
-        tmp.write_bytes(data)
-        os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, path)
-
-
-def umask() -> int:
-    """The process's file-creation mask (read by setting it, then setting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def temporary(path: Path) -> Iterator[Path]:
-    """A fresh temporary file beside ``path`` (same filesystem, so ``os.replace`` is atomic),
-    removed on exit unless it was renamed: an interrupted write leaves nothing behind."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import io
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from ..dataset.store import atomic_write
+from .atomic import atomic_write
 
 
 @dataclass(frozen=True)

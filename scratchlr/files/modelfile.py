@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..dataset.store import atomic_write
+from .atomic import atomic_write
 
 FORMAT_VERSION = 1
 DIM, CLASSES = 784, 10

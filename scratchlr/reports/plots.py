@@ -20,7 +20,7 @@ from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from .. import model
-from ..dataset.store import atomic_write
+from ..files.atomic import atomic_write
 from ..files.history import Record
 
 DIVERGING = "RdBu_r"  # red positive, blue negative, white at 0
