@@ -1,31 +1,35 @@
 """A training run's settings: the seed's hyper-parameters, and the options that go past it.
 
-Every default is the seed's. Values are checked when a :class:`Config` is made: a bad one
-raises ``ValueError`` with a one-line message naming the command-line flag.
+:class:`Config` keeps each setting as it was given (None where unset), and derives what the
+run uses from them (:attr:`Config.batches`, :attr:`Config.validates`,
+:meth:`Config.total_steps`), so a config can be copied with ``dataclasses.replace`` and
+rebuilt from a model file as it was. Every default is the seed's. Every check of the
+settings lives here, run when a config is made: a bad value raises ``ValueError`` with one
+line naming the command-line flag. The command line's flags are these fields (a field's
+metadata holds its help), so a flag and its default are written once.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .dataset.batches import BATCHINGS
+from .dataset.mnist import DEFAULT_VALIDATION_SIZE, TRAIN_SIZE
 from .optim import SCHEDULES, scheduled_lr, stable_decay_limit
 
 DTYPES = ("float32", "float64")
 STEPS = ("fast", "reference")
 SEED_NUM_STEPS = 1000
-# The parameters each schedule reads (PyTorch's lr_scheduler names); gamma's default, if any.
-SCHEDULE_PARAMETERS = {"constant": (), "step": ("step_size", "gamma"), "exponential": ("gamma",),
-                       "cosine": ("t_max", "eta_min"), "inverse": ("gamma",)}
-GAMMA_DEFAULT = {"step": 0.1}  # StepLR's default; ExponentialLR has none, nor do we for inverse
 
 
-def finite(value: float) -> bool:
-    """Not inf or nan (an int always is finite, however large)."""
-    return isinstance(value, int) or math.isfinite(value)
+def option(default: Any, help: str, **argparse: Any) -> Any:
+    """A field of :class:`Config` with what its command-line flag needs: its help and, where
+    the default does not tell, its ``type`` (and ``choices``, ``metavar``, ``nargs``, ...)."""
+    return field(default=default, metadata={"help": help, **argparse})
 
 
 def flag(name: str) -> str:
@@ -33,73 +37,136 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def finite(value: float) -> bool:
+    """Not inf or nan (an int always is finite, however large)."""
+    return isinstance(value, int) or math.isfinite(value)
+
+
+OPTIMISER = "optimiser (torch.optim.SGD and lr_scheduler semantics)"
+VALIDATION = "validation"
+
+
 @dataclass(frozen=True)
 class Config:
-    """How to train. ``num_steps`` and ``epochs`` are alternatives (1000 steps if neither);
-    with ``epochs`` the batching is ``epoch``. Optional fields are None when unset."""
+    """How to train. ``num_steps`` and ``epochs`` are alternatives (1000 steps if neither).
+    Optional fields are None when unset; what the run does with them is derived."""
 
-    learning_rate: float = 0.1
-    batch_size: int = 128
-    num_steps: int | None = None
-    display_step: int = 100
-    batching: str | None = None  # "repeat" (the seed's), or "epoch"; "epoch" with epochs
-    dtype: str = "float32"
-    step: str = "fast"
-    epochs: int | None = None
-    shuffle: bool = False
-    seed: int | None = None  # of the shuffling (0 if unset); only with shuffle
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
-    step_size: int | None = None
-    gamma: float | None = None
-    t_max: int | None = None
-    eta_min: float | None = None
-    average: int | None = None  # average the iterates after this many steps
-    validate: bool = False
-    early_stopping: int | None = None  # patience, in evaluations; implies validate
+    learning_rate: float = option(0.1, "SGD step size")
+    batch_size: int = option(128, "examples per step")
+    num_steps: int | None = option(None, "training steps (1000; or give --epochs)", type=int)
+    epochs: int | None = option(None, "passes over the training set, the last batch of each partial", type=int)
+    display_step: int = option(100, "log every N steps")
+    validation_size: int = option(DEFAULT_VALIDATION_SIZE, "the first N training images are held out for validation")
+    batching: str | None = option(None, "repeat (the default): Dataset.repeat().batch(B); epoch (the only one with "
+                                  "--epochs): one pass at a time, the last batch partial", choices=BATCHINGS)
+    shuffle: bool = option(False, "a fresh permutation of the training set each epoch")
+    seed: int | None = option(None, "seed of the shuffling's numpy.random.default_rng (0)", type=int)
+    dtype: str = option("float32", "float type of the math", choices=DTYPES)
+    step: str = option("fast", "fast: preallocated, in place; reference: the readable math (the same numbers)",
+                       choices=STEPS)
+    momentum: float = option(0.0, "mu in [0, 1): v = mu v + g", group=OPTIMISER)
+    nesterov: bool = option(False, "Nesterov momentum: step along g + mu v", group=OPTIMISER)
+    weight_decay: float = option(0.0, "lambda: the gradient of W gains lambda W (b is not decayed)", group=OPTIMISER)
+    lr_schedule: str = option("constant", "learning rate per step t: step: lr gamma^(t // step-size); exponential: "
+                              "lr gamma^t; cosine: eta-min + (lr - eta-min)(1 + cos(pi t / t-max)) / 2; inverse: "
+                              "lr / (1 + gamma t)", choices=tuple(SCHEDULES), group=OPTIMISER)
+    step_size: int | None = option(None, "steps between decays of the step schedule", type=int, group=OPTIMISER)
+    gamma: float | None = option(None, "decay factor (step: 0.1; exponential, inverse: needed)", type=float,
+                                 group=OPTIMISER)
+    t_max: int | None = option(None, "steps of the cosine schedule's way down to eta-min (half its period; the "
+                               "run's steps)", type=int, group=OPTIMISER)
+    eta_min: float | None = option(None, "the cosine schedule's least learning rate (0)", type=float, group=OPTIMISER)
+    average: int | None = option(None, "Polyak-Ruppert averaging of the iterates after START steps (0); the average "
+                                 "is what is evaluated and kept", type=int, nargs="?", const=0, metavar="START",
+                                 group=OPTIMISER)
+    validate: bool = option(False, "validation loss and accuracy at each display step (each epoch with --epochs)",
+                            group=VALIDATION)
+    early_stopping: int | None = option(None, "stop after PATIENCE validations without a better accuracy; keep the "
+                                        "best (implies --validate)", type=int, metavar="PATIENCE", group=VALIDATION)
 
     def __post_init__(self) -> None:
         self.check_numbers()
+        self.check_choices()
+        self.check_optimiser()
+        self.check_schedule()
+        self.check_run()
+
+    # What the run does with the settings.
+
+    @property
+    def batches(self) -> str:
+        """The batching in force: as given, else ``epoch`` with epochs, else ``repeat``."""
+        return self.batching or ("epoch" if self.epochs else "repeat")
+
+    @property
+    def validates(self) -> bool:
+        """Whether the run validates: asked for, or needed by early stopping."""
+        return self.validate or self.early_stopping is not None
+
+    def total_steps(self, n: int) -> int:
+        """Steps in the run on n training examples: ``epochs`` passes, else ``num_steps``, else 1000."""
+        return self.epochs * self.steps_per_epoch(n) if self.epochs else self.num_steps or SEED_NUM_STEPS
+
+    def steps_per_epoch(self, n: int) -> int:
+        """Batches in one pass over n examples, the last one partial."""
+        return -(-n // self.batch_size)
+
+    def epochs_done(self, steps: int, n: int) -> float:
+        """Passes over n examples made in ``steps`` steps: whole batches of ``repeat``
+        batching run across epochs, ``epoch`` batching ends each pass with a partial one."""
+        if self.batches == "repeat":
+            return steps * self.batch_size / n
+        return steps / self.steps_per_epoch(n)
+
+    def displays_at(self, t: int) -> bool:
+        """Whether the seed's lines are printed after step t (from 1): the first and every display step."""
+        return t == 1 or t % self.display_step == 0
+
+    def records_at(self, t: int, n: int) -> bool:
+        """Whether the history gets a record after step t: at each epoch's end with epochs,
+        else at each display step and the last step, so that no trained step goes unseen."""
+        if self.epochs:
+            return t % self.steps_per_epoch(n) == 0
+        return self.displays_at(t) or t == self.total_steps(n)
+
+    def learning_rate_at(self, t: int, total: int) -> float:
+        """lr_t, the learning rate of step t (from 0) of a run of ``total`` steps."""
+        return scheduled_lr(self.lr_schedule, self.learning_rate, t, total, step_size=self.step_size,
+                            gamma=self.gamma, t_max=self.t_max, eta_min=self.eta_min)
+
+    # The checks, each in one place.
+
+    def check_numbers(self) -> None:
+        """Each number in its range."""
+        for name in ("learning_rate", "batch_size", "num_steps", "epochs", "display_step", "early_stopping"):
+            value = getattr(self, name)
+            if value is not None and not (finite(value) and value > 0):
+                raise ValueError(f"{flag(name)} must be positive, got {value}")
+        for name in ("weight_decay", "average", "seed"):
+            value = getattr(self, name)
+            if value is not None and not (finite(value) and value >= 0):
+                raise ValueError(f"{flag(name)} must be zero or positive, got {value}")
+        if not 0 <= self.validation_size < TRAIN_SIZE:
+            raise ValueError(f"--validation-size must be in [0, {TRAIN_SIZE}), got {self.validation_size}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
+
+    def check_choices(self) -> None:
+        """Each named choice one of its kind, and the flags that only make sense together."""
+        for name, choices in (("batching", BATCHINGS + (None,)), ("dtype", DTYPES), ("step", STEPS),
+                              ("lr_schedule", tuple(SCHEDULES))):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{flag(name)} must be one of {', '.join(filter(None, choices))}, "
+                                 f"got {getattr(self, name)!r}")
+        with np.errstate(over="ignore"):
+            if not np.isfinite(np.dtype(self.dtype).type(self.learning_rate)):
+                raise ValueError(f"--learning-rate {self.learning_rate} overflows {self.dtype}")
         if self.epochs is not None and self.num_steps is not None:
             raise ValueError("--epochs and --num-steps are alternatives: give one")
         if self.epochs is not None and self.batching == "repeat":
             raise ValueError("--epochs runs whole passes, so its batching is 'epoch', not 'repeat'")
-        for name, choices in (("batching", BATCHINGS), ("dtype", DTYPES), ("step", STEPS),
-                              ("lr_schedule", SCHEDULES)):
-            if getattr(self, name) not in choices + ((None,) if name == "batching" else ()):
-                raise ValueError(f"{flag(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.seed is not None and not self.shuffle:
             raise ValueError("--seed is the shuffling's: it needs --shuffle")
-        self.check_optimiser()
-        self.check_schedule()
-        resolved = {
-            "num_steps": self.num_steps or (None if self.epochs else SEED_NUM_STEPS),
-            "batching": self.batching or ("epoch" if self.epochs else "repeat"),
-            "validate": self.validate or self.early_stopping is not None,
-        }
-        for name, value in resolved.items():
-            object.__setattr__(self, name, value)
-
-    def check_numbers(self) -> None:
-        """Each number in its range."""
-        positive = ("learning_rate", "batch_size", "num_steps", "display_step", "epochs", "step_size",
-                    "t_max", "early_stopping")
-        for name in positive:
-            value = getattr(self, name)
-            if value is not None and not (finite(value) and value > 0):
-                raise ValueError(f"{flag(name)} must be positive, got {value}")
-        for name in ("weight_decay", "eta_min", "average", "seed"):
-            value = getattr(self, name)
-            if value is not None and not (finite(value) and value >= 0):
-                raise ValueError(f"{flag(name)} must be zero or positive, got {value}")
-        with np.errstate(over="ignore"):
-            overflows = self.dtype in DTYPES and not np.isfinite(np.dtype(self.dtype).type(self.learning_rate))
-        if overflows:
-            raise ValueError(f"--learning-rate {self.learning_rate} overflows {self.dtype}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
 
     def check_optimiser(self) -> None:
         """Nesterov needs momentum; weight decay must not make the weights diverge."""
@@ -113,48 +180,29 @@ class Config:
                              f"at {limit:g} or more{with_momentum} the weights diverge")
 
     def check_schedule(self) -> None:
-        """Each schedule gets the parameters it reads, and only those."""
-        wanted = SCHEDULE_PARAMETERS[self.lr_schedule]
-        for name in ("step_size", "gamma", "t_max", "eta_min"):
-            if getattr(self, name) is not None and name not in wanted:
+        """Each schedule gets the parameters it needs, and only those, each in the range of
+        :data:`scratchlr.optim.SCHEDULES`."""
+        wanted = SCHEDULES[self.lr_schedule]
+        for name in sorted({name for parameters in SCHEDULES.values() for name in parameters}):
+            value, spec = getattr(self, name), wanted.get(name)
+            if value is None:
+                if spec is not None and spec.default is None:
+                    raise ValueError(f"--lr-schedule {self.lr_schedule} needs {flag(name)}")
+                continue
+            if spec is None:
                 raise ValueError(f"{flag(name)} is not used by --lr-schedule {self.lr_schedule}")
-        if self.lr_schedule == "step" and self.step_size is None:
-            raise ValueError("--lr-schedule step needs --step-size")
-        if self.lr_schedule in ("exponential", "inverse") and self.gamma is None:
-            raise ValueError(f"--lr-schedule {self.lr_schedule} needs --gamma")
-        if self.gamma is not None:
-            if self.lr_schedule == "inverse" and not (finite(self.gamma) and self.gamma > 0):
-                raise ValueError(f"--gamma must be positive, got {self.gamma}")
-            if self.lr_schedule != "inverse" and not (finite(self.gamma) and 0 < self.gamma <= 1):
-                raise ValueError(f"--gamma must be in (0, 1] for --lr-schedule {self.lr_schedule}, got {self.gamma}")
-        if self.eta_min is not None and self.eta_min > self.learning_rate:
-            raise ValueError(f"--eta-min must not exceed --learning-rate, got {self.eta_min}")
+            high = self.learning_rate if spec.high == "lr" else spec.high
+            above = value >= spec.low if spec.closed else value > spec.low
+            if not (finite(value) and above and (high is None or value <= high)):
+                where = "positive" if high is None and not spec.closed else \
+                    f"in {'[' if spec.closed else '('}{spec.low:g}, {'--learning-rate' if spec.high == 'lr' else high}]"
+                raise ValueError(f"{flag(name)} must be {where} for --lr-schedule {self.lr_schedule}, got {value}")
 
-    def total_steps(self, n: int) -> int:
-        """Steps in the run on n training examples: ``num_steps``, or ``epochs`` passes."""
-        return self.epochs * self.steps_per_epoch(n) if self.epochs else self.num_steps
-
-    def steps_per_epoch(self, n: int) -> int:
-        """Batches in one pass over n examples, the last one partial."""
-        return -(-n // self.batch_size)
-
-    def epochs_done(self, steps: int, n: int) -> float:
-        """Passes over n examples made in ``steps`` steps: whole batches of ``repeat``
-        batching run across epochs, ``epoch`` batching ends each pass with a partial one."""
-        if self.batching == "repeat":
-            return steps * self.batch_size / n
-        return steps / self.steps_per_epoch(n)
-
-    def check_data(self, n_train: int, n_validation: int) -> None:
-        """What can only be checked against the data: averaging must start before the end,
-        and validation needs held-out images."""
-        if self.average is not None and self.average >= self.total_steps(n_train):
-            raise ValueError(f"--average {self.average}: the run has only {self.total_steps(n_train)} steps")
-        if self.validate and not n_validation:
+    def check_run(self) -> None:
+        """What depends on the run's length and the held-out images: averaging must start
+        before the end, and validation needs held-out images."""
+        steps = self.total_steps(TRAIN_SIZE - self.validation_size)
+        if self.average is not None and self.average >= steps:
+            raise ValueError(f"--average {self.average}: the run has only {steps} steps")
+        if self.validates and not self.validation_size:
             raise ValueError("--validate and --early-stopping need --validation-size above 0")
-
-    def learning_rate_at(self, t: int, total: int) -> float:
-        """lr_t, the learning rate of step t (from 0) of a run of ``total`` steps."""
-        gamma = self.gamma if self.gamma is not None else GAMMA_DEFAULT.get(self.lr_schedule, 0.0)
-        return scheduled_lr(self.lr_schedule, self.learning_rate, t, self.step_size or 1, gamma,
-                            self.t_max or total, self.eta_min or 0.0)

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import model, optim
+from .dataset.mnist import CLASSES
 
 TOLERANCE = 1e-7
 
@@ -54,20 +55,16 @@ def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_dec
     """Max relative error of the analytic gradients against central differences, in float64.
 
     Analytic: :func:`model.grad_W` (plus lambda W, :func:`optim.decayed_gradient`) and
-    :func:`model.grad_b`. Numerical: of :func:`model.cross_entropy` at (W, b), plus that
-    of the terms of :func:`optim.l2_penalty`, each differenced on its own (a difference of
-    the whole sum would drown a small lambda w_ij in the sum's rounding).
+    :func:`model.grad_b`. Numerical: of :func:`model.cross_entropy` at (W, b), plus that of
+    the terms of :func:`optim.l2_penalty`, each differenced on its own, like the examples (a
+    difference of the whole sum would drown a small lambda w_ij in the sum's rounding).
     """
     X, W, b = (np.array(a, dtype=np.float64) for a in (X, W, b))
     G = model.grad_logits(model.logits(X, W, b), y)
     analytic = {"W": optim.decayed_gradient(model.grad_W(X, G), W, weight_decay), "b": model.grad_b(G)}
-
-    def penalty_terms(W_: np.ndarray) -> np.ndarray:  # (lambda / 2) W_ij^2, summing to optim.l2_penalty
-        return (weight_decay / 2 * W_ * W_).ravel()  # differenced term by term, like the examples
-
     numeric = {
         "W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W)
-        + W.size * numerical_gradient(penalty_terms, W),  # the sum's gradient: size x the mean's
+        + W.size * numerical_gradient(lambda W_: optim.l2_penalty(W_, weight_decay).ravel(), W),  # size x the mean's
         "b": numerical_gradient(lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b),
     }
     return {k: float(relative_error(analytic[k], numeric[k]).max()) for k in analytic}
@@ -84,7 +81,7 @@ def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: 
     """The first ``n`` MNIST examples (scaled like TF) with small random W, b."""
     rng = np.random.default_rng(seed)
     X = model.pixels(np.asarray(images_u8[:n]), np.float64)
-    return X, np.asarray(labels[:n]), 0.01 * rng.normal(size=(X.shape[1], 10)), 0.01 * rng.normal(size=10)
+    return X, np.asarray(labels[:n]), 0.01 * rng.normal(size=(X.shape[1], CLASSES)), 0.01 * rng.normal(size=CLASSES)
 
 
 def run(mnist_arrays: Any | None = None, emit: Callable[[str], None] = print) -> float:

@@ -15,29 +15,50 @@ bits. :func:`sgd_step` chains them in the order ``torch.optim.SGD`` does (dampen
 
 The learning rate lr_t follows a schedule of the step count t = 0, 1, ... (the functions
 ``*_lr``). Polyak-Ruppert averaging keeps the running mean of the iterates
-(:func:`polyak_average`).
+(:func:`polyak_average`). :class:`SGD` holds what the update carries from one step to the
+next (the velocities and the mean), as ``torch.optim.SGD`` does.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from .backend import namespace_of
 
 Array = Any  # numpy.ndarray or cupy.ndarray
-SCHEDULES = ("constant", "step", "exponential", "cosine", "inverse")
+
+
+class Parameter(NamedTuple):
+    """A schedule's parameter: it must lie above ``low`` (or at it, with ``closed``) and at
+    most at ``high`` (None: no bound; ``"lr"``: the learning rate). ``default`` None means
+    the schedule needs it given; ``"steps"`` stands for the run's number of steps."""
+
+    low: float
+    high: float | str | None
+    closed: bool
+    default: float | str | None
+
+
+#: Each schedule's parameters (PyTorch's ``lr_scheduler`` names), their ranges and defaults.
+SCHEDULES: dict[str, dict[str, Parameter]] = {
+    "constant": {},
+    "step": {"step_size": Parameter(0, None, False, None), "gamma": Parameter(0, 1, False, 0.1)},  # StepLR's gamma
+    "exponential": {"gamma": Parameter(0, 1, False, None)},
+    "cosine": {"t_max": Parameter(0, None, False, "steps"), "eta_min": Parameter(0, "lr", True, 0.0)},
+    "inverse": {"gamma": Parameter(0, None, False, None)},
+}
 
 
 def l2_penalty(W: Array, weight_decay: float) -> Array:
-    """R = (lambda / 2) sum_ij W_ij^2: the L2 penalty whose gradient is lambda W. W (D, C) -> scalar.
+    """R_ij = (lambda / 2) W_ij^2: the terms of the L2 penalty R = sum_ij R_ij, whose gradient
+    is lambda W (:func:`decayed_gradient`). W (D, C) -> (D, C).
 
     Not added to the logged loss, as in PyTorch, where ``weight_decay`` lives in the optimiser
-    and the loss you print is the data's cross-entropy. :mod:`scratchlr.gradcheck` checks
-    lambda W against central differences of the penalty's terms, and ``tests/test_gradcheck.py``
-    against this function's.
+    and the loss you print is the data's cross-entropy. :func:`scratchlr.gradcheck.check`
+    differences these terms one by one to check lambda W.
     """
-    return W.dtype.type(weight_decay / 2) * (W * W).sum()
+    return W.dtype.type(weight_decay / 2) * (W * W)
 
 
 def decayed_gradient(g: Array, theta: Array, weight_decay: float, out: Array | None = None) -> Array:
@@ -104,6 +125,41 @@ def polyak_average(mean: Array, theta: Array, k: int, out: Array | None = None) 
     return namespace_of(mean).add(mean, (theta - mean) / theta.dtype.type(k), out=out)
 
 
+class SGD:
+    """``torch.optim.SGD`` over a list of parameters, with the state it keeps between steps.
+
+    ``params``: the parameters (for the trainer, [W, b]); ``weight_decay``: each one's lambda
+    (PyTorch's parameter groups: W is decayed, b is not). With ``momentum``, each has a
+    velocity, zero at first. With ``average`` = k, the running mean of the iterates after
+    step k is kept as well (``torch.optim.swa_utils.AveragedModel``). ``in_place``: the
+    gradients, velocities, parameters and means are overwritten rather than rebuilt (the fast
+    step's buffers); both ways make the same calls, so the same bits.
+    """
+
+    def __init__(self, params: list[Array], weight_decay: list[float], momentum: float = 0.0,
+                 nesterov: bool = False, average: int | None = None, in_place: bool = False) -> None:
+        self.params, self.weight_decay = list(params), list(weight_decay)
+        self.momentum, self.nesterov, self.average, self.in_place = momentum, nesterov, average, in_place
+        self.velocities = [namespace_of(p).zeros_like(p) if momentum else None for p in self.params]
+        self.means = [namespace_of(p).zeros_like(p) for p in self.params]
+        self.steps = self.averaged = 0  # steps taken; iterates in the mean
+
+    def step(self, grads: list[Array], learning_rate: float) -> None:
+        """One update of every parameter (:func:`sgd_step`), then of the running mean."""
+        for i, (theta, g, v, decay) in enumerate(zip(self.params, grads, self.velocities, self.weight_decay)):
+            self.params[i], self.velocities[i] = sgd_step(theta, g, v, learning_rate, self.momentum, self.nesterov,
+                                                          decay, self.in_place)
+        self.steps += 1
+        if self.average is not None and self.steps > self.average:
+            self.averaged += 1
+            self.means = [polyak_average(mean, theta, self.averaged, out=mean if self.in_place else None)
+                          for mean, theta in zip(self.means, self.params)]
+
+    def final_params(self) -> list[Array]:
+        """The parameters a run ends with: the running mean once averaging has begun, else the iterates."""
+        return self.means if self.averaged else self.params
+
+
 def step_lr(lr: float, t: int, step_size: int, gamma: float) -> float:
     """lr_t = lr gamma^floor(t / step_size): ``lr_scheduler.StepLR``, TF's staircase
     ``ExponentialDecay``."""
@@ -128,20 +184,23 @@ def inverse_lr(lr: float, t: int, gamma: float) -> float:
     return lr / (1 + gamma * t)
 
 
-def scheduled_lr(schedule: str, lr: float, t: int, step_size: int = 1, gamma: float = 0.1,
-                 t_max: int = 1, eta_min: float = 0.0) -> float:
-    """The learning rate of step t (counted from 0) under ``schedule``, one of SCHEDULES."""
+def scheduled_lr(schedule: str, lr: float, t: int, total: int | None = None, **given: float | None) -> float:
+    """The learning rate of step t (counted from 0) of a run of ``total`` steps under
+    ``schedule``, a key of :data:`SCHEDULES`, with its parameters as ``given`` (a missing or
+    None one takes the table's default)."""
     if schedule == "constant":
         return lr
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; one of {', '.join(SCHEDULES)}")
+    p = {name: total if spec.default == "steps" else spec.default for name, spec in SCHEDULES[schedule].items()}
+    p.update((name, value) for name, value in given.items() if value is not None)
     if schedule == "step":
-        return step_lr(lr, t, step_size, gamma)
+        return step_lr(lr, t, p["step_size"], p["gamma"])
     if schedule == "exponential":
-        return exponential_lr(lr, t, gamma)
+        return exponential_lr(lr, t, p["gamma"])
     if schedule == "cosine":
-        return cosine_lr(lr, t, t_max, eta_min)
-    if schedule == "inverse":
-        return inverse_lr(lr, t, gamma)
-    raise ValueError(f"unknown schedule {schedule!r}; one of {', '.join(SCHEDULES)}")
+        return cosine_lr(lr, t, p["t_max"], p["eta_min"])
+    return inverse_lr(lr, t, p["gamma"])
 
 
 def stable_decay_limit(momentum: float, nesterov: bool) -> float:

@@ -1,7 +1,7 @@
-"""The fast step's gradients: :func:`scratchlr.train.reference_gradients`, line for line, in place.
+"""One training step's loss, accuracy and gradients, twice: readable, and in place.
 
-The reference step composes the functions of :mod:`scratchlr.model`; each builds fresh
-temporaries, and the logits are taken through softmax three times (for the loss, the
+:func:`reference_gradients` composes the functions of :mod:`scratchlr.model`; each builds
+fresh temporaries, and the logits are taken through softmax three times (for the loss, the
 accuracy and the gradient). :class:`FastGradients` makes the same array operations once
 each, writing into buffers it made when it was built:
 
@@ -21,9 +21,9 @@ model.py                            FastGradients
 ``grad_b``: sum_n G_n               G.sum(axis=0, out=grad_b)
 ==================================  =======================================
 
-The update that follows is :func:`scratchlr.optim.sgd_step` for either step; the fast
-step calls it with ``in_place=True``, so it writes into these gradient buffers and the
-parameters, making the same calls.
+The update that follows is :class:`scratchlr.optim.SGD`'s for either step; for the fast
+step it runs in place, so it writes into these gradient buffers and the parameters, making
+the same calls.
 
 Why the results are bit-identical to the reference on any BLAS, kernel or thread count:
 every call above is the reference's own call, on operands of the same shapes, dtypes and
@@ -42,12 +42,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from .dataset.batches import Ranges, fill_pixels, rows, take_into
+from . import model
+from .dataset.batches import Ranges, fill_pixels, rows, take, take_into
+
+
+def reference_gradients(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any) -> tuple[Any, ...]:
+    """The batch's loss, accuracy and gradients, in the readable math of :mod:`scratchlr.model`.
+
+    Returns (J, acc, dJ/dW, dJ/db) on the rows ``ranges`` of ``images`` (uint8) and
+    ``labels``, at W (D, C), b (C,). One forward pass serves the loss, the accuracy and the
+    gradient.
+    """
+    X = model.pixels(take(images, ranges), W.dtype)
+    y = take(labels, ranges)
+    z = model.logits(X, W, b)
+    G = model.grad_logits(z, y)
+    return model.loss(z, y), model.accuracy(z, y), model.grad_W(X, G), model.grad_b(G)
 
 
 class FastGradients:
     """``gradients(images, labels, ranges, W, b)`` -> (J, acc, dJ/dW, dJ/db), as
-    ``reference_gradients``.
+    :func:`reference_gradients`, in place.
 
     For batches of up to ``batch_size`` rows of ``dim`` pixels and ``num_classes`` classes,
     in ``dtype``. The gradients are this object's buffers, overwritten by the next call.

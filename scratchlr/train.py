@@ -1,30 +1,36 @@
 """The training loop: zero init, SGD on mini-batches, the seed's log lines, and the options
 that train to convergence (epochs, shuffling, the optimiser's options, validation, history).
 
-Batches come from :mod:`scratchlr.batches`, each step's loss, accuracy and gradients from
-:func:`reference_gradients` or its in-place twin :class:`scratchlr.fast.FastGradients`, the
-update from :mod:`scratchlr.optim`. Each step's logged loss and accuracy are of that batch
-before its update, as in the seed.
+:func:`train` reads top to bottom. Batches come from :mod:`scratchlr.dataset.batches`; each
+step's loss, accuracy and gradients from :mod:`scratchlr.step` (the readable step or its
+in-place twin); the update from :class:`scratchlr.optim.SGD`. Each step's logged loss and
+accuracy are of that batch before its update, as in the seed, and are added to two
+:class:`Meter` s kept on the device (read back only when shown, so a GPU run does not wait
+every step):
+- the seed's running averages, printed at step 1 and every display step;
+- the history's, recorded at each display step and the last (or at each epoch's end), with
+  the validation loss and accuracy if asked, which :class:`EarlyStopping` judges.
+The parameters returned and tested are the best ones with early stopping, else the averaged
+ones with averaging, else the last.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 
 from . import model, optim
-from .backend import Backend
+from .backend import Backend, namespace_of
 from .config import Config
-from .dataset.batches import Ranges, batch_ranges, shuffled_batches, take
-from .dataset.mnist import MNIST, Split
+from .dataset.batches import batches
+from .dataset.mnist import CLASSES, MNIST, Split
 from .files.history import Record
-from .reports.evaluate import predict_split
-from .step import FastGradients
+from .step import FastGradients, reference_gradients
 
-__all__ = ["Config", "Record", "Result", "evaluate", "reference_gradients", "train"]
+__all__ = ["Config", "Record", "Result", "evaluate", "train"]
 
 
 @dataclass
@@ -44,164 +50,166 @@ class Result:
     test_seconds: float = 0.0
 
 
-class Best(NamedTuple):
-    """The best validation accuracy so far, its step, and copies of its parameters."""
+class Meter:
+    """Running sums of the batches' loss and accuracy, kept on the device in ``dtypes``
+    (loss, accuracy) and read back only when asked, so a GPU run does not wait every step."""
 
-    accuracy: float
-    step: int
-    W: Any
-    b: Any
+    def __init__(self, xp: Any, dtypes: tuple[Any, Any]) -> None:
+        self.xp, self.dtypes = xp, tuple(np.dtype(d) for d in dtypes)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to no batches."""
+        self.loss, self.acc, self.count = self.xp.zeros((), self.dtypes[0]), self.xp.zeros((), self.dtypes[1]), 0
+
+    def add(self, J: Any, acc: Any) -> None:
+        """Add one batch's J and acc (device scalars)."""
+        self.loss, self.acc, self.count = self.loss + J, self.acc + acc, self.count + 1  # new sums: faster than +=
+
+    def read(self, backend: Backend, divisor: int | None = None) -> tuple[float, float]:
+        """(loss, accuracy): the sums divided, each in its dtype, by ``divisor`` (default: the
+        number of batches added), as host floats; then :meth:`reset`."""
+        k = divisor or self.count
+        loss, acc = (float(backend.to_numpy(s / d.type(k))) for s, d in zip((self.loss, self.acc), self.dtypes))
+        self.reset()
+        return loss, acc
 
 
-def reference_gradients(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any) -> tuple[Any, ...]:
-    """The batch's loss, accuracy and gradients, in the readable math of :mod:`scratchlr.model`.
+class EarlyStopping:
+    """Stop after ``patience`` validations without a better accuracy, and keep a copy of the
+    best parameters (Keras's ``EarlyStopping(restore_best_weights=True)``). With ``patience``
+    None it never stops and keeps nothing."""
 
-    Returns (J, acc, dJ/dW, dJ/db) on the rows ``ranges`` at W (D, C), b (C,). One forward
-    pass serves the loss, the accuracy and the gradient.
-    """
-    X = model.pixels(take(images, ranges), W.dtype)
-    y = take(labels, ranges)
-    z = model.logits(X, W, b)
-    G = model.grad_logits(z, y)
-    return model.loss(z, y), model.accuracy(z, y), model.grad_W(X, G), model.grad_b(G)
+    def __init__(self, patience: int | None) -> None:
+        self.patience, self.waited = patience, 0
+        self.best: Record | None = None
+        self.best_params: list[Any] = []
+
+    def stops(self, record: Record, params: list[Any]) -> bool:
+        """Judge the record's validation accuracy (of ``params``): True when it is time to stop."""
+        if self.patience is None:
+            return False
+        if self.best is None or record.val_accuracy > self.best.val_accuracy:
+            self.best, self.waited = record, 0
+            self.best_params = [namespace_of(p).array(p, copy=True) for p in params]
+        else:
+            self.waited += 1
+        return self.waited >= self.patience
+
+    def message(self) -> str:
+        """Why the run stopped, and what it keeps."""
+        return (f"no better validation accuracy in {self.waited} evaluations; keeping step {self.best.step:04d} "
+                f"(validation accuracy {self.best.val_accuracy:.4f})")
 
 
-def evaluate(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[float, float]:
-    """(loss, accuracy) of W, b on a whole split, in chunks of rows to bound memory.
+def predict_split(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[Any, float]:
+    """(yhat (N,) on the backend's device, mean cross-entropy) of W, b on a split, in chunks
+    of rows to bound memory; the loss is summed in float64."""
+    xp, preds, total = backend.xp, [], 0.0
+    for lo in range(0, len(split.labels), chunk):
+        z = model.logits(model.pixels(xp.asarray(split.images[lo : lo + chunk]), W.dtype), W, b)
+        preds.append(model.predictions(z))
+        total += float(model.cross_entropy(z, xp.asarray(split.labels[lo : lo + chunk])).sum(dtype=xp.float64))
+    return xp.concatenate(preds), total / len(split.labels)
 
-    The predictions and the loss are :func:`scratchlr.evaluate.predict_split`'s. The
-    accuracy is the seed's ``accuracy_fn``, exactly: the count of correct predictions, an
-    integer, then count / N in float32.
-    """
-    yhat, loss = predict_split(W, b, split, backend, chunk)
+
+def evaluate(W: Any, b: Any, split: Split, backend: Backend) -> tuple[float, float]:
+    """(loss, accuracy) of W, b on a whole split. The accuracy is the seed's ``accuracy_fn``,
+    exactly: the count of correct predictions, an integer, then count / N in float32."""
+    yhat, loss = predict_split(W, b, split, backend)
     correct = int((yhat == backend.xp.asarray(split.labels)).sum())
     return loss, float(np.float32(correct) / np.float32(len(split.labels)))
 
 
-def format_loss_line(loss: float) -> str:
-    """The seed's ``Initial loss= {:.9f}`` line."""
-    return f"Initial loss= {loss:.9f}"
+def step_lines(t: int, loss: float, acc: float) -> list[str]:
+    """The seed's lines at step t: ``Initial loss= ...`` first, then ``Step: 0100  loss= ...  accuracy= ...``."""
+    return ([f"Initial loss= {loss:.9f}"] if t == 1 else []) + [f"Step: {t:04d}  loss= {loss:.9f}  accuracy= {acc:.4f}"]
 
 
-def format_step_line(step: int, loss: float, acc: float) -> str:
-    """The seed's ``Step: 0100  loss= ...  accuracy= ...`` line."""
-    return f"Step: {step:04d}  loss= {loss:.9f}  accuracy= {acc:.4f}"
-
-
-def format_validation_line(record: Record, per_epoch: bool) -> str:
+def validation_line(record: Record, per_epoch: bool) -> str:
     """``Validation: step 0100  loss= ...  accuracy= ...`` (``epoch 3`` with epochs)."""
     at = f"epoch {record.epoch:g}" if per_epoch else f"step {record.step:04d}"
     return f"Validation: {at}  loss= {record.val_loss:.9f}  accuracy= {record.val_accuracy:.4f}"
 
 
-def format_test_line(acc: float) -> str:
-    """The seed's ``Testset Accuracy: ...`` line."""
-    return f"Testset Accuracy: {acc:.4f}"
+class Log(list):
+    """The lines a run prints, kept in order as each is handed to ``emit``."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        super().__init__()
+        self.emit = emit
+
+    def say(self, *lines: str) -> None:
+        """Keep and emit each line."""
+        for line in lines:
+            self.append(line)
+            self.emit(line)
 
 
-def train(
-    data: MNIST,
-    config: Config,
-    backend: Backend,
-    emit: Callable[[str], None] = print,
-    progress: Callable[[int], Any] | None = None,
-) -> Result:
-    """Train on ``backend`` as ``config`` says; ``emit`` each log line as it is produced.
+class Ticks:
+    """A progress bar, ``progress(total)`` if given (it has ``update(n)`` and ``close()``),
+    moved every 1 % of the steps."""
 
-    Each step: the batch's loss, accuracy and gradients (either step), then the update of
-    :func:`scratchlr.optim.sgd_step`, then the running mean of the iterates if averaging.
-    The data is uploaded once, as uint8. Each step's loss and accuracy are added to sums
-    kept on the device (the seed's ``average_loss`` and ``average_acc``, and the history's),
-    read back only at display steps and records, so a GPU run does not synchronise every
-    step. ``progress(total)``, if given, makes a progress bar (``update(n)``, ``close()``),
-    moved every 1 % of steps. The parameters returned and tested are the best ones with
-    early stopping, else the averaged ones with averaging, else the last.
-    """
-    xp, dtype = backend.xp, np.dtype(config.dtype)
-    n = len(data.train.labels)
-    config.check_data(n, len(data.validation.labels))
-    images, labels = xp.asarray(data.train.images), xp.asarray(data.train.labels)
-    model.check_labels(labels, 10)  # once, for the fast step, which does not check per batch
-    total, per_epoch = config.total_steps(n), config.steps_per_epoch(n)
-    in_place = config.step == "fast"
-    gradients = FastGradients(xp, config.batch_size, images.shape[1], 10, dtype) if in_place else reference_gradients
-    W, b = xp.zeros((images.shape[1], 10), dtype=dtype), xp.zeros(10, dtype=dtype)
-    v_W, v_b = (xp.zeros_like(W), xp.zeros_like(b)) if config.momentum else (None, None)
-    mean_W, mean_b, averaged = xp.zeros_like(W), xp.zeros_like(b), 0  # Polyak-Ruppert means
-    best: Best | None = None  # for early stopping
-    waited = 0
-    loss_sum, acc_sum = xp.zeros((), dtype), xp.zeros((), xp.float32)  # the seed's average_loss, average_acc
-    record_loss, record_acc, recorded = xp.zeros((), xp.float64), xp.zeros((), xp.float64), 0  # since the last record
-    lines: list[str] = []
-    history: list[Record] = []
-    bar, every = (progress(total) if progress else None), max(1, total // 100)
+    def __init__(self, progress: Callable[[int], Any] | None, total: int) -> None:
+        self.bar, self.every = progress(total) if progress else None, max(1, total // 100)
 
-    def say(line: str) -> None:
-        lines.append(line)
-        emit(line)
+    def update(self, t: int) -> None:
+        """Step t is done."""
+        if self.bar is not None and t % self.every == 0:
+            self.bar.update(self.every)
 
-    def params() -> tuple[Any, Any]:
-        return (mean_W, mean_b) if averaged else (W, b)
+    def close(self) -> None:
+        """The run is over."""
+        if self.bar is not None:
+            self.bar.close()
 
-    start = time.perf_counter()
-    batches = batch_ranges(n, config.batch_size, total, config.batching)
-    steps = (shuffled_batches(images, labels, batches, np.random.default_rng(config.seed or 0)) if config.shuffle
-             else ((images, labels, ranges) for ranges in batches))
-    step = -1
-    for step, (X_u8, y, ranges) in enumerate(steps):
-        lr = config.learning_rate_at(step, total)  # the schedule's lr_t
-        J, acc, grad_W, grad_b = gradients(X_u8, y, ranges, W, b)  # forward and backward pass, before the update
-        W, v_W = optim.sgd_step(W, grad_W, v_W, lr, config.momentum, config.nesterov, config.weight_decay, in_place)
-        b, v_b = optim.sgd_step(b, grad_b, v_b, lr, config.momentum, config.nesterov, 0.0, in_place)  # b: no decay
-        if config.average is not None and step >= config.average:
-            averaged += 1
-            mean_W = optim.polyak_average(mean_W, W, averaged, out=mean_W if in_place else None)
-            mean_b = optim.polyak_average(mean_b, b, averaged, out=mean_b if in_place else None)
-        loss_sum, acc_sum = loss_sum + J, acc_sum + acc  # new sums, not +=: NumPy adds scalars faster
-        record_loss, record_acc = record_loss + J, record_acc + acc
-        if bar is not None and (step + 1) % every == 0:
-            bar.update(every)
 
-        shown = (step + 1) % config.display_step == 0 or step == 0
-        if shown:
-            if step == 0:
-                say(format_loss_line(float(backend.to_numpy(loss_sum))))
-            else:
-                loss_sum /= dtype.type(config.display_step)
-                acc_sum /= np.float32(config.display_step)
-            say(format_step_line(step + 1, float(backend.to_numpy(loss_sum)), float(backend.to_numpy(acc_sum))))
-            loss_sum, acc_sum = xp.zeros((), dtype), xp.zeros((), xp.float32)
+def make_step(config: Config, xp: Any, dim: int) -> Callable[..., tuple[Any, ...]]:
+    """The step's gradients, ``gradients(images, labels, ranges, W, b)``: in place or readable."""
+    return FastGradients(xp, config.batch_size, dim, CLASSES, config.dtype) if config.step == "fast" \
+        else reference_gradients
 
-        # A record (and a validation) at each epoch's end with epochs, else at each display
-        # step; and at the last step, so that no trained step goes unseen.
-        recorded += 1
-        record_now = (step + 1) % per_epoch == 0 if config.epochs else shown or step + 1 == total
-        if not record_now:
-            continue
-        val_loss, val_acc = evaluate(*params(), data.validation, backend) if config.validate else (None, None)
-        record = Record(step + 1, round(config.epochs_done(step + 1, n), 4),
-                        float(backend.to_numpy(record_loss)) / recorded, float(backend.to_numpy(record_acc)) / recorded,
-                        val_loss, val_acc, lr, time.perf_counter() - start)
-        history.append(record)
-        record_loss, record_acc, recorded = xp.zeros((), xp.float64), xp.zeros((), xp.float64), 0
-        if config.validate:
-            say(format_validation_line(record, bool(config.epochs)))
-        if config.early_stopping is not None:
-            if best is None or val_acc > best.accuracy:
-                best, waited = Best(val_acc, step + 1, *(xp.array(p, copy=True) for p in params())), 0
-            else:
-                waited += 1
-            if waited >= config.early_stopping:
-                say(f"Early stopping at step {step + 1:04d}: no better validation accuracy in {waited} "
-                    f"evaluations; keeping step {best.step:04d} (validation accuracy {best.accuracy:.4f})")
+
+def make_optimizer(config: Config, xp: Any, dim: int) -> optim.SGD:
+    """SGD on W (D, C) and b (C,), both zero at first; W is decayed, b is not."""
+    W, b = xp.zeros((dim, CLASSES), config.dtype), xp.zeros(CLASSES, config.dtype)
+    return optim.SGD([W, b], [config.weight_decay, 0.0], config.momentum, config.nesterov, config.average,
+                     in_place=config.step == "fast")
+
+
+def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], None] = print,
+          progress: Callable[[int], Any] | None = None) -> Result:
+    """Train on ``backend`` as ``config`` says, ``emit``-ting each log line as it is made
+    (what happens when is in the module's docstring); ``progress(total)`` makes a bar."""
+    xp, n, log, history = backend.xp, len(data.train.labels), Log(emit), []
+    images, labels = xp.asarray(data.train.images), xp.asarray(data.train.labels)  # uploaded once, as uint8
+    model.check_labels(labels, CLASSES)  # once, for the fast step, which does not check per batch
+    total, D = config.total_steps(n), images.shape[1]
+    gradients, optimizer = make_step(config, xp, D), make_optimizer(config, xp, D)
+    steps = batches(images, labels, config.batch_size, total, config.batches, config.shuffle, config.seed or 0)
+    shown, recorded = Meter(xp, (config.dtype, "float32")), Meter(xp, ("float64", "float64"))  # seed's; history's
+    stopper, ticks, start, t = EarlyStopping(config.early_stopping), Ticks(progress, total), time.perf_counter(), 0
+    for t, (X_u8, y, ranges) in enumerate(steps, start=1):  # t: the steps done
+        lr = config.learning_rate_at(t - 1, total)  # the schedule's lr_t, of the step counted from 0
+        J, acc, grad_W, grad_b = gradients(X_u8, y, ranges, *optimizer.params)  # forward and backward pass
+        optimizer.step([grad_W, grad_b], lr)  # theta <- theta - lr_t d, for W and b
+        shown.add(J, acc)
+        recorded.add(J, acc)
+        ticks.update(t)
+        if config.displays_at(t):
+            log.say(*step_lines(t, *shown.read(backend, 1 if t == 1 else config.display_step)))
+        if config.records_at(t, n):
+            scores = evaluate(*optimizer.final_params(), data.validation, backend) if config.validates else (None, None)
+            history.append(Record(t, round(config.epochs_done(t, n), 4), *recorded.read(backend), *scores, lr,
+                                  time.perf_counter() - start))
+            log.say(*[validation_line(history[-1], bool(config.epochs))] if config.validates else [])
+            if stopper.stops(history[-1], optimizer.final_params()):
+                log.say(f"Early stopping at step {t:04d}: {stopper.message()}")
                 break
-    train_seconds = time.perf_counter() - start
-    if bar is not None:
-        bar.close()
-
-    final_W, final_b = (best.W, best.b) if best is not None else params()
-    start = time.perf_counter()
-    test_loss, acc = evaluate(final_W, final_b, data.test, backend)
-    say(format_test_line(acc))
-    return Result(backend.to_numpy(final_W), backend.to_numpy(final_b), acc, test_loss, lines, history, step + 1,
-                  train_seconds, time.perf_counter() - start)
+    train_seconds, test_start = time.perf_counter() - start, time.perf_counter()
+    ticks.close()
+    W, b = stopper.best_params or optimizer.final_params()
+    test_loss, test_acc = evaluate(W, b, data.test, backend)
+    log.say(f"Testset Accuracy: {test_acc:.4f}")
+    return Result(backend.to_numpy(W), backend.to_numpy(b), test_acc, test_loss, list(log), history, t, train_seconds,
+                  time.perf_counter() - test_start)

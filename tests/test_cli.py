@@ -1,7 +1,11 @@
-"""The command line as a user meets it: one-line errors, exit codes, the seed's output."""
+"""The command line as a user meets it: one-line errors, exit codes, the seed's output.
+
+Usage errors are checked in this process through ``main([...])``; a few runs go through a
+fresh ``python -m scratchlr`` as a user would start it."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -12,6 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import gpu_available
 from helpers import damaged_copy
+
+from scratchlr.cli.main import main
+from scratchlr.config import Config, flag
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +36,16 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, status: int, *words
     assert len(lines) == 1 and lines[0].startswith("scratchlr"), proc.stderr
     for word in words:
         assert word in lines[0]
+
+
+def in_process(capsys: pytest.CaptureFixture, *args: str) -> subprocess.CompletedProcess:
+    """``main(args)`` in this process, as a finished process: its exit status and output."""
+    try:
+        status = main(list(args))
+    except SystemExit as exc:  # argparse's usage errors, --help and --version
+        status = exc.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, status, out, err)
 
 
 @pytest.mark.parametrize("args, word", [
@@ -72,14 +89,77 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, status: int, *words
     (["--learning-rate", "1e300"], "overflows float32"),
     (["--lr-schedule", "inverse", "--gamma", "-1"], "--gamma must be positive"),
 ])
-def test_usage_errors_exit_2_with_one_line(args: list[str], word: str, tmp_path: Path) -> None:
-    assert_one_line_error(run(*args, "--data-dir", str(tmp_path)), 2, word)
+def test_usage_errors_exit_2_with_one_line(args: list[str], word: str, tmp_path: Path, capsys) -> None:
+    proc = in_process(capsys, *args, "--data-dir", str(tmp_path))
+    assert_one_line_error(proc, 2, word)
+    assert proc.stdout == "" and list(tmp_path.iterdir()) == []  # refused before any work
 
 
-def test_device_gpu_without_gpu_is_usage_error(tmp_path: Path) -> None:
+def test_a_usage_error_from_a_fresh_process(tmp_path: Path) -> None:
+    assert_one_line_error(run("--learning-rate", "0", "--data-dir", str(tmp_path)), 2, "--learning-rate")
+
+
+def test_device_gpu_without_gpu_is_usage_error(tmp_path: Path, capsys) -> None:
     if gpu_available():
         pytest.skip("this machine has a usable GPU")
-    assert_one_line_error(run("--device", "gpu", "--data-dir", str(tmp_path)), 2, "--device gpu")
+    assert_one_line_error(in_process(capsys, "--device", "gpu", "--data-dir", str(tmp_path)), 2, "--device gpu")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["evalute", "m.npz"], "unknown command 'evalute'; did you mean 'evaluate'?"),
+    (["trian", "--epochs", "3"], "did you mean 'train'?"),
+    (["frobnicate"], "unknown command 'frobnicate' (the commands: train, evaluate, predict, plot, download, "
+                     "gradcheck)"),
+])
+def test_a_mistyped_command_is_named_with_a_suggestion(args: list[str], words: str, capsys) -> None:
+    assert_one_line_error(in_process(capsys, *args), 2, words)
+
+
+def test_help_lists_every_command_and_train_every_setting(capsys) -> None:
+    top = in_process(capsys, "--help")
+    assert top.returncode == 0
+    for command in ("train", "evaluate", "predict", "plot", "download", "gradcheck"):
+        assert re.search(rf"^\s+{command}\b", top.stdout, re.M), command
+    train_help = in_process(capsys, "train", "--help").stdout
+    for f in dataclasses.fields(Config):  # one flag per field, its default shown where it has one
+        assert flag(f.name) in train_help, f.name
+    assert "SGD step size (default: 0.1)" in train_help
+    assert in_process(capsys, "--version").stdout.startswith("scratchlr ")
+
+
+def test_bare_flags_are_the_train_command(mnist_dir: Path, capsys) -> None:
+    args = ["--num-steps", "3", "--display-step", "1", "--data-dir", str(mnist_dir), "--quiet"]
+    bare, named = in_process(capsys, *args), in_process(capsys, "train", *args)
+    assert bare.returncode == named.returncode == 0
+    assert bare.stdout == named.stdout and bare.stdout.startswith("Initial loss= 2.302585125\n")
+
+
+def test_out_of_memory_is_one_line_exit_1(mnist_dir: Path, capsys) -> None:
+    """A batch of 10^13 rows cannot be allocated: said in one line, exit 1, nothing printed."""
+    proc = in_process(capsys, "--batch-size", str(10**13), "--num-steps", "1", "--data-dir", str(mnist_dir))
+    assert_one_line_error(proc, 1, "out of memory", "batches of 10000000000000 rows")
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("json", [[], ["--json"]], ids=["lines", "json"])
+def test_a_closed_pipe_ends_quietly_with_exit_1(mnist_dir: Path, tmp_path: Path, json: list[str]) -> None:
+    """``scratchlr predict ... | head -1``: the reader leaves after one line; the writer stops
+    with exit 1 and says nothing (no traceback, no 'Exception ignored' at exit)."""
+    import numpy as np
+
+    from scratchlr.files import modelfile
+
+    model = tmp_path / "m.npz"
+    modelfile.save(model, modelfile.ModelFile(np.zeros((784, 10), np.float32), np.zeros(10, np.float32), Config()))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "scratchlr", "predict", str(model),
+                             str(mnist_dir / "t10k-images-idx3-ubyte.gz"), *json],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1 and first.startswith(b"[" if json else str(mnist_dir).encode())
+    assert err == b""
 
 
 def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:

@@ -16,14 +16,14 @@ from scratchlr import model, optim, train
 from scratchlr.backend import numpy_backend
 from scratchlr.config import STEPS
 from scratchlr.dataset import mnist
-from scratchlr.step import FastGradients
+from scratchlr.step import FastGradients, reference_gradients
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def reference_step(images, labels, ranges, W, b, lr: float) -> tuple:
     """The reference gradients, then plain SGD building new arrays: (J, acc, W', b')."""
-    J, acc, grad_W, grad_b = train.reference_gradients(images, labels, ranges, W, b)
+    J, acc, grad_W, grad_b = reference_gradients(images, labels, ranges, W, b)
     return J, acc, optim.sgd_step(W, grad_W, None, lr)[0], optim.sgd_step(b, grad_b, None, lr)[0]
 
 

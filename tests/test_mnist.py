@@ -31,8 +31,8 @@ def test_seed_split(mnist_data: mnist.MNIST, mnist_dir: Path) -> None:
 def test_validation_size_changes_split(mnist_dir: Path) -> None:
     data = mnist.load(str(mnist_dir), validation_size=0)
     assert len(data.train.labels) == 60000 and len(data.validation.labels) == 0
-    with pytest.raises(ValueError, match="validation size"):
-        mnist.split(mnist.load_arrays(mnist_dir), 60000)
+    data = mnist.load(str(mnist_dir), validation_size=59999)
+    assert len(data.train.labels) == 1 and data.train.labels[0] == mnist.load_arrays(mnist_dir)["train_labels"][-1]
 
 
 def test_uncompressed_files_verify(mnist_dir: Path, tmp_path: Path) -> None:

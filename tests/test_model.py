@@ -123,5 +123,9 @@ def test_gradients_shapes_and_onehot() -> None:
     assert np.array_equal(Y.argmax(axis=1), y) and np.all(Y.sum(axis=1) == 1)
     np.testing.assert_allclose(G, (1 / 3 - Y) / 5)
     assert model.grad_W(X, G).shape == (7, 3) and model.grad_b(G).shape == (3,)
-    np.testing.assert_allclose(model.grad_b(G), G.sum(axis=0))
+    # at W = 0, b = 0 every p is 1/3, so dJ/db_c = (N/3 - #{n : y_n = c}) / N and
+    # dJ/dW_ic = (sum_n x_ni / 3 - sum_{n : y_n = c} x_ni) / N
+    np.testing.assert_allclose(model.grad_b(G), (5 / 3 - np.bincount(y, minlength=3)) / 5)
+    in_class = np.stack([X[y == c].sum(axis=0) for c in range(3)], axis=1)
+    np.testing.assert_allclose(model.grad_W(X, G), (X.sum(axis=0)[:, None] / 3 - in_class) / 5)
 

@@ -98,9 +98,31 @@ def test_polyak_average_is_the_mean_of_the_iterates() -> None:
     np.testing.assert_allclose(mean, iterates.mean(axis=0), rtol=1e-12, atol=1e-14)
 
 
-def test_l2_penalty() -> None:
+def test_l2_penalty_terms() -> None:
     W = np.array([[1.0, -2.0], [3.0, 0.5]])
-    assert optim.l2_penalty(W, 0.1) == pytest.approx(0.05 * (1 + 4 + 9 + 0.25))
+    terms = optim.l2_penalty(W, 0.1)
+    assert terms.shape == W.shape and terms.sum() == pytest.approx(0.05 * (1 + 4 + 9 + 0.25))
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_sgd_keeps_velocities_and_the_mean_of_the_iterates(in_place: bool) -> None:
+    """A constant gradient g, momentum mu, from theta_0: v_k = g (1 - mu^k) / (1 - mu) and
+    theta_k = theta_0 - lr sum_{j <= k} v_j, in closed form; averaging from step 3 keeps the
+    mean of theta_4 .. theta_K. The undecayed parameter ignores the other's lambda."""
+    mu, lr, K, start = 0.5, 0.1, 8, 3
+    g = np.array([1.0, -2.0, 0.5])
+    sgd = optim.SGD([np.ones(3), np.ones(2)], [0.0, 0.0], momentum=mu, average=start, in_place=in_place)
+    iterates = []
+    for _ in range(K):
+        sgd.step([g.copy(), np.full(2, 4.0)], lr)
+        iterates.append(sgd.params[0].copy())
+    v = [g * (1 - mu**k) / (1 - mu) for k in range(1, K + 1)]
+    np.testing.assert_allclose(sgd.velocities[0], v[-1], rtol=1e-14)
+    np.testing.assert_allclose(iterates, [1 - lr * np.sum(v[:k], axis=0) for k in range(1, K + 1)], rtol=1e-14)
+    assert sgd.steps == K and sgd.averaged == K - start
+    np.testing.assert_allclose(sgd.final_params()[0], np.mean(iterates[start:], axis=0), rtol=1e-14)
+    fresh = optim.SGD([np.ones(3)], [0.0], average=start)
+    assert fresh.final_params()[0] is fresh.params[0]  # before averaging begins: the iterates
 
 
 def test_schedules_by_formula() -> None:

@@ -16,11 +16,11 @@ from PIL import Image  # noqa: E402
 import scratchlr  # noqa: E402
 from scratchlr import model, train  # noqa: E402
 from scratchlr.backend import numpy_backend  # noqa: E402
-from scratchlr.cli import models as commands  # noqa: E402
-from scratchlr.files import history  # noqa: E402
-from scratchlr.files import modelfile as checkpoint  # noqa: E402
+from scratchlr.cli.main import main  # noqa: E402
+from scratchlr.files import history, modelfile  # noqa: E402
 from scratchlr.reports import plots  # noqa: E402
-from scratchlr.reports.evaluate import confusion_matrix, predict_split  # noqa: E402
+from scratchlr.reports.evaluate import confusion_matrix  # noqa: E402
+from scratchlr.train import predict_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +106,7 @@ def test_train_save_evaluate_predict_plot_from_fresh_processes(mnist_data, mnist
             assert im.format == "PNG" and im.width >= 600 and im.height >= 400, name
             pixels = np.asarray(im.convert("L"), np.float32)
         assert pixels.std() > 10, name  # not blank
-    assert checkpoint.load(m).meta["config"]["epochs"] == 2
+    assert modelfile.load(m).config.epochs == 2
 
 
 def test_plot_without_matplotlib_says_how_to_install(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path) -> None:
@@ -114,14 +114,14 @@ def test_plot_without_matplotlib_says_how_to_install(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     monkeypatch.delitem(sys.modules, "scratchlr.reports.plots")
     monkeypatch.delattr(scratchlr.reports, "plots")  # so that `from . import plots` imports it afresh
-    assert commands.run_plot(["m.npz", "--out", str(tmp_path)]) == 1
+    assert main(["plot", "m.npz", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["scratchlr: error: plot needs matplotlib: pip install 'scratchlr[plot]'"]
 
 
 def test_plot_refuses_an_empty_history(mnist_dir: Path, tmp_path: Path, result: train.Result, capsys) -> None:
-    checkpoint.save(tmp_path / "m.npz", result.W, result.b, {})
+    modelfile.save(tmp_path / "m.npz", modelfile.ModelFile(result.W, result.b, train.Config()))
     (tmp_path / "h.csv").write_text(",".join(history.COLUMNS) + "\n")
     args = ["--out", str(tmp_path / "figs"), "--history", str(tmp_path / "h.csv"), "--data-dir", str(mnist_dir)]
-    assert commands.run_plot([str(tmp_path / "m.npz"), *args]) == 1
+    assert main(["plot", str(tmp_path / "m.npz"), *args]) == 1
     assert "no records" in capsys.readouterr().err

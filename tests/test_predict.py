@@ -13,8 +13,8 @@ import pytest
 
 from scratchlr import model, train
 from scratchlr.backend import numpy_backend
-from scratchlr.files import images
-from scratchlr.files import modelfile as checkpoint
+from scratchlr.dataset.idx import write_idx
+from scratchlr.files import images, modelfile
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (the [plot] extra) is not installed")
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def saved(mnist_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    result = train.train(mnist_data, train.Config(num_steps=500), numpy_backend(), emit=lambda line: None)
+    config = train.Config(num_steps=500)
+    result = train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
     path = tmp_path_factory.mktemp("model") / "m.npz"
-    checkpoint.save(path, result.W, result.b, {})
+    modelfile.save(path, modelfile.ModelFile(result.W, result.b, config))
     return path
 
 
@@ -35,7 +36,7 @@ def predict(*args: str) -> subprocess.CompletedProcess:
 
 
 def classes_on_arrays(saved: Path, images_u8: np.ndarray) -> list[int]:
-    m = checkpoint.load(saved)
+    m = modelfile.load(saved)
     return model.predictions(model.logits(model.pixels(images_u8), m.W, m.b)).tolist()
 
 
@@ -78,7 +79,7 @@ def test_drawings_are_classified_like_the_digits(mnist_data, saved: Path, tmp_pa
         files.append(tmp_path / f"{i}.jpg")
         x = drawing(mnist_data.test.images[i], (130 + i, 110), (10 + i, 5), 3)
         Image.fromarray((x * 255).astype(np.uint8)).save(files[-1], quality=95)
-    m = checkpoint.load(saved)
+    m = modelfile.load(saved)
     got = [model.predictions(model.logits(images.read(f)[0][None, :], m.W, m.b))[0] for f in files]
     same = np.mean(np.array(got) == classes_on_arrays(saved, mnist_data.test.images[:40]))
     assert same >= 0.9, same  # resampled twice, a borderline digit may flip
@@ -111,6 +112,24 @@ def test_bad_files_get_one_line_each_and_the_good_are_still_predicted(mnist_data
     assert "28x28 or 784" in errors[0] and "Pillow can read" in errors[1] and "[0, 1]" in errors[2]
     assert "no such file" in errors[3]
     assert proc.stdout.splitlines() == [proc.stdout.splitlines()[0]] and "good.png: " in proc.stdout
+
+
+def test_an_images_bytes_give_exactly_the_pixels_training_sees(mnist_data, tmp_path: Path) -> None:
+    """Bytes read from a PNG, a uint8 .npy or an IDX file (gzipped under a name without .gz:
+    known by its magic bytes) are scaled by model.pixels itself, bit for bit; a 28x28 picture
+    of dark ink on paper is inverted as bytes first."""
+    digits = mnist_data.test.images[:3].reshape(3, 28, 28)
+    Image.fromarray(digits[0]).save(tmp_path / "a.png")
+    Image.fromarray(255 - digits[1]).save(tmp_path / "paper.png")
+    np.save(tmp_path / "a.npy", digits[2])
+    write_idx(tmp_path / "digits", digits, compress=True)
+    assert (tmp_path / "digits").read_bytes()[:2] == b"\x1f\x8b"  # gzip, though not named so
+    expected = model.pixels(mnist_data.test.images[:3])
+    got = [images.read(tmp_path / "a.png")[0], images.read(tmp_path / "paper.png")[0],
+           images.read(tmp_path / "a.npy")[0], *images.read(tmp_path / "digits")]
+    for x, e in zip(got, [expected[0], expected[1], expected[2], *expected]):
+        assert x.dtype == np.float32 and x.tobytes() == e.tobytes()
+    assert np.sum(digits[0] / np.float32(255) != model.pixels(digits[0])) > 0  # the division would differ
 
 
 def test_pictures_without_pillow_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -48,3 +49,52 @@ def test_ruff_check_is_clean() -> None:
         pytest.skip("ruff not installed (pip install -e '.[test]')")
     proc = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def imports_of(path: Path) -> set[str]:
+    """The scratchlr modules (and packages) a source file imports, as dotted names."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    package = parts[:-1]  # a module's package, or an __init__'s own
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("scratchlr")}
+
+
+def test_the_layout_shows_the_design() -> None:
+    """A learner's modules on top (at most 12); the rest in one subpackage per concern. The
+    command line is imported by nothing in the package, and the data layer knows neither the
+    training's settings nor its loop (nor the reports built on it)."""
+    top = sorted(p.name for p in (ROOT / "scratchlr").glob("*.py"))
+    assert len(top) <= 12, top
+    assert {"model.py", "optim.py", "step.py", "train.py", "gradcheck.py"} <= set(top)
+    packages = sorted(p.parent.name for p in (ROOT / "scratchlr").glob("*/__init__.py"))
+    assert packages == ["cli", "dataset", "files", "reports"]
+    for path in (ROOT / "scratchlr").rglob("*.py"):
+        where = path.relative_to(ROOT / "scratchlr").parts
+        imported = imports_of(path)
+        if where[0] != "cli" and path.name != "__main__.py":
+            assert not any(name.startswith("scratchlr.cli") for name in imported), (path, imported)
+        if where[0] == "dataset":
+            banned = ("scratchlr.config", "scratchlr.train", "scratchlr.step", "scratchlr.reports")
+            assert not any(name.startswith(banned) for name in imported), (path, imported)
+
+
+def test_the_import_check_sees_relative_imports() -> None:
+    """The checker above resolves ``from ..x import y`` as Python does."""
+    assert "scratchlr.dataset.mnist" in imports_of(ROOT / "scratchlr" / "config.py")
+    assert "scratchlr.files.atomic" in imports_of(ROOT / "scratchlr" / "dataset" / "store.py")
+    assert "scratchlr.cli.main" in imports_of(ROOT / "scratchlr" / "__main__.py")
+
+
+def test_the_training_loop_fits_on_one_screen() -> None:
+    from scratchlr import train
+
+    lines, _ = inspect.getsourcelines(train.train)
+    assert len(lines) <= 40, len(lines)

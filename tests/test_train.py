@@ -72,8 +72,8 @@ def manual_run(data, config: train.Config) -> tuple[np.ndarray, np.ndarray, list
     n, B = len(y_all), config.batch_size
     W, b = np.zeros((784, 10), config.dtype), np.zeros(10, config.dtype)
     losses, pos = [], 0
-    for _ in range(config.num_steps):
-        if config.batching == "repeat":
+    for _ in range(config.total_steps(n)):
+        if config.batches == "repeat":
             idx = np.arange(pos, pos + B) % n
             pos = (pos + B) % n
         else:
@@ -119,9 +119,9 @@ def test_fake_gpu_backend_runs_the_device_path(mnist_data, golden_lines: list[st
     fake = Backend(np, "fake-cupy", "gpu", "Fake GPU", to_host)
     result = quiet(mnist_data, train.Config(), fake)
     assert_same_as_tensorflow(result.lines, golden_lines)
-    # one read for 'Initial loss', two per logged step line, two per history record (made at
-    # the same steps), then W and b: never per step
+    # two reads (loss and accuracy) per logged step line, two per history record (made at the
+    # same steps), then W and b: never per step
     steps_logged = sum(line.startswith("Step") for line in result.lines)
-    assert len(result.history) == steps_logged
-    assert len(transfers) == 1 + 2 * steps_logged + 2 * steps_logged + 2
+    assert len(result.history) == steps_logged == 11
+    assert len(transfers) == 2 * steps_logged + 2 * len(result.history) + 2
     assert transfers[-2:] == [(784, 10), (10,)]

@@ -1,4 +1,5 @@
-"""The pieces the commands share: one-line usage errors, checked flag types, the data flags.
+"""The pieces the commands share: one-line usage errors, the training flags taken from
+:class:`scratchlr.config.Config`, the data flags, a checked output path.
 
 Usage errors exit 2, data and file errors exit 1; each is one line on stderr.
 """
@@ -6,11 +7,12 @@ Usage errors exit 2, data and file errors exit 1; each is one line on stderr.
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
 
+from ..config import Config, flag
 from ..dataset import download, mnist
 from ..files.atomic import temporary
 
@@ -24,34 +26,30 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def number(kind: Callable[[str], float]) -> Callable[[str], float]:
-    """An argparse type: ``kind(text)``, finite (its range is checked by :class:`Config`)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
+def fail(message: str, status: int = 1) -> int:
+    """Print ``scratchlr: error: message`` on stderr; return ``status``."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
 
 
-def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    """An argparse type: ``kind(text)`` that must be finite and > 0."""
-    finite = number(kind)
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """One flag per field of :class:`Config`, named after it, with its default and help."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(Config):
+        options = dict(f.metadata)
+        text, group = options.pop("help"), options.pop("group", None)
+        where = groups.setdefault(group, p.add_argument_group(group)) if group else p
+        if f.default is False:
+            where.add_argument(flag(f.name), action="store_true", help=text)
+            continue
+        kind = options.pop("type", None) or (str if f.default is None else type(f.default))
+        shown = "" if f.default is None else f" (default: {f.default})"
+        where.add_argument(flag(f.name), type=kind, default=f.default, help=text + shown, **options)
 
-    def parse(text: str) -> float:
-        value = finite(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
 
-    parse.__name__ = kind.__name__
-    return parse
+def config_from(args: argparse.Namespace) -> Config:
+    """The :class:`Config` of the parsed flags (``ValueError`` naming the flag if one is bad)."""
+    return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
 
 
 def writable_file(text: str) -> Path:
@@ -70,33 +68,18 @@ def writable_file(text: str) -> Path:
     return path
 
 
-def validation_size(text: str) -> int:
-    """An argparse type: an int in [0, 60000)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < 60000:
-        raise argparse.ArgumentTypeError(f"must be in [0, 60000), got {value}")
-    return value
-
-
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    """Flags saying where MNIST lives and where to fetch it from."""
+def add_data_args(p: argparse.ArgumentParser, fetches: bool = True) -> None:
+    """Flags saying where MNIST lives and (if the command ``fetches`` it) where to fetch it from."""
     p.add_argument("--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)")
-    p.add_argument("--mirror", action="append", metavar="URL",
-                   help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
-                   f"default ${download.MIRROR_ENV}, then the public mirrors)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (download, training)")
+    if fetches:
+        p.add_argument("--mirror", action="append", metavar="URL",
+                       help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
+                       f"default ${download.MIRROR_ENV}, then the public mirrors)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars (download, training)")
 
 
-def fail(message: str, status: int = 1) -> int:
-    """Print ``prog: error: message`` on stderr; return ``status``."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return status
-
-
-def fetch(args: argparse.Namespace) -> list[str]:
-    """Make sure the data directory holds verified MNIST, downloading what is missing."""
-    settings = download.Settings(quiet=args.quiet)
-    return download.ensure(mnist.data_dir(args.data_dir), download.mirrors(args.mirror), settings)
+def load_data(args: argparse.Namespace, validation_size: int) -> mnist.MNIST:
+    """MNIST from the folder the flags name, fetched first where files are missing, split
+    with ``validation_size`` held out. Raises ``DownloadError`` or ``MNISTDataError``."""
+    download.fetch_missing(args.data_dir, args.mirror, args.quiet)
+    return mnist.load(args.data_dir, validation_size)

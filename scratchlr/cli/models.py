@@ -7,46 +7,58 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .. import model
 from ..backend import numpy_backend
 from ..dataset import download, mnist
-from ..files import history, images
-from ..files import modelfile as checkpoint
-from ..reports.evaluate import confusion_matrix, format_report, predict_split, report
-from .args import PROG, Parser, add_data_args, fail, fetch
+from ..files import history, images, modelfile
+from ..reports.evaluate import confusion_matrix, format_report, report
+from ..train import predict_split
+from .args import add_data_args, fail, load_data
 
 
-def model_data(args: argparse.Namespace, m: checkpoint.Model) -> mnist.MNIST:
-    """MNIST, fetched if missing, split as the model was trained (its validation size)."""
-    fetch(args)
-    return mnist.load(args.data_dir, m.meta.get("data", {}).get("validation_size", mnist.DEFAULT_VALIDATION_SIZE))
-
-
-def evaluate_parser() -> argparse.ArgumentParser:
-    """The ``evaluate`` command's flags."""
-    p = Parser(prog=f"{PROG} evaluate",
-               description="Loss, accuracy, confusion matrix, per-class precision, recall and F1, and the most "
-               "confused pairs of a saved model on one split of MNIST.")
+def add_parsers(commands: Any) -> None:
+    """The ``evaluate``, ``predict`` and ``plot`` commands and their flags."""
+    p = commands.add_parser("evaluate", help="score a saved model on a split",
+                            description="Loss, accuracy, confusion matrix, per-class precision, recall and F1, and "
+                            "the most confused pairs of a saved model on one split of MNIST.")
     p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
     p.add_argument("--split", choices=("test", "validation", "train"), default="test", help="which split (test)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_data_args(p)
-    return p
+    p.set_defaults(run=run_evaluate)
+
+    p = commands.add_parser("predict", help="classify images of your own",
+                            description="Classify images of one's own: PNG/JPEG (Pillow), .npy (28x28 or 784, uint8 "
+                            "or [0, 1]) or IDX image files. Pictures are made MNIST-like first "
+                            "(scratchlr/files/images.py says how).")
+    p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
+    p.add_argument("files", metavar="FILE", nargs="+", help="images to classify")
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.set_defaults(run=run_predict)
+
+    p = commands.add_parser("plot", help="draw a saved model's pictures",
+                            description="Write the pictures of a saved model as PNG files: templates.png (the weight "
+                            "templates), confusion.png, most_wrong.png, explain.png (why one prediction) and, with "
+                            "--history, curves.png. Needs the [plot] extra (matplotlib).")
+    p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into (made if missing)")
+    p.add_argument("--history", metavar="FILE", help="a history CSV written by --history, for curves.png")
+    p.add_argument("--explain", metavar="FILE", help="an image to explain (default: the first test image)")
+    add_data_args(p)
+    p.set_defaults(run=run_plot)
 
 
-def run_evaluate(argv: Sequence[str]) -> int:
+def run_evaluate(args: argparse.Namespace) -> int:
     """``scratchlr evaluate``: the report of a saved model on a split."""
-    parser = evaluate_parser()
-    args = parser.parse_args(argv)
     try:
-        m = checkpoint.load(args.model)
-        data = model_data(args, m)
-    except (checkpoint.ModelFileError, download.DownloadError, mnist.MNISTDataError) as exc:
+        m = modelfile.load(args.model)
+        data = load_data(args, m.config.validation_size)  # split as the model was trained
+    except (modelfile.ModelFileError, download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     split = getattr(data, args.split)
     if not len(split.labels):
@@ -57,30 +69,18 @@ def run_evaluate(argv: Sequence[str]) -> int:
     return 0
 
 
-def predict_parser() -> argparse.ArgumentParser:
-    """The ``predict`` command's flags."""
-    p = Parser(prog=f"{PROG} predict",
-               description="Classify images of one's own: PNG/JPEG (Pillow), .npy (28x28 or 784, uint8 or [0, 1]) "
-               "or IDX image files. Pictures are made MNIST-like first (scratchlr/images.py says how).")
-    p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
-    p.add_argument("files", metavar="FILE", nargs="+", help="images to classify")
-    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
-    return p
-
-
-def top_classes(m: checkpoint.Model, x: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+def top_classes(m: modelfile.ModelFile, x: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
     """The k most probable classes of image x (784,), with their probabilities."""
     p = model.softmax(model.logits(x[None, :].astype(m.W.dtype), m.W, m.b))[0]
     return [(int(c), float(p[c])) for c in np.argsort(-p, kind="stable")[:k]]
 
 
-def run_predict(argv: Sequence[str]) -> int:
+def run_predict(args: argparse.Namespace) -> int:
     """``scratchlr predict``: each file's predicted class and top-3 probabilities; files
     that cannot be read get one line each on stderr, and the exit status 1."""
-    args = predict_parser().parse_args(argv)
     try:
-        m = checkpoint.load(args.model)
-    except checkpoint.ModelFileError as exc:
+        m = modelfile.load(args.model)
+    except modelfile.ModelFileError as exc:
         return fail(str(exc))
     failed, out = 0, []
     for name in args.files:
@@ -101,38 +101,23 @@ def run_predict(argv: Sequence[str]) -> int:
     return 1 if failed else 0
 
 
-def plot_parser() -> argparse.ArgumentParser:
-    """The ``plot`` command's flags."""
-    p = Parser(prog=f"{PROG} plot",
-               description="Write the pictures of a saved model as PNG files: templates.png (the weight templates), "
-               "confusion.png, most_wrong.png, explain.png (why one prediction) and, with --history, curves.png. "
-               "Needs the [plot] extra (matplotlib).")
-    p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into (made if missing)")
-    p.add_argument("--history", metavar="FILE", help="a history CSV written by --history, for curves.png")
-    p.add_argument("--explain", metavar="FILE", help="an image to explain (default: the first test image)")
-    add_data_args(p)
-    return p
-
-
-def run_plot(argv: Sequence[str]) -> int:
+def run_plot(args: argparse.Namespace) -> int:
     """``scratchlr plot``: the five pictures, as PNGs in ``--out``."""
-    args = plot_parser().parse_args(argv)
     try:
         from ..reports import plots
     except ImportError:
         return fail("plot needs matplotlib: pip install 'scratchlr[plot]'")
     try:
-        m = checkpoint.load(args.model)
+        m = modelfile.load(args.model)
         records = history.read_csv(Path(args.history)) if args.history else None
         if records == []:
             return fail(f"{args.history}: the history has no records to draw")
-        data = model_data(args, m)
+        data = load_data(args, m.config.validation_size)
         x, title = ((images.read(args.explain)[0], Path(args.explain).name) if args.explain
                     else (model.pixels(data.test.images[0], np.float32), f"test image 0 (a {data.test.labels[0]})"))
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-    except (checkpoint.ModelFileError, download.DownloadError, mnist.MNISTDataError, images.ImageError,
+    except (modelfile.ModelFileError, download.DownloadError, mnist.MNISTDataError, images.ImageError,
             ValueError) as exc:
         return fail(str(exc))
     except OSError as exc:

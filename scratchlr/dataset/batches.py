@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from ..backend import namespace_of
 
 BATCHINGS = ("repeat", "epoch")
@@ -44,6 +46,17 @@ def batch_ranges(n: int, batch_size: int, num_steps: int, batching: str) -> Iter
                     return
                 yield [(lo, min(lo + batch_size, n))]
                 step += 1
+
+
+def batches(images: Any, labels: Any, batch_size: int, num_steps: int, batching: str, shuffle: bool = False,
+            seed: int = 0) -> Iterator[tuple[Any, ...]]:
+    """(images, labels, ranges) for each of ``num_steps`` steps: the ranges of :func:`batch_ranges`
+    into the examples as they are, or, with ``shuffle``, into a permutation of them drawn
+    each epoch from ``numpy.random.default_rng(seed)`` (:func:`shuffled_batches`)."""
+    ranges = batch_ranges(len(labels), batch_size, num_steps, batching)
+    if shuffle:
+        return shuffled_batches(images, labels, ranges, np.random.default_rng(seed))
+    return ((images, labels, r) for r in ranges)
 
 
 def shuffled_batches(images: Any, labels: Any, batches: Iterator[Ranges], rng: Any) -> Iterator[tuple[Any, ...]]:

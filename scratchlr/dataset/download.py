@@ -210,6 +210,14 @@ def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings(
     return fetched
 
 
+def fetch_missing(data_dir: str | None = None, explicit_mirrors: Sequence[str] | None = None,
+                  quiet: bool = False) -> list[str]:
+    """Make the data folder (:func:`scratchlr.dataset.mnist.data_dir` of ``data_dir``) hold
+    verified MNIST, fetching what is missing from :func:`mirrors` (``explicit_mirrors`` first).
+    Returns the names fetched; raises ``DownloadError``."""
+    return ensure(mnist.data_dir(data_dir), mirrors(explicit_mirrors), Settings(quiet=quiet))
+
+
 def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
     """None if ``directory`` holds a good copy of ``f``; "" if it holds none; else why its
     copy was bad. A bad copy is deleted: in a cache, a corrupt file must not stay under

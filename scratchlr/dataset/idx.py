@@ -48,6 +48,19 @@ def _open(path: str) -> tuple[BinaryIO, int, bool]:
     return (gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw), size, gzipped
 
 
+def declared_ndim(path: str | os.PathLike[str]) -> int | None:
+    """The number of dimensions an IDX file declares (3 for images, 1 for labels), or None if
+    ``path``, gzipped or not (known by its magic bytes, as :func:`read_idx` knows it), does not
+    start with IDX's header ``0 0 <dtype code> <ndim>``."""
+    try:
+        stream, _, _ = _open(os.fspath(path))
+        with stream:
+            head = _read_exact(stream, 4)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return head[3] if len(head) == 4 and head[:2] == b"\0\0" and head[2] in DTYPES else None
+
+
 def read_idx(path: str | os.PathLike[str], digest: Any | None = None) -> np.ndarray:
     """Parse the IDX file at ``path`` (plain or gzipped) into a native-endian array.
 

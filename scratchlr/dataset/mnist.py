@@ -21,7 +21,12 @@ from .idx import IDXFormatError, read_idx
 
 DEFAULT_DATA_DIR = os.path.join("data", "mnist")
 DATA_ENV = "SCRATCHLR_DATA"
-DEFAULT_VALIDATION_SIZE = 5000
+# MNIST's shapes, for every module that needs them: SIDE x SIDE images (D = PIXELS), C = CLASSES.
+SIDE = 28
+PIXELS = SIDE * SIDE
+CLASSES = 10
+TRAIN_SIZE, TEST_SIZE = 60000, 10000
+DEFAULT_VALIDATION_SIZE = 5000  # TensorFlow's input_data held out the first 5,000 training images
 
 
 @dataclass(frozen=True)
@@ -36,16 +41,16 @@ class MNISTFile:
 
 FILES = {
     "train_images": MNISTFile(
-        "train-images-idx3-ubyte.gz", "6bbc9ace898e44ae57da46a324031adb", 47040016, (60000, 28, 28)
+        "train-images-idx3-ubyte.gz", "6bbc9ace898e44ae57da46a324031adb", 47040016, (TRAIN_SIZE, SIDE, SIDE)
     ),
     "train_labels": MNISTFile(
-        "train-labels-idx1-ubyte.gz", "a25bea736e30d166cdddb491f175f624", 60008, (60000,)
+        "train-labels-idx1-ubyte.gz", "a25bea736e30d166cdddb491f175f624", 60008, (TRAIN_SIZE,)
     ),
     "test_images": MNISTFile(
-        "t10k-images-idx3-ubyte.gz", "2646ac647ad5339dbf082846283269ea", 7840016, (10000, 28, 28)
+        "t10k-images-idx3-ubyte.gz", "2646ac647ad5339dbf082846283269ea", 7840016, (TEST_SIZE, SIDE, SIDE)
     ),
     "test_labels": MNISTFile(
-        "t10k-labels-idx1-ubyte.gz", "27ae3e4e09519cfbb04c329615203637", 10008, (10000,)
+        "t10k-labels-idx1-ubyte.gz", "27ae3e4e09519cfbb04c329615203637", 10008, (TEST_SIZE,)
     ),
 }
 
@@ -178,10 +183,9 @@ def remember(path: Path, f: MNISTFile, array: np.ndarray) -> None:
 
 def split(arrays: dict[str, np.ndarray], validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:
     """The seed's split of the four arrays: validation = first ``validation_size``
-    training examples, train = the rest in file order, test = all t10k examples."""
+    training examples (in [0, 60000): :class:`scratchlr.config.Config` checks it), train = the
+    rest in file order, test = all t10k examples."""
     n = len(arrays["train_labels"])
-    if not 0 <= validation_size < n:
-        raise ValueError(f"validation size must be in [0, {n}), got {validation_size}")
     images = arrays["train_images"].reshape(n, -1)
     labels = arrays["train_labels"].astype(np.int64)
     test_images = arrays["test_images"].reshape(len(arrays["test_labels"]), -1)

@@ -1,7 +1,8 @@
 """Images of one's own, made to look like MNIST: reading files, and MNIST's preprocessing.
 
-Every image comes out as x (784,) float pixels in [0, 1], a light digit on black, as
-``model.pixels`` gives for MNIST. Readers:
+Every image comes out as x (784,) float32 pixels in [0, 1], a light digit on black. An
+image of bytes (IDX, uint8 ``.npy``, an 8-bit picture) is scaled by :func:`scratchlr.model.pixels`,
+so its pixels are exactly the ones training saw. Readers:
 - PNG, JPEG and other formats Pillow opens (Pillow comes with the ``[plot]`` extra);
 - ``.npy``: (28, 28) or (784,), uint8 or float in [0, 1] (read without pickle);
 - IDX image files, gzipped or not (known by their magic bytes): each image of the file.
@@ -12,15 +13,16 @@ light. A larger image, a photo or a drawing, goes through :func:`mnist_like`.
 
 from __future__ import annotations
 
-import gzip
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .. import model
 from ..dataset import idx
+from ..dataset.mnist import SIDE
 
-SIDE, BOX = 28, 20
+BOX = 20  # MNIST's digits were scaled to fit 20 x 20, then centred in 28 x 28
 
 
 class ImageError(RuntimeError):
@@ -80,26 +82,18 @@ def mnist_like(x: np.ndarray) -> np.ndarray:
 
 
 def as_digit(x: np.ndarray) -> np.ndarray:
-    """A grayscale image in [0, 1] -> x (784,): MNIST-sized ones as they are (made light on
-    black), others through :func:`mnist_like`. A blank image is refused."""
+    """A grayscale image, uint8 or floats in [0, 1] -> x (784,) float32, light on black: a
+    28x28 one as it is (inverted if its background is light), a larger one through
+    :func:`mnist_like`. A blank image is refused."""
+    u8 = x.dtype == np.uint8
     if x.shape != (SIDE, SIDE):
-        return mnist_like(x).reshape(-1)
-    x = 1.0 - x if light_background(x) else x
+        return mnist_like(model.pixels(x) if u8 else x).reshape(-1)
+    if light_background(model.pixels(x) if u8 else x):
+        x = 255 - x if u8 else 1.0 - x  # bytes are inverted as bytes, so their pixels stay model.pixels's
+    x = model.pixels(x) if u8 else x.astype(np.float32)
     if x.max() == 0:
         raise ImageError("no digit: the image is blank")
-    return x.reshape(-1).astype(np.float32)
-
-
-def idx_kind(path: Path) -> int | None:
-    """The number of dimensions an IDX file declares (3 for images, 1 for labels), or None
-    if ``path`` (gzipped or not) does not start with IDX's magic bytes 0 0 type ndim."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            head = f.read(4)
-    except (OSError, EOFError):
-        return None
-    return head[3] if len(head) == 4 and head[:2] == b"\0\0" and head[2] in idx.DTYPES else None
+    return x.reshape(-1)
 
 
 def read(path: Path) -> list[np.ndarray]:
@@ -107,7 +101,7 @@ def read(path: Path) -> list[np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
-    kind = idx_kind(path)
+    kind = idx.declared_ndim(path)
     if kind is not None:
         return read_idx_images(path, kind)
     try:
@@ -126,11 +120,12 @@ def read_idx_images(path: Path, kind: int) -> list[np.ndarray]:
         raise ImageError(f"{path}: not an IDX image file ({exc})") from None
     if images.shape[1:] != (SIDE, SIDE) or images.dtype != np.uint8:
         raise ImageError(f"{path}: IDX images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}")
-    return [(im.reshape(-1) / np.float32(255)).astype(np.float32) for im in images]
+    return list(model.pixels(images.reshape(len(images), -1)))
 
 
 def read_npy(path: Path) -> np.ndarray:
-    """A .npy image (28, 28) or (784,), uint8 (0..255) or float in [0, 1] -> (28, 28) in [0, 1]."""
+    """A .npy image (28, 28) or (784,), uint8 (0..255) or float in [0, 1] -> (28, 28), uint8 as
+    it is, floats as float32."""
     try:
         a = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -138,7 +133,7 @@ def read_npy(path: Path) -> np.ndarray:
     if a.shape not in ((SIDE, SIDE), (SIDE * SIDE,)):
         raise ImageError(f"a .npy image must be 28x28 or 784 pixels, got shape {a.shape}")
     if a.dtype == np.uint8:
-        return a.reshape(SIDE, SIDE) / np.float32(255)
+        return a.reshape(SIDE, SIDE)
     if a.dtype.kind != "f":
         raise ImageError(f"a .npy image must be uint8, or floats in [0, 1]; got {a.dtype}")
     if not (np.isfinite(a).all() and 0 <= a.min() and a.max() <= 1):
@@ -147,8 +142,9 @@ def read_npy(path: Path) -> np.ndarray:
 
 
 def read_picture(path: Path) -> np.ndarray:
-    """A PNG, JPEG, ... read with Pillow, upright (EXIF orientation), as grayscale in [0, 1]:
-    transparent pixels count as white paper, 16-bit and float images are scaled by their range."""
+    """A PNG, JPEG, ... read with Pillow, upright (EXIF orientation), as grayscale: 8-bit ones
+    as uint8, 16-bit and float ones scaled by their range to float32 in [0, 1]. Transparent
+    pixels count as white paper."""
     try:
         from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError:
@@ -163,7 +159,7 @@ def read_picture(path: Path) -> np.ndarray:
                     return x / np.float32(65535 if im.mode.startswith("I;16") else max(float(x.max()), 1.0))
                 if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
                     im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
-                return np.asarray(im.convert("L"), np.float32) / np.float32(255)
+                return np.asarray(im.convert("L"), np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"too large to be a digit's picture ({exc})") from None
     except (OSError, UnidentifiedImageError, ValueError) as exc:

@@ -3,9 +3,12 @@
 A model file holds three arrays:
 - ``W`` (D, C) and ``b`` (C,), float32 or float64, both of one dtype;
 - ``meta``, a 0-d string array holding one JSON object: ``format_version``,
-  ``scratchlr_version``, ``dtype``, the training ``config``, the ``data`` (the data set
-  and the MD5 of each of its files' decompressed payload), and ``validation_accuracy`` and
-  ``test_accuracy`` (null where not measured).
+  ``scratchlr_version``, ``dtype``, the training ``config`` (the fields of
+  :class:`scratchlr.config.Config`, as given), the ``data`` (the data set, its validation
+  size and the MD5 of each of its files' decompressed payload), and ``validation_accuracy``
+  and ``test_accuracy`` (null where not measured).
+
+In memory it is a :class:`ModelFile`.
 
 Files are written atomically (a temporary file, then a rename), and read with
 ``allow_pickle=False``, so a file cannot run code. :func:`load` checks everything and
@@ -14,6 +17,7 @@ raises :class:`ModelFileError` with one line naming the file and the problem.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -24,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..config import Config
+from ..dataset.mnist import CLASSES, DEFAULT_VALIDATION_SIZE, FILES, PIXELS
 from .atomic import atomic_write
 
 FORMAT_VERSION = 1
-DIM, CLASSES = 784, 10
 
 
 class ModelFileError(RuntimeError):
@@ -35,25 +40,33 @@ class ModelFileError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Model:
-    """A loaded model: weights W (D, C), bias b (C,), and the file's metadata."""
+class ModelFile:
+    """A trained model: weights W (D, C) and bias b (C,), the :class:`Config` that trained
+    it, and its accuracies on the validation and test splits (None where not measured)."""
 
     W: np.ndarray
     b: np.ndarray
-    meta: dict[str, Any]
+    config: Config
+    validation_accuracy: float | None = None
+    test_accuracy: float | None = None
 
 
-def save(path: Path, W: np.ndarray, b: np.ndarray, meta: dict[str, Any]) -> None:
-    """Write W, b and ``meta`` (plus the format and scratchlr versions and the dtype) to
-    ``path``, atomically."""
-    W, b = np.asarray(W), np.asarray(b)
-    meta = {"format_version": FORMAT_VERSION, "scratchlr_version": __version__, "dtype": str(W.dtype), **meta}
+def save(path: Path, m: ModelFile) -> None:
+    """Write ``m`` to ``path``, atomically."""
+    W, b = np.asarray(m.W), np.asarray(m.b)
+    meta = {
+        "format_version": FORMAT_VERSION, "scratchlr_version": __version__, "dtype": str(W.dtype),
+        "config": dataclasses.asdict(m.config),
+        "data": {"name": "MNIST", "validation_size": m.config.validation_size,
+                 "md5": {f.name: f.md5 for f in FILES.values()}},
+        "validation_accuracy": m.validation_accuracy, "test_accuracy": m.test_accuracy,
+    }
     buffer = io.BytesIO()
     np.savez(buffer, W=W, b=b, meta=np.array(json.dumps(meta)))
     atomic_write(Path(path), buffer.getvalue())
 
 
-def load(path: Path) -> Model:
+def load(path: Path) -> ModelFile:
     """Read and check a model file; raise :class:`ModelFileError` if it is not a good one."""
     path = Path(path)
 
@@ -88,7 +101,8 @@ def load(path: Path) -> Model:
         raise bad(f"truncated or damaged ({type(exc).__name__}: {exc})") from None
     if not all(isinstance(a, np.ndarray) for a in (W, b, meta_text)):
         raise bad("not a scratchlr model: W, b and meta must be .npy arrays in the archive")
-    return Model(W, b, check(meta_text, W, b, bad))
+    meta = check(meta_text, W, b, bad)
+    return ModelFile(W, b, training_config(meta, bad), meta.get("validation_accuracy"), meta.get("test_accuracy"))
 
 
 def check(meta_text: np.ndarray, W: np.ndarray, b: np.ndarray, bad: Any) -> dict[str, Any]:
@@ -104,12 +118,20 @@ def check(meta_text: np.ndarray, W: np.ndarray, b: np.ndarray, bad: Any) -> dict
                   f"({FORMAT_VERSION}); upgrade scratchlr")
     if W.dtype not in (np.float32, np.float64) or b.dtype != W.dtype or meta.get("dtype") != str(W.dtype):
         raise bad(f"W and b must both be float32 or float64 as the meta says, got {W.dtype}, {b.dtype}")
-    if W.shape != (DIM, CLASSES) or b.shape != (CLASSES,):
-        raise bad(f"W must be ({DIM}, {CLASSES}) and b ({CLASSES},), got {W.shape} and {b.shape}")
+    if W.shape != (PIXELS, CLASSES) or b.shape != (CLASSES,):
+        raise bad(f"W must be ({PIXELS}, {CLASSES}) and b ({CLASSES},), got {W.shape} and {b.shape}")
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise bad("its weights are not all finite")
-    data = meta.get("data", {})
-    size = data.get("validation_size", 0) if isinstance(data, dict) else None
-    if not (isinstance(size, int) and 0 <= size < 60000):
-        raise bad("not a scratchlr model: its meta's data is not {..., \"validation_size\": 0 to 59999}")
     return meta
+
+
+def training_config(meta: dict[str, Any], bad: Any) -> Config:
+    """The :class:`Config` the meta records, checked as training checks it. (Files written
+    before the config held the validation size keep it in ``data`` only.)"""
+    config, data = meta.get("config", {}), meta.get("data", {})
+    if not isinstance(config, dict) or not isinstance(data, dict):
+        raise bad("not a scratchlr model: its meta's config and data are not JSON objects")
+    try:
+        return Config(**{"validation_size": data.get("validation_size", DEFAULT_VALIDATION_SIZE), **config})
+    except (TypeError, ValueError) as exc:
+        raise bad(f"not a scratchlr model: its config is not a training config ({exc})") from None

@@ -11,23 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import model
 from ..backend import Backend
-from ..dataset.mnist import Split
+from ..dataset.mnist import CLASSES, Split
+from ..train import predict_split
 
 
-def predict_split(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[Any, float]:
-    """(yhat (N,) on the backend's device, mean cross-entropy) of W, b on a split, in chunks
-    of rows to bound memory; the loss is summed in float64."""
-    xp, preds, total = backend.xp, [], 0.0
-    for lo in range(0, len(split.labels), chunk):
-        z = model.logits(model.pixels(xp.asarray(split.images[lo : lo + chunk]), W.dtype), W, b)
-        preds.append(model.predictions(z))
-        total += float(model.cross_entropy(z, xp.asarray(split.labels[lo : lo + chunk])).sum(dtype=xp.float64))
-    return xp.concatenate(preds), total / len(split.labels)
-
-
-def confusion_matrix(y: np.ndarray, yhat: np.ndarray, num_classes: int = 10) -> np.ndarray:
+def confusion_matrix(y: np.ndarray, yhat: np.ndarray, num_classes: int = CLASSES) -> np.ndarray:
     """M_ij = #{n : y_n = i, yhat_n = j}.  y, yhat (N,) ints -> M (C, C) int64."""
     return np.bincount(num_classes * np.asarray(y) + np.asarray(yhat), minlength=num_classes**2).reshape(
         num_classes, num_classes)

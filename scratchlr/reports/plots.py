@@ -20,6 +20,7 @@ from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from .. import model
+from ..dataset.mnist import SIDE
 from ..files.atomic import atomic_write
 from ..files.history import Record
 
@@ -41,7 +42,7 @@ def weight_templates(W: np.ndarray) -> Figure:
     axes = fig.subplots(2, 5)
     scale = symmetric(W)
     for c, ax in enumerate(axes.flat):
-        im = ax.imshow(W[:, c].reshape(28, 28), cmap=DIVERGING, **scale)
+        im = ax.imshow(W[:, c].reshape(SIDE, SIDE), cmap=DIVERGING, **scale)
         ax.set_title(f"class {c}")
         ax.set_axis_off()
     fig.colorbar(im, ax=axes, shrink=0.8, label="weight W[pixel, class]")
@@ -99,7 +100,7 @@ def most_wrong(W: np.ndarray, b: np.ndarray, images_u8: np.ndarray, labels: np.n
     for ax in fig.subplots(side, side).flat:
         ax.set_axis_off()
     for ax, n in zip(fig.axes, worst):
-        ax.imshow(images_u8[n].reshape(28, 28), cmap="gray_r")
+        ax.imshow(images_u8[n].reshape(SIDE, SIDE), cmap="gray_r")
         ax.set_title(f"true {labels[n]}, said {wrong[n].argmax()}\n(p = {wrong[n].max():.3f})", fontsize=9)
     fig.suptitle(f"The {k} test images it is most sure of, and wrong")
     return fig
@@ -114,11 +115,11 @@ def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Fig
     p = model.softmax(z[None, :])[0]
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
-    axes[0].imshow(x.reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+    axes[0].imshow(x.reshape(SIDE, SIDE), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title(title or "the image")
     scale = symmetric(*parts)
     for ax, c, part in zip(axes[1:], (first, second), parts):
-        im = ax.imshow(part.reshape(28, 28), cmap=DIVERGING, **scale)
+        im = ax.imshow(part.reshape(SIDE, SIDE), cmap=DIVERGING, **scale)
         sign = "+" if b[c] >= 0 else "\u2212"
         ax.set_title(f"class {c}: pixels {part.sum():.2f} {sign} b {abs(b[c]):.2f} = logit {z[c]:.2f}\n"
                      f"(p = {p[c]:.3f})", fontsize=10)

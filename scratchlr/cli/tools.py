@@ -1,0 +1,55 @@
+"""The commands that need no model: ``download`` and ``gradcheck``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .. import gradcheck
+from ..dataset import download, mnist
+from .args import PROG, add_data_args, fail
+
+
+def add_parsers(commands: Any) -> None:
+    """The ``download`` and ``gradcheck`` commands and their flags."""
+    p = commands.add_parser("download", help="fetch and verify MNIST",
+                            description="Fetch, verify (MD5 of the decompressed data) and cache the four MNIST files. "
+                            "Files already verified are not fetched again.")
+    add_data_args(p)
+    p.set_defaults(run=run_download)
+
+    p = commands.add_parser("gradcheck", help="check the gradient against finite differences",
+                            description="Compare the analytic gradient with central differences (float64) on a "
+                            "random problem (with and without weight decay) and, when MNIST is present, on its first "
+                            f"32 examples. Exits 1 if the max relative error exceeds {gradcheck.TOLERANCE:g}.")
+    add_data_args(p, fetches=False)
+    p.set_defaults(run=run_gradcheck)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """``scratchlr download``: fetch and verify; say what was fetched."""
+    try:
+        fetched = download.fetch_missing(args.data_dir, args.mirror, args.quiet)
+    except download.DownloadError as exc:
+        return fail(str(exc))
+    directory = mnist.data_dir(args.data_dir)
+    print(f"fetched {', '.join(fetched)} into {directory}" if fetched else f"MNIST already verified in {directory}")
+    return 0
+
+
+def run_gradcheck(args: argparse.Namespace) -> int:
+    """``scratchlr gradcheck``: exit 0 if the analytic gradient passes, 1 if not."""
+    arrays = None
+    directory = mnist.data_dir(args.data_dir)
+    try:
+        data = mnist.load(args.data_dir)
+        arrays = (data.train.images, data.train.labels)
+    except mnist.MNISTDataError as exc:
+        if any(mnist.find(directory, f) for f in mnist.FILES.values()):
+            return fail(str(exc))  # present but broken: say so rather than skip
+        print(f"{PROG}: MNIST not found in {directory}; checking the random problem only", file=sys.stderr)
+    worst = gradcheck.run(arrays)
+    verdict = "OK" if worst <= gradcheck.TOLERANCE else "FAILED"
+    print(f"gradcheck {verdict}: max relative error {worst:.3e} (tolerance {gradcheck.TOLERANCE:g})")
+    return 0 if worst <= gradcheck.TOLERANCE else 1
