@@ -56,15 +56,6 @@ def softmax(z: Array) -> Array:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def log_softmax(z: Array) -> Array:
-    """log p_nj = s_nj - log sum_k exp(s_nk), with s = z - max(z). (N, C) -> (N, C).
-
-    Computed without forming p, so it stays finite where p underflows to 0.
-    """
-    s = shifted_logits(z)
-    return s - logsumexp_shifted(s)
-
-
 def check_labels(y: Array, num_classes: int) -> None:
     """Raise ``ValueError`` unless every label lies in [0, C), as TF's CPU kernel does."""
     xp = namespace_of(y)

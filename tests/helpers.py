@@ -1,14 +1,16 @@
-"""Helpers shared by tests: damaged copies of the MNIST folder, scores computed by hand."""
+"""Helpers shared by tests: damaged copies of the MNIST folder, scores computed by hand, an IDX writer."""
 
 from __future__ import annotations
 
 import gzip
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from scratchlr.dataset import mnist
+from scratchlr.dataset.idx import DTYPES
 
 
 def damaged_copy(source: Path, target: Path, key: str, how: str) -> Path:
@@ -41,3 +43,23 @@ def scores_by_hand(W: np.ndarray, b: np.ndarray, images_u8: np.ndarray, labels: 
     top = z.max(axis=1, keepdims=True)
     log_p = z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
     return float(-log_p[np.arange(len(labels)), labels].mean()), float(np.mean(z.argmax(axis=1) == labels))
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode ``array`` as an IDX file (header + big-endian payload), uncompressed: files for the reader to read."""
+    array = np.asarray(array)
+    same = [c for c, d in DTYPES.items() if (d.kind, d.itemsize) == (array.dtype.kind, array.dtype.itemsize)]
+    if not same:
+        raise ValueError(f"IDX has no dtype code for {array.dtype}")
+    code = same[0]
+    if array.ndim > 255:
+        raise ValueError("IDX supports at most 255 dimensions")
+    head = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return head + array.astype(DTYPES[code], copy=False).tobytes()
+
+
+def write_idx(path: str | os.PathLike[str], array: np.ndarray, compress: bool = False) -> None:
+    """Write ``array`` to ``path`` as IDX, gzipped when ``compress``."""
+    data = idx_bytes(array)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(data, mtime=0) if compress else data)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import idx_bytes, write_idx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scratchlr.dataset.idx import DTYPES, IDXFormatError, idx_bytes, read_idx, write_idx
+from scratchlr.dataset.idx import DTYPES, IDXFormatError, read_idx
 
 
 @pytest.mark.parametrize("code", sorted(DTYPES))

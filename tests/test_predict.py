@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_idx
 
 from scratchlr import model, train
 from scratchlr.backend import numpy_backend
-from scratchlr.dataset.idx import write_idx
 from scratchlr.files import images, modelfile
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (the [plot] extra) is not installed")

@@ -1,4 +1,4 @@
-"""Strict reader (and writer) for the IDX format MNIST ships in.
+"""Strict reader for the IDX format MNIST ships in.
 
 An IDX file is ``0x00 0x00 <dtype code> <ndim>``, then ``ndim`` big-endian uint32
 dimensions, then exactly ``prod(dims)`` big-endian items. Files may be gzipped.
@@ -124,23 +124,3 @@ def _parse(f: BinaryIO, name: str, size: int, gzipped: bool, digest: Any) -> np.
     except ValueError:  # e.g. (0, 2**31, 2**31): no data, but a shape NumPy cannot hold
         raise IDXFormatError(f"{name}: dimensions {list(dims)} are too large for an array") from None
     return array.astype(dtype.newbyteorder("="), copy=False)
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """Encode ``array`` as an IDX file (header + big-endian payload), uncompressed."""
-    array = np.asarray(array)
-    same = [c for c, d in DTYPES.items() if (d.kind, d.itemsize) == (array.dtype.kind, array.dtype.itemsize)]
-    if not same:
-        raise ValueError(f"IDX has no dtype code for {array.dtype}")
-    code = same[0]
-    if array.ndim > 255:
-        raise ValueError("IDX supports at most 255 dimensions")
-    head = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return head + array.astype(DTYPES[code], copy=False).tobytes()
-
-
-def write_idx(path: str | os.PathLike[str], array: np.ndarray, compress: bool = False) -> None:
-    """Write ``array`` to ``path`` as IDX, gzipped when ``compress``."""
-    data = idx_bytes(array)
-    with open(path, "wb") as f:
-        f.write(gzip.compress(data, mtime=0) if compress else data)
