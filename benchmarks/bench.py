@@ -4,9 +4,11 @@
                                [--only scratchlr,torch-eager] [--baseline ../older-checkout]
 
 Each run is its own process, on identical data and settings (the seed's); the repeats
-go round the contenders in turn, so a machine that slows down mid-run slows all. Prints a
-Markdown table: median and min us/step of the training loop, the ratio of medians to
-scratchlr's, the process's peak RSS, its load time and test accuracy.
+go round the contenders in turn, each round in the opposite order of the one before (ABBA),
+so a machine that slows down mid-run slows all alike. Prints a Markdown table: median and
+min us/step of the training loop, the ratio of medians to scratchlr's, the process's peak
+RSS, its load time and test accuracy. With ``--baseline``, also the median over rounds of
+each round's ratio scratchlr / baseline: the two builds measured side by side.
 ``scratchlr-reference`` is scratchlr with ``--step reference`` (the readable math).
 ``--scaling`` also runs scratchlr for 1,000 / 10,000 / 100,000 steps to show time linear
 and memory flat.
@@ -81,6 +83,13 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(rows)
 
 
+def round_ratios(ours: list[dict], theirs: list[dict], name: str) -> str:
+    """One line: the median over rounds of each round's us/step ratio, ours / theirs."""
+    ratios = [(a["train_s"] / a["steps"]) / (b["train_s"] / b["steps"]) for a, b in zip(ours, theirs)]
+    return (f"scratchlr / {name}, median of per-round ratios: {statistics.median(ratios):.3f} "
+            f"({len(ratios)} rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
+
+
 def machine() -> str:
     """One line describing this machine."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -113,10 +122,13 @@ def main() -> int:
             print(f"{name}: not installed, skipped", file=sys.stderr)
             continue
         results[name] = [first]
-    for _ in range(args.repeats - 1):  # rounds interleaved, so a drift of the machine hits all alike
-        for name, runs in results.items():
-            runs.append(once(name, args.data_dir, args.steps))
+    for r in range(1, args.repeats):  # rounds interleaved, every other one reversed (ABBA)
+        for name in (reversed(list(results)) if r % 2 else list(results)):
+            results[name].append(once(name, args.data_dir, args.steps))
     print(table(results))
+    for name in results:
+        if name.startswith("scratchlr@"):
+            print("\n" + round_ratios(results["scratchlr"], results[name], name))
     if args.scaling:
         print("\n| steps | train s | us/step | peak RSS MB |\n|---:|---:|---:|---:|")
         for steps in (1_000, 10_000, 100_000):

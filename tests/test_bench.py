@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,9 @@ def test_benchmark_smoke_run(mnist_dir: Path) -> None:
     # same data, same batches, same math: the same test accuracy
     assert rows["scratchlr"][7].strip() == rows["numpy-tutorial"][7].strip() == rows["scratchlr-reference"][7].strip()
     assert float(rows["scratchlr"][2]) > 0 and float(rows["scratchlr"][5]) > 10  # us/step, peak RSS MB
+    ratio = re.search(rf"scratchlr / scratchlr@{re.escape(str(ROOT))}, median of per-round ratios: (\S+) \(1 rounds",
+                      proc.stdout)
+    assert ratio and float(ratio.group(1)) > 0
 
 
 def test_benchmark_always_runs_scratchlr_the_ratios_are_to(mnist_dir: Path) -> None:
