@@ -12,7 +12,7 @@ metadata holds its help), so a flag and its default are written once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,13 @@ def finite(value: float) -> bool:
     return isinstance(value, int) or math.isfinite(value)
 
 
+def used_by(name: str) -> str:
+    """Which schedules read the parameter ``name``, each with its default, for the flag's help."""
+    shown = {None: "needed", "steps": "the run's steps"}
+    return ", ".join(f"{schedule}: {shown.get(p[name].default, p[name].default)}"
+                     for schedule, p in SCHEDULES.items() if name in p)
+
+
 OPTIMISER = "optimiser (torch.optim.SGD and lr_scheduler semantics)"
 VALIDATION = "validation"
 
@@ -53,7 +60,7 @@ class Config:
 
     learning_rate: float = option(0.1, "SGD step size")
     batch_size: int = option(128, "examples per step")
-    num_steps: int | None = option(None, "training steps (1000; or give --epochs)", type=int)
+    num_steps: int | None = option(None, f"training steps ({SEED_NUM_STEPS}; or give --epochs)", type=int)
     epochs: int | None = option(None, "passes over the training set, the last batch of each partial", type=int)
     display_step: int = option(100, "log every N steps")
     validation_size: int = option(DEFAULT_VALIDATION_SIZE, "the first N training images are held out for validation")
@@ -70,12 +77,12 @@ class Config:
     lr_schedule: str = option("constant", "learning rate per step t: step: lr gamma^(t // step-size); exponential: "
                               "lr gamma^t; cosine: eta-min + (lr - eta-min)(1 + cos(pi t / t-max)) / 2; inverse: "
                               "lr / (1 + gamma t)", choices=tuple(SCHEDULES), group=OPTIMISER)
-    step_size: int | None = option(None, "steps between decays of the step schedule", type=int, group=OPTIMISER)
-    gamma: float | None = option(None, "decay factor (step: 0.1; exponential, inverse: needed)", type=float,
-                                 group=OPTIMISER)
-    t_max: int | None = option(None, "steps of the cosine schedule's way down to eta-min (half its period; the "
-                               "run's steps)", type=int, group=OPTIMISER)
-    eta_min: float | None = option(None, "the cosine schedule's least learning rate (0)", type=float, group=OPTIMISER)
+    step_size: int | None = option(None, f"steps between decays ({used_by('step_size')})", type=int, group=OPTIMISER)
+    gamma: float | None = option(None, f"decay factor ({used_by('gamma')})", type=float, group=OPTIMISER)
+    t_max: int | None = option(None, f"steps of the way down to eta-min, half the period ({used_by('t_max')})",
+                               type=int, group=OPTIMISER)
+    eta_min: float | None = option(None, f"the least learning rate ({used_by('eta_min')})", type=float,
+                                   group=OPTIMISER)
     average: int | None = option(None, "Polyak-Ruppert averaging of the iterates after START steps (0); the average "
                                  "is what is evaluated and kept", type=int, nargs="?", const=0, metavar="START",
                                  group=OPTIMISER)
@@ -89,7 +96,7 @@ class Config:
         self.check_choices()
         self.check_optimiser()
         self.check_schedule()
-        self.check_run()
+        self.check_run(TRAIN_SIZE - self.validation_size, self.validation_size)  # MNIST, split as it says
 
     # What the run does with the settings.
 
@@ -153,11 +160,11 @@ class Config:
 
     def check_choices(self) -> None:
         """Each named choice one of its kind, and the flags that only make sense together."""
-        for name, choices in (("batching", BATCHINGS + (None,)), ("dtype", DTYPES), ("step", STEPS),
-                              ("lr_schedule", tuple(SCHEDULES))):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{flag(name)} must be one of {', '.join(filter(None, choices))}, "
-                                 f"got {getattr(self, name)!r}")
+        for f in fields(self):  # the choices live in the fields' metadata, shown by --help too
+            choices, value = f.metadata.get("choices"), getattr(self, f.name)
+            unset = value is None and f.default is None
+            if choices is not None and value not in choices and not unset:
+                raise ValueError(f"{flag(f.name)} must be one of {', '.join(choices)}, got {value!r}")
         with np.errstate(over="ignore"):
             if not np.isfinite(np.dtype(self.dtype).type(self.learning_rate)):
                 raise ValueError(f"--learning-rate {self.learning_rate} overflows {self.dtype}")
@@ -198,11 +205,13 @@ class Config:
                     f"in {'[' if spec.closed else '('}{spec.low:g}, {'--learning-rate' if spec.high == 'lr' else high}]"
                 raise ValueError(f"{flag(name)} must be {where} for --lr-schedule {self.lr_schedule}, got {value}")
 
-    def check_run(self) -> None:
-        """What depends on the run's length and the held-out images: averaging must start
-        before the end, and validation needs held-out images."""
-        steps = self.total_steps(TRAIN_SIZE - self.validation_size)
+    def check_run(self, n_train: int, n_validation: int) -> None:
+        """What depends on the data, n_train training and n_validation held-out images:
+        averaging must start before the run's end, and validation needs held-out images. Made
+        against MNIST's split when a config is built, and by :func:`scratchlr.train.train`
+        against the data it is given."""
+        steps = self.total_steps(n_train)
         if self.average is not None and self.average >= steps:
             raise ValueError(f"--average {self.average}: the run has only {steps} steps")
-        if self.validates and not self.validation_size:
+        if self.validates and not n_validation:
             raise ValueError("--validate and --early-stopping need --validation-size above 0")

@@ -58,7 +58,7 @@ def l2_penalty(W: Array, weight_decay: float) -> Array:
     and the loss you print is the data's cross-entropy. :func:`scratchlr.gradcheck.check`
     differences these terms one by one to check lambda W.
     """
-    return W.dtype.type(weight_decay / 2) * (W * W)
+    return W.dtype.type(weight_decay / 2) * W * W
 
 
 def decayed_gradient(g: Array, theta: Array, weight_decay: float, out: Array | None = None) -> Array:

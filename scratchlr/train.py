@@ -184,6 +184,7 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
     xp, n, log, history = backend.xp, len(data.train.labels), Log(emit), []
     images, labels = xp.asarray(data.train.images), xp.asarray(data.train.labels)  # uploaded once, as uint8
     model.check_labels(labels, CLASSES)  # once, for the fast step, which does not check per batch
+    config.check_run(n, len(data.validation.labels))  # the config was checked against MNIST's split; this data?
     total, D = config.total_steps(n), images.shape[1]
     gradients, optimizer = make_step(config, xp, D), make_optimizer(config, xp, D)
     steps = batches(images, labels, config.batch_size, total, config.batches, config.shuffle, config.seed or 0)

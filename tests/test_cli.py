@@ -92,7 +92,20 @@ def in_process(capsys: pytest.CaptureFixture, *args: str) -> subprocess.Complete
 def test_usage_errors_exit_2_with_one_line(args: list[str], word: str, tmp_path: Path, capsys) -> None:
     proc = in_process(capsys, *args, "--data-dir", str(tmp_path))
     assert_one_line_error(proc, 2, word)
+    assert proc.stderr.rstrip().endswith("(see --help)")
     assert proc.stdout == "" and list(tmp_path.iterdir()) == []  # refused before any work
+
+
+@pytest.mark.parametrize("args", [["train"], ["evaluate", "m.npz"], ["predict", "m.npz", "a.png"],
+                                  ["plot", "m.npz", "--out", "figs"], ["download"], ["gradcheck"]], ids=lambda a: a[0])
+def test_a_commands_usage_error_names_the_command(args: list[str], capsys) -> None:
+    assert_one_line_error(in_process(capsys, *args, "--bogus"), 2, f"scratchlr {args[0]}: error:", "--bogus")
+
+
+def test_version_among_the_training_flags(capsys) -> None:
+    """As before the subcommands: ``scratchlr --quiet --version`` prints the version."""
+    proc = in_process(capsys, "--quiet", "--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("scratchlr ")
 
 
 def test_a_usage_error_from_a_fresh_process(tmp_path: Path) -> None:

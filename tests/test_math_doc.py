@@ -17,9 +17,13 @@ import scratchlr
 ROOT = Path(__file__).resolve().parents[1]
 MATH = (ROOT / "docs" / "math.md").read_text()
 MODULES = {m.name.removeprefix("scratchlr.") for m in pkgutil.walk_packages(scratchlr.__path__, "scratchlr.")}
-ROOTS = {m.split(".")[0] for m in MODULES}  # model, optim, ..., reports: what a name of ours starts with
+FOREIGN = {"torch", "tf", "np", "numpy", "sklearn", "lr_scheduler"}  # names of other libraries the page cites
 NAMED = {(module, name) for module, name in re.findall(r"`((?:[a-z_]+\.)*[a-z_]+)\.([A-Za-z_]\w*)`", MATH)
-         if module.split(".")[0] in ROOTS}
+         if module.split(".")[0] not in FOREIGN}  # all the others are ours, and must exist: no stale name
+
+
+def test_a_stale_or_unknown_module_is_caught() -> None:
+    assert all(module in MODULES for module, _ in NAMED), sorted(m for m, _ in NAMED if m not in MODULES)
 
 
 def public_functions(module_name: str) -> set[str]:

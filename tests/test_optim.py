@@ -106,19 +106,24 @@ def test_l2_penalty_terms() -> None:
 
 @pytest.mark.parametrize("in_place", [False, True])
 def test_sgd_keeps_velocities_and_the_mean_of_the_iterates(in_place: bool) -> None:
-    """A constant gradient g, momentum mu, from theta_0: v_k = g (1 - mu^k) / (1 - mu) and
-    theta_k = theta_0 - lr sum_{j <= k} v_j, in closed form; averaging from step 3 keeps the
-    mean of theta_4 .. theta_K. The undecayed parameter ignores the other's lambda."""
-    mu, lr, K, start = 0.5, 0.1, 8, 3
+    """A constant gradient g, momentum mu, from theta_0 = 1: v_k = g (1 - mu^k) / (1 - mu) and
+    theta_k = 1 - lr sum_{j <= k} v_j, in closed form; averaging from step 3 keeps the mean of
+    theta_4 .. theta_K. The second parameter, with a zero gradient, only decays, by its own
+    lambda: u <- mu u + lambda w, w <- w - lr u; the first has lambda 0."""
+    mu, lr, K, start, lam = 0.5, 0.1, 8, 3, 0.2
     g = np.array([1.0, -2.0, 0.5])
-    sgd = optim.SGD([np.ones(3), np.ones(2)], [0.0, 0.0], momentum=mu, average=start, in_place=in_place)
-    iterates = []
+    sgd = optim.SGD([np.ones(3), np.ones(2)], [0.0, lam], momentum=mu, average=start, in_place=in_place)
+    iterates, w, u = [], 1.0, 0.0
     for _ in range(K):
-        sgd.step([g.copy(), np.full(2, 4.0)], lr)
+        sgd.step([g.copy(), np.zeros(2)], lr)
         iterates.append(sgd.params[0].copy())
+        u = mu * u + lam * w
+        w = w - lr * u
     v = [g * (1 - mu**k) / (1 - mu) for k in range(1, K + 1)]
     np.testing.assert_allclose(sgd.velocities[0], v[-1], rtol=1e-14)
     np.testing.assert_allclose(iterates, [1 - lr * np.sum(v[:k], axis=0) for k in range(1, K + 1)], rtol=1e-14)
+    np.testing.assert_allclose(sgd.params[1], [w, w], rtol=1e-14)
+    assert w < 0.9  # it did decay
     assert sgd.steps == K and sgd.averaged == K - start
     np.testing.assert_allclose(sgd.final_params()[0], np.mean(iterates[start:], axis=0), rtol=1e-14)
     fresh = optim.SGD([np.ones(3)], [0.0], average=start)

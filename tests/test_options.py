@@ -303,6 +303,16 @@ def test_checks_against_the_run_and_the_split() -> None:
             train.Config(validation_size=size)
 
 
+def test_train_checks_the_config_against_the_data_it_is_given(small: mnist.MNIST) -> None:
+    """A config checked against MNIST's split may not suit a smaller set: train() says so."""
+    with pytest.raises(ValueError, match="--average 16: the run has only 16 steps"):
+        quiet(small, train.Config(epochs=1, average=16))  # 2,000 images: 16 batches, not 430
+    no_validation = dataclasses.replace(small, validation=mnist.Split(small.validation.images[:0],
+                                                                      small.validation.labels[:0]))
+    with pytest.raises(ValueError, match="--validation-size above 0"):
+        quiet(no_validation, train.Config(num_steps=5, validate=True))
+
+
 def test_a_config_keeps_what_it_was_given() -> None:
     """Nothing is written into the fields: what the run uses is derived, so a copy with one
     change is a valid config, and two configs that were given alike are equal."""

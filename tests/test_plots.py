@@ -113,7 +113,7 @@ def test_plot_without_matplotlib_says_how_to_install(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     monkeypatch.delitem(sys.modules, "scratchlr.reports.plots")
-    monkeypatch.delattr(scratchlr.reports, "plots")  # so that `from . import plots` imports it afresh
+    monkeypatch.delattr(scratchlr.reports, "plots")  # so that `from ..reports import plots` imports it afresh
     assert main(["plot", "m.npz", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["scratchlr: error: plot needs matplotlib: pip install 'scratchlr[plot]'"]

@@ -32,6 +32,12 @@ def fail(message: str, status: int = 1) -> int:
     return status
 
 
+def usage_error(message: str) -> int:
+    """A usage error found after parsing (a bad setting, an unusable device): one line, as
+    :class:`Parser` says it; returns 2."""
+    return fail(f"{message} (see --help)", 2)
+
+
 def add_config_args(p: argparse.ArgumentParser) -> None:
     """One flag per field of :class:`Config`, named after it, with its default and help."""
     groups: dict[str, argparse._ArgumentGroup] = {}
@@ -43,6 +49,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
             where.add_argument(flag(f.name), action="store_true", help=text)
             continue
         kind = options.pop("type", None) or (str if f.default is None else type(f.default))
+        if "choices" in options:  # shown in the help; Config itself refuses any other value
+            options["metavar"] = "{" + ",".join(options.pop("choices")) + "}"
         shown = "" if f.default is None else f" (default: {f.default})"
         where.add_argument(flag(f.name), type=kind, default=f.default, help=text + shown, **options)
 

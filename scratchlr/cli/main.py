@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 from .. import __version__
 from . import models, tools, training
-from .args import PROG, Parser, fail
+from .args import PROG, Parser, fail, usage_error
 
 TOP_FLAGS = ("-h", "--help", "--version")
 
 
-def parser() -> tuple[Parser, list[str]]:
-    """The top-level parser (``--version``, and one subcommand per command), and the commands' names."""
+def parser() -> tuple[Parser, dict[str, Parser]]:
+    """The top-level parser (``--version``, and one subcommand per command), and each command's parser."""
     p = Parser(prog=PROG, description="Softmax regression on MNIST, by hand. With no command, or with flags "
                "first, it trains: 'scratchlr [FLAGS]' is 'scratchlr train [FLAGS]'. "
                "Each command's flags: scratchlr COMMAND --help.")
@@ -28,20 +28,22 @@ def parser() -> tuple[Parser, list[str]]:
     training.add_parser(commands)
     models.add_parsers(commands)
     tools.add_parsers(commands)
-    return p, list(commands.choices)
+    return p, commands.choices
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scratchlr`` and the ``scratchlr`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    p, names = parser()
-    if not argv or (argv[0].startswith("-") and argv[0] not in TOP_FLAGS):
+    p, commands = parser()
+    if argv and argv[0] in TOP_FLAGS:
+        p.parse_args(argv)  # prints the help or the version, and exits
+    if not argv or argv[0].startswith("-"):
         argv.insert(0, "train")
-    elif argv[0] not in names and argv[0] not in TOP_FLAGS:
-        close = difflib.get_close_matches(argv[0], names, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f" (the commands: {', '.join(names)})"
-        return fail(f"unknown command '{argv[0]}'{hint}", 2)
-    args = p.parse_args(argv)
+    if argv[0] not in commands:
+        close = difflib.get_close_matches(argv[0], commands, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f" (the commands: {', '.join(commands)})"
+        return usage_error(f"unknown command '{argv[0]}'{hint}")
+    args = commands[argv[0]].parse_args(argv[1:])  # so a usage error names the command
     try:
         return args.run(args)
     except KeyboardInterrupt:

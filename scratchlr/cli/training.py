@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..backend import DEVICES, BackendError, numpy_backend, select
 from ..dataset import download, mnist
 from ..files import history, modelfile
 from ..train import evaluate, train
-from .args import PROG, add_config_args, add_data_args, config_from, fail, load_data, writable_file
+from .args import PROG, add_config_args, add_data_args, config_from, fail, load_data, usage_error, writable_file
 from .progress import ProgressBar, say
 
 
@@ -26,6 +27,7 @@ def add_parser(commands: Any) -> None:
     p = commands.add_parser("train", help="train softmax regression (the default command)",
                             description="Train softmax regression on MNIST exactly like TensorFlow's eager example, "
                             "or past it with the options below. 'scratchlr [FLAGS]' is 'scratchlr train [FLAGS]'.")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     add_config_args(p)
     p.add_argument("--device", default="auto", choices=DEVICES, help="array backend (default: auto)")
     p.add_argument("--history", metavar="FILE", type=writable_file, help="write the run's history as CSV")
@@ -40,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend = select(args.device)
     except BackendError as exc:
-        return fail(f"--device {args.device}: {exc}", 2)
+        return usage_error(f"--device {args.device}: {exc}")
     try:
         config = config_from(args)
     except ValueError as exc:
-        return fail(str(exc), 2)
+        return usage_error(str(exc))
     start = time.perf_counter()
     try:
         data = load_data(args, config.validation_size)

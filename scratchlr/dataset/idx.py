@@ -43,9 +43,11 @@ def _open(path: str) -> tuple[BinaryIO, int, bool]:
     """Open ``path`` as a decompressed stream; return (stream, file size, gzipped?)."""
     size = os.path.getsize(path)
     raw = open(path, "rb")
-    gzipped = raw.read(2) == GZIP_MAGIC
+    if raw.read(2) == GZIP_MAGIC:
+        raw.close()
+        return gzip.GzipFile(path, mode="rb"), size, True  # it opens (and closes) the file itself
     raw.seek(0)
-    return (gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw), size, gzipped
+    return raw, size, False
 
 
 def declared_ndim(path: str | os.PathLike[str]) -> int | None:

@@ -94,7 +94,7 @@ def find(directory: Path, f: MNISTFile) -> Path | None:
 def read_verified(path: Path, f: MNISTFile, label: str | None = None) -> np.ndarray:
     """Parse ``path`` and check its decompressed bytes' MD5 and shape against ``f``.
 
-    The MD5 is skipped when a stamp (:mod:`scratchlr.store`) shows the file verified and
+    The MD5 is skipped when a stamp (:mod:`scratchlr.dataset.store`) shows the file verified and
     unchanged; stamping a file after it passed is the caller's business. Errors name
     ``label`` (default: the path).
     """

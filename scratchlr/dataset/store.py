@@ -55,7 +55,6 @@ def stamp(path: Path, md5: str) -> None:
         atomic_write(path.parent / STAMPS, json.dumps(stamps, indent=1).encode())
 
 
-
 @contextlib.contextmanager
 def locked(directory: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``directory`` (blocks while another process fetches)."""

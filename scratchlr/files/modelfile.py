@@ -132,6 +132,9 @@ def training_config(meta: dict[str, Any], bad: Any) -> Config:
     if not isinstance(config, dict) or not isinstance(data, dict):
         raise bad("not a scratchlr model: its meta's config and data are not JSON objects")
     try:
-        return Config(**{"validation_size": data.get("validation_size", DEFAULT_VALIDATION_SIZE), **config})
+        config = Config(**{"validation_size": data.get("validation_size", DEFAULT_VALIDATION_SIZE), **config})
     except (TypeError, ValueError) as exc:
         raise bad(f"not a scratchlr model: its config is not a training config ({exc})") from None
+    if config.dtype != meta["dtype"]:
+        raise bad(f"its weights are {meta['dtype']} but its config says {config.dtype}")
+    return config
