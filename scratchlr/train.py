@@ -184,7 +184,7 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
     xp, n, log, history = backend.xp, len(data.train.labels), Log(emit), []
     images, labels = xp.asarray(data.train.images), xp.asarray(data.train.labels)  # uploaded once, as uint8
     model.check_labels(labels, CLASSES)  # once, for the fast step, which does not check per batch
-    config.check_run(n, len(data.validation.labels))  # the config was checked against MNIST's split; this data?
+    config.check_run(n, len(data.validation.labels))  # against this data (Config checked MNIST's split)
     total, D = config.total_steps(n), images.shape[1]
     gradients, optimizer = make_step(config, xp, D), make_optimizer(config, xp, D)
     steps = batches(images, labels, config.batch_size, total, config.batches, config.shuffle, config.seed or 0)
@@ -203,7 +203,8 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
             scores = evaluate(*optimizer.final_params(), data.validation, backend) if config.validates else (None, None)
             history.append(Record(t, round(config.epochs_done(t, n), 4), *recorded.read(backend), *scores, lr,
                                   time.perf_counter() - start))
-            log.say(*[validation_line(history[-1], bool(config.epochs))] if config.validates else [])
+            if config.validates:
+                log.say(validation_line(history[-1], bool(config.epochs)))
             if stopper.stops(history[-1], optimizer.final_params()):
                 log.say(f"Early stopping at step {t:04d}: {stopper.message()}")
                 break
