@@ -1,5 +1,7 @@
-"""Shared fixtures. Real MNIST comes from $SCRATCHLR_DATA (``.ci/run`` points it at
-``../shared/mnist``); tests needing it skip where it is absent, but fail under CI."""
+"""Shared fixtures. Real MNIST is found where the CLI finds it: ``$SCRATCHLR_DATA`` (which
+``.ci/run`` points at ``../shared/mnist``), else ``./data/mnist`` when it holds the four
+verified files (``python -m scratchlr`` fetches them there). Tests needing it skip where it
+is absent, but fail under CI."""
 
 from __future__ import annotations
 
@@ -24,11 +26,25 @@ os.environ["SCRATCHLR_BUILTIN_MIRRORS"] = ""  # no test may reach the public mir
 DATA = Path(__file__).parent / "data"
 
 
+def find_real_mnist(setting: str | None, default: Path) -> Path | None:
+    """The folder of the real files: ``setting`` (the variable's value) if it holds them, else
+    ``default`` if it holds them verified, else None."""
+    if setting:
+        return Path(setting) if all(mnist.find(Path(setting), f) for f in mnist.FILES.values()) else None
+    try:
+        mnist.load_arrays(default)  # verified (by their MD5, or by the stamps of an earlier check)
+    except mnist.MNISTDataError:
+        return None
+    return default
+
+
 def real_mnist_dir() -> Path:
     """The read-only source of the real files, or skip (fail under CI) if absent."""
-    if REAL_MNIST and all(mnist.find(Path(REAL_MNIST), f) for f in mnist.FILES.values()):
-        return Path(REAL_MNIST)
-    reason = f"real MNIST not found: set {mnist.DATA_ENV} to a folder with the four files"
+    found = find_real_mnist(REAL_MNIST, Path(mnist.DEFAULT_DATA_DIR))
+    if found is not None:
+        return found
+    reason = (f"real MNIST not found: set {mnist.DATA_ENV} to a folder with the four files, or fetch them into "
+              "./data/mnist with 'python -m scratchlr download'")
     if os.environ.get("CI"):
         pytest.fail(reason + " (required under CI)")
     pytest.skip(reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -111,3 +112,17 @@ def test_prefault_maps_every_page_up_front(tmp_path: Path) -> None:
     assert mnist.prefault(array) is array
     assert before < 1024 and resident_kib(array.ctypes.data) >= 4096
     assert mnist.prefault(np.zeros(3)).shape == (3,)  # not memory-mapped: left alone
+
+
+def test_the_tests_find_mnist_where_the_cli_does(mnist_dir: Path, tmp_path: Path) -> None:
+    """$SCRATCHLR_DATA first; without it ./data/mnist, but only when its files verify."""
+    from conftest import find_real_mnist
+
+    default = tmp_path / "data" / "mnist"
+    assert find_real_mnist(None, default) is None  # nothing there
+    shutil.copytree(mnist_dir, default)
+    assert find_real_mnist(None, default) == default
+    assert find_real_mnist(str(mnist_dir), tmp_path / "elsewhere") == mnist_dir
+    assert find_real_mnist(str(tmp_path / "empty"), default) is None  # the variable wins, even when wrong
+    damaged = damaged_copy(mnist_dir, tmp_path / "bad", "test_labels", "corrupted")
+    assert find_real_mnist(None, damaged) is None
