@@ -44,7 +44,7 @@ def finite(value: float) -> bool:
 
 def used_by(name: str) -> str:
     """Which schedules read the parameter ``name``, each with its default, for the flag's help."""
-    shown = {None: "needed", "steps": "the run's steps"}
+    shown: dict[float | str | None, str] = {None: "needed", "steps": "the run's steps"}
     return ", ".join(f"{schedule}: {shown.get(p[name].default, p[name].default)}"
                      for schedule, p in SCHEDULES.items() if name in p)
 

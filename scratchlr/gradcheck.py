@@ -70,14 +70,17 @@ def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_dec
     return {k: float(relative_error(analytic[k], numeric[k]).max()) for k in analytic}
 
 
-def random_problem(seed: int = 0, n: int = 16, d: int = 12, c: int = 5) -> tuple[np.ndarray, ...]:
+Problem = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X, y, W, b
+
+
+def random_problem(seed: int = 0, n: int = 16, d: int = 12, c: int = 5) -> Problem:
     """A small random problem (X, y, W, b) whose logits are O(1) (W scaled by 1/sqrt(d))."""
     rng = np.random.default_rng(seed)
     W = rng.normal(size=(d, c)) / np.sqrt(d)
     return rng.normal(size=(n, d)), rng.integers(0, c, n), W, rng.normal(size=c)
 
 
-def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: int = 0) -> tuple[np.ndarray, ...]:
+def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: int = 0) -> Problem:
     """The first ``n`` MNIST examples (scaled like TF) with small random W, b."""
     rng = np.random.default_rng(seed)
     X = model.pixels(np.asarray(images_u8[:n]), np.float64)

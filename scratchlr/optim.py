@@ -192,7 +192,8 @@ def scheduled_lr(schedule: str, lr: float, t: int, total: int | None = None, **g
         return lr
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; one of {', '.join(SCHEDULES)}")
-    p = {name: total if spec.default == "steps" else spec.default for name, spec in SCHEDULES[schedule].items()}
+    p: dict[str, Any] = {name: total if spec.default == "steps" else spec.default
+                         for name, spec in SCHEDULES[schedule].items()}
     p.update((name, value) for name, value in given.items() if value is not None)
     if schedule == "step":
         return step_lr(lr, t, p["step_size"], p["gamma"])

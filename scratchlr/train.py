@@ -16,6 +16,7 @@ ones with averaging, else the last.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -81,16 +82,16 @@ class EarlyStopping:
     None it never stops and keeps nothing."""
 
     def __init__(self, patience: int | None) -> None:
-        self.patience, self.waited = patience, 0
-        self.best: Record | None = None
+        self.patience, self.waited, self.best_step, self.best_accuracy = patience, 0, 0, -math.inf
         self.best_params: list[Any] = []
 
     def stops(self, record: Record, params: list[Any]) -> bool:
-        """Judge the record's validation accuracy (of ``params``): True when it is time to stop."""
-        if self.patience is None:
+        """Judge the record's validation accuracy (of ``params``), if it has one: True when it
+        is time to stop."""
+        if self.patience is None or record.val_accuracy is None:
             return False
-        if self.best is None or record.val_accuracy > self.best.val_accuracy:
-            self.best, self.waited = record, 0
+        if record.val_accuracy > self.best_accuracy:
+            self.best_step, self.best_accuracy, self.waited = record.step, record.val_accuracy, 0
             self.best_params = [namespace_of(p).array(p, copy=True) for p in params]
         else:
             self.waited += 1
@@ -98,8 +99,8 @@ class EarlyStopping:
 
     def message(self) -> str:
         """Why the run stopped, and what it keeps."""
-        return (f"no better validation accuracy in {self.waited} evaluations; keeping step {self.best.step:04d} "
-                f"(validation accuracy {self.best.val_accuracy:.4f})")
+        return (f"no better validation accuracy in {self.waited} evaluations; keeping step {self.best_step:04d} "
+                f"(validation accuracy {self.best_accuracy:.4f})")
 
 
 def predict_split(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[Any, float]:
@@ -119,6 +120,15 @@ def evaluate(W: Any, b: Any, split: Split, backend: Backend) -> tuple[float, flo
     yhat, loss = predict_split(W, b, split, backend)
     correct = int((yhat == backend.xp.asarray(split.labels)).sum())
     return loss, float(np.float32(correct) / np.float32(len(split.labels)))
+
+
+def validation_scores(config: Config, params: list[Any], split: Split, backend: Backend) -> tuple[Any, Any]:
+    """(loss, accuracy) of ``params`` = [W, b] on the validation split, where the run validates;
+    else (None, None)."""
+    if not config.validates:
+        return None, None
+    W, b = params
+    return evaluate(W, b, split, backend)
 
 
 def step_lines(t: int, loss: float, acc: float) -> list[str]:
@@ -200,7 +210,7 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
         if config.displays_at(t):
             log.say(*step_lines(t, *shown.read(backend, 1 if t == 1 else config.display_step)))
         if config.records_at(t, n):
-            scores = evaluate(*optimizer.final_params(), data.validation, backend) if config.validates else (None, None)
+            scores = validation_scores(config, optimizer.final_params(), data.validation, backend)
             history.append(Record(t, round(config.epochs_done(t, n), 4), *recorded.read(backend), *scores, lr,
                                   time.perf_counter() - start))
             if config.validates:

@@ -6,7 +6,9 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import os
 import pkgutil
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,6 +43,32 @@ def test_modules_stay_small() -> None:
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in (ROOT / "scratchlr").rglob("*.py")}
     assert len(sizes) > 20
     assert max(sizes.values()) <= 300, sizes
+
+
+def tool(name: str) -> str:
+    """The path of a checking tool of the [test] extra; skip without it (fail under CI)."""
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed (it comes with the [test] extra)")
+        pytest.skip(f"{name} not installed (pip install -e '.[test]')")
+    return found
+
+
+def test_the_type_hints_check() -> None:
+    """mypy, configured in setup.cfg, finds the package's hints consistent."""
+    proc = subprocess.run([tool("mypy")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_python_floor_is_the_one_stated() -> None:
+    """The package needs nothing newer than setup.cfg's python_requires (vermin reads the syntax
+    and the standard library it uses); ruff's target-version is the same floor."""
+    floor = re.search(r"python_requires = >=(\d+\.\d+)", (ROOT / "setup.cfg").read_text()).group(1)
+    assert f'target-version = "py{floor.replace(".", "")}"' in (ROOT / "ruff.toml").read_text()
+    proc = subprocess.run([tool("vermin"), f"--target={floor}-", "--violations", "--no-tips", "scratchlr"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_ruff_check_is_clean() -> None:

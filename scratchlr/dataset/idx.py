@@ -11,12 +11,12 @@ import gzip
 import os
 import struct
 import zlib
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 
 #: IDX dtype code -> big-endian NumPy dtype.
-DTYPES = {
+DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -28,18 +28,19 @@ GZIP_MAGIC = b"\x1f\x8b"
 #: deflate expands at most ~1032:1, so a gzip file of n bytes holds < 1032 n + 1 KiB.
 MAX_DEFLATE_RATIO = 1032
 CHUNK = 1 << 22
+Stream = Union[BinaryIO, gzip.GzipFile]  # a file as read: plain, or decompressed on the fly
 
 
 class IDXFormatError(ValueError):
     """A file is not a well-formed IDX file (bad magic, dtype, size, or gzip stream)."""
 
 
-def _read_exact(f: BinaryIO, n: int) -> bytes:
+def _read_exact(f: Stream, n: int) -> bytes:
     data = f.read(n)
     return data if data is not None else b""
 
 
-def _open(path: str) -> tuple[BinaryIO, int, bool]:
+def _open(path: str) -> tuple[Stream, int, bool]:
     """Open ``path`` as a decompressed stream; return (stream, file size, gzipped?)."""
     size = os.path.getsize(path)
     raw = open(path, "rb")
@@ -84,7 +85,7 @@ def read_idx(path: str | os.PathLike[str], digest: Any | None = None) -> np.ndar
         raise IDXFormatError(f"{name}: bad gzip stream ({exc})") from None
 
 
-def _parse(f: BinaryIO, name: str, size: int, gzipped: bool, digest: Any) -> np.ndarray:
+def _parse(f: Stream, name: str, size: int, gzipped: bool, digest: Any) -> np.ndarray:
     head = _read_exact(f, 4)
     if len(head) < 4:
         raise IDXFormatError(f"{name}: truncated header ({len(head)} of 4 bytes)")
@@ -109,7 +110,7 @@ def _parse(f: BinaryIO, name: str, size: int, gzipped: bool, digest: Any) -> np.
     if digest is not None:
         digest.update(head + dim_bytes)
     buf = np.empty(nbytes, dtype=np.uint8)
-    view = memoryview(buf)
+    view = buf.data  # a memoryview of buf
     got = 0
     while got < nbytes:
         chunk = _read_exact(f, min(CHUNK, nbytes - got))

@@ -116,14 +116,15 @@ def read_verified(path: Path, f: MNISTFile, label: str | None = None) -> np.ndar
 
 def load_arrays(directory: Path) -> dict[str, np.ndarray]:
     """The four verified arrays keyed as :data:`FILES`, or ``MNISTDataError``."""
-    missing = [f for f in FILES.values() if find(directory, f) is None]
+    found = {key: find(directory, f) for key, f in FILES.items()}
+    missing = [FILES[key] for key, path in found.items() if path is None]
     if missing:
         names = ", ".join(f.name for f in missing)
         raise MNISTDataError(
             f"MNIST not found in {directory.resolve()}: missing {names} "
             f"(set --data-dir or {DATA_ENV}, or run 'python -m scratchlr download')"
         )
-    return {key: cached_array(find(directory, f), f) for key, f in FILES.items()}
+    return {key: cached_array(path, FILES[key]) for key, path in found.items() if path is not None}
 
 
 def npy_path(path: Path, f: MNISTFile) -> Path:

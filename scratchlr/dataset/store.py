@@ -21,7 +21,7 @@ LOCK = ".scratchlr.lock"
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; atomic renames still keep files whole
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 def fingerprint(path: Path) -> list[int]:

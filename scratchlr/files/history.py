@@ -54,6 +54,11 @@ def write_csv(path: Path, records: list[Record]) -> None:
     atomic_write(Path(path), to_csv(records).encode())
 
 
+def optional(cell: str) -> float | None:
+    """A cell of a value that may not have been measured: empty for None."""
+    return None if cell == "" else float(cell)
+
+
 def read_csv(path: Path) -> list[Record]:
     """The records of a history file written by :func:`write_csv`.
 
@@ -66,9 +71,9 @@ def read_csv(path: Path) -> list[Record]:
     records = []
     for line, row in enumerate(rows[1:], start=2):
         try:
-            step, epoch, *rest = row
-            values = [None if v == "" and name.startswith("val_") else float(v) for name, v in zip(COLUMNS[2:], rest)]
-            records.append(Record(int(step), float(epoch), *values))
+            step, epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds = row
+            records.append(Record(int(step), float(epoch), float(loss), float(accuracy), optional(val_loss),
+                                  optional(val_accuracy), float(lr), float(seconds)))
         except (TypeError, ValueError):
             raise ValueError(f"{path}, line {line}: not a history row: {','.join(row)}") from None
     return records

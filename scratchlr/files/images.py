@@ -71,7 +71,7 @@ def mnist_like(x: np.ndarray) -> np.ndarray:
     crop = x[top:bottom, left:right]
     scale = BOX / max(crop.shape)
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-    small = np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, Image.LANCZOS))
+    small = np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS))
     small = np.clip(small, 0.0, 1.0)
     out = np.zeros((SIDE, SIDE), np.float32)
     r, c = center_of_mass(small)
@@ -152,8 +152,8 @@ def read_picture(path: Path) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im = ImageOps.exif_transpose(im)
+            with Image.open(path) as file:
+                im = ImageOps.exif_transpose(file)
                 if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                     x = np.asarray(im, np.float32)
                     return x / np.float32(65535 if im.mode.startswith("I;16") else max(float(x.max()), 1.0))
