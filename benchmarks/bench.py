@@ -100,6 +100,12 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}")
 
 
+def usage(message: str) -> int:
+    """A usage error: one line on stderr, exit status 2."""
+    print(f"bench: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="data/mnist")
@@ -113,6 +119,12 @@ def main() -> int:
     args = p.parse_args()
     args.data_dir = str(Path(args.data_dir).resolve())  # contenders run in other directories
     names = ["scratchlr", *PEERS] if not args.only else args.only.split(",")
+    unknown = [n for n in names if n not in ("scratchlr", *PEERS)]
+    if unknown:
+        return usage(f"--only: unknown contender {', '.join(unknown)} (one of scratchlr, {', '.join(PEERS)})")
+    for d in args.baseline:
+        if not (Path(d) / "scratchlr" / "__main__.py").is_file():
+            return usage(f"--baseline {d}: not a checkout of scratchlr (no scratchlr/__main__.py there)")
     names = ["scratchlr", *(f"scratchlr@{d}" for d in args.baseline), *(n for n in names if n != "scratchlr")]
     print(f"machine: {machine()}\n")
     results: dict[str, list[dict]] = {}

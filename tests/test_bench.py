@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -71,3 +73,13 @@ def test_convergence_benchmark_smoke_run_and_the_readme_recipe(mnist_dir: Path) 
     from converge import RECIPE
 
     assert f"python -m scratchlr {' '.join(RECIPE)}" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("args, words", [(["--baseline", "/nonexistent"], "--baseline /nonexistent: not a checkout"),
+                                         (["--only", "bogus"], "--only: unknown contender bogus")])
+def test_benchmark_usage_errors_are_one_line(args: list[str], words: str) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [f"bench: error: {proc.stderr.split('error: ', 1)[1].strip()}"]
+    assert words in proc.stderr

@@ -303,3 +303,39 @@ def test_a_long_run_shows_a_progress_bar_on_a_terminal(mnist_dir: Path) -> None:
     assert "step/s" not in stdout and stdout.splitlines()[-1].startswith("Testset Accuracy")
     short, _ = run_on_a_terminal("--data-dir", str(mnist_dir), "--num-steps", "300")
     assert "step/s" not in short and "scratchlr: load" in short  # under 2 s: only the summary
+
+
+@pytest.mark.parametrize("command", [[], ["download"], ["gradcheck"]], ids=["train", "download", "gradcheck"])
+def test_a_data_dir_that_is_a_file_is_said_so(command: list[str], tmp_path: Path, capsys) -> None:
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0\n")
+    proc = in_process(capsys, *command, "--data-dir", str(a_file))
+    assert_one_line_error(proc, 1, f"{a_file} is a file, not a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]
+
+
+def test_an_unsupported_mirror_scheme_is_said_so(tmp_path: Path, capsys) -> None:
+    proc = in_process(capsys, "download", "--data-dir", str(tmp_path / "new"), "--mirror", "ftp://x")
+    assert_one_line_error(proc, 1, "mirror ftp://x: the scheme 'ftp' is not supported")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_read_only_data_folder_is_used_as_it_is(mnist_dir: Path, tmp_path: Path) -> None:
+    """A shared copy whose mode bits forbid writing (0555, files 0444) is read, and nothing is
+    written there, even by root: no stamp, no .npy cache, no temporary file, no changed mtime."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copy(f, shared / f.name)
+        (shared / f.name).chmod(0o444)
+    shared.chmod(0o555)
+    try:
+        before = {p.name: p.stat().st_mtime_ns for p in [shared, *shared.iterdir()]}
+        model = tmp_path / "m.npz"
+        assert run("--data-dir", str(shared), "--num-steps", "20", "--save", str(model)).returncode == 0
+        for args in (["evaluate", str(model)], ["download"]):
+            proc = run(*args, "--data-dir", str(shared))
+            assert proc.returncode == 0, proc.stderr
+        assert {p.name: p.stat().st_mtime_ns for p in [shared, *shared.iterdir()]} == before
+    finally:
+        shared.chmod(0o755)

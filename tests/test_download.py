@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import damaged_copy
 from mirror import Mirror, dropping, stalling
 
 from scratchlr.dataset import download, mnist, store
@@ -210,3 +211,28 @@ def test_downloaded_files_and_caches_are_readable_by_all(serve, real_files, tmp_
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "d").iterdir()}
     assert len(modes) == 4 + 4 + 2 and set(modes.values()) == {0o644}, modes
+
+
+def test_a_failed_first_download_leaves_nothing(tmp_path: Path) -> None:
+    """No folder made for it, and no lock, stays behind when nothing could be fetched."""
+    target = tmp_path / "new" / "data" / "mnist"
+    with pytest.raises(download.DownloadError, match="offline"):
+        download.ensure(target, [refused_url()], FAST)
+    assert list(tmp_path.iterdir()) == []
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(download.DownloadError):
+        download.ensure(kept / "mnist", [refused_url()], FAST)
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]  # only what this call made goes
+
+
+def test_a_bad_file_in_a_read_only_folder_is_reported_not_removed(mnist_dir: Path, tmp_path: Path) -> None:
+    d = damaged_copy(mnist_dir, tmp_path / "d", "test_labels", "corrupted")
+    d.chmod(0o555)
+    try:
+        with pytest.raises(download.DownloadError, match="read-only"):
+            download.ensure(d, [], FAST)
+        assert (d / mnist.FILES["test_labels"].name).exists()
+    finally:
+        d.chmod(0o755)

@@ -31,7 +31,7 @@ def run_download(args: argparse.Namespace) -> int:
     """``scratchlr download``: fetch and verify; say what was fetched."""
     try:
         fetched = download.fetch_missing(args.data_dir, args.mirror, args.quiet)
-    except download.DownloadError as exc:
+    except (download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     directory = mnist.data_dir(args.data_dir)
     print(f"fetched {', '.join(fetched)} into {directory}" if fetched else f"MNIST already verified in {directory}")
@@ -46,8 +46,9 @@ def run_gradcheck(args: argparse.Namespace) -> int:
         data = mnist.load(args.data_dir)
         arrays = (data.train.images, data.train.labels)
     except mnist.MNISTDataError as exc:
-        if any(mnist.find(directory, f) for f in mnist.FILES.values()):
-            return fail(str(exc))  # present but broken: say so rather than skip
+        present = directory.is_dir() and any(mnist.find(directory, f) for f in mnist.FILES.values())
+        if present or directory.is_file():
+            return fail(str(exc))  # a file, or files present but broken: say so rather than skip
         print(f"{PROG}: MNIST not found in {directory}; checking the random problem only", file=sys.stderr)
     worst = gradcheck.run(arrays)
     verdict = "OK" if worst <= gradcheck.TOLERANCE else "FAILED"

@@ -7,6 +7,7 @@ interrupted or bad download never leaves a partial or corrupt file under the rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -65,11 +66,18 @@ class Settings:
 
 
 def mirrors(explicit: Sequence[str] | None = None) -> list[str]:
-    """Mirrors in the order tried: ``explicit`` (else ``$SCRATCHLR_MIRROR``), then the built-in ones."""
+    """Mirrors in the order tried: ``explicit`` (else ``$SCRATCHLR_MIRROR``), then the built-in
+    ones. ``DownloadError`` names one whose scheme is not http, https or file (or none: a folder)."""
     first = list(explicit or []) or os.environ.get(MIRROR_ENV, "").split(",")
     builtin = os.environ.get(BUILTIN_ENV)
     rest = list(BUILTIN_MIRRORS) if builtin is None else builtin.split(",")
-    return [m.strip() for m in first + rest if m.strip()]
+    found = [m.strip() for m in first + rest if m.strip()]
+    for mirror in found:
+        scheme = urllib.parse.urlparse(mirror).scheme
+        if scheme not in ("http", "https", "file", "") and len(scheme) > 1:  # one letter: a Windows drive
+            raise DownloadError(f"mirror {mirror}: the scheme '{scheme}' is not supported "
+                                "(use http://, https://, file:// or a folder)")
+    return found
 
 
 def session() -> requests.Session:
@@ -190,10 +198,16 @@ def fetch(f: mnist.MNISTFile, directory: Path, tried: list[str], http: requests.
 
 def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings()) -> list[str]:
     """Make ``directory`` hold all four verified files, fetching only what is missing or
-    bad. Returns the names fetched. Raises ``DownloadError`` (one line)."""
+    bad. Returns the names fetched. Raises ``DownloadError`` (one line), or ``MNISTDataError``
+    if ``directory`` is a file. A failure leaves no folder this call made, nor its lock."""
+    mnist.check_folder(directory)
     problems = {f: cached(directory, f) for f in mnist.FILES.values()}
     if all(p is None for p in problems.values()):
         return []
+    if directory.is_dir() and not store.writable(directory):
+        missing = ", ".join(f.name for f, p in problems.items() if p is not None)
+        raise DownloadError(f"{directory} is read-only and lacks {missing}; {HINT}")
+    made = [p for p in (directory, *directory.parents) if not p.exists()]  # deepest first
     fetched = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -206,8 +220,21 @@ def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings(
                 except DownloadError as exc:
                     raise DownloadError(f"{problem}; {exc}" if problem else str(exc)) from None
     except OSError as exc:
+        remove_if_empty(made)
         raise DownloadError(f"cannot write to {directory}: {exc.strerror or exc}; {HINT}") from None
+    except BaseException:  # a failed fetch, or Ctrl-C
+        remove_if_empty(made)
+        raise
     return fetched
+
+
+def remove_if_empty(made: list[Path]) -> None:
+    """Remove the folders a failed first download made (deepest first), with their lock,
+    where nothing else is in them."""
+    for folder in made:
+        with contextlib.suppress(OSError):
+            (folder / store.LOCK).unlink(missing_ok=True)
+            folder.rmdir()
 
 
 def fetch_missing(data_dir: str | None = None, explicit_mirrors: Sequence[str] | None = None,
@@ -231,5 +258,7 @@ def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
         mnist.cached_array(path, f)  # verifies, stamps, and writes the .npy cache for the loader
         return None
     except mnist.MNISTDataError as exc:
+        if not store.writable(directory):
+            raise DownloadError(f"{exc}, in a read-only folder; {HINT}") from None
         path.unlink()
         return f"removed bad cached file {exc}"

@@ -114,8 +114,16 @@ def read_verified(path: Path, f: MNISTFile, label: str | None = None) -> np.ndar
     return array
 
 
+def check_folder(directory: Path) -> None:
+    """``MNISTDataError`` if ``directory`` is there but is not a folder."""
+    if directory.exists() and not directory.is_dir():
+        raise MNISTDataError(f"{directory} is a file, not a folder: the data folder holds the four MNIST files "
+                             f"(set --data-dir or {DATA_ENV})")
+
+
 def load_arrays(directory: Path) -> dict[str, np.ndarray]:
     """The four verified arrays keyed as :data:`FILES`, or ``MNISTDataError``."""
+    check_folder(directory)
     found = {key: find(directory, f) for key, f in FILES.items()}
     missing = [FILES[key] for key, path in found.items() if path is None]
     if missing:
@@ -171,8 +179,10 @@ def prefault(array: np.memmap) -> np.memmap:
 
 def remember(path: Path, f: MNISTFile, array: np.ndarray) -> None:
     """Stamp ``path`` as verified and write ``array`` (its verified content) to the
-    ``.npy`` cache, atomically. Best effort: a read-only directory keeps neither."""
+    ``.npy`` cache, atomically. Best effort: a read-only folder keeps neither, and is not touched."""
     npy = npy_path(path, f)
+    if not store.writable(path.parent):
+        return
     try:
         store.stamp(path, f.md5)
         with replacing(npy) as tmp, open(tmp, "wb") as out:

@@ -2,14 +2,15 @@
 
 A stamp records (size, mtime_ns) of a file whose decompressed bytes matched the
 published MD5, in ``.scratchlr-verified.json``; while a file's size and mtime are
-unchanged it is not hashed again. All writes are best-effort where the directory is
-read-only (a stamp is an optimisation, never a requirement).
+unchanged it is not hashed again. A stamp is an optimisation, never a requirement: a folder
+scratchlr may not write (:func:`writable`) is used as it is, and nothing is written there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,16 @@ def read_stamps(directory: Path) -> dict[str, list]:
         return stamps if isinstance(stamps, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+def writable(directory: Path) -> bool:
+    """Whether scratchlr may write in ``directory``: the system allows it and its mode bits do.
+    (Root may write anywhere, but a folder whose bits forbid writing, a shared read-only copy
+    as in a classroom, is left exactly as it is.)"""
+    try:
+        return bool(directory.stat().st_mode & 0o222) and os.access(directory, os.W_OK)
+    except OSError:
+        return False
 
 
 def is_stamped(path: Path, md5: str) -> bool:
