@@ -130,11 +130,18 @@ class Config:
         return t == 1 or t % self.display_step == 0
 
     def records_at(self, t: int, n: int) -> bool:
-        """Whether the history gets a record after step t: at each epoch's end with epochs,
-        else at each display step and the last step, so that no trained step goes unseen."""
-        if self.epochs:
-            return t % self.steps_per_epoch(n) == 0
-        return self.displays_at(t) or t == self.total_steps(n)
+        """Whether the history gets a record after step t: at each display step, at each
+        epoch's end with epochs, and at the last step, so that no trained step goes unseen."""
+        return self.displays_at(t) or t == self.total_steps(n) or self.ends_epoch(t, n)
+
+    def validates_at(self, t: int, n: int, last: bool = False) -> bool:
+        """Whether step t's record has a validation score: with validation, at each record,
+        or only at each epoch's end with epochs; and at the run's ``last`` step, however it ends."""
+        return self.validates and (last or not self.epochs or self.ends_epoch(t, n))
+
+    def ends_epoch(self, t: int, n: int) -> bool:
+        """Whether step t ends an epoch of ``--epochs`` (never without them)."""
+        return bool(self.epochs) and t % self.steps_per_epoch(n) == 0
 
     def learning_rate_at(self, t: int, total: int) -> float:
         """lr_t, the learning rate of step t (from 0) of a run of ``total`` steps."""

@@ -8,10 +8,13 @@ accuracy are of that batch before its update, as in the seed, and are added to t
 :class:`Meter` s kept on the device (read back only when shown, so a GPU run does not wait
 every step):
 - the seed's running averages, printed at step 1 and every display step;
-- the history's, recorded at each display step and the last (or at each epoch's end), with
-  the validation loss and accuracy if asked, which :class:`EarlyStopping` judges.
-The parameters returned and tested are the best ones with early stopping, else the averaged
-ones with averaging, else the last.
+- the history's, recorded at each display step, each epoch's end and the last step. With
+  ``validate``, a record has the validation loss and accuracy (with epochs, only at each
+  epoch's end and the last step), which :class:`EarlyStopping` judges.
+A ``stop()`` that says True (the command line's first Ctrl-C) makes the step just taken the
+last: it is recorded and validated, and the run ends as at its end. The parameters returned
+and tested are the best ones with early stopping, else the averaged ones with averaging,
+else the last.
 """
 
 from __future__ import annotations
@@ -122,10 +125,9 @@ def evaluate(W: Any, b: Any, split: Split, backend: Backend) -> tuple[float, flo
     return loss, float(np.float32(correct) / np.float32(len(split.labels)))
 
 
-def validation_scores(config: Config, params: list[Any], split: Split, backend: Backend) -> tuple[Any, Any]:
-    """(loss, accuracy) of ``params`` = [W, b] on the validation split, where the run validates;
-    else (None, None)."""
-    if not config.validates:
+def validation_scores(wanted: bool, params: list[Any], split: Split, backend: Backend) -> tuple[Any, Any]:
+    """(loss, accuracy) of ``params`` = [W, b] on the validation split if ``wanted``, else (None, None)."""
+    if not wanted:
         return None, None
     W, b = params
     return evaluate(W, b, split, backend)
@@ -174,29 +176,39 @@ class Ticks:
             self.bar.close()
 
 
-def make_step(config: Config, xp: Any, dim: int) -> Callable[..., tuple[Any, ...]]:
+def upload(data: MNIST, config: Config, backend: Backend) -> tuple[Any, Any]:
+    """The training images (uint8) and labels on the backend's device, sent once. The labels
+    are checked once, for the fast step, which does not check them per batch, and the config
+    against this data (Config checked it against MNIST's split)."""
+    images, labels = backend.xp.asarray(data.train.images), backend.xp.asarray(data.train.labels)
+    model.check_labels(labels, CLASSES)
+    config.check_run(len(labels), len(data.validation.labels))
+    return images, labels
+
+
+def make_step(config: Config, images: Any) -> Callable[..., tuple[Any, ...]]:
     """The step's gradients, ``gradients(images, labels, ranges, W, b)``: in place or readable."""
-    return FastGradients(xp, config.batch_size, dim, CLASSES, config.dtype) if config.step == "fast" \
+    xp = namespace_of(images)
+    return FastGradients(xp, config.batch_size, images.shape[1], CLASSES, config.dtype) if config.step == "fast" \
         else reference_gradients
 
 
-def make_optimizer(config: Config, xp: Any, dim: int) -> optim.SGD:
+def make_optimizer(config: Config, images: Any) -> optim.SGD:
     """SGD on W (D, C) and b (C,), both zero at first; W is decayed, b is not."""
+    xp, dim = namespace_of(images), images.shape[1]
     W, b = xp.zeros((dim, CLASSES), config.dtype), xp.zeros(CLASSES, config.dtype)
     return optim.SGD([W, b], [config.weight_decay, 0.0], config.momentum, config.nesterov, config.average,
                      in_place=config.step == "fast")
 
 
 def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], None] = print,
-          progress: Callable[[int], Any] | None = None) -> Result:
-    """Train on ``backend`` as ``config`` says, ``emit``-ting each log line as it is made
-    (what happens when is in the module's docstring); ``progress(total)`` makes a bar."""
+          progress: Callable[[int], Any] | None = None, stop: Callable[[], bool] | None = None) -> Result:
+    """Train on ``backend`` as ``config`` says, ``emit``-ting each log line as it is made (what happens
+    when: the module's docstring). ``progress(total)`` makes a bar. ``stop()``, asked after each step,
+    ends the run there when it says True (a Ctrl-C), and the run finishes as at its end."""
     xp, n, log, history = backend.xp, len(data.train.labels), Log(emit), []
-    images, labels = xp.asarray(data.train.images), xp.asarray(data.train.labels)  # uploaded once, as uint8
-    model.check_labels(labels, CLASSES)  # once, for the fast step, which does not check per batch
-    config.check_run(n, len(data.validation.labels))  # against this data (Config checked MNIST's split)
-    total, D = config.total_steps(n), images.shape[1]
-    gradients, optimizer = make_step(config, xp, D), make_optimizer(config, xp, D)
+    images, labels = upload(data, config, backend)
+    total, gradients, optimizer = config.total_steps(n), make_step(config, images), make_optimizer(config, images)
     steps = batches(images, labels, config.batch_size, total, config.batches, config.shuffle, config.seed or 0)
     shown, recorded = Meter(xp, (config.dtype, "float32")), Meter(xp, ("float64", "float64"))  # seed's; history's
     stopper, ticks, start, t = EarlyStopping(config.early_stopping), Ticks(progress, total), time.perf_counter(), 0
@@ -207,17 +219,21 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
         shown.add(J, acc)
         recorded.add(J, acc)
         ticks.update(t)
+        last = stop is not None and stop()  # asked to stop (Ctrl-C): this step is the run's last
         if config.displays_at(t):
             log.say(*step_lines(t, *shown.read(backend, 1 if t == 1 else config.display_step)))
-        if config.records_at(t, n):
-            scores = validation_scores(config, optimizer.final_params(), data.validation, backend)
+        if config.records_at(t, n) or last:
+            scores = validation_scores(config.validates_at(t, n, last), optimizer.final_params(), data.validation,
+                                       backend)
             history.append(Record(t, round(config.epochs_done(t, n), 4), *recorded.read(backend), *scores, lr,
                                   time.perf_counter() - start))
-            if config.validates:
+            if history[-1].val_accuracy is not None:
                 log.say(validation_line(history[-1], bool(config.epochs)))
             if stopper.stops(history[-1], optimizer.final_params()):
                 log.say(f"Early stopping at step {t:04d}: {stopper.message()}")
                 break
+        if last:
+            break
     train_seconds, test_start = time.perf_counter() - start, time.perf_counter()
     ticks.close()
     W, b = stopper.best_params or optimizer.final_params()

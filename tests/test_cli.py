@@ -9,8 +9,10 @@ import dataclasses
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -239,9 +241,11 @@ def test_history_file_and_validation_lines(mnist_dir: Path, tmp_path: Path) -> N
     assert lines[0] == "Initial loss= 2.302585125" and lines[1].startswith("Step: 0001  loss= 2.302585125")
     assert [line.split()[:3] for line in lines if line.startswith("Validation")] == [["Validation:", "epoch", "1"]]
     assert lines[-1].startswith("Testset Accuracy: ")
-    rows = out.read_text().splitlines()
-    assert rows[0] == "step,epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds" and len(rows) == 2
-    assert rows[1].startswith("430,1,")
+    rows = [row.split(",") for row in out.read_text().splitlines()]
+    assert rows[0] == "step,epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds".split(",")
+    assert [row[0] for row in rows[1:]] == ["1", "200", "400", "430"]  # the display steps, and the epoch's end
+    assert [bool(row[5]) for row in rows[1:]] == [False, False, False, True]  # validated at the epoch's end
+    assert rows[-1][:2] == ["430", "1"]
     assert "(" in proc.stderr and "us/step" in proc.stderr  # the summary line, per step of 430
 
 
@@ -339,3 +343,50 @@ def test_a_read_only_data_folder_is_used_as_it_is(mnist_dir: Path, tmp_path: Pat
         assert {p.name: p.stat().st_mtime_ns for p in [shared, *shared.iterdir()]} == before
     finally:
         shared.chmod(0o755)
+
+
+def test_ctrl_c_keeps_the_work(mnist_dir: Path, tmp_path: Path) -> None:
+    """SIGINT once training has begun: the run stops after that step, prints the test line,
+    writes the history and the model (which says where it stopped), and exits 130."""
+    from scratchlr.files import history, modelfile
+
+    model, record = tmp_path / "m.npz", tmp_path / "h.csv"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "scratchlr", "--data-dir", str(mnist_dir), "--epochs", "50",
+                             "--shuffle", "--save", str(model), "--history", str(record)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().startswith("Initial loss=")  # training has begun
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    stopped = int(re.search(r"^scratchlr: interrupted at step (\d+) of 21500$", err, re.M).group(1))
+    assert 1 < stopped < 21500 and out.splitlines()[-1].startswith("Testset Accuracy: ")
+    m = modelfile.load(model)
+    assert m.interrupted_at == stopped and history.read_csv(record)[-1].step == stopped
+    assert f"Testset Accuracy: {m.test_accuracy:.4f}" == out.splitlines()[-1]
+    assert run("evaluate", str(model), "--data-dir", str(mnist_dir)).returncode == 0
+
+
+def test_a_second_ctrl_c_aborts_and_writes_nothing(mnist_dir: Path, tmp_path: Path, capsys,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two SIGINTs during a step: the second ends the process's work at once, exit 130, and
+    neither the model nor the history is written, whole or in part."""
+    from scratchlr.cli import training
+
+    real = training.train
+
+    def pressed_twice(*args, stop, **kwargs):
+        def twice() -> bool:
+            if not stop():
+                os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, in this thread
+                os.kill(os.getpid(), signal.SIGINT)
+            return stop()
+        return real(*args, stop=twice, **kwargs)
+
+    monkeypatch.setattr(training, "train", pressed_twice)
+    proc = in_process(capsys, "--data-dir", str(mnist_dir), "--num-steps", "50", "--save", str(tmp_path / "m.npz"),
+                      "--history", str(tmp_path / "h.csv"), "--quiet")
+    assert_one_line_error(proc, 130, "interrupted")
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is itself again

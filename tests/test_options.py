@@ -57,12 +57,14 @@ def test_every_option_is_bit_identical_with_either_step(small: mnist.MNIST, opti
 
 
 def test_epochs_run_whole_passes_with_a_partial_last_batch(small: mnist.MNIST) -> None:
-    result = quiet(small, train.Config(epochs=3, batch_size=300, display_step=1))
+    result = quiet(small, train.Config(epochs=3, batch_size=300, display_step=5, validate=True))
     assert result.steps == 3 * 7  # 2000 = 6 x 300 + 200
-    assert [r.epoch for r in result.history] == [1.0, 2.0, 3.0]
-    assert [r.step for r in result.history] == [7, 14, 21]
+    assert [r.step for r in result.history] == [1, 5, 7, 10, 14, 15, 20, 21]  # display steps and epochs' ends
+    validated = [r for r in result.history if r.val_accuracy is not None]
+    assert [(r.step, r.epoch) for r in validated] == [(7, 1.0), (14, 2.0), (21, 3.0)]  # once an epoch
+    assert [line.split()[2] for line in result.lines if line.startswith("Validation")] == ["1", "2", "3"]
     steps = [int(line.split()[1]) for line in result.lines if line.startswith("Step")]
-    assert steps == list(range(1, 22))
+    assert steps == [1, 5, 10, 15, 20]
 
 
 def test_history_counts_epochs_of_either_batching(small: mnist.MNIST) -> None:
@@ -96,12 +98,14 @@ def test_early_stopping_never_drops_the_steps_after_the_last_display(small: mnis
     assert np.array_equal(stopped.W, plain.W)
 
 
-def test_epoch_history_holds_the_epoch_means(small: mnist.MNIST) -> None:
+def test_epoch_history_holds_the_means_since_the_record_before(small: mnist.MNIST) -> None:
+    """With epochs (16 batches each) and a display every 10 steps: records at 1, 10, 16, 20,
+    30 and 32, each the mean of the batches since the one before."""
     per_step = quiet(small, train.Config(num_steps=32, batching="epoch", display_step=1)).history
-    per_epoch = quiet(small, train.Config(epochs=2, display_step=1)).history
-    for e, record in enumerate(per_epoch):
-        losses = [r.loss for r in per_step[16 * e : 16 * (e + 1)]]
-        assert record.loss == pytest.approx(np.mean(losses), rel=1e-6)
+    per_epoch = quiet(small, train.Config(epochs=2, display_step=10)).history
+    assert [r.step for r in per_epoch] == [1, 10, 16, 20, 30, 32]
+    for record, (lo, hi) in zip(per_epoch, [(0, 1), (1, 10), (10, 16), (16, 20), (20, 30), (30, 32)]):
+        assert record.loss == pytest.approx(np.mean([r.loss for r in per_step[lo:hi]]), rel=1e-6)
 
 
 def test_shuffled_batches_are_a_fresh_permutation_each_epoch() -> None:
@@ -199,8 +203,10 @@ COMBINATIONS = [
 def test_no_nan_or_inf_at_learning_rate_1e3(small: mnist.MNIST, options: dict) -> None:
     result = quiet(small, train.Config(learning_rate=1e3, epochs=4, display_step=8, validate=True, **options))
     assert np.isfinite(result.W).all() and np.isfinite(result.b).all()
+    assert sum(r.val_loss is not None for r in result.history) == 4  # one validation an epoch
     for r in result.history:
-        assert np.isfinite([r.loss, r.accuracy, r.val_loss, r.val_accuracy]).all(), r
+        measured = [v for v in (r.loss, r.accuracy, r.val_loss, r.val_accuracy) if v is not None]
+        assert np.isfinite(measured).all(), r
     assert not any(word in line for line in result.lines for word in ("nan", "inf"))
 
 
@@ -327,3 +333,16 @@ def test_a_config_keeps_what_it_was_given() -> None:
         dataclasses.replace(three, num_steps=5)  # replace checks as construction does
 
 
+
+
+def test_a_stop_ends_the_run_as_at_its_end(small: mnist.MNIST) -> None:
+    """stop() saying True after step 25 of 48: that step is recorded and validated, the kept
+    parameters are the average so far (those of a 25-step run), and the test line follows."""
+    asked = []
+    config = train.Config(epochs=3, display_step=10, validate=True, average=5)
+    result = quiet(small, config, stop=lambda: asked.append(1) or len(asked) == 25)
+    assert result.steps == 25 and len(asked) == 25
+    assert [r.step for r in result.history] == [1, 10, 16, 20, 25]
+    assert result.history[-1].val_accuracy is not None and result.lines[-1].startswith("Testset Accuracy: ")
+    shorter = quiet(small, train.Config(num_steps=25, batching="epoch", display_step=10, average=5))
+    assert np.array_equal(result.W, shorter.W) and np.array_equal(result.b, shorter.b)

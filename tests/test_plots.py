@@ -76,10 +76,17 @@ def test_explain_panels_sum_to_the_logits(mnist_data, result: train.Result) -> N
 
 def test_curves_from_a_history_file(result: train.Result, tmp_path: Path) -> None:
     history.write_csv(tmp_path / "h.csv", result.history)
-    fig = plots.curves(history.read_csv(tmp_path / "h.csv"))
-    loss_ax, acc_ax = fig.axes
-    assert [line.get_label() for line in loss_ax.lines] == ["train (batches)", "validation"]
-    assert list(acc_ax.lines[1].get_ydata()) == pytest.approx([r.val_accuracy for r in result.history])
+    records = history.read_csv(tmp_path / "h.csv")
+    loss_ax, acc_ax = plots.curves(records).axes
+    assert [line.get_label() for line in loss_ax.lines] == ["train: its batches, current weights",
+                                                            "validation: current weights"]
+    validated = [r for r in result.history if r.val_accuracy is not None]
+    assert len(validated) == 1 and len(result.history) == 6  # steps 1, 100, ..., 400 and the epoch's end, 430
+    assert list(acc_ax.lines[0].get_xdata()) == [r.step for r in result.history]  # each series at its own steps
+    assert list(acc_ax.lines[1].get_xdata()) == [r.step for r in validated]
+    assert list(acc_ax.lines[1].get_ydata()) == pytest.approx([r.val_accuracy for r in validated])
+    averaged = plots.curves(records, averaged=True).axes[0]
+    assert averaged.lines[1].get_label() == "validation: averaged weights"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

@@ -128,7 +128,7 @@ def run_plot(args: argparse.Namespace) -> int:
         "confusion.png": lambda: plots.confusion(confusion_matrix(data.test.labels, yhat)),
         "most_wrong.png": lambda: plots.most_wrong(m.W, m.b, np.asarray(data.test.images), data.test.labels),
         "explain.png": lambda: plots.explain(m.W, m.b, x, title),
-        **({"curves.png": lambda: plots.curves(records)} if records else {}),
+        **({"curves.png": lambda: plots.curves(records, averaged=m.config.average is not None)} if records else {}),
     }
     try:
         for name, make in figures.items():

@@ -1,13 +1,18 @@
 """``scratchlr train`` (and a bare ``scratchlr``): the seed's run, and every option past it.
 
-Standard output gets the seed's lines, standard error one summary line of timings.
+Standard output gets the seed's lines, standard error one summary line of timings. A first
+Ctrl-C during training ends the run after the step it is in; the run then finishes as at its
+end (test line, ``--history``, ``--save``), says where it stopped, and exits 130. A second
+Ctrl-C aborts at once, and nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
+from types import FrameType, TracebackType
 from typing import Any
 
 import numpy as np
@@ -37,6 +42,32 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
+class Interrupt:
+    """While in effect (``with Interrupt() as interrupted``), Ctrl-C no longer stops the process:
+    the first sets the flag that ``interrupted()`` reads; a second raises ``KeyboardInterrupt``."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def __call__(self) -> bool:
+        """Whether Ctrl-C was pressed."""
+        return self.pressed
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        """SIGINT's handler: remember the first, abort on the second."""
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __enter__(self) -> Interrupt:
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
 def run(args: argparse.Namespace) -> int:
     """Train as the flags say; write the history and the model if asked."""
     try:
@@ -54,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     load_s = time.perf_counter() - start
     try:
-        result = train(data, config, backend, emit=say, progress=None if args.quiet else ProgressBar)
+        with Interrupt() as interrupted:
+            result = train(data, config, backend, emit=say, progress=None if args.quiet else ProgressBar,
+                           stop=interrupted)
     except MemoryError:
         return fail(f"out of memory (batches of {config.batch_size} rows need "
                     f"{config.batch_size * mnist.PIXELS * np.dtype(config.dtype).itemsize / 2**20:.0f} MiB "
@@ -66,11 +99,15 @@ def run(args: argparse.Namespace) -> int:
             validation = evaluate(result.W, result.b, data.validation, numpy_backend())[1] \
                 if config.validation_size else None
             modelfile.save(args.save, modelfile.ModelFile(result.W, result.b, config, validation,
-                                                          result.test_accuracy))
+                                                          result.test_accuracy,
+                                                          result.steps if interrupted() else None))
     except OSError as exc:
         return fail(f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}")
+    if interrupted():
+        print(f"{PROG}: interrupted at step {result.steps} of {config.total_steps(len(data.train.labels))}",
+              file=sys.stderr)
     us = 1e6 * result.train_seconds / max(result.steps, 1)
     print(f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
           f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})",
           file=sys.stderr)
-    return 0
+    return 130 if interrupted() else 0

@@ -5,8 +5,9 @@ A model file holds three arrays:
 - ``meta``, a 0-d string array holding one JSON object: ``format_version``,
   ``scratchlr_version``, ``dtype``, the training ``config`` (the fields of
   :class:`scratchlr.config.Config`, as given), the ``data`` (the data set, its validation
-  size and the MD5 of each of its files' decompressed payload), and ``validation_accuracy``
-  and ``test_accuracy`` (null where not measured).
+  size and the MD5 of each of its files' decompressed payload), ``validation_accuracy``
+  and ``test_accuracy`` (null where not measured), and ``interrupted_at``: the step after
+  which a Ctrl-C ended the run (null if none did).
 
 In memory it is a :class:`ModelFile`.
 
@@ -49,6 +50,7 @@ class ModelFile:
     config: Config
     validation_accuracy: float | None = None
     test_accuracy: float | None = None
+    interrupted_at: int | None = None  # the step a Ctrl-C ended the run after, if one did
 
 
 def save(path: Path, m: ModelFile) -> None:
@@ -60,6 +62,7 @@ def save(path: Path, m: ModelFile) -> None:
         "data": {"name": "MNIST", "validation_size": m.config.validation_size,
                  "md5": {f.name: f.md5 for f in FILES.values()}},
         "validation_accuracy": m.validation_accuracy, "test_accuracy": m.test_accuracy,
+        "interrupted_at": m.interrupted_at,
     }
     buffer = io.BytesIO()
     np.savez(buffer, W=W, b=b, meta=np.array(json.dumps(meta)))
@@ -102,7 +105,8 @@ def load(path: Path) -> ModelFile:
     if not all(isinstance(a, np.ndarray) for a in (W, b, meta_text)):
         raise bad("not a scratchlr model: W, b and meta must be .npy arrays in the archive")
     meta = check(meta_text, W, b, bad)
-    return ModelFile(W, b, training_config(meta, bad), meta.get("validation_accuracy"), meta.get("test_accuracy"))
+    return ModelFile(W, b, training_config(meta, bad), meta.get("validation_accuracy"), meta.get("test_accuracy"),
+                     meta.get("interrupted_at"))
 
 
 def check(meta_text: np.ndarray, W: np.ndarray, b: np.ndarray, bad: Any) -> dict[str, Any]:

@@ -50,16 +50,20 @@ def weight_templates(W: np.ndarray) -> Figure:
     return fig
 
 
-def curves(history: list[Record]) -> Figure:
-    """Loss and accuracy against the step, training and (where measured) validation."""
+def curves(history: list[Record], averaged: bool = False) -> Figure:
+    """Loss and accuracy against the step: training at every record, validation where measured,
+    each series at its own steps. The training curve is of the batches, each measured before
+    its update with the weights of that moment; the validation curve is of the weights the run
+    keeps, the running mean when ``averaged`` (``--average``), which is why it can lie below."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
-    steps = [r.step for r in history]
+    labels = ("train: its batches, current weights",
+              "validation: averaged weights" if averaged else "validation: current weights")
     for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        ax.plot(steps, [getattr(r, name) for r in history], marker=".", label="train (batches)")
+        ax.plot([r.step for r in history], [getattr(r, name) for r in history], marker=".", label=labels[0])
         val = [(r.step, getattr(r, f"val_{name}")) for r in history if getattr(r, f"val_{name}") is not None]
         if val:
-            ax.plot(*zip(*val), marker=".", label="validation")
+            ax.plot(*zip(*val), marker="o", label=labels[1])
         ax.set_xlabel("step")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
