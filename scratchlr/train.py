@@ -41,7 +41,7 @@ __all__ = ["Config", "Record", "Result", "evaluate", "train"]
 class Result:
     """What a run produced: parameters (host arrays: the averaged or best ones where the run
     averaged or stopped early), test accuracy and loss, the printed lines, the history, the
-    steps run, and wall-clock seconds per phase."""
+    steps run, wall-clock seconds per phase, and whether ``stop()`` ended it."""
 
     W: np.ndarray
     b: np.ndarray
@@ -52,6 +52,7 @@ class Result:
     steps: int = 0
     train_seconds: float = 0.0
     test_seconds: float = 0.0
+    interrupted: bool = False
 
 
 class Meter:
@@ -206,12 +207,12 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
     """Train on ``backend`` as ``config`` says, ``emit``-ting each log line as it is made (what happens
     when: the module's docstring). ``progress(total)`` makes a bar. ``stop()``, asked after each step,
     ends the run there when it says True (a Ctrl-C), and the run finishes as at its end."""
-    xp, n, log, history = backend.xp, len(data.train.labels), Log(emit), []
+    xp, n, log, history, t, last = backend.xp, len(data.train.labels), Log(emit), [], 0, False
     images, labels = upload(data, config, backend)
     total, gradients, optimizer = config.total_steps(n), make_step(config, images), make_optimizer(config, images)
     steps = batches(images, labels, config.batch_size, total, config.batches, config.shuffle, config.seed or 0)
     shown, recorded = Meter(xp, (config.dtype, "float32")), Meter(xp, ("float64", "float64"))  # seed's; history's
-    stopper, ticks, start, t = EarlyStopping(config.early_stopping), Ticks(progress, total), time.perf_counter(), 0
+    stopper, ticks, start = EarlyStopping(config.early_stopping), Ticks(progress, total), time.perf_counter()
     for t, (X_u8, y, ranges) in enumerate(steps, start=1):  # t: the steps done
         lr = config.learning_rate_at(t - 1, total)  # the schedule's lr_t, of the step counted from 0
         J, acc, grad_W, grad_b = gradients(X_u8, y, ranges, *optimizer.params)  # forward and backward pass
@@ -240,4 +241,4 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
     test_loss, test_acc = evaluate(W, b, data.test, backend)
     log.say(f"Testset Accuracy: {test_acc:.4f}")
     return Result(backend.to_numpy(W), backend.to_numpy(b), test_acc, test_loss, list(log), history, t, train_seconds,
-                  time.perf_counter() - test_start)
+                  time.perf_counter() - test_start, last)

@@ -24,6 +24,7 @@ REAL_MNIST = os.environ.pop(mnist.DATA_ENV, None)
 os.environ.pop("SCRATCHLR_MIRROR", None)
 os.environ["SCRATCHLR_BUILTIN_MIRRORS"] = ""  # no test may reach the public mirrors
 DATA = Path(__file__).parent / "data"
+DEFAULT_MNIST = Path(mnist.DEFAULT_DATA_DIR).resolve()  # ./data/mnist, from where pytest was started
 
 
 def find_real_mnist(setting: str | None, default: Path) -> Path | None:
@@ -40,7 +41,7 @@ def find_real_mnist(setting: str | None, default: Path) -> Path | None:
 
 def real_mnist_dir() -> Path:
     """The read-only source of the real files, or skip (fail under CI) if absent."""
-    found = find_real_mnist(REAL_MNIST, Path(mnist.DEFAULT_DATA_DIR))
+    found = find_real_mnist(REAL_MNIST, DEFAULT_MNIST)
     if found is not None:
         return found
     reason = (f"real MNIST not found: set {mnist.DATA_ENV} to a folder with the four files, or fetch them into "
@@ -52,7 +53,8 @@ def real_mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_source() -> Path:
-    """The real MNIST folder; never written to."""
+    """The real MNIST folder. No test writes there (finding ./data/mnist verifies it, which
+    writes its stamps and caches as the CLI would)."""
     return real_mnist_dir()
 
 

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -318,10 +317,14 @@ def test_a_data_dir_that_is_a_file_is_said_so(command: list[str], tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]
 
 
-def test_an_unsupported_mirror_scheme_is_said_so(tmp_path: Path, capsys) -> None:
+def test_an_unsupported_mirror_scheme_is_said_so(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a flag, a usage error (exit 2); in $SCRATCHLR_MIRROR, a data error (exit 1)."""
     proc = in_process(capsys, "download", "--data-dir", str(tmp_path / "new"), "--mirror", "ftp://x")
-    assert_one_line_error(proc, 1, "mirror ftp://x: the scheme 'ftp' is not supported")
-    assert not (tmp_path / "new").exists()
+    assert_one_line_error(proc, 2, "mirror ftp://x: the scheme 'ftp' is not supported")
+    monkeypatch.setenv("SCRATCHLR_MIRROR", "ftp://y")
+    assert_one_line_error(in_process(capsys, "download", "--data-dir", str(tmp_path / "new")), 1,
+                          "mirror ftp://y: the scheme 'ftp' is not supported")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_read_only_data_folder_is_used_as_it_is(mnist_dir: Path, tmp_path: Path) -> None:
@@ -353,12 +356,16 @@ def test_ctrl_c_keeps_the_work(mnist_dir: Path, tmp_path: Path) -> None:
     model, record = tmp_path / "m.npz", tmp_path / "h.csv"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "scratchlr", "--data-dir", str(mnist_dir), "--epochs", "50",
-                             "--shuffle", "--save", str(model), "--history", str(record)],
+                             "--shuffle", "--save", str(model), "--history", str(record), "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout.readline().startswith("Initial loss=")  # training has begun
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        while not proc.stdout.readline().startswith("Step: 0200"):  # training is well under way
+            pass
+        proc.send_signal(signal.SIGINT)  # ~21,000 steps before the end
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    out = "Step: 0200 ...\n" + rest
     assert proc.returncode == 130, err
     stopped = int(re.search(r"^scratchlr: interrupted at step (\d+) of 21500$", err, re.M).group(1))
     assert 1 < stopped < 21500 and out.splitlines()[-1].startswith("Testset Accuracy: ")
@@ -390,3 +397,40 @@ def test_a_second_ctrl_c_aborts_and_writes_nothing(mnist_dir: Path, tmp_path: Pa
     assert_one_line_error(proc, 130, "interrupted")
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is itself again
+
+
+def test_a_ctrl_c_while_the_files_are_written_leaves_none(mnist_dir: Path, tmp_path: Path, capsys,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (a plain KeyboardInterrupt again, once training is over) halfway through writing
+    a file: exit 130, and no file, whole, torn or temporary, is left."""
+    import pathlib
+
+    real = pathlib.Path.write_bytes
+
+    def torn(self: pathlib.Path, data: bytes) -> int:
+        real(self, data[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", torn)
+    proc = in_process(capsys, "--data-dir", str(mnist_dir), "--num-steps", "20", "--save", str(tmp_path / "m.npz"),
+                      "--history", str(tmp_path / "h.csv"), "--quiet")
+    assert proc.returncode == 130 and proc.stderr.strip().splitlines()[-1] == "scratchlr: error: interrupted"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_ignored_sigint_stays_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run started with SIGINT ignored (nohup, a background job) keeps ignoring it."""
+    from scratchlr.cli.training import Interrupt
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with Interrupt() as interrupted:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and not interrupted()
+        with pytest.raises(KeyboardInterrupt):  # where it was not ignored: the first is noted, the second raises
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            with Interrupt() as interrupted:
+                interrupted.handle(signal.SIGINT, None)
+                assert interrupted()
+                interrupted.handle(signal.SIGINT, None)
+    finally:
+        signal.signal(signal.SIGINT, previous)

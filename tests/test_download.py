@@ -225,6 +225,11 @@ def test_a_failed_first_download_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(download.DownloadError):
         download.ensure(kept / "mnist", [refused_url()], FAST)
     assert [p.name for p in kept.iterdir()] == ["notes.txt"]  # only what this call made goes
+    existing = tmp_path / "existing"
+    existing.mkdir()  # made by the user: it stays, but not the lock
+    with pytest.raises(download.DownloadError):
+        download.ensure(existing, [refused_url()], FAST)
+    assert existing.is_dir() and list(existing.iterdir()) == []
 
 
 def test_a_bad_file_in_a_read_only_folder_is_reported_not_removed(mnist_dir: Path, tmp_path: Path) -> None:

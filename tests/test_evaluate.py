@@ -117,6 +117,8 @@ BAD = {
     "wrong dtype": (lambda p: good_file(p / "d.npz", W=np.zeros((784, 10), np.int32)), "float32 or float64"),
     "newer format": (lambda p: good_file(p / "v.npz", meta=np.array(json.dumps({"format_version": 99}))), "newer"),
     "no meta json": (lambda p: good_file(p / "j.npz", meta=np.array("{oops")), "meta"),
+    "bad interrupted_at": (lambda p: good_file(p / "i.npz", meta=np.array(json.dumps(
+        {"format_version": 1, "dtype": "float32", "interrupted_at": "soon"}))), "interrupted_at"),
 }
 
 

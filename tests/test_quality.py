@@ -9,8 +9,8 @@ import inspect
 import os
 import pkgutil
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,19 +45,19 @@ def test_modules_stay_small() -> None:
     assert max(sizes.values()) <= 300, sizes
 
 
-def tool(name: str) -> str:
-    """The path of a checking tool of the [test] extra; skip without it (fail under CI)."""
-    found = shutil.which(name)
-    if found is None:
+def tool(name: str) -> list[str]:
+    """How to run a checking tool of the [test] extra with this interpreter (``python -m``,
+    whether or not its environment is on PATH); skip without it (fail under CI)."""
+    if importlib.util.find_spec(name) is None:
         if os.environ.get("CI"):
             pytest.fail(f"{name} is not installed (it comes with the [test] extra)")
         pytest.skip(f"{name} not installed (pip install -e '.[test]')")
-    return found
+    return [sys.executable, "-m", name]
 
 
-def test_the_type_hints_check() -> None:
+def test_the_type_hints_check(tmp_path: Path) -> None:
     """mypy, configured in setup.cfg, finds the package's hints consistent."""
-    proc = subprocess.run([tool("mypy")], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([*tool("mypy"), "--cache-dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -66,16 +66,15 @@ def test_the_python_floor_is_the_one_stated() -> None:
     and the standard library it uses); ruff's target-version is the same floor."""
     floor = re.search(r"python_requires = >=(\d+\.\d+)", (ROOT / "setup.cfg").read_text()).group(1)
     assert f'target-version = "py{floor.replace(".", "")}"' in (ROOT / "ruff.toml").read_text()
-    proc = subprocess.run([tool("vermin"), f"--target={floor}-", "--violations", "--no-tips", "scratchlr"],
+    tool("vermin")  # it has no __main__: call its console script's function
+    vermin = [sys.executable, "-c", "import sys, vermin; sys.exit(vermin.main())"]
+    proc = subprocess.run([*vermin, f"--target={floor}-", "--violations", "--no-tips", "scratchlr"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_ruff_check_is_clean() -> None:
-    ruff = shutil.which("ruff")
-    if ruff is None:
-        pytest.skip("ruff not installed (pip install -e '.[test]')")
-    proc = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([*tool("ruff"), "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -76,11 +76,19 @@ def writable_file(text: str) -> Path:
     return path
 
 
+def mirror(text: str) -> str:
+    """An argparse type: a mirror of a supported scheme (:func:`scratchlr.dataset.download.check_mirror`)."""
+    try:
+        return download.check_mirror(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_data_args(p: argparse.ArgumentParser, fetches: bool = True) -> None:
     """Flags saying where MNIST lives and (if the command ``fetches`` it) where to fetch it from."""
     p.add_argument("--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)")
     if fetches:
-        p.add_argument("--mirror", action="append", metavar="URL",
+        p.add_argument("--mirror", action="append", metavar="URL", type=mirror,
                        help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
                        f"default ${download.MIRROR_ENV}, then the public mirrors)")
         p.add_argument("--quiet", action="store_true", help="no progress bars (download, training)")

@@ -44,7 +44,8 @@ def add_parser(commands: Any) -> None:
 
 class Interrupt:
     """While in effect (``with Interrupt() as interrupted``), Ctrl-C no longer stops the process:
-    the first sets the flag that ``interrupted()`` reads; a second raises ``KeyboardInterrupt``."""
+    the first sets the flag that ``interrupted()`` reads; a second raises ``KeyboardInterrupt``.
+    Where SIGINT is ignored (a job started with ``nohup`` or ``&``), it stays ignored."""
 
     def __init__(self) -> None:
         self.pressed = False
@@ -60,7 +61,9 @@ class Interrupt:
         self.pressed = True
 
     def __enter__(self) -> Interrupt:
-        self.previous = signal.signal(signal.SIGINT, self.handle)
+        self.previous = signal.getsignal(signal.SIGINT)
+        if self.previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, self.handle)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -100,14 +103,14 @@ def run(args: argparse.Namespace) -> int:
                 if config.validation_size else None
             modelfile.save(args.save, modelfile.ModelFile(result.W, result.b, config, validation,
                                                           result.test_accuracy,
-                                                          result.steps if interrupted() else None))
+                                                          result.steps if result.interrupted else None))
     except OSError as exc:
         return fail(f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}")
-    if interrupted():
+    if result.interrupted:
         print(f"{PROG}: interrupted at step {result.steps} of {config.total_steps(len(data.train.labels))}",
               file=sys.stderr)
     us = 1e6 * result.train_seconds / max(result.steps, 1)
     print(f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
           f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})",
           file=sys.stderr)
-    return 130 if interrupted() else 0
+    return 130 if result.interrupted else 0

@@ -35,6 +35,7 @@ BUILTIN_MIRRORS = (
 MIRROR_ENV = "SCRATCHLR_MIRROR"  # comma-separated mirrors tried before the built-in ones
 BUILTIN_ENV = "SCRATCHLR_BUILTIN_MIRRORS"  # replaces the built-in list ("" = none)
 HINT = f"use --mirror URL or ${MIRROR_ENV} for a reachable copy, or --data-dir for a local one"
+READ_ONLY_HINT = "copy the four files into a folder you can write, and give it as --data-dir"
 
 
 class DownloadError(RuntimeError):
@@ -73,11 +74,21 @@ def mirrors(explicit: Sequence[str] | None = None) -> list[str]:
     rest = list(BUILTIN_MIRRORS) if builtin is None else builtin.split(",")
     found = [m.strip() for m in first + rest if m.strip()]
     for mirror in found:
-        scheme = urllib.parse.urlparse(mirror).scheme
-        if scheme not in ("http", "https", "file", "") and len(scheme) > 1:  # one letter: a Windows drive
-            raise DownloadError(f"mirror {mirror}: the scheme '{scheme}' is not supported "
-                                "(use http://, https://, file:// or a folder)")
+        try:
+            check_mirror(mirror)
+        except ValueError as exc:
+            raise DownloadError(str(exc)) from None
     return found
+
+
+def check_mirror(mirror: str) -> str:
+    """``mirror`` itself, or ``ValueError`` if its scheme is not http, https or file (or none:
+    a folder)."""
+    scheme = urllib.parse.urlparse(mirror).scheme
+    if scheme not in ("http", "https", "file", "") and len(scheme) > 1:  # one letter: a Windows drive
+        raise ValueError(f"mirror {mirror}: the scheme '{scheme}' is not supported "
+                         "(use http://, https://, file:// or a folder)")
+    return mirror
 
 
 def session() -> requests.Session:
@@ -206,34 +217,35 @@ def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings(
         return []
     if directory.is_dir() and not store.writable(directory):
         missing = ", ".join(f.name for f, p in problems.items() if p is not None)
-        raise DownloadError(f"{directory} is read-only and lacks {missing}; {HINT}")
+        raise DownloadError(f"{directory} is read-only and lacks {missing}; {READ_ONLY_HINT}")
     made = [p for p in (directory, *directory.parents) if not p.exists()]  # deepest first
-    fetched = []
+    lock_was_there, fetched = (directory / store.LOCK).exists(), []
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with store.locked(directory), session() as http:
-            for f, problem in problems.items():
-                if problem is None or cached(directory, f) is None:  # another process may have fetched it
-                    continue
-                try:
-                    fetched.append(fetch(f, directory, list(tried), http, settings).name)
-                except DownloadError as exc:
-                    raise DownloadError(f"{problem}; {exc}" if problem else str(exc)) from None
+            try:
+                for f, problem in problems.items():
+                    if problem is None or cached(directory, f) is None:  # another process may have fetched it
+                        continue
+                    try:
+                        fetched.append(fetch(f, directory, list(tried), http, settings).name)
+                    except DownloadError as exc:
+                        raise DownloadError(f"{problem}; {exc}" if problem else str(exc)) from None
+            except BaseException:  # a failed fetch, or Ctrl-C: leave nothing this call made
+                if not lock_was_there:
+                    (directory / store.LOCK).unlink(missing_ok=True)  # while holding it (see store.locked)
+                remove_if_empty(made)
+                raise
     except OSError as exc:
         remove_if_empty(made)
         raise DownloadError(f"cannot write to {directory}: {exc.strerror or exc}; {HINT}") from None
-    except BaseException:  # a failed fetch, or Ctrl-C
-        remove_if_empty(made)
-        raise
     return fetched
 
 
 def remove_if_empty(made: list[Path]) -> None:
-    """Remove the folders a failed first download made (deepest first), with their lock,
-    where nothing else is in them."""
+    """Remove the folders a failed first download made (deepest first), where nothing is in them."""
     for folder in made:
         with contextlib.suppress(OSError):
-            (folder / store.LOCK).unlink(missing_ok=True)
             folder.rmdir()
 
 
@@ -241,14 +253,14 @@ def fetch_missing(data_dir: str | None = None, explicit_mirrors: Sequence[str] |
                   quiet: bool = False) -> list[str]:
     """Make the data folder (:func:`scratchlr.dataset.mnist.data_dir` of ``data_dir``) hold
     verified MNIST, fetching what is missing from :func:`mirrors` (``explicit_mirrors`` first).
-    Returns the names fetched; raises ``DownloadError``."""
+    Returns the names fetched; raises ``DownloadError``, or ``MNISTDataError`` for a file."""
     return ensure(mnist.data_dir(data_dir), mirrors(explicit_mirrors), Settings(quiet=quiet))
 
 
 def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
     """None if ``directory`` holds a good copy of ``f``; "" if it holds none; else why its
     copy was bad. A bad copy is deleted: in a cache, a corrupt file must not stay under
-    the real name."""
+    the real name (in a read-only folder, that is a ``DownloadError`` instead)."""
     path = mnist.find(directory, f)
     if path is None:
         return ""
@@ -259,6 +271,6 @@ def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
         return None
     except mnist.MNISTDataError as exc:
         if not store.writable(directory):
-            raise DownloadError(f"{exc}, in a read-only folder; {HINT}") from None
+            raise DownloadError(f"{exc}, in a read-only folder; {READ_ONLY_HINT}") from None
         path.unlink()
         return f"removed bad cached file {exc}"

@@ -179,12 +179,13 @@ def prefault(array: np.memmap) -> np.memmap:
 
 def remember(path: Path, f: MNISTFile, array: np.ndarray) -> None:
     """Stamp ``path`` as verified and write ``array`` (its verified content) to the
-    ``.npy`` cache, atomically. Best effort: a read-only folder keeps neither, and is not touched."""
+    ``.npy`` cache, atomically. Best effort: a read-only folder is not touched (the stamp is
+    kept in this process only)."""
     npy = npy_path(path, f)
+    store.stamp(path, f.md5)
     if not store.writable(path.parent):
         return
     try:
-        store.stamp(path, f.md5)
         with replacing(npy) as tmp, open(tmp, "wb") as out:
             np.save(out, array)
         store.stamp(npy, f.md5)

@@ -18,6 +18,7 @@ from ..files.atomic import atomic_write
 
 STAMPS = ".scratchlr-verified.json"
 LOCK = ".scratchlr.lock"
+SEEN: dict[Path, list] = {}  # this process's own stamps, which serve where none can be written
 
 try:
     import fcntl
@@ -53,28 +54,42 @@ def writable(directory: Path) -> bool:
 def is_stamped(path: Path, md5: str) -> bool:
     """True if ``path`` was verified against ``md5`` and is unchanged since."""
     try:
-        return read_stamps(path.parent).get(path.name) == [*fingerprint(path), md5]
+        now = [*fingerprint(path), md5]
     except OSError:
         return False
+    return SEEN.get(path.resolve()) == now or read_stamps(path.parent).get(path.name) == now
 
 
 def stamp(path: Path, md5: str) -> None:
-    """Record that ``path`` (just verified) has decompressed MD5 ``md5``."""
-    stamps = read_stamps(path.parent)
-    stamps[path.name] = [*fingerprint(path), md5]
-    with contextlib.suppress(OSError):
-        atomic_write(path.parent / STAMPS, json.dumps(stamps, indent=1).encode())
+    """Record that ``path`` (just verified) has decompressed MD5 ``md5``: in this process, and
+    in the folder's stamps where scratchlr may write there."""
+    SEEN[path.resolve()] = [*fingerprint(path), md5]
+    if writable(path.parent):
+        stamps = read_stamps(path.parent)
+        stamps[path.name] = SEEN[path.resolve()]
+        with contextlib.suppress(OSError):
+            atomic_write(path.parent / STAMPS, json.dumps(stamps, indent=1).encode())
 
 
 @contextlib.contextmanager
 def locked(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory`` (blocks while another process fetches)."""
+    """Hold an exclusive lock on ``directory`` (blocks while another process fetches). A lock
+    file that its holder removed while we waited (a failed first download cleans up) is not
+    the lock any more: take the one now there instead."""
     if fcntl is None:
         yield
         return
-    with open(directory / LOCK, "a") as fh:
+    while True:
+        fh = open(directory / LOCK, "a")
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            if os.stat(directory / LOCK).st_ino == os.fstat(fh.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        fh.close()
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()

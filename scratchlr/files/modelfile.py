@@ -126,6 +126,9 @@ def check(meta_text: np.ndarray, W: np.ndarray, b: np.ndarray, bad: Any) -> dict
         raise bad(f"W must be ({PIXELS}, {CLASSES}) and b ({CLASSES},), got {W.shape} and {b.shape}")
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise bad("its weights are not all finite")
+    stopped = meta.get("interrupted_at")
+    if stopped is not None and not (isinstance(stopped, int) and stopped >= 1):
+        raise bad(f"not a scratchlr model: its interrupted_at is {stopped!r}, not a step number or null")
     return meta
 
 
