@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ def test_notebook_is_committed_without_outputs() -> None:
 
 
 @pytest.mark.parametrize("setting", [None, "data/mnist"], ids=["unset", "the README's relative path"])
-def test_notebook_executes_in_under_a_minute(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_notebook_executes(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              setting: str | None) -> None:
     """In a checkout's layout, run from docs/ as Jupyter runs it: MNIST is found in data/mnist
     at the top, with SCRATCHLR_DATA unset or set to the README's relative path."""
@@ -34,10 +33,8 @@ def test_notebook_executes_in_under_a_minute(mnist_dir: Path, tmp_path: Path, mo
     else:
         monkeypatch.setenv("SCRATCHLR_DATA", setting)  # the kernel inherits it
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    start = time.perf_counter()
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path / "docs")}}).execute()
-    assert time.perf_counter() - start < 60
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Testset Accuracy: 0.9079" in text  # the seed's run
