@@ -40,8 +40,9 @@ __all__ = ["Config", "Record", "Result", "evaluate", "train"]
 @dataclass
 class Result:
     """What a run produced: parameters (host arrays: the averaged or best ones where the run
-    averaged or stopped early), test accuracy and loss, the printed lines, the history, the
-    steps run, wall-clock seconds per phase, and whether ``stop()`` ended it."""
+    averaged or stopped early), test accuracy and loss (nan if the data has no test split),
+    the printed lines, the history, the steps run, wall-clock seconds per phase, and whether
+    ``stop()`` ended it."""
 
     W: np.ndarray
     b: np.ndarray
@@ -124,6 +125,16 @@ def evaluate(W: Any, b: Any, split: Split, backend: Backend) -> tuple[float, flo
     yhat, loss = predict_split(W, b, split, backend)
     correct = int((yhat == backend.xp.asarray(split.labels)).sum())
     return loss, float(np.float32(correct) / np.float32(len(split.labels)))
+
+
+def test_scores(W: Any, b: Any, split: Split, backend: Backend, log: Log) -> tuple[float, float]:
+    """(loss, accuracy) of W, b on the test split, and the seed's ``Testset Accuracy`` line;
+    (nan, nan) and no line if the split has no rows (the data was loaded without it)."""
+    if not len(split.labels):
+        return math.nan, math.nan
+    loss, acc = evaluate(W, b, split, backend)
+    log.say(f"Testset Accuracy: {acc:.4f}")
+    return loss, acc
 
 
 def validation_scores(wanted: bool, params: list[Any], split: Split, backend: Backend) -> tuple[Any, Any]:
@@ -238,7 +249,6 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
     train_seconds, test_start = time.perf_counter() - start, time.perf_counter()
     ticks.close()
     W, b = stopper.best_params or optimizer.final_params()
-    test_loss, test_acc = evaluate(W, b, data.test, backend)
-    log.say(f"Testset Accuracy: {test_acc:.4f}")
+    test_loss, test_acc = test_scores(W, b, data.test, backend, log)
     return Result(backend.to_numpy(W), backend.to_numpy(b), test_acc, test_loss, list(log), history, t, train_seconds,
                   time.perf_counter() - test_start, last)

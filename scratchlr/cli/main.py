@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import models, tools, training
+from . import models, search, tools, training
 from .args import PROG, Parser, fail, usage_error
 
 TOP_FLAGS = ("-h", "--help", "--version")
@@ -26,6 +26,7 @@ def parser() -> tuple[Parser, dict[str, Parser]]:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = p.add_subparsers(title="commands", metavar="COMMAND", required=True)
     training.add_parser(commands)
+    search.add_parser(commands)
     models.add_parsers(commands)
     tools.add_parsers(commands)
     return p, commands.choices

@@ -121,10 +121,11 @@ def check_folder(directory: Path) -> None:
                              f"(set --data-dir or {DATA_ENV})")
 
 
-def load_arrays(directory: Path) -> dict[str, np.ndarray]:
-    """The four verified arrays keyed as :data:`FILES`, or ``MNISTDataError``."""
+def load_arrays(directory: Path, keys: tuple[str, ...] = tuple(FILES)) -> dict[str, np.ndarray]:
+    """The verified arrays of ``keys`` (default: all four) keyed as :data:`FILES`, or
+    ``MNISTDataError``; no other file is opened."""
     check_folder(directory)
-    found = {key: find(directory, f) for key, f in FILES.items()}
+    found = {key: find(directory, FILES[key]) for key in keys}
     missing = [FILES[key] for key, path in found.items() if path is None]
     if missing:
         names = ", ".join(f.name for f in missing)
@@ -196,18 +197,24 @@ def remember(path: Path, f: MNISTFile, array: np.ndarray) -> None:
 def split(arrays: dict[str, np.ndarray], validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:
     """The seed's split of the four arrays: validation = first ``validation_size``
     training examples (in [0, 60000): :class:`scratchlr.config.Config` checks it), train = the
-    rest in file order, test = all t10k examples."""
+    rest in file order, test = all t10k examples (none if ``arrays`` has no test files)."""
     n = len(arrays["train_labels"])
     images = arrays["train_images"].reshape(n, -1)
     labels = arrays["train_labels"].astype(np.int64)
-    test_images = arrays["test_images"].reshape(len(arrays["test_labels"]), -1)
+    test_labels = arrays.get("test_labels", np.zeros(0, np.uint8))  # none: a split of no rows
+    test_images = arrays.get("test_images", np.zeros((0, SIDE, SIDE), np.uint8)).reshape(len(test_labels), PIXELS)
     return MNIST(
         train=Split(images[validation_size:], labels[validation_size:]),
         validation=Split(images[:validation_size], labels[:validation_size]),
-        test=Split(test_images, arrays["test_labels"].astype(np.int64)),
+        test=Split(test_images, test_labels.astype(np.int64)),
     )
 
 
-def load(directory: str | None = None, validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:
-    """Read, verify and split MNIST from :func:`data_dir` ``(directory)``."""
-    return split(load_arrays(data_dir(directory)), validation_size)
+TRAIN_FILES = ("train_images", "train_labels")
+
+
+def load(directory: str | None = None, validation_size: int = DEFAULT_VALIDATION_SIZE, test: bool = True) -> MNIST:
+    """Read, verify and split MNIST from :func:`data_dir` ``(directory)``. With ``test``
+    False the test files are not read, and the test split has no rows (a search tunes on
+    validation and never sees the test set)."""
+    return split(load_arrays(data_dir(directory), tuple(FILES) if test else TRAIN_FILES), validation_size)

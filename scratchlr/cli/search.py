@@ -1,0 +1,220 @@
+"""``scratchlr search``: tune the training flags on the validation split.
+
+Every training flag is taken: one value is fixed, a comma list is a grid axis, a range
+LOW:HIGH[:log] is sampled by ``--trials`` (:mod:`scratchlr.search.space`). Every trial is
+checked as training would check it before any runs; a bad one is one line and exit 2, and
+nothing is written. Trials run here, in ``--jobs`` worker processes or on the Dask cluster
+at ``--scheduler``, each scored on validation only; ``--results`` is rewritten after each.
+A first Ctrl-C lets the running trials finish, keeps the file and exits 130; ``--resume``
+then runs the rest. At the end: the five best trials, the command that reproduces the best,
+and with ``--test-best`` its one score on the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, flag
+from ..dataset import download, mnist
+from ..files import modelfile
+from ..search import results, space, trials
+from .args import PROG, add_data_args, fail, usage_error, writable_file
+from .training import Interrupt
+
+TOP = 5
+
+
+class Given(argparse.Action):
+    """Keep each training flag's text, in the order the flags were given (the grid's order)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, text: Any,
+                 option: str | None = None) -> None:
+        given = namespace.given = list(getattr(namespace, "given", None) or [])
+        if any(name == self.dest for name, _ in given):
+            parser.error(f"{option} given twice (give its values as one comma list)")
+        given.append((self.dest, text))
+
+
+def add_parser(commands: Any) -> None:
+    """The ``search`` command: every training flag, as a value, a list or a range, then the search's own."""
+    p = commands.add_parser("search", help="tune the training flags on the validation split",
+                            description="Train one run per trial and score each on the validation split (the test "
+                            "split is not read). Each training flag takes one VALUE (fixed), a comma list V1,V2,... "
+                            "(a grid axis; the grid is the product of the axes, in the order given), or with --trials "
+                            "a range LOW:HIGH or LOW:HIGH:log (sampled; integers stay integers). A flag with no value "
+                            "(--shuffle) is true; 'none' unsets an optional one.")
+    groups: dict[str, Any] = {}
+    for f in dataclasses.fields(Config):
+        group = f.metadata.get("group")
+        where = groups.setdefault(group, p.add_argument_group(group)) if group else p
+        optional = f.default is False or "const" in f.metadata
+        where.add_argument(flag(f.name), dest=f.name, action=Given, metavar="VALUES",
+                           nargs="?" if optional else None,
+                           const="true" if f.default is False else str(f.metadata.get("const")),
+                           help=f"{f.metadata['help']} (default: {space.text(f.default) or 'unset'})")
+    s = p.add_argument_group("the search")
+    s.add_argument("--trials", type=int, metavar="N", help="sample N trials of the ranges and lists, not the grid")
+    s.add_argument("--search-seed", type=int, default=0, metavar="S", help="seed of the sampling (0)")
+    s.add_argument("--jobs", type=int, default=1, metavar="N", help="trials at once, in N worker processes (1: here)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="run the trials on the Dask cluster there (tcp://HOST:PORT; "
+                   "needs the [dist] extra); each worker reads MNIST from its own data folder")
+    s.add_argument("--results", metavar="FILE.csv", type=writable_file,
+                   help="one row per finished trial, rewritten after each")
+    s.add_argument("--resume", action="store_true", help="keep the trials already in --results; run the rest")
+    s.add_argument("--test-best", action="store_true", help="retrain the best trial, score it once on the test split")
+    s.add_argument("--save", metavar="MODEL.npz", type=writable_file, help="with --test-best, keep that model")
+    add_data_args(p)
+    p.set_defaults(run=run, given=[])
+
+
+def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str]]:
+    """The trials and the names of the settings that vary, every trial checked as training
+    checks it; ``ValueError`` naming the flag (and the trial) if one is refused."""
+    axes = [space.parse_axis(name, text) for name, text in args.given]
+    varying = [a.name for a in axes if a.varies]
+    if not varying:
+        raise ValueError("nothing to search: give a flag a comma list of values, or a range with --trials N")
+    if args.trials is not None and args.trials < 1:
+        raise ValueError(f"--trials must be positive, got {args.trials}")
+    todo = space.samples(axes, args.trials, args.search_seed) if args.trials else space.grid(axes)
+    for i, settings in enumerate(todo, start=1):
+        try:
+            space.config(settings)
+        except ValueError as exc:
+            raise ValueError(f"trial {i} ({space.describe(settings, varying)}): {exc}") from None
+    return todo, varying
+
+
+def check(args: argparse.Namespace) -> str | None:
+    """What is wrong with the search's own flags, or None."""
+    if args.jobs < 1:
+        return f"--jobs must be positive, got {args.jobs}"
+    if args.scheduler and args.jobs != 1:
+        return "--jobs and --scheduler are alternatives: a cluster runs as many trials as it has worker threads"
+    if args.resume and not args.results:
+        return "--resume continues a --results file: give it"
+    if args.save and not args.test_best:
+        return "--save keeps the model of --test-best: give it"
+    return None
+
+
+def resumed(path: Path, todo: list[space.Settings], varying: list[str]) -> dict[int, results.Outcome]:
+    """The trials of ``todo`` already in the results file, by index; ``ValueError`` if the
+    file has a row that is not a trial of this search (or is there twice)."""
+    done: dict[int, results.Outcome] = {}
+    for settings, outcome in results.read(path, varying):
+        i = next((i for i, t in enumerate(todo) if i not in done and all(t[n] == settings[n] for n in varying)), None)
+        if i is None:
+            raise ValueError(f"{path}: its trial {space.describe(settings, varying)} is not one of this search's "
+                             "(--resume needs the flags that wrote it)")
+        done[i] = outcome
+    return done
+
+
+@contextlib.contextmanager
+def executor(args: argparse.Namespace) -> Iterator[tuple[Executor, int]]:
+    """Where the trials run, and how many at once."""
+    if args.scheduler:
+        with trials.cluster(args.scheduler) as (on_cluster, width):
+            yield on_cluster, width
+    elif args.jobs > 1:
+        with trials.pool(args.jobs) as workers:
+            yield workers, args.jobs
+    else:
+        yield trials.InProcess(), 1
+
+
+def table(best: list[tuple[space.Settings, results.Outcome]], varying: list[str]) -> list[str]:
+    """The best trials as aligned text lines, a header first."""
+    names = ["rank", *results.header(varying)]
+    cells = [[str(k), *(space.text(s[n]) for n in varying), f"{o.val_loss:.6f}", f"{o.val_accuracy:.4f}",
+              str(o.steps), f"{o.seconds:.2f}"] for k, (s, o) in enumerate(best, start=1)]
+    widths = [max(len(row[j]) for row in [names, *cells]) for j in range(len(names))]
+    return ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in [names, *cells]]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Search as the flags say: plan and check every trial, run them, report the best."""
+    problem = check(args)
+    try:
+        todo, varying = plan(args)
+    except ValueError as exc:
+        return usage_error(str(exc))
+    if problem:
+        return usage_error(problem)
+    try:
+        done = resumed(args.results, todo, varying) if args.resume and args.results.exists() else {}
+        if not args.scheduler:  # here, or workers on this machine: fetch and verify the training files first
+            download.fetch_missing(args.data_dir, args.mirror, args.quiet)
+            trials.data(args.data_dir, 0)
+    except (ValueError, download.DownloadError, mnist.MNISTDataError) as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"{exc.filename or args.results}: {exc.strerror or exc}")
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), initial=len(done), desc="search", unit="trial", file=sys.stderr,
+               disable=args.quiet or not sys.stderr.isatty())
+
+    def finished(i: int, outcome: results.Outcome) -> None:
+        done[i] = outcome
+        if args.results:
+            results.write(args.results, [(todo[j], done[j]) for j in sorted(done)], varying)
+        bar.update(1)
+        bar.set_postfix_str(f"best val_accuracy {max(o.val_accuracy for o in done.values()):.4f}")
+
+    where = args.scheduler or (f"{args.jobs} worker processes" if args.jobs > 1 else "this process")
+    print(f"{PROG} search: {len(todo)} trials ({len(done)} done), on {where}", file=sys.stderr)
+    try:
+        with Interrupt() as interrupted, executor(args) as (runner, width):
+            trials.run_all(runner, width, todo, [i for i in range(len(todo)) if i not in done], args.data_dir,
+                           finished, interrupted)
+            best = None
+            if args.test_best and done and not interrupted():
+                best = runner.submit(trials.run_tested, results.best([(todo[i], done[i]) for i in done], 1)[0][0],
+                                     args.data_dir).result()
+    except ImportError:
+        return usage_error("--scheduler needs dask.distributed: pip install 'scratchlr[dist]'")
+    except (download.DownloadError, mnist.MNISTDataError) as exc:
+        return fail(str(exc))
+    except BrokenProcessPool as exc:
+        return fail(f"a worker process died: {exc}")
+    except OSError as exc:
+        return fail(f"{exc.filename or args.results}: {exc.strerror or exc}")
+    finally:
+        bar.close()
+    return report(args, todo, varying, done, best, interrupted())
+
+
+def report(args: argparse.Namespace, todo: list[space.Settings], varying: list[str],
+           done: dict[int, results.Outcome], tested: Any, interrupted: bool) -> int:
+    """Print the best trials and the command of the best; keep the tested model if asked."""
+    rows = [(todo[i], done[i]) for i in sorted(done)]
+    if rows:
+        best = results.best(rows, TOP)
+        print(f"The {len(best)} best of {len(rows)} trials, by validation accuracy "
+              f"({'on ' + str(args.results) if args.results else 'not kept: give --results'}):")
+        print("\n".join(table(best, varying)))
+        data = [] if not args.data_dir else ["--data-dir", args.data_dir]
+        print(f"Best: python -m {PROG} {' '.join([*space.arguments(best[0][0]), *data])}")
+    if tested is not None:
+        print(f"Test accuracy of the best (the test split, read once): {tested.test_accuracy:.4f}")
+        if args.save:
+            try:  # the retrained run is the trial's, bit for bit: its validation accuracy is the trial's
+                modelfile.save(args.save, modelfile.ModelFile(tested.W, tested.b, space.config(best[0][0]),
+                                                              best[0][1].val_accuracy, tested.test_accuracy))
+            except OSError as exc:
+                return fail(f"cannot write {exc.filename or args.save}: {exc.strerror or exc}")
+    if interrupted:
+        print(f"{PROG}: interrupted after {len(done)} of {len(todo)} trials"
+              f"{'; --resume runs the rest' if args.results else ''}", file=sys.stderr)
+        return 130
+    return 0

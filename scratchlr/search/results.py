@@ -1,0 +1,113 @@
+"""A search's results: one row per finished trial, its CSV file, and the best trials.
+
+The CSV has one column per training flag that varies, named by the flag without its dashes
+(``learning-rate``), each cell as the flag takes it; then :data:`METRICS`. Floats are written
+in full (``repr``, which reads back to the same bits), and the file is rewritten atomically
+after each finished trial, its rows in the trials' order, so an interrupted search keeps
+every trial it finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..config import flag
+from ..files.atomic import atomic_write
+from . import space
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a trial measured: the validation loss and accuracy of the model its run keeps,
+    the steps it ran and its training seconds."""
+
+    val_loss: float
+    val_accuracy: float
+    steps: int
+    seconds: float
+
+
+METRICS = tuple(f.name for f in fields(Outcome))
+
+
+def column(name: str) -> str:
+    """A setting's column: its flag without the dashes (``learning_rate`` -> ``learning-rate``)."""
+    return flag(name)[2:]
+
+
+def header(varying: list[str]) -> list[str]:
+    """The CSV's columns: the varying settings', then the metrics."""
+    return [column(n) for n in varying] + list(METRICS)
+
+
+def to_csv(rows: list[tuple[space.Settings, Outcome]], varying: list[str]) -> str:
+    """The finished trials as CSV text, in the order given."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header(varying))
+    for settings, outcome in rows:
+        writer.writerow([space.text(settings[n]) for n in varying] + [space.text(v) for v in astuple(outcome)])
+    return out.getvalue()
+
+
+def write(path: Path, rows: list[tuple[space.Settings, Outcome]], varying: list[str]) -> None:
+    """Write the CSV to ``path`` atomically (a temporary file, then a rename)."""
+    atomic_write(Path(path), to_csv(rows, varying).encode())
+
+
+def read(path: Path, varying: list[str]) -> list[tuple[space.Settings, Outcome]]:
+    """The rows of a results file written for the settings ``varying``: each trial's varying
+    settings and its outcome. ``ValueError`` naming the file if it is not such a file."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != header(varying):
+        found = ",".join(rows[0]) if rows else "nothing"
+        raise ValueError(f"{path}: its columns are {found}, not this search's {','.join(header(varying))}")
+    out = []
+    for line, row in enumerate(rows[1:], start=2):
+        try:
+            settings = {n: space.value(n, cell) for n, cell in zip(varying, row)}
+            loss, acc, steps, seconds = row[len(varying):]
+            out.append((settings, Outcome(float(loss), float(acc), int(steps), float(seconds))))
+        except ValueError:
+            raise ValueError(f"{path}, line {line}: not a row of this search: {','.join(row)}") from None
+    return out
+
+
+def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """Any results file, for pictures: its setting columns, and its rows as dicts of column ->
+    value (numbers where the cell is one). ``ValueError`` naming the file if it is not one."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or tuple(rows[0][-len(METRICS):]) != METRICS or len(rows[0]) == len(METRICS):
+        raise ValueError(f"{path}: not a search's results (its last columns are not {','.join(METRICS)})")
+    names, table = rows[0][: -len(METRICS)], []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(rows[0]):
+            raise ValueError(f"{path}, line {line}: {len(row)} cells, not {len(rows[0])}")
+        try:
+            table.append({c: number(cell) for c, cell in zip(rows[0], row)}
+                         | {m: float(row[rows[0].index(m)]) for m in METRICS})
+        except ValueError:
+            raise ValueError(f"{path}, line {line}: a metric is not a number: {','.join(row)}") from None
+    return names, table
+
+
+def number(cell: str) -> Any:
+    """A cell as an int or a float where it is one, else as it is."""
+    for t in (int, float):
+        try:
+            return t(cell)
+        except ValueError:
+            pass
+    return cell
+
+
+def best(rows: list[tuple[space.Settings, Outcome]], k: int = 5) -> list[tuple[space.Settings, Outcome]]:
+    """The k best trials: highest validation accuracy, then lowest validation loss, then first."""
+    order = sorted(range(len(rows)), key=lambda i: (-rows[i][1].val_accuracy, rows[i][1].val_loss, i))
+    return [rows[i] for i in order[:k]]
