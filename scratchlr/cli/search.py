@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         done = resumed(args.results, todo, varying) if args.resume and args.results.exists() else {}
         if not args.scheduler:  # here, or workers on this machine: fetch and verify the training files first
-            download.fetch_missing(args.data_dir, args.mirror, args.quiet)
+            download.fetch_missing(args.data_dir, args.mirror, args.quiet, mnist.TRAIN_FILES)
             trials.data(args.data_dir, 0)
     except (ValueError, download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
@@ -172,15 +172,16 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"best val_accuracy {max(o.val_accuracy for o in done.values()):.4f}")
 
     where = args.scheduler or (f"{args.jobs} worker processes" if args.jobs > 1 else "this process")
-    print(f"{PROG} search: {len(todo)} trials ({len(done)} done), on {where}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{PROG} search: {len(todo)} trials ({len(done)} done), on {where}", file=sys.stderr)
     try:
         with Interrupt() as interrupted, executor(args) as (runner, width):
             trials.run_all(runner, width, todo, [i for i in range(len(todo)) if i not in done], args.data_dir,
                            finished, interrupted)
-            best = None
-            if args.test_best and done and not interrupted():
-                best = runner.submit(trials.run_tested, results.best([(todo[i], done[i]) for i in done], 1)[0][0],
-                                     args.data_dir).result()
+            bar.close()
+            best = show(args, [(todo[i], done[i]) for i in sorted(done)], varying)
+            if args.test_best and best and not interrupted():
+                test_best(args, runner, best)
     except ImportError:
         return usage_error("--scheduler needs dask.distributed: pip install 'scratchlr[dist]'")
     except (download.DownloadError, mnist.MNISTDataError) as exc:
@@ -191,30 +192,37 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"{exc.filename or args.results}: {exc.strerror or exc}")
     finally:
         bar.close()
-    return report(args, todo, varying, done, best, interrupted())
-
-
-def report(args: argparse.Namespace, todo: list[space.Settings], varying: list[str],
-           done: dict[int, results.Outcome], tested: Any, interrupted: bool) -> int:
-    """Print the best trials and the command of the best; keep the tested model if asked."""
-    rows = [(todo[i], done[i]) for i in sorted(done)]
-    if rows:
-        best = results.best(rows, TOP)
-        print(f"The {len(best)} best of {len(rows)} trials, by validation accuracy "
-              f"({'on ' + str(args.results) if args.results else 'not kept: give --results'}):")
-        print("\n".join(table(best, varying)))
-        data = [] if not args.data_dir else ["--data-dir", args.data_dir]
-        print(f"Best: python -m {PROG} {' '.join([*space.arguments(best[0][0]), *data])}")
-    if tested is not None:
-        print(f"Test accuracy of the best (the test split, read once): {tested.test_accuracy:.4f}")
-        if args.save:
-            try:  # the retrained run is the trial's, bit for bit: its validation accuracy is the trial's
-                modelfile.save(args.save, modelfile.ModelFile(tested.W, tested.b, space.config(best[0][0]),
-                                                              best[0][1].val_accuracy, tested.test_accuracy))
-            except OSError as exc:
-                return fail(f"cannot write {exc.filename or args.save}: {exc.strerror or exc}")
-    if interrupted:
+    if interrupted():
         print(f"{PROG}: interrupted after {len(done)} of {len(todo)} trials"
               f"{'; --resume runs the rest' if args.results else ''}", file=sys.stderr)
         return 130
     return 0
+
+
+def show(args: argparse.Namespace, rows: list[tuple[space.Settings, results.Outcome]],
+         varying: list[str]) -> tuple[space.Settings, results.Outcome] | None:
+    """Print the best trials and the command that trains the best; return the best (None
+    if no trial finished)."""
+    if not rows:
+        return None
+    best = results.best(rows, TOP)
+    print(f"The {len(best)} best of {len(rows)} trials, by validation accuracy "
+          f"({'on ' + str(args.results) if args.results else 'not kept: give --results'}):")
+    print("\n".join(table(best, varying)))
+    data = [] if not args.data_dir else ["--data-dir", args.data_dir]
+    print(f"Best: python -m {PROG} {' '.join([*space.arguments(best[0][0]), *data])}", flush=True)
+    return best[0]
+
+
+def test_best(args: argparse.Namespace, runner: Executor, best: tuple[space.Settings, results.Outcome]) -> None:
+    """Retrain the best trial where the trials ran, score it once on the test split, and keep
+    the model if asked. The run is the trial's, bit for bit, so its validation accuracy is the
+    trial's. ``OSError`` if the model cannot be written."""
+    settings, outcome = best
+    if not args.scheduler:  # the test files, fetched and read now and only now
+        download.fetch_missing(args.data_dir, args.mirror, args.quiet)
+    tested = runner.submit(trials.run_tested, settings, args.data_dir).result()
+    print(f"Test accuracy of the best (the test split, read once): {tested.test_accuracy:.4f}", flush=True)
+    if args.save:
+        modelfile.save(args.save, modelfile.ModelFile(tested.W, tested.b, space.config(settings),
+                                                      outcome.val_accuracy, tested.test_accuracy))

@@ -207,12 +207,14 @@ def fetch(f: mnist.MNISTFile, directory: Path, tried: list[str], http: requests.
     raise DownloadError(f"could not fetch {f.name} into {directory}: tried {detail}; {HINT}")
 
 
-def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings()) -> list[str]:
-    """Make ``directory`` hold all four verified files, fetching only what is missing or
-    bad. Returns the names fetched. Raises ``DownloadError`` (one line), or ``MNISTDataError``
-    if ``directory`` is a file. A failure leaves no folder this call made, nor its lock."""
+def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings(),
+           keys: Sequence[str] = tuple(mnist.FILES)) -> list[str]:
+    """Make ``directory`` hold the verified files of ``keys`` (default: all four), fetching
+    only what is missing or bad; no other file is opened. Returns the names fetched. Raises
+    ``DownloadError`` (one line), or ``MNISTDataError`` if ``directory`` is a file. A
+    failure leaves no folder this call made, nor its lock."""
     mnist.check_folder(directory)
-    problems = {f: cached(directory, f) for f in mnist.FILES.values()}
+    problems = {f: cached(directory, f) for f in (mnist.FILES[key] for key in keys)}
     if all(p is None for p in problems.values()):
         return []
     if directory.is_dir() and not store.writable(directory):
@@ -250,11 +252,12 @@ def remove_if_empty(made: list[Path]) -> None:
 
 
 def fetch_missing(data_dir: str | None = None, explicit_mirrors: Sequence[str] | None = None,
-                  quiet: bool = False) -> list[str]:
+                  quiet: bool = False, keys: Sequence[str] = tuple(mnist.FILES)) -> list[str]:
     """Make the data folder (:func:`scratchlr.dataset.mnist.data_dir` of ``data_dir``) hold
-    verified MNIST, fetching what is missing from :func:`mirrors` (``explicit_mirrors`` first).
-    Returns the names fetched; raises ``DownloadError``, or ``MNISTDataError`` for a file."""
-    return ensure(mnist.data_dir(data_dir), mirrors(explicit_mirrors), Settings(quiet=quiet))
+    verified MNIST (the files of ``keys``: all four by default), fetching what is missing
+    from :func:`mirrors` (``explicit_mirrors`` first). Returns the names fetched; raises
+    ``DownloadError``, or ``MNISTDataError`` for a file."""
+    return ensure(mnist.data_dir(data_dir), mirrors(explicit_mirrors), Settings(quiet=quiet), keys)
 
 
 def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
