@@ -132,3 +132,75 @@ def test_plot_refuses_an_empty_history(mnist_dir: Path, tmp_path: Path, result: 
     args = ["--out", str(tmp_path / "figs"), "--history", str(tmp_path / "h.csv"), "--data-dir", str(mnist_dir)]
     assert main(["plot", str(tmp_path / "m.npz"), *args]) == 1
     assert "no records" in capsys.readouterr().err
+
+
+def search_table(tmp_path: Path) -> Path:
+    """A grid's results file, its accuracy a function of the cell (a made-up landscape, to
+    check that each cell shows its own trial)."""
+    from scratchlr.search import results
+
+    rows = []
+    for lr in (0.01, 0.1, 1.0):
+        for m in (0.0, 0.5, 0.9):
+            acc = 0.9 + 0.01 * np.log10(lr) * -abs(m - 0.5) + lr / 100
+            rows.append(({"learning_rate": lr, "momentum": m}, results.Outcome(1 - acc, acc, 430, lr + m + 0.1)))
+    out = tmp_path / "r.csv"
+    results.write(out, rows, ["learning_rate", "momentum"])
+    return out
+
+
+def test_the_search_map_shows_each_trial_in_its_cell_on_log_axes(tmp_path: Path) -> None:
+    from scratchlr.search import results
+
+    names, table = results.read_table(search_table(tmp_path))
+    fig = plots.search_map(names, table)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"  # lr spans two decades, momentum does not
+    assert ax.get_xlabel() == "learning-rate (log scale)" and ax.get_ylabel() == "momentum"
+    shown = ax.collections[0].get_array().reshape(3, 3)  # rows: momentum, columns: learning rate
+    for row in table:
+        i, j = (0.0, 0.5, 0.9).index(row["momentum"]), (0.01, 0.1, 1.0).index(row["learning-rate"])
+        assert shown[i, j] == row["val_accuracy"]
+    texts = {t.get_text() for t in ax.texts}
+    assert texts == {f"{row['val_accuracy']:.4f}" for row in table}
+
+
+def test_the_search_map_keeps_the_best_of_each_cell_of_a_sampled_search() -> None:
+    rng = np.random.default_rng(0)
+    table = [{"learning-rate": float(lr), "batch-size": int(b), "val_accuracy": float(a), "val_loss": 0.3,
+              "steps": 10, "seconds": 1.0}
+             for lr, b, a in zip(np.exp(rng.uniform(np.log(0.01), np.log(2), 60)), rng.integers(32, 513, 60),
+                                 rng.uniform(0.8, 0.93, 60))]
+    fig = plots.search_map(["learning-rate", "batch-size"], table)
+    shown = fig.axes[0].collections[0].get_array()
+    assert shown.shape == (plots.BINS, plots.BINS) and np.nanmax(shown) == max(r["val_accuracy"] for r in table)
+    assert 0 < shown.count() <= 60  # cells with no trial are masked
+    assert fig.axes[0].get_xscale() == fig.axes[0].get_yscale() == "log"
+
+
+def test_the_front_is_the_trials_nothing_beats_on_both() -> None:
+    table = [{"seconds": s, "val_accuracy": a} for s, a in [(1, 0.90), (2, 0.92), (3, 0.91), (4, 0.93), (5, 0.93),
+                                                            (0.5, 0.85)]]
+    assert [(r["seconds"], r["val_accuracy"]) for r in plots.front(table)] == [(0.5, 0.85), (1, 0.90), (2, 0.92),
+                                                                                (4, 0.93)]
+
+
+def test_plot_search_writes_the_two_pictures(tmp_path: Path, capsys) -> None:
+    csv = search_table(tmp_path)
+    assert main(["plot", "--search", str(csv), "--out", str(tmp_path / "figs")]) == 0
+    written = capsys.readouterr().out.split()
+    assert written == [str(tmp_path / "figs" / name) for name in ("search_map.png", "search_front.png")]
+    for name in written:
+        with Image.open(name) as im:
+            assert im.size[0] > 500 and len(set(np.asarray(im.convert("L")).ravel().tolist())) > 20  # not blank
+
+
+@pytest.mark.parametrize("content, words", [("", "not a search's results"),
+                                            ("learning-rate,val_loss,val_accuracy,steps,seconds\n", "no trial"),
+                                            ("momentum,val_loss,val_accuracy,steps,seconds\n0.9,0.3,0.9,1,1\n",
+                                             "nothing to map")])
+def test_plot_search_refuses_results_it_cannot_draw(tmp_path: Path, capsys, content: str, words: str) -> None:
+    (tmp_path / "r.csv").write_text(content)
+    assert main(["plot", "--search", str(tmp_path / "r.csv"), "--out", str(tmp_path / "figs")]) == 1
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "figs").exists()

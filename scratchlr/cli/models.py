@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -17,8 +17,9 @@ from ..backend import numpy_backend
 from ..dataset import download, mnist
 from ..files import history, images, modelfile
 from ..reports.evaluate import confusion_matrix, format_report, report
+from ..search import results
 from ..train import predict_split
-from .args import add_data_args, fail, load_data
+from .args import add_data_args, fail, load_data, usage_error
 
 
 def add_parsers(commands: Any) -> None:
@@ -41,13 +42,17 @@ def add_parsers(commands: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(run=run_predict)
 
-    p = commands.add_parser("plot", help="draw a saved model's pictures",
+    p = commands.add_parser("plot", help="draw a saved model's pictures, or a search's",
                             description="Write the pictures of a saved model as PNG files: templates.png (the weight "
                             "templates), confusion.png, most_wrong.png, explain.png (why one prediction) and, with "
-                            "--history, curves.png. Needs the [plot] extra (matplotlib).")
-    p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
+                            "--history, curves.png; with --search, a search's search_map.png (validation accuracy "
+                            "over its two busiest settings) and search_front.png (accuracy against time, and the "
+                            "Pareto front). Needs the [plot] extra (matplotlib).")
+    p.add_argument("model", metavar="MODEL.npz", nargs="?", help="a model written by --save")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into (made if missing)")
     p.add_argument("--history", metavar="FILE", help="a history CSV written by --history, for curves.png")
+    p.add_argument("--search", metavar="FILE.csv", help="a search's --results, for search_map.png and "
+                   "search_front.png")
     p.add_argument("--explain", metavar="FILE", help="an image to explain (default: the first test image)")
     add_data_args(p)
     p.set_defaults(run=run_plot)
@@ -107,7 +112,14 @@ def run_plot(args: argparse.Namespace) -> int:
         from ..reports import plots
     except ImportError:
         return fail("plot needs matplotlib: pip install 'scratchlr[plot]'")
+    if args.model is None and (args.search is None or args.history or args.explain):
+        return usage_error("give a MODEL.npz (with --history or --explain if wanted), or --search FILE.csv, or both")
     try:
+        searched = search_figures(plots, Path(args.search)) if args.search else {}
+        out = Path(args.out)
+        if args.model is None:
+            out.mkdir(parents=True, exist_ok=True)
+            return write_figures(plots, searched, out)
         m = modelfile.load(args.model)
         records = history.read_csv(Path(args.history)) if args.history else None
         if records == []:
@@ -115,7 +127,6 @@ def run_plot(args: argparse.Namespace) -> int:
         data = load_data(args, m.config.validation_size)
         x, title = ((images.read(args.explain)[0], Path(args.explain).name) if args.explain
                     else (model.pixels(data.test.images[0], np.float32), f"test image 0 (a {data.test.labels[0]})"))
-        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
     except (modelfile.ModelFileError, download.DownloadError, mnist.MNISTDataError, images.ImageError,
             ValueError) as exc:
@@ -129,7 +140,24 @@ def run_plot(args: argparse.Namespace) -> int:
         "most_wrong.png": lambda: plots.most_wrong(m.W, m.b, np.asarray(data.test.images), data.test.labels),
         "explain.png": lambda: plots.explain(m.W, m.b, x, title),
         **({"curves.png": lambda: plots.curves(records, averaged=m.config.average is not None)} if records else {}),
+        **searched,
     }
+    return write_figures(plots, figures, out)
+
+
+def search_figures(plots: Any, path: Path) -> dict[str, Callable[[], Any]]:
+    """The two pictures of a search's results file, to be drawn; ``ValueError`` if the file
+    is not one, or has no trial, or no setting that varies."""
+    names, table = results.read_table(path)
+    if not table:
+        raise ValueError(f"{path}: no trial has finished: there is nothing to draw")
+    plots.search_map(names, table)  # refuses results where nothing varies, before anything is written
+    return {"search_map.png": lambda: plots.search_map(names, table),
+            "search_front.png": lambda: plots.search_front(names, table)}
+
+
+def write_figures(plots: Any, figures: dict[str, Callable[[], Any]], out: Path) -> int:
+    """Draw and save each figure as ``out/NAME``, printing each path; 0, or 1 if one cannot be written."""
     try:
         for name, make in figures.items():
             plots.save(make(), out / name)

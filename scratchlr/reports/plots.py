@@ -7,17 +7,21 @@ and show inline in a notebook. Needs the ``[plot]`` extra (matplotlib).
 - :func:`curves`: training and validation loss and accuracy from a run's history;
 - :func:`confusion`: the confusion matrix, annotated with its counts;
 - :func:`most_wrong`: the test images the model is most confidently wrong about;
-- :func:`explain`: why one prediction: logit_c = sum_i x_i W_ic + b_c, drawn pixel by pixel.
+- :func:`explain`: why one prediction: logit_c = sum_i x_i W_ic + b_c, drawn pixel by pixel;
+- :func:`search_map`: a search's validation accuracy over its two busiest settings;
+- :func:`search_front`: a search's validation accuracy against training time, and its Pareto front.
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
 from .. import model
 from ..dataset.mnist import SIDE
@@ -131,6 +135,129 @@ def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Fig
         ax.set_axis_off()
     fig.colorbar(im, ax=axes[1:], shrink=0.9, label="x_i W[i, c]: each pixel's share of the logit")
     fig.suptitle("Why this prediction: pixel contributions to the two highest logits")
+    return fig
+
+
+Table = list[dict[str, Any]]  # a search's rows, column -> value (scratchlr.search.results.read_table)
+BINS = 8  # cells along an axis of sampled values; a grid's axis has a cell per value
+
+
+def numeric(values: list[Any]) -> bool:
+    """Whether every value is a number (a bool is not)."""
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def logarithmic(values: list[Any]) -> bool:
+    """Whether an axis reads best in log: numbers, all positive, spanning a factor of 10 or more."""
+    return numeric(values) and min(values) > 0 and max(values) >= 10 * min(values)
+
+
+def cells(values: list[Any]) -> tuple[np.ndarray, Any, bool]:
+    """An axis of a heat map: the edges of its cells, the cell of a value, whether it is log.
+    Numbers get a cell per distinct value (edges halfway between, in log where the axis is),
+    or, when sampled (more than 12 distinct), BINS even cells; anything else a cell per value."""
+    distinct = sorted(set(values), key=lambda v: (str(type(v)), v))
+    if not numeric(distinct):
+        return np.arange(len(distinct) + 1) - 0.5, distinct.index, False
+    log = logarithmic(distinct)
+    warp, unwarp = (np.log, np.exp) if log else (lambda a: a, lambda a: a)
+    points = warp(np.asarray(distinct, float))
+    if len(distinct) > 12:
+        edges = np.linspace(points[0], points[-1], BINS + 1)
+        return unwarp(edges), lambda v: min(int(np.searchsorted(edges, warp(float(v)), "right")) - 1, BINS - 1), log
+    half = np.diff(points) / 2 if len(points) > 1 else np.array([0.5 if not log else np.log(2)])
+    edges = np.concatenate([[points[0] - half[0]], points[:-1] + half, [points[-1] + half[-1]]])
+    return unwarp(edges), lambda v: distinct.index(v), log
+
+
+def search_map(names: list[str], table: Table) -> Figure:
+    """Validation accuracy over the two settings with the most values: each cell is the best
+    trial in it (over the other settings), annotated; log axes where the values span a decade."""
+    busy = sorted((n for n in names if len({row[n] for row in table}) > 1),
+                  key=lambda n: -len({row[n] for row in table}))[:2]
+    if not busy:
+        raise ValueError("no setting varies in these results: there is nothing to map")
+    x_edges, x_cell, x_log = cells([row[busy[0]] for row in table])
+    y_edges, y_cell, y_log = cells([row[busy[1]] for row in table]) if len(busy) == 2 \
+        else (np.array([0.0, 1.0]), lambda v: 0, False)  # one setting: a strip of cells
+    best = np.full((len(y_edges) - 1, len(x_edges) - 1), np.nan)
+    for row in table:
+        i, j = y_cell(row[busy[-1]]), x_cell(row[busy[0]])
+        best[i, j] = np.fmax(best[i, j], row["val_accuracy"])
+    fig = Figure(figsize=(8, 6 if len(busy) == 2 else 2.8), layout="constrained")
+    ax = fig.subplots()
+    mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(best), cmap="viridis")
+    ax.set_facecolor("0.9")  # no trial there
+    x_mid, y_mid = (np.sqrt(e[:-1] * e[1:]) if log else (e[:-1] + e[1:]) / 2
+                    for e, log in ((x_edges, x_log), (y_edges, y_log)))
+    low, high = np.nanmin(best), np.nanmax(best)
+    for (i, j), acc in np.ndenumerate(best):
+        if np.isfinite(acc) and best.size <= 144:
+            ax.text(x_mid[j], y_mid[i], f"{acc:.4f}", ha="center", va="center", fontsize=8,
+                    color="black" if high > low and (acc - low) / (high - low) > 0.6 else "white")
+    label(ax.xaxis, busy[0], [row[busy[0]] for row in table], x_log)
+    if len(busy) == 2:
+        label(ax.yaxis, busy[1], [row[busy[1]] for row in table], y_log)
+    else:
+        ax.set_yticks([])
+    fig.colorbar(mesh, ax=ax, label="validation accuracy (best trial in the cell)")
+    others = [n for n in names if n not in busy and len({row[n] for row in table}) > 1]
+    ax.set_title(f"Validation accuracy, {len(table)} trials" + (f" (over {', '.join(others)} too)" if others else ""))
+    return fig
+
+
+def label(axis: Any, name: str, values: list[Any], log: bool) -> None:
+    """Name a heat map's axis, set its scale, and tick a grid's values (a sampled axis keeps
+    matplotlib's ticks, written plainly)."""
+    distinct = sorted(set(values), key=lambda v: (str(type(v)), v))
+    axis.set_label_text(name + (" (log scale)" if log else ""))
+    getattr(axis.axes, f"set_{axis.axis_name}scale")("log" if log else "linear")
+    if not numeric(distinct):
+        axis.set_ticks(range(len(distinct)), [str(v) for v in distinct])
+    elif len(distinct) <= 12:
+        axis.set_ticks(distinct, [f"{v:g}" for v in distinct])
+        axis.set_minor_locator(NullLocator())
+    else:
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def front(table: Table) -> list[dict[str, Any]]:
+    """The Pareto front of (training seconds, validation accuracy): the trials no other is
+    both faster than and at least as accurate as, fastest first."""
+    out: list[dict[str, Any]] = []
+    for row in sorted(table, key=lambda r: (r["seconds"], -r["val_accuracy"])):
+        if not out or row["val_accuracy"] > out[-1]["val_accuracy"]:
+            out.append(row)
+    return out
+
+
+def search_front(names: list[str], table: Table) -> Figure:
+    """Validation accuracy against training seconds, one point per trial, and the Pareto front
+    marked and labelled with its settings: "fast enough and good enough" is a point on it."""
+    fig = Figure(figsize=(9, 6), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter([r["seconds"] for r in table], [r["val_accuracy"] for r in table], s=14, alpha=0.5,
+               label="a trial")
+    best = front(table)
+    ax.step([r["seconds"] for r in best], [r["val_accuracy"] for r in best], where="post", color="C3",
+            marker="o", label="the Pareto front: nothing is both faster and more accurate")
+    for r in best:
+        ax.annotate(" ".join(f"{n}={r[n]:g}" if numeric([r[n]]) else f"{n}={r[n]}" for n in names),
+                    (r["seconds"], r["val_accuracy"]), xytext=(5, -11), textcoords="offset points", fontsize=7)
+    seconds = [r["seconds"] for r in table]
+    if logarithmic(seconds):
+        ax.set_xscale("log")
+    top = max(r["val_accuracy"] for r in table)
+    floor = max(min(r["val_accuracy"] for r in table), top - 0.05) - 0.002  # the interesting band
+    ax.set_ylim(floor, top + 0.003)
+    hidden = sum(r["val_accuracy"] < floor for r in table)
+    ax.set_xlabel("training seconds" + (" (log scale)" if logarithmic(seconds) else ""))
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(f"Validation accuracy against training time, {len(table)} trials"
+                 + (f" ({hidden} far below, off the chart)" if hidden else ""))
     return fig
 
 

@@ -29,7 +29,9 @@ Settings = dict[str, Any]
 def kind(name: str) -> type:
     """The type of a Config field's values: bool, int, float or str."""
     f = FIELDS[name]
-    return bool if f.default is False else f.metadata.get("type") or type(f.default)
+    if f.default is False:
+        return bool
+    return f.metadata.get("type") or (str if f.default is None else type(f.default))
 
 
 def value(name: str, text: str) -> Any:
@@ -145,5 +147,8 @@ def describe(settings: Settings, names: list[str]) -> str:
 def text(v: Any) -> str:
     """A value as a flag or CSV cell takes it: floats in full (``repr``), booleans
     ``true``/``false``, None empty."""
-    return "" if v is None else ("true" if v else "false") if isinstance(v, bool) else repr(v) \
-        if isinstance(v, float) else str(v)
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
