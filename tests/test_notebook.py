@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -39,4 +40,5 @@ def test_notebook_executes(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Testset Accuracy: 0.9079" in text  # the seed's run
     assert "J = 2.3025851 = ln 10" in text and "dJ/dW  (784, 10)" in text
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4  # templates, curves, confusion, explain
+    assert re.search(r"best on validation: --learning-rate \S+ --momentum \S+ 0\.9\d{3}", text)  # the search
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 5  # templates, curves, confusion, explain, map

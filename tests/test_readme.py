@@ -51,7 +51,7 @@ def test_readme_is_short_and_its_links_resolve() -> None:
 def test_readme_names_each_command() -> None:
     verbs = [c.split()[3] if len(c.split()) > 3 and not c.split()[3].startswith("-") else "train"
              for c in commands()]
-    assert set(verbs) >= {"train", "evaluate", "predict", "plot", "gradcheck", "download"}
+    assert set(verbs) >= {"train", "search", "evaluate", "predict", "plot", "gradcheck", "download"}
 
 
 def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_path: Path) -> None:
@@ -68,6 +68,8 @@ def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_
     assert (tmp_path / "m.npz").exists() and (tmp_path / "run.csv").exists()
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
         "confusion.png", "curves.png", "explain.png", "most_wrong.png", "templates.png"]
+    assert sorted(p.name for p in (tmp_path / "search-figs").iterdir()) == ["search_front.png", "search_map.png"]
+    assert len((tmp_path / "grid.csv").read_text().splitlines()) == 10  # the header and 9 trials
     label = int(mnist_data.test.labels[0])
     out = subprocess.run([sys.executable, "-m", "scratchlr", "predict", "m.npz", "my-digit.png"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=300).stdout

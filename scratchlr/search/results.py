@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import astuple, dataclass, fields
+from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,13 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
         except ValueError:
             raise ValueError(f"{path}, line {line}: a metric is not a number: {','.join(row)}") from None
     return names, table
+
+
+def as_table(rows: list[tuple[space.Settings, Outcome]], varying: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Finished trials as :func:`read_table` reads their file: the setting columns, and a dict
+    per row of column -> value (for the pictures, without a file)."""
+    return [column(n) for n in varying], [{column(n): settings[n] for n in varying} | asdict(outcome)
+                                          for settings, outcome in rows]
 
 
 def number(cell: str) -> Any:
