@@ -254,3 +254,13 @@ def test_the_best_are_by_accuracy_then_loss() -> None:
     found = [({"i": 0}, o(0.3, 0.9, 1, 1)), ({"i": 1}, o(0.2, 0.92, 1, 1)), ({"i": 2}, o(0.1, 0.92, 1, 1)),
              ({"i": 3}, o(0.1, 0.92, 1, 1))]
     assert [s["i"] for s, _ in results.best(found, 3)] == [2, 3, 1]
+
+
+def test_search_takes_every_training_flag(capsys) -> None:
+    from scratchlr.config import flag
+
+    text = in_process(capsys, "search", "--help").stdout
+    for name in space.FIELDS:
+        assert flag(name) in text, name
+    for own in ("--trials", "--search-seed", "--jobs", "--scheduler", "--results", "--resume", "--test-best", "--save"):
+        assert own in text, own
