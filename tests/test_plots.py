@@ -145,7 +145,7 @@ def search_table(tmp_path: Path) -> Path:
             acc = 0.9 + 0.01 * np.log10(lr) * -abs(m - 0.5) + lr / 100
             rows.append(({"learning_rate": lr, "momentum": m}, results.Outcome(1 - acc, acc, 430, lr + m + 0.1)))
     out = tmp_path / "r.csv"
-    results.write(out, rows, ["learning_rate", "momentum"])
+    results.write(out, rows, ["learning_rate", "momentum"], {"epochs": 1})
     return out
 
 
@@ -204,3 +204,14 @@ def test_plot_search_refuses_results_it_cannot_draw(tmp_path: Path, capsys, cont
     assert main(["plot", "--search", str(tmp_path / "r.csv"), "--out", str(tmp_path / "figs")]) == 1
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "figs").exists()
+
+
+def test_a_grid_from_zero_over_decades_and_unset_values_get_a_cell_each() -> None:
+    table = [{"weight-decay": wd, "average": avg, "val_accuracy": 0.9 - wd - (avg == "") / 100, "val_loss": 0.3,
+              "steps": 10, "seconds": 1.0} for wd in (0, 1e-5, 1e-4, 1e-2) for avg in ("", 430)]
+    fig = plots.search_map(["weight-decay", "average"], table)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear" and [t.get_text() for t in ax.get_xticklabels()] == ["0", "1e-05", "0.0001",
+                                                                                           "0.01"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["430", "none"]
+    assert np.isfinite(np.asarray(ax.collections[0].get_array(), float)).all()  # every cell has its trial

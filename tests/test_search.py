@@ -57,6 +57,16 @@ def test_each_row_is_the_run_alone_with_validate(mnist_dir: Path, tmp_path: Path
         assert row["steps"] == "430" and float(row["seconds"]) > 0
         assert repr(float(row["val_loss"])) == row["val_loss"]  # in full: it reads back to the same float
     best = max(found, key=lambda r: float(r["val_accuracy"]))
+    from scratchlr import train
+    from scratchlr.backend import numpy_backend
+
+    data = mnist.load(str(mnist_dir))
+    for row in found:  # the same bits as the run made in this process
+        run = train.train(data, train.Config(epochs=1, shuffle=True, learning_rate=float(row["learning-rate"]),
+                                             momentum=float(row["momentum"]), validate=True), numpy_backend(),
+                          emit=lambda line: None)
+        assert (run.history[-1].val_loss, run.history[-1].val_accuracy) == (float(row["val_loss"]),
+                                                                           float(row["val_accuracy"]))
     command = re.search(r"^Best: python -m scratchlr (.*)$", proc.stdout, re.M).group(1).split()
     again = scratchlr(*command, "--quiet")
     assert f"accuracy= {float(best['val_accuracy']):.4f}" in again.stdout.splitlines()[-2]
@@ -92,12 +102,12 @@ def test_ctrl_c_keeps_the_finished_trials_and_resume_completes_them(mnist_dir: P
              "0.1,0.2,0.3", "--momentum", "0,0.5,0.9", "--results", str(out), "--jobs", jobs]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "scratchlr", *flags], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     try:
         while not (out.exists() and len(rows(out)) >= 1):  # one trial finished
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: the search and its workers
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         proc.kill()
@@ -187,7 +197,7 @@ def test_test_best_scores_the_best_once_on_test_and_keeps_it(mnist_dir: Path, tm
     assert proc.returncode == 0, proc.stderr
     command = re.search(r"^Best: python -m scratchlr (.*)$", proc.stdout, re.M).group(1).split()
     assert command == ["--epochs", "1", "--shuffle", "--learning-rate", "0.1", "--momentum", "0.9", "--validate",
-                       "--data-dir", str(mnist_dir)]
+                       "--device", "cpu", "--data-dir", str(mnist_dir)]
     alone = in_process(capsys, *command, "--quiet").stdout.splitlines()
     tested = re.search(r"^Test accuracy of the best \(the test split, read once\): (\S+)$", proc.stdout, re.M)
     assert f"Testset Accuracy: {tested.group(1)}" == alone[-1]
@@ -242,7 +252,7 @@ def test_the_results_file_reads_back_to_the_same_bits(tmp_path: Path) -> None:
                                                                                    "average": 430, "nesterov": False}]
     outcomes = [results.Outcome(0.1 / 3, np.float32(0.9231).item(), 430, 1 / 7), results.Outcome(2.0, 0.5, 1, 0.25)]
     varying = ["learning_rate", "average", "nesterov"]
-    results.write(tmp_path / "r.csv", list(zip(settings, outcomes)), varying)
+    results.write(tmp_path / "r.csv", list(zip(settings, outcomes)), varying, {})
     assert results.read(tmp_path / "r.csv", varying) == list(zip(settings, outcomes))
     names, table = results.read_table(tmp_path / "r.csv")
     assert names == ["learning-rate", "average", "nesterov"] and table[1]["average"] == 430
@@ -256,11 +266,87 @@ def test_the_best_are_by_accuracy_then_loss() -> None:
     assert [s["i"] for s, _ in results.best(found, 3)] == [2, 3, 1]
 
 
-def test_search_takes_every_training_flag(capsys) -> None:
+def test_search_takes_every_training_flag() -> None:
+    from scratchlr.cli.main import parser
     from scratchlr.config import flag
 
-    text = in_process(capsys, "search", "--help").stdout
-    for name in space.FIELDS:
-        assert flag(name) in text, name
-    for own in ("--trials", "--search-seed", "--jobs", "--scheduler", "--results", "--resume", "--test-best", "--save"):
-        assert own in text, own
+    options = parser()[1]["search"]._option_string_actions  # argparse's table of the command's flags
+    assert {flag(name) for name in space.FIELDS} <= set(options)
+    assert {"--trials", "--search-seed", "--jobs", "--scheduler", "--results", "--resume", "--test-best",
+            "--save"} <= set(options)
+
+
+def test_a_trial_that_fails_is_named_and_the_finished_ones_kept(mnist_dir: Path, tmp_path: Path, capsys,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from scratchlr.search import trials
+
+    real = trials.run_trial
+
+    def third_fails(settings, data_dir):
+        if settings["learning_rate"] == 0.3:
+            raise MemoryError
+        return real(settings, data_dir)
+
+    monkeypatch.setattr(trials, "run_trial", third_fails)
+    proc = in_process(capsys, "search", "--data-dir", str(mnist_dir), "--num-steps", "20", "--learning-rate",
+                      "0.1,0.2,0.3,0.4", "--results", str(tmp_path / "r.csv"), "--quiet")
+    assert_one_line_error(proc, 1, "trial 3 (--learning-rate 0.3): out of memory")
+    assert [r["learning-rate"] for r in rows(tmp_path / "r.csv")] == ["0.1", "0.2"]
+
+
+@pytest.mark.parametrize("args, status, words", [
+    (["--scheduler", "localhost"], 2, "not a scheduler's address"),
+    (["--scheduler", "tcp://127.0.0.1:9"], 1, "no Dask scheduler answers there"),
+])
+def test_a_scheduler_that_is_not_there_is_one_line(mnist_dir: Path, args: list[str], status: int, words: str,
+                                                   capsys) -> None:
+    pytest.importorskip("distributed", reason="the [dist] extra (dask.distributed) is not installed")
+    proc = in_process(capsys, "search", "--data-dir", str(mnist_dir), "--num-steps", "20", "--learning-rate",
+                      "0.1,0.5", "--quiet", *args)
+    assert_one_line_error(proc, status, words)
+
+
+def test_without_dask_the_scheduler_says_what_to_install(mnist_dir: Path, capsys,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    proc = in_process(capsys, "search", "--data-dir", str(mnist_dir), "--learning-rate", "0.1,0.5",
+                      "--scheduler", "tcp://127.0.0.1:8786")
+    assert_one_line_error(proc, 1, "pip install 'scratchlr[dist]'")
+
+
+def test_resume_refuses_a_file_whose_fixed_flags_differ(mnist_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "r.csv"
+    grid = ["search", "--data-dir", str(mnist_dir), "--learning-rate", "0.1,0.5", "--results", str(out), "--quiet"]
+    assert in_process(capsys, *grid, "--num-steps", "20").returncode == 0
+    assert_one_line_error(in_process(capsys, *grid, "--num-steps", "30", "--resume"), 1,
+                          "ran with --num-steps 20, not --num-steps 30")
+    assert_one_line_error(in_process(capsys, *grid, "--num-steps", "20", "--momentum", "0.9", "--resume"), 1,
+                          "ran with no --momentum, not --momentum 0.9")
+    (tmp_path / "r.csv.json").unlink()
+    assert_one_line_error(in_process(capsys, *grid, "--num-steps", "20", "--resume"), 1, "r.csv.json")
+    assert len(rows(out)) == 2
+
+
+def test_unset_and_boolean_settings_as_axes(mnist_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "r.csv"
+    proc = in_process(capsys, "search", "--data-dir", str(mnist_dir), "--num-steps", "20", "--momentum", "0.9",
+                      "--average", "none,0", "--nesterov", "true,false", "--results", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert [(r["average"], r["nesterov"]) for r in rows(out)] == [("", "true"), ("", "false"), ("0", "true"),
+                                                                  ("0", "false")]
+    assert len({r["val_loss"] for r in rows(out)}) == 4  # four different runs
+
+
+def test_early_stopping_keeps_the_best_validation() -> None:
+    from scratchlr.files.history import Record
+    from scratchlr.search import trials
+
+    def record(step: int, acc: float) -> Record:
+        return Record(step, 0.0, 0.3, 0.9, 0.3, acc, 0.1, 1.0)
+
+    history = [record(1, 0.90), record(2, None), record(3, 0.92), record(4, 0.91), record(5, 0.92)]
+    assert trials.kept(history, None).step == 5
+    assert trials.kept(history, 2).step == 3  # the first of the best: the model early stopping keeps

@@ -15,6 +15,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
+import re
+import shlex
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -43,6 +46,13 @@ class Given(argparse.Action):
         given.append((self.dest, text))
 
 
+def address(text: str) -> str:
+    """An argparse type: a Dask scheduler's address, ``[PROTOCOL://]HOST:PORT``."""
+    if not re.fullmatch(r"([a-z][a-z0-9+]*://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d+", text):  # [IPv6] or host
+        raise argparse.ArgumentTypeError(f"not a scheduler's address (tcp://HOST:PORT): {text!r}")
+    return text
+
+
 def add_parser(commands: Any) -> None:
     """The ``search`` command: every training flag, as a value, a list or a range, then the search's own."""
     p = commands.add_parser("search", help="tune the training flags on the validation split",
@@ -55,17 +65,18 @@ def add_parser(commands: Any) -> None:
     for f in dataclasses.fields(Config):
         group = f.metadata.get("group")
         where = groups.setdefault(group, p.add_argument_group(group)) if group else p
-        optional = f.default is False or "const" in f.metadata
-        where.add_argument(flag(f.name), dest=f.name, action=Given, metavar="VALUES",
-                           nargs="?" if optional else None,
-                           const="true" if f.default is False else str(f.metadata.get("const")),
-                           help=f"{f.metadata['help']} (default: {space.text(f.default) or 'unset'})")
+        bare = "true" if f.default is False else str(f.metadata["const"]) if "const" in f.metadata else None
+        kinds = f"; one of {', '.join(f.metadata['choices'])}" if "choices" in f.metadata else ""
+        alone = f"; given bare: {bare}" if bare else ""
+        where.add_argument(flag(f.name), dest=f.name, action=Given, metavar="VALUES", nargs="?" if bare else None,
+                           const=bare, help=f"{f.metadata['help']} (default: {space.text(f.default) or 'unset'}"
+                           f"{kinds}{alone})")
     s = p.add_argument_group("the search")
     s.add_argument("--trials", type=int, metavar="N", help="sample N trials of the ranges and lists, not the grid")
-    s.add_argument("--search-seed", type=int, default=0, metavar="S", help="seed of the sampling (0)")
+    s.add_argument("--search-seed", type=int, metavar="S", help="seed of --trials' sampling (0)")
     s.add_argument("--jobs", type=int, default=1, metavar="N", help="trials at once, in N worker processes (1: here)")
-    s.add_argument("--scheduler", metavar="ADDRESS", help="run the trials on the Dask cluster there (tcp://HOST:PORT; "
-                   "needs the [dist] extra); each worker reads MNIST from its own data folder")
+    s.add_argument("--scheduler", metavar="ADDRESS", type=address, help="run the trials on the Dask cluster there "
+                   "(tcp://HOST:PORT; needs the [dist] extra); each worker reads MNIST from its own data folder")
     s.add_argument("--results", metavar="FILE.csv", type=writable_file,
                    help="one row per finished trial, rewritten after each")
     s.add_argument("--resume", action="store_true", help="keep the trials already in --results; run the rest")
@@ -75,22 +86,27 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run, given=[])
 
 
-def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str]]:
-    """The trials and the names of the settings that vary, every trial checked as training
-    checks it; ``ValueError`` naming the flag (and the trial) if one is refused."""
+def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str], space.Settings]:
+    """The trials, the names of the settings that vary and the fixed settings, every trial
+    checked as training checks it; ``ValueError`` naming the flag (and the trial) if one is
+    refused."""
     axes = [space.parse_axis(name, text) for name, text in args.given]
     varying = [a.name for a in axes if a.varies]
     if not varying:
         raise ValueError("nothing to search: give a flag a comma list of values, or a range with --trials N")
+    if "validate" in varying:
+        raise ValueError("--validate cannot vary: every trial validates (its score is the validation split's)")
     if args.trials is not None and args.trials < 1:
         raise ValueError(f"--trials must be positive, got {args.trials}")
-    todo = space.samples(axes, args.trials, args.search_seed) if args.trials else space.grid(axes)
+    if args.search_seed is not None and args.trials is None:
+        raise ValueError("--search-seed is the sampling's: it needs --trials")
+    todo = space.samples(axes, args.trials, args.search_seed or 0) if args.trials else space.grid(axes)
     for i, settings in enumerate(todo, start=1):
         try:
             space.config(settings)
         except ValueError as exc:
             raise ValueError(f"trial {i} ({space.describe(settings, varying)}): {exc}") from None
-    return todo, varying
+    return todo, varying, {a.name: a.values[0] for a in axes if not a.varies}
 
 
 def check(args: argparse.Namespace) -> str | None:
@@ -141,20 +157,36 @@ def table(best: list[tuple[space.Settings, results.Outcome]], varying: list[str]
     return ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in [names, *cells]]
 
 
+def prepare(args: argparse.Namespace, todo: list[space.Settings], varying: list[str],
+            fixed: space.Settings) -> dict[int, results.Outcome]:
+    """The trials a resumed results file already has (none without ``--resume``), the
+    training files fetched and verified where the trials run on this machine. Raises
+    ``ValueError`` (a file of another search), ``DownloadError`` or ``MNISTDataError``."""
+    done: dict[int, results.Outcome] = {}
+    if args.resume and args.results.exists():
+        results.check_shared(args.results, fixed)
+        done = resumed(args.results, todo, varying)
+    elif args.results and args.results.exists() and not args.quiet:
+        print(f"{PROG} search: replacing {args.results} (--resume would continue it)", file=sys.stderr)
+    if not args.scheduler:  # here, or workers on this machine: fetch and verify the training files first
+        download.fetch_missing(args.data_dir, args.mirror, args.quiet, mnist.TRAIN_FILES)
+        trials.data(args.data_dir, 0)
+    return done
+
+
 def run(args: argparse.Namespace) -> int:
     """Search as the flags say: plan and check every trial, run them, report the best."""
-    problem = check(args)
     try:
-        todo, varying = plan(args)
+        todo, varying, fixed = plan(args)
     except ValueError as exc:
         return usage_error(str(exc))
+    problem = check(args)
     if problem:
         return usage_error(problem)
+    if args.scheduler and importlib.util.find_spec("distributed") is None:
+        return fail("--scheduler needs dask.distributed: pip install 'scratchlr[dist]'")
     try:
-        done = resumed(args.results, todo, varying) if args.resume and args.results.exists() else {}
-        if not args.scheduler:  # here, or workers on this machine: fetch and verify the training files first
-            download.fetch_missing(args.data_dir, args.mirror, args.quiet, mnist.TRAIN_FILES)
-            trials.data(args.data_dir, 0)
+        done = prepare(args, todo, varying, fixed)
     except (ValueError, download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     except OSError as exc:
@@ -167,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     def finished(i: int, outcome: results.Outcome) -> None:
         done[i] = outcome
         if args.results:
-            results.write(args.results, [(todo[j], done[j]) for j in sorted(done)], varying)
+            results.write(args.results, [(todo[j], done[j]) for j in sorted(done)], varying, fixed)
         bar.update(1)
         bar.set_postfix_str(f"best val_accuracy {max(o.val_accuracy for o in done.values()):.4f}")
 
@@ -178,21 +210,22 @@ def run(args: argparse.Namespace) -> int:
         with Interrupt() as interrupted, executor(args) as (runner, width):
             trials.run_all(runner, width, todo, [i for i in range(len(todo)) if i not in done], args.data_dir,
                            finished, interrupted)
+            stopped = interrupted()  # a Ctrl-C from here on waits for --test-best's one run
             bar.close()
             best = show(args, [(todo[i], done[i]) for i in sorted(done)], varying)
-            if args.test_best and best and not interrupted():
+            if args.test_best and best and not stopped:
                 test_best(args, runner, best)
-    except ImportError:
-        return usage_error("--scheduler needs dask.distributed: pip install 'scratchlr[dist]'")
-    except (download.DownloadError, mnist.MNISTDataError) as exc:
+    except trials.TrialError as exc:
+        return fail(f"trial {exc.index + 1} ({space.describe(todo[exc.index], varying)}): {exc}")
+    except (trials.SchedulerError, download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     except BrokenProcessPool as exc:
         return fail(f"a worker process died: {exc}")
     except OSError as exc:
-        return fail(f"{exc.filename or args.results}: {exc.strerror or exc}")
+        return fail(f"cannot write {exc.filename or args.results or args.save}: {exc.strerror or exc}")
     finally:
         bar.close()
-    if interrupted():
+    if stopped:
         print(f"{PROG}: interrupted after {len(done)} of {len(todo)} trials"
               f"{'; --resume runs the rest' if args.results else ''}", file=sys.stderr)
         return 130
@@ -210,7 +243,8 @@ def show(args: argparse.Namespace, rows: list[tuple[space.Settings, results.Outc
           f"({'on ' + str(args.results) if args.results else 'not kept: give --results'}):")
     print("\n".join(table(best, varying)))
     data = [] if not args.data_dir else ["--data-dir", args.data_dir]
-    print(f"Best: python -m {PROG} {' '.join([*space.arguments(best[0][0]), *data])}", flush=True)
+    print(f"Best: python -m {PROG} {shlex.join([*space.arguments(best[0][0]), '--device', 'cpu', *data])}",
+          flush=True)
     return best[0]
 
 

@@ -143,7 +143,7 @@ BINS = 8  # cells along an axis of sampled values; a grid's axis has a cell per 
 
 
 def numeric(values: list[Any]) -> bool:
-    """Whether every value is a number (a bool is not)."""
+    """Whether every value is a number (a bool is not; an unset setting, an empty cell, is not)."""
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
@@ -152,22 +152,36 @@ def logarithmic(values: list[Any]) -> bool:
     return numeric(values) and min(values) > 0 and max(values) >= 10 * min(values)
 
 
-def cells(values: list[Any]) -> tuple[np.ndarray, Any, bool]:
-    """An axis of a heat map: the edges of its cells, the cell of a value, whether it is log.
+def in_order(values: list[Any]) -> list[Any]:
+    """The distinct values, in numeric order where all are numbers, else in text order."""
+    return sorted(set(values)) if numeric(list(values)) else sorted(set(values), key=shown)
+
+
+def shown(v: Any) -> str:
+    """A setting as a label: a number in short form, an unset one (an empty cell) as none."""
+    return "none" if v in ("", None) else f"{v:g}" if numeric([v]) else str(v)
+
+
+def cells(values: list[Any]) -> tuple[np.ndarray, Any, str]:
+    """An axis of a heat map: the edges of its cells, the cell of a value, and how the axis
+    is drawn: ``log``, ``linear``, or ``even`` (a cell per value, evenly spaced).
     Numbers get a cell per distinct value (edges halfway between, in log where the axis is),
-    or, when sampled (more than 12 distinct), BINS even cells; anything else a cell per value."""
-    distinct = sorted(set(values), key=lambda v: (str(type(v)), v))
-    if not numeric(distinct):
-        return np.arange(len(distinct) + 1) - 0.5, distinct.index, False
+    or, when sampled (more than 12 distinct), BINS even cells. Anything else, and a grid that
+    starts at 0 and then spans decades (``--weight-decay 0,1e-5,1e-4``), gets evenly spaced cells."""
+    distinct = in_order(values)
+    positive = [v for v in distinct if numeric([v]) and v > 0]
+    if not numeric(distinct) or (len(distinct) <= 12 and not logarithmic(distinct) and logarithmic(positive)):
+        return np.arange(len(distinct) + 1) - 0.5, distinct.index, "even"
     log = logarithmic(distinct)
+    kind = "log" if log else "linear"
     warp, unwarp = (np.log, np.exp) if log else (lambda a: a, lambda a: a)
-    points = warp(np.asarray(distinct, float))
+    points = warp(np.asarray(distinct, float))  # at least two: an axis that varies
     if len(distinct) > 12:
         edges = np.linspace(points[0], points[-1], BINS + 1)
-        return unwarp(edges), lambda v: min(int(np.searchsorted(edges, warp(float(v)), "right")) - 1, BINS - 1), log
-    half = np.diff(points) / 2 if len(points) > 1 else np.array([0.5 if not log else np.log(2)])
+        return unwarp(edges), lambda v: min(int(np.searchsorted(edges, warp(float(v)), "right")) - 1, BINS - 1), kind
+    half = np.diff(points) / 2
     edges = np.concatenate([[points[0] - half[0]], points[:-1] + half, [points[-1] + half[-1]]])
-    return unwarp(edges), lambda v: distinct.index(v), log
+    return unwarp(edges), distinct.index, kind
 
 
 def search_map(names: list[str], table: Table) -> Figure:
@@ -177,9 +191,9 @@ def search_map(names: list[str], table: Table) -> Figure:
                   key=lambda n: -len({row[n] for row in table}))[:2]
     if not busy:
         raise ValueError("no setting varies in these results: there is nothing to map")
-    x_edges, x_cell, x_log = cells([row[busy[0]] for row in table])
-    y_edges, y_cell, y_log = cells([row[busy[1]] for row in table]) if len(busy) == 2 \
-        else (np.array([0.0, 1.0]), lambda v: 0, False)  # one setting: a strip of cells
+    x_edges, x_cell, x_kind = cells([row[busy[0]] for row in table])
+    y_edges, y_cell, y_kind = cells([row[busy[1]] for row in table]) if len(busy) == 2 \
+        else (np.array([0.0, 1.0]), lambda v: 0, "even")  # one setting: a strip of cells
     best = np.full((len(y_edges) - 1, len(x_edges) - 1), np.nan)
     for row in table:
         i, j = y_cell(row[busy[-1]]), x_cell(row[busy[0]])
@@ -188,16 +202,16 @@ def search_map(names: list[str], table: Table) -> Figure:
     ax = fig.subplots()
     mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(best), cmap="viridis")
     ax.set_facecolor("0.9")  # no trial there
-    x_mid, y_mid = (np.sqrt(e[:-1] * e[1:]) if log else (e[:-1] + e[1:]) / 2
-                    for e, log in ((x_edges, x_log), (y_edges, y_log)))
+    x_mid, y_mid = (np.sqrt(e[:-1] * e[1:]) if kind == "log" else (e[:-1] + e[1:]) / 2
+                    for e, kind in ((x_edges, x_kind), (y_edges, y_kind)))
     low, high = np.nanmin(best), np.nanmax(best)
     for (i, j), acc in np.ndenumerate(best):
         if np.isfinite(acc) and best.size <= 144:
             ax.text(x_mid[j], y_mid[i], f"{acc:.4f}", ha="center", va="center", fontsize=8,
                     color="black" if high > low and (acc - low) / (high - low) > 0.6 else "white")
-    label(ax.xaxis, busy[0], [row[busy[0]] for row in table], x_log)
+    label(ax.xaxis, busy[0], [row[busy[0]] for row in table], x_kind)
     if len(busy) == 2:
-        label(ax.yaxis, busy[1], [row[busy[1]] for row in table], y_log)
+        label(ax.yaxis, busy[1], [row[busy[1]] for row in table], y_kind)
     else:
         ax.set_yticks([])
     fig.colorbar(mesh, ax=ax, label="validation accuracy (best trial in the cell)")
@@ -206,16 +220,14 @@ def search_map(names: list[str], table: Table) -> Figure:
     return fig
 
 
-def label(axis: Any, name: str, values: list[Any], log: bool) -> None:
+def label(axis: Any, name: str, values: list[Any], kind: str) -> None:
     """Name a heat map's axis, set its scale, and tick a grid's values (a sampled axis keeps
     matplotlib's ticks, written plainly)."""
-    distinct = sorted(set(values), key=lambda v: (str(type(v)), v))
-    axis.set_label_text(name + (" (log scale)" if log else ""))
-    getattr(axis.axes, f"set_{axis.axis_name}scale")("log" if log else "linear")
-    if not numeric(distinct):
-        axis.set_ticks(range(len(distinct)), [str(v) for v in distinct])
-    elif len(distinct) <= 12:
-        axis.set_ticks(distinct, [f"{v:g}" for v in distinct])
+    distinct = in_order(values)
+    axis.set_label_text(name + (" (log scale)" if kind == "log" else ""))
+    getattr(axis.axes, f"set_{axis.axis_name}scale")("log" if kind == "log" else "linear")
+    if len(distinct) <= 12 or kind == "even":
+        axis.set_ticks(range(len(distinct)) if kind == "even" else distinct, [shown(v) for v in distinct])
         axis.set_minor_locator(NullLocator())
     else:
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -243,7 +255,7 @@ def search_front(names: list[str], table: Table) -> Figure:
     ax.step([r["seconds"] for r in best], [r["val_accuracy"] for r in best], where="post", color="C3",
             marker="o", label="the Pareto front: nothing is both faster and more accurate")
     for r in best:
-        ax.annotate(" ".join(f"{n}={r[n]:g}" if numeric([r[n]]) else f"{n}={r[n]}" for n in names),
+        ax.annotate(" ".join(f"{n}={shown(r[n])}" for n in names),
                     (r["seconds"], r["val_accuracy"]), xytext=(5, -11), textcoords="offset points", fontsize=7)
     seconds = [r["seconds"] for r in table]
     if logarithmic(seconds):

@@ -4,13 +4,15 @@ The CSV has one column per training flag that varies, named by the flag without 
 (``learning-rate``), each cell as the flag takes it; then :data:`METRICS`. Floats are written
 in full (``repr``, which reads back to the same bits), and the file is rewritten atomically
 after each finished trial, its rows in the trials' order, so an interrupted search keeps
-every trial it finished.
+every trial it finished. Beside it, ``FILE.csv.json`` holds the flags every trial shared,
+so that a resumed search can check that it is the same search.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -54,16 +56,51 @@ def to_csv(rows: list[tuple[space.Settings, Outcome]], varying: list[str]) -> st
     return out.getvalue()
 
 
-def write(path: Path, rows: list[tuple[space.Settings, Outcome]], varying: list[str]) -> None:
-    """Write the CSV to ``path`` atomically (a temporary file, then a rename)."""
+def shared_path(path: Path) -> Path:
+    """Where the flags shared by a results file's trials are kept: ``FILE.csv.json``."""
+    return Path(path).with_name(Path(path).name + ".json")
+
+
+def shared(fixed: space.Settings) -> dict[str, str]:
+    """The fixed settings as their flags' texts, as the shared-flags file keeps them."""
+    return {flag(n): space.text(v) for n, v in fixed.items()}
+
+
+def write(path: Path, rows: list[tuple[space.Settings, Outcome]], varying: list[str],
+          fixed: space.Settings) -> None:
+    """Write the CSV to ``path``, and the ``fixed`` settings beside it, each atomically (a
+    temporary file, then a rename)."""
+    atomic_write(shared_path(path), (json.dumps(shared(fixed), indent=1) + "\n").encode())
     atomic_write(Path(path), to_csv(rows, varying).encode())
+
+
+def check_shared(path: Path, fixed: space.Settings) -> None:
+    """``ValueError`` unless the results file's trials shared exactly the ``fixed`` settings."""
+    try:
+        kept = json.loads(shared_path(path).read_text())
+    except (OSError, ValueError):
+        raise ValueError(f"{path}: {shared_path(path).name}, the flags its trials shared, is missing or "
+                         "damaged, so it cannot be resumed") from None
+    given = shared(fixed)
+    for name in sorted(set(kept) | set(given)):
+        if kept.get(name) != given.get(name):
+            was, now = (f"{name} {v}" if v is not None else f"no {name}" for v in (kept.get(name), given.get(name)))
+            raise ValueError(f"{path}: its trials ran with {was}, not {now} (--resume needs the flags that wrote it)")
+
+
+def rows_of(path: Path) -> list[list[str]]:
+    """The cells of a CSV file; ``ValueError`` naming it if it is not one."""
+    try:
+        with open(path, newline="") as f:
+            return list(csv.reader(f))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a CSV file ({exc})") from None
 
 
 def read(path: Path, varying: list[str]) -> list[tuple[space.Settings, Outcome]]:
     """The rows of a results file written for the settings ``varying``: each trial's varying
     settings and its outcome. ``ValueError`` naming the file if it is not such a file."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    rows = rows_of(path)
     if not rows or rows[0] != header(varying):
         found = ",".join(rows[0]) if rows else "nothing"
         raise ValueError(f"{path}: its columns are {found}, not this search's {','.join(header(varying))}")
@@ -81,8 +118,7 @@ def read(path: Path, varying: list[str]) -> list[tuple[space.Settings, Outcome]]
 def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """Any results file, for pictures: its setting columns, and its rows as dicts of column ->
     value (numbers where the cell is one). ``ValueError`` naming the file if it is not one."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    rows = rows_of(path)
     if not rows or tuple(rows[0][-len(METRICS):]) != METRICS or len(rows[0]) == len(METRICS):
         raise ValueError(f"{path}: not a search's results (its last columns are not {','.join(METRICS)})")
     names, table = rows[0][: -len(METRICS)], []

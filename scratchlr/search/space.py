@@ -114,7 +114,8 @@ def grid(axes: list[Axis]) -> list[Settings]:
 def samples(axes: list[Axis], count: int, seed: int) -> list[Settings]:
     """``count`` distinct trials drawn from ``numpy.random.default_rng(seed)``, each axis in
     the order given; a draw that repeats an earlier trial is drawn again."""
-    rng, found = np.random.default_rng(seed), dict[tuple[Any, ...], Settings]()
+    rng = np.random.default_rng(seed)
+    found: dict[tuple[Any, ...], Settings] = {}  # each distinct trial, by its values
     for _ in range(100 * count):
         trial = {a.name: a.sample(rng) if a.varies else a.values[0] for a in axes}
         found.setdefault(tuple(trial.values()), trial)
@@ -141,7 +142,7 @@ def arguments(settings: Settings) -> list[str]:
 
 def describe(settings: Settings, names: list[str]) -> str:
     """``--learning-rate 0.5 --momentum 0.9``: the named settings of a trial, as flags."""
-    return " ".join(f"{flag(n)} {text(settings[n])}" for n in names)
+    return " ".join(f"{flag(n)} {text(settings[n]) or 'none'}" for n in names)
 
 
 def text(v: Any) -> str:
