@@ -54,6 +54,8 @@ FILES = {
     ),
 }
 
+TRAIN_FILES = ("train_images", "train_labels")  # all a search reads: it never sees the test set
+
 
 class MNISTDataError(RuntimeError):
     """The MNIST files are missing, unreadable, or fail verification. One-line message."""
@@ -210,11 +212,6 @@ def split(arrays: dict[str, np.ndarray], validation_size: int = DEFAULT_VALIDATI
     )
 
 
-TRAIN_FILES = ("train_images", "train_labels")
-
-
-def load(directory: str | None = None, validation_size: int = DEFAULT_VALIDATION_SIZE, test: bool = True) -> MNIST:
-    """Read, verify and split MNIST from :func:`data_dir` ``(directory)``. With ``test``
-    False the test files are not read, and the test split has no rows (a search tunes on
-    validation and never sees the test set)."""
-    return split(load_arrays(data_dir(directory), tuple(FILES) if test else TRAIN_FILES), validation_size)
+def load(directory: str | None = None, validation_size: int = DEFAULT_VALIDATION_SIZE) -> MNIST:
+    """Read, verify and split MNIST from :func:`data_dir` ``(directory)``."""
+    return split(load_arrays(data_dir(directory)), validation_size)
