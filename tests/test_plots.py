@@ -145,7 +145,7 @@ def search_table(tmp_path: Path) -> Path:
             acc = 0.9 + 0.01 * np.log10(lr) * -abs(m - 0.5) + lr / 100
             rows.append(({"learning_rate": lr, "momentum": m}, results.Outcome(1 - acc, acc, 430, lr + m + 0.1)))
     out = tmp_path / "r.csv"
-    results.write(out, rows, ["learning_rate", "momentum"], {"epochs": 1})
+    results.write(out, rows, ["learning_rate", "momentum"], {"--epochs": "1"})
     return out
 
 
@@ -213,5 +213,5 @@ def test_a_grid_from_zero_over_decades_and_unset_values_get_a_cell_each() -> Non
     ax = fig.axes[0]
     assert ax.get_xscale() == "linear" and [t.get_text() for t in ax.get_xticklabels()] == ["0", "1e-05", "0.0001",
                                                                                            "0.01"]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["430", "none"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["430", "none"]  # numbers first
     assert np.isfinite(np.asarray(ax.collections[0].get_array(), float)).all()  # every cell has its trial

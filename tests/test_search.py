@@ -147,6 +147,8 @@ def test_ctrl_c_keeps_the_finished_trials_and_resume_completes_them(mnist_dir: P
     (["--learning-rate", "0.1,0.5", "--jobs", "2", "--scheduler", "tcp://127.0.0.1:9"], ["alternatives"]),
     (["--learning-rate", "0.1,0.5", "--validation-size", "0"], ["--validation-size above 0"]),
     (["--learning-rate", "0.1,0.5", "--average", "1000"], ["--average 1000", "only 1000 steps"]),
+    (["--learning-rate", "0.1,0.5", "--validate", "false"], ["--validate is always on"]),
+    (["--learning-rate", "0.1,0.5", "--search-seed", "1"], ["--search-seed", "--trials"]),
 ])
 def test_bad_search_flags_are_one_line_exit_2_and_write_nothing(args: list[str], words: list[str],
                                                                 tmp_path: Path, capsys, monkeypatch) -> None:
@@ -252,7 +254,7 @@ def test_the_results_file_reads_back_to_the_same_bits(tmp_path: Path) -> None:
                                                                                    "average": 430, "nesterov": False}]
     outcomes = [results.Outcome(0.1 / 3, np.float32(0.9231).item(), 430, 1 / 7), results.Outcome(2.0, 0.5, 1, 0.25)]
     varying = ["learning_rate", "average", "nesterov"]
-    results.write(tmp_path / "r.csv", list(zip(settings, outcomes)), varying, {})
+    results.write(tmp_path / "r.csv", list(zip(settings, outcomes)), varying, {"--epochs": "1"})
     assert results.read(tmp_path / "r.csv", varying) == list(zip(settings, outcomes))
     names, table = results.read_table(tmp_path / "r.csv")
     assert names == ["learning-rate", "average", "nesterov"] and table[1]["average"] == 430
@@ -296,6 +298,8 @@ def test_a_trial_that_fails_is_named_and_the_finished_ones_kept(mnist_dir: Path,
 
 @pytest.mark.parametrize("args, status, words", [
     (["--scheduler", "localhost"], 2, "not a scheduler's address"),
+    (["--scheduler", "tls://127.0.0.1:8786"], 2, "not a scheduler's address"),
+    (["--scheduler", "127.0.0.1:70000"], 2, "not a scheduler's address"),
     (["--scheduler", "tcp://127.0.0.1:9"], 1, "no Dask scheduler answers there"),
 ])
 def test_a_scheduler_that_is_not_there_is_one_line(mnist_dir: Path, args: list[str], status: int, words: str,
@@ -314,7 +318,7 @@ def test_without_dask_the_scheduler_says_what_to_install(mnist_dir: Path, capsys
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
     proc = in_process(capsys, "search", "--data-dir", str(mnist_dir), "--learning-rate", "0.1,0.5",
                       "--scheduler", "tcp://127.0.0.1:8786")
-    assert_one_line_error(proc, 1, "pip install 'scratchlr[dist]'")
+    assert_one_line_error(proc, 1, "the [dist] extra", "pip install distributed")
 
 
 def test_resume_refuses_a_file_whose_fixed_flags_differ(mnist_dir: Path, tmp_path: Path, capsys) -> None:
@@ -322,9 +326,10 @@ def test_resume_refuses_a_file_whose_fixed_flags_differ(mnist_dir: Path, tmp_pat
     grid = ["search", "--data-dir", str(mnist_dir), "--learning-rate", "0.1,0.5", "--results", str(out), "--quiet"]
     assert in_process(capsys, *grid, "--num-steps", "20").returncode == 0
     assert_one_line_error(in_process(capsys, *grid, "--num-steps", "30", "--resume"), 1,
-                          "ran with --num-steps 20, not --num-steps 30")
+                          "ran with --num-steps 20, not 30")
     assert_one_line_error(in_process(capsys, *grid, "--num-steps", "20", "--momentum", "0.9", "--resume"), 1,
-                          "ran with no --momentum, not --momentum 0.9")
+                          "ran with --momentum 0.0, not 0.9")
+    assert in_process(capsys, *grid, "--num-steps", "20", "--momentum", "0", "--resume").returncode == 0  # the default
     (tmp_path / "r.csv.json").unlink()
     assert_one_line_error(in_process(capsys, *grid, "--num-steps", "20", "--resume"), 1, "r.csv.json")
     assert len(rows(out)) == 2
@@ -350,3 +355,23 @@ def test_early_stopping_keeps_the_best_validation() -> None:
     history = [record(1, 0.90), record(2, None), record(3, 0.92), record(4, 0.91), record(5, 0.92)]
     assert trials.kept(history, None).step == 5
     assert trials.kept(history, 2).step == 3  # the first of the best: the model early stopping keeps
+
+
+def test_ctrl_c_as_the_workers_start_stops_the_search_cleanly(mnist_dir: Path, tmp_path: Path) -> None:
+    """A Ctrl-C to the process group just as the pool starts: no worker dies, no traceback;
+    the search stops before (or after) its first trials and exits 130."""
+    out = tmp_path / "r.csv"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "scratchlr", "search", "--data-dir", str(mnist_dir), "--epochs",
+                             "3", "--shuffle", "--learning-rate", "0.1,0.2,0.3,0.4", "--momentum", "0,0.9", "--jobs",
+                             "2", "--results", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        assert "on 2 worker processes" in proc.stderr.readline()  # printed as the pool starts
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    finished = len(rows(out)) if out.exists() else 0
+    assert finished <= 2 and f"interrupted after {finished} of 8 trials" in stderr

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import dataclasses
 import importlib.util
+import os
 import re
 import shlex
 import sys
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import Config, flag
 from ..dataset import download, mnist
@@ -47,8 +48,9 @@ class Given(argparse.Action):
 
 
 def address(text: str) -> str:
-    """An argparse type: a Dask scheduler's address, ``[PROTOCOL://]HOST:PORT``."""
-    if not re.fullmatch(r"([a-z][a-z0-9+]*://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d+", text):  # [IPv6] or host
+    """An argparse type: a Dask scheduler's TCP address, ``[tcp://]HOST:PORT``."""
+    found = re.fullmatch(r"(tcp://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d+)", text)  # HOST: a name, or [IPv6]
+    if not found or not 0 < int(found.group(3)) < 65536:
         raise argparse.ArgumentTypeError(f"not a scheduler's address (tcp://HOST:PORT): {text!r}")
     return text
 
@@ -86,16 +88,16 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run, given=[])
 
 
-def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str], space.Settings]:
-    """The trials, the names of the settings that vary and the fixed settings, every trial
-    checked as training checks it; ``ValueError`` naming the flag (and the trial) if one is
-    refused."""
+def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str], dict[str, str]]:
+    """The trials, the names of the settings that vary and the flags all share
+    (:func:`scratchlr.search.results.shared`), every trial checked as training checks it;
+    ``ValueError`` naming the flag (and the trial) if one is refused."""
     axes = [space.parse_axis(name, text) for name, text in args.given]
     varying = [a.name for a in axes if a.varies]
     if not varying:
         raise ValueError("nothing to search: give a flag a comma list of values, or a range with --trials N")
-    if "validate" in varying:
-        raise ValueError("--validate cannot vary: every trial validates (its score is the validation split's)")
+    if any(a.name == "validate" and a.values != (True,) for a in axes):
+        raise ValueError("--validate is always on in a search: every trial is scored on the validation split")
     if args.trials is not None and args.trials < 1:
         raise ValueError(f"--trials must be positive, got {args.trials}")
     if args.search_seed is not None and args.trials is None:
@@ -106,7 +108,7 @@ def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str], spa
             space.config(settings)
         except ValueError as exc:
             raise ValueError(f"trial {i} ({space.describe(settings, varying)}): {exc}") from None
-    return todo, varying, {a.name: a.values[0] for a in axes if not a.varies}
+    return todo, varying, results.shared(todo[0], varying)
 
 
 def check(args: argparse.Namespace) -> str | None:
@@ -122,11 +124,12 @@ def check(args: argparse.Namespace) -> str | None:
     return None
 
 
-def resumed(path: Path, todo: list[space.Settings], varying: list[str]) -> dict[int, results.Outcome]:
-    """The trials of ``todo`` already in the results file, by index; ``ValueError`` if the
-    file has a row that is not a trial of this search (or is there twice)."""
+def resumed(path: Path, rows: list[tuple[space.Settings, results.Outcome]], todo: list[space.Settings],
+            varying: list[str]) -> dict[int, results.Outcome]:
+    """The trials of ``todo`` among the rows of the results file ``path``, by index;
+    ``ValueError`` if it has a row that is not a trial of this search (or is there twice)."""
     done: dict[int, results.Outcome] = {}
-    for settings, outcome in results.read(path, varying):
+    for settings, outcome in rows:
         i = next((i for i, t in enumerate(todo) if i not in done and all(t[n] == settings[n] for n in varying)), None)
         if i is None:
             raise ValueError(f"{path}: its trial {space.describe(settings, varying)} is not one of this search's "
@@ -136,10 +139,10 @@ def resumed(path: Path, todo: list[space.Settings], varying: list[str]) -> dict[
 
 
 @contextlib.contextmanager
-def executor(args: argparse.Namespace) -> Iterator[tuple[Executor, int]]:
-    """Where the trials run, and how many at once."""
+def executor(args: argparse.Namespace, stop: Callable[[], bool]) -> Iterator[tuple[Executor, int]]:
+    """Where the trials run, and how many at once (``stop()``: whether Ctrl-C was pressed)."""
     if args.scheduler:
-        with trials.cluster(args.scheduler) as (on_cluster, width):
+        with trials.cluster(args.scheduler, stop) as (on_cluster, width):
             yield on_cluster, width
     elif args.jobs > 1:
         with trials.pool(args.jobs) as workers:
@@ -158,14 +161,15 @@ def table(best: list[tuple[space.Settings, results.Outcome]], varying: list[str]
 
 
 def prepare(args: argparse.Namespace, todo: list[space.Settings], varying: list[str],
-            fixed: space.Settings) -> dict[int, results.Outcome]:
+            common: dict[str, str]) -> dict[int, results.Outcome]:
     """The trials a resumed results file already has (none without ``--resume``), the
     training files fetched and verified where the trials run on this machine. Raises
     ``ValueError`` (a file of another search), ``DownloadError`` or ``MNISTDataError``."""
     done: dict[int, results.Outcome] = {}
     if args.resume and args.results.exists():
-        results.check_shared(args.results, fixed)
-        done = resumed(args.results, todo, varying)
+        rows = results.read(args.results, varying)  # its columns first: the same settings vary
+        results.check_shared(args.results, common)
+        done = resumed(args.results, rows, todo, varying)
     elif args.results and args.results.exists() and not args.quiet:
         print(f"{PROG} search: replacing {args.results} (--resume would continue it)", file=sys.stderr)
     if not args.scheduler:  # here, or workers on this machine: fetch and verify the training files first
@@ -177,37 +181,35 @@ def prepare(args: argparse.Namespace, todo: list[space.Settings], varying: list[
 def run(args: argparse.Namespace) -> int:
     """Search as the flags say: plan and check every trial, run them, report the best."""
     try:
-        todo, varying, fixed = plan(args)
+        todo, varying, common = plan(args)
     except ValueError as exc:
         return usage_error(str(exc))
     problem = check(args)
     if problem:
         return usage_error(problem)
     if args.scheduler and importlib.util.find_spec("distributed") is None:
-        return fail("--scheduler needs dask.distributed: pip install 'scratchlr[dist]'")
+        return fail("--scheduler needs dask.distributed, the [dist] extra: pip install -e '.[dist]' in a checkout, "
+                    "or pip install distributed")
     try:
-        done = prepare(args, todo, varying, fixed)
+        done = prepare(args, todo, varying, common)
     except (ValueError, download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     except OSError as exc:
         return fail(f"{exc.filename or args.results}: {exc.strerror or exc}")
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(todo), initial=len(done), desc="search", unit="trial", file=sys.stderr,
-               disable=args.quiet or not sys.stderr.isatty())
-
-    def finished(i: int, outcome: results.Outcome) -> None:
-        done[i] = outcome
-        if args.results:
-            results.write(args.results, [(todo[j], done[j]) for j in sorted(done)], varying, fixed)
-        bar.update(1)
-        bar.set_postfix_str(f"best val_accuracy {max(o.val_accuracy for o in done.values()):.4f}")
-
     where = args.scheduler or (f"{args.jobs} worker processes" if args.jobs > 1 else "this process")
     if not args.quiet:
         print(f"{PROG} search: {len(todo)} trials ({len(done)} done), on {where}", file=sys.stderr)
-    try:
-        with Interrupt() as interrupted, executor(args) as (runner, width):
+    try:  # the workers start before the progress bar's thread, which could take a Ctrl-C meant for the search
+        with Interrupt() as interrupted, executor(args, interrupted) as (runner, width), \
+                progress(args, len(todo), len(done)) as bar:
+
+            def finished(i: int, outcome: results.Outcome) -> None:
+                done[i] = outcome
+                if args.results:
+                    results.write(args.results, [(todo[j], done[j]) for j in sorted(done)], varying, common)
+                bar.update(1)
+                bar.set_postfix_str(f"best val_accuracy {max(o.val_accuracy for o in done.values()):.4f}")
+
             trials.run_all(runner, width, todo, [i for i in range(len(todo)) if i not in done], args.data_dir,
                            finished, interrupted)
             stopped = interrupted()  # a Ctrl-C from here on waits for --test-best's one run
@@ -217,19 +219,30 @@ def run(args: argparse.Namespace) -> int:
                 test_best(args, runner, best)
     except trials.TrialError as exc:
         return fail(f"trial {exc.index + 1} ({space.describe(todo[exc.index], varying)}): {exc}")
-    except (trials.SchedulerError, download.DownloadError, mnist.MNISTDataError) as exc:
+    except (trials.RunnerError, download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     except BrokenProcessPool as exc:
         return fail(f"a worker process died: {exc}")
     except OSError as exc:
         return fail(f"cannot write {exc.filename or args.results or args.save}: {exc.strerror or exc}")
-    finally:
-        bar.close()
     if stopped:
-        print(f"{PROG}: interrupted after {len(done)} of {len(todo)} trials"
-              f"{'; --resume runs the rest' if args.results else ''}", file=sys.stderr)
+        rest = "; --resume runs the rest" if args.results and len(done) < len(todo) else ""
+        print(f"{PROG}: interrupted after {len(done)} of {len(todo)} trials{rest}", file=sys.stderr)
         return 130
     return 0
+
+
+@contextlib.contextmanager
+def progress(args: argparse.Namespace, total: int, done: int) -> Iterator[Any]:
+    """A tqdm bar of trials on stderr, drawn only on a terminal (and not with ``--quiet``)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=done, desc="search", unit="trial", file=sys.stderr,
+               disable=args.quiet or not sys.stderr.isatty())
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def show(args: argparse.Namespace, rows: list[tuple[space.Settings, results.Outcome]],
@@ -243,8 +256,9 @@ def show(args: argparse.Namespace, rows: list[tuple[space.Settings, results.Outc
           f"({'on ' + str(args.results) if args.results else 'not kept: give --results'}):")
     print("\n".join(table(best, varying)))
     data = [] if not args.data_dir else ["--data-dir", args.data_dir]
-    print(f"Best: python -m {PROG} {shlex.join([*space.arguments(best[0][0]), '--device', 'cpu', *data])}",
-          flush=True)
+    env = [f"{name}=1" for name in trials.ONE_BLAS_THREAD if os.environ.get(name, "1") != "1"]  # as the trials ran
+    print(f"Best: {' '.join(env + [''])}python -m {PROG} "
+          f"{shlex.join([*space.arguments(best[0][0]), '--device', 'cpu', *data])}", flush=True)
     return best[0]
 
 

@@ -153,8 +153,8 @@ def logarithmic(values: list[Any]) -> bool:
 
 
 def in_order(values: list[Any]) -> list[Any]:
-    """The distinct values, in numeric order where all are numbers, else in text order."""
-    return sorted(set(values)) if numeric(list(values)) else sorted(set(values), key=shown)
+    """The distinct values: numbers in numeric order, then the rest (none, names) in text order."""
+    return sorted(set(values), key=lambda v: (0, v, "") if numeric([v]) else (1, 0, shown(v)))
 
 
 def shown(v: Any) -> str:

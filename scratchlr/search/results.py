@@ -61,31 +61,36 @@ def shared_path(path: Path) -> Path:
     return Path(path).with_name(Path(path).name + ".json")
 
 
-def shared(fixed: space.Settings) -> dict[str, str]:
-    """The fixed settings as their flags' texts, as the shared-flags file keeps them."""
-    return {flag(n): space.text(v) for n, v in fixed.items()}
+def shared(first: space.Settings, varying: list[str]) -> dict[str, str]:
+    """The settings every trial shares, each training flag not in ``varying`` with the value
+    the run uses (a default written out or left out is the same), as the file keeps them.
+    ``first`` is any trial's settings."""
+    config = space.config(first)
+    return {flag(f.name): space.text(getattr(config, f.name)) or "none" for f in fields(config)
+            if f.name not in varying and f.name != "validate"}
 
 
 def write(path: Path, rows: list[tuple[space.Settings, Outcome]], varying: list[str],
-          fixed: space.Settings) -> None:
-    """Write the CSV to ``path``, and the ``fixed`` settings beside it, each atomically (a
-    temporary file, then a rename)."""
-    atomic_write(shared_path(path), (json.dumps(shared(fixed), indent=1) + "\n").encode())
+          common: dict[str, str]) -> None:
+    """Write the CSV to ``path``, then the ``common`` settings (:func:`shared`) beside it,
+    each atomically (a temporary file, then a rename)."""
     atomic_write(Path(path), to_csv(rows, varying).encode())
+    atomic_write(shared_path(path), (json.dumps(common, indent=1) + "\n").encode())
 
 
-def check_shared(path: Path, fixed: space.Settings) -> None:
-    """``ValueError`` unless the results file's trials shared exactly the ``fixed`` settings."""
+def check_shared(path: Path, common: dict[str, str]) -> None:
+    """``ValueError`` unless the results file's trials shared exactly the ``common`` settings."""
     try:
         kept = json.loads(shared_path(path).read_text())
     except (OSError, ValueError):
+        kept = None
+    if not isinstance(kept, dict) or not all(isinstance(v, str) for v in kept.values()):
         raise ValueError(f"{path}: {shared_path(path).name}, the flags its trials shared, is missing or "
-                         "damaged, so it cannot be resumed") from None
-    given = shared(fixed)
-    for name in sorted(set(kept) | set(given)):
-        if kept.get(name) != given.get(name):
-            was, now = (f"{name} {v}" if v is not None else f"no {name}" for v in (kept.get(name), given.get(name)))
-            raise ValueError(f"{path}: its trials ran with {was}, not {now} (--resume needs the flags that wrote it)")
+                         "damaged, so it cannot be resumed")
+    for name in sorted(set(kept) | set(common)):
+        if kept.get(name) != common.get(name):
+            raise ValueError(f"{path}: its trials ran with {name} {kept.get(name, '?')}, not "
+                             f"{common.get(name, '?')} (--resume needs the flags that wrote it)")
 
 
 def rows_of(path: Path) -> list[list[str]]:

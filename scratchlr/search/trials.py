@@ -9,7 +9,8 @@ gives the same bits wherever it runs:
 - :func:`pool`: ``concurrent.futures`` worker processes, each started with one BLAS thread;
 - :func:`cluster`: a Dask cluster's workers, through ``dask.distributed``'s
   ``concurrent.futures`` executor.
-A failed trial is raised as :class:`TrialError`, naming it.
+A failed trial is raised as :class:`TrialError`, naming it; a place that cannot run them, as
+:class:`RunnerError`.
 Each process loads the training files once, verified as always, from its own data folder:
 the one named, else its own ``$SCRATCHLR_DATA`` or ``./data/mnist``.
 """
@@ -20,8 +21,10 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, ProcessPoolExecutor, wait
+from multiprocessing import resource_tracker
 from typing import Any, Callable
 
 import numpy as np
@@ -103,29 +106,37 @@ def ignore_sigint() -> None:
 @contextlib.contextmanager
 def pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
     """``jobs`` worker processes, started fresh (``spawn``) and all at once, each with one
-    BLAS thread, never stopped by Ctrl-C (a Ctrl-C at the terminal reaches the whole process
-    group, and it is the search that decides to stop). They start with SIGINT ignored, which a
-    new process inherits, while this process holds it blocked: a Ctrl-C as they start arrives
-    here once they have started. A second Ctrl-C ends the workers at once."""
+    BLAS thread, never stopped by Ctrl-C: a Ctrl-C at the terminal reaches the whole process
+    group, and it is the search that decides to stop. The workers start with SIGINT ignored,
+    which a new process inherits, while this thread holds it blocked, so a Ctrl-C as they
+    start arrives here once they have started (make the pool before any other thread, which
+    could take the signal meanwhile). A second Ctrl-C ends the workers at once.
+    :class:`RunnerError` if they cannot be started."""
     saved = {name: os.environ.get(name) for name in ONE_BLAS_THREAD}
+    children = set(multiprocessing.active_children())  # whatever else this process started
     os.environ.update(ONE_BLAS_THREAD)  # read by each worker's BLAS as it starts
-    masks = hasattr(signal, "pthread_sigmask")  # POSIX; a blocked signal waits, even an ignored one
+    masks = hasattr(signal, "pthread_sigmask")  # POSIX: a blocked signal waits, even an ignored one
     if masks:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        resource_tracker.ensure_running()  # now: starting it later would unblock SIGINT
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=ignore_sigint)
-        list(executor.map(abs, range(jobs)))  # a call each, so that every worker starts now
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=ignore_sigint)
+            list(executor.map(abs, range(jobs)))  # a call each, so that every worker starts now
+        finally:
+            signal.signal(signal.SIGINT, handler)
+    except OSError as exc:
+        raise RunnerError(f"--jobs {jobs}: cannot start the worker processes ({exc.strerror or exc})") from None
     finally:
-        signal.signal(signal.SIGINT, handler)
         if masks:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a Ctrl-C meanwhile arrives now
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C meanwhile arrives now
     try:
         yield executor
     except BaseException:  # a second Ctrl-C (the running trials are dropped), or a failed trial
         executor.shutdown(wait=False, cancel_futures=True)
-        for worker in multiprocessing.active_children():  # the workers: this process's children
+        for worker in set(multiprocessing.active_children()) - children:  # the pool's workers
             worker.terminate()
         raise
     finally:
@@ -137,36 +148,43 @@ def pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
                 os.environ[name] = v
 
 
-class SchedulerError(RuntimeError):
-    """No usable Dask cluster at the address given. One-line message."""
+class RunnerError(RuntimeError):
+    """The trials cannot run where they were sent: no worker processes, no Dask scheduler or
+    worker, or a cluster lost on the way. One-line message."""
 
 
 class TrialError(RuntimeError):
     """Trial ``index`` (of the plan) failed where it ran; the message is its error's, in one line."""
 
     def __init__(self, index: int, error: BaseException) -> None:
-        what = "out of memory" if isinstance(error, MemoryError) else str(error) or type(error).__name__
-        super().__init__(what.splitlines()[0] if what else what)
+        text = (str(error).strip().splitlines() or [""])[0]
+        if isinstance(error, MemoryError):
+            text = "out of memory"
+        elif not type(error).__module__.startswith("scratchlr"):  # our errors say what they are
+            text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+        super().__init__(text)
         self.index = index
 
 
 @contextlib.contextmanager
-def cluster(address: str, wait_s: float = 30.0) -> Iterator[tuple[Executor, int]]:
+def cluster(address: str, stop: Callable[[], bool], wait_s: float = 30.0) -> Iterator[tuple[Executor, int]]:
     """The Dask cluster at ``address``: its ``concurrent.futures`` executor, and how many
     trials it runs at once (its workers' threads). Needs the ``[dist]`` extra;
-    :class:`SchedulerError` if no scheduler answers there, or no worker joins it within
-    ``wait_s`` seconds."""
+    :class:`RunnerError` if no scheduler answers there, or no worker joins it within
+    ``wait_s`` seconds (waiting stops early if ``stop()`` says so)."""
     from distributed import Client
 
     try:
         client = Client(address, timeout="10s", set_as_default=False)
     except (OSError, ValueError, TypeError) as exc:  # refused, timed out, or not an address
-        raise SchedulerError(f"--scheduler {address}: no Dask scheduler answers there ({exc})") from None
+        raise RunnerError(f"--scheduler {address}: no Dask scheduler answers there ({exc})") from None
     try:
-        try:
-            client.wait_for_workers(1, timeout=wait_s)
-        except (OSError, TimeoutError):
-            raise SchedulerError(f"--scheduler {address}: no worker joined the cluster in {wait_s:g} s") from None
+        waited = 0.0
+        while not client.nthreads() and not stop():
+            if waited >= wait_s:
+                raise RunnerError(f"--scheduler {address}: no worker joined the cluster in {wait_s:g} s")
+            time.sleep(0.2)
+            waited += 0.2
         yield client.get_executor(pure=False), max(1, sum(client.nthreads().values()))
     finally:
         client.close()
@@ -189,7 +207,9 @@ def run_all(executor: Executor, width: int, plan: list[space.Settings], todo: li
             break
         done, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in sorted(done, key=running.__getitem__):
-            i, error = running.pop(future), future.exception()
+            i = running.pop(future)
+            error = CancelledError("cancelled: the cluster lost it (its scheduler or worker went away)") \
+                if future.cancelled() else future.exception()
             if error is None:
                 finished(i, future.result())
             else:
