@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..config import Config, flag
 from ..dataset import download, mnist
@@ -38,13 +39,23 @@ def usage_error(message: str) -> int:
     return fail(f"{message} (see --help)", 2)
 
 
+def config_fields(p: argparse.ArgumentParser) -> Iterator[tuple[dataclasses.Field, Any]]:
+    """Each field of :class:`Config`, with where its flag goes: ``p``, or the argument group its
+    metadata names (made once, when its first field comes)."""
+    groups: dict[str, Any] = {}
+    for f in dataclasses.fields(Config):
+        group = f.metadata.get("group")
+        if group and group not in groups:
+            groups[group] = p.add_argument_group(group)
+        yield f, groups[group] if group else p
+
+
 def add_config_args(p: argparse.ArgumentParser) -> None:
     """One flag per field of :class:`Config`, named after it, with its default and help."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in dataclasses.fields(Config):
+    for f, where in config_fields(p):
         options = dict(f.metadata)
-        text, group = options.pop("help"), options.pop("group", None)
-        where = groups.setdefault(group, p.add_argument_group(group)) if group else p
+        text = options.pop("help")
+        options.pop("group", None)
         if f.default is False:
             where.add_argument(flag(f.name), action="store_true", help=text)
             continue

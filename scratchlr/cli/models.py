@@ -151,9 +151,8 @@ def search_figures(plots: Any, path: Path) -> dict[str, Callable[[], Any]]:
     names, table = results.read_table(path)
     if not table:
         raise ValueError(f"{path}: no trial has finished: there is nothing to draw")
-    plots.search_map(names, table)  # refuses results where nothing varies, before anything is written
-    return {"search_map.png": lambda: plots.search_map(names, table),
-            "search_front.png": lambda: plots.search_front(names, table)}
+    mapped = plots.search_map(names, table)  # drawn now: it refuses results where nothing varies, before any file
+    return {"search_map.png": lambda: mapped, "search_front.png": lambda: plots.search_front(names, table)}
 
 
 def write_figures(plots: Any, figures: dict[str, Callable[[], Any]], out: Path) -> int:

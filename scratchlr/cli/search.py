@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import importlib.util
 import os
 import re
@@ -26,11 +25,11 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import Config, flag
+from ..config import flag
 from ..dataset import download, mnist
 from ..files import modelfile
 from ..search import results, space, trials
-from .args import PROG, add_data_args, fail, usage_error, writable_file
+from .args import PROG, add_data_args, config_fields, fail, usage_error, writable_file
 from .training import Interrupt
 
 TOP = 5
@@ -63,10 +62,7 @@ def add_parser(commands: Any) -> None:
                             "(a grid axis; the grid is the product of the axes, in the order given), or with --trials "
                             "a range LOW:HIGH or LOW:HIGH:log (sampled; integers stay integers). A flag with no value "
                             "(--shuffle) is true; 'none' unsets an optional one.")
-    groups: dict[str, Any] = {}
-    for f in dataclasses.fields(Config):
-        group = f.metadata.get("group")
-        where = groups.setdefault(group, p.add_argument_group(group)) if group else p
+    for f, where in config_fields(p):
         bare = "true" if f.default is False else str(f.metadata["const"]) if "const" in f.metadata else None
         kinds = f"; one of {', '.join(f.metadata['choices'])}" if "choices" in f.metadata else ""
         alone = f"; given bare: {bare}" if bare else ""
