@@ -95,14 +95,16 @@ def mirror(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_data_args(p: argparse.ArgumentParser, fetches: bool = True) -> None:
-    """Flags saying where MNIST lives and (if the command ``fetches`` it) where to fetch it from."""
+def add_data_args(p: argparse.ArgumentParser, fetches: bool = True,
+                  quiet: str = "no progress bars (download, training)") -> None:
+    """Flags saying where MNIST lives and (if the command ``fetches`` it) where to fetch it
+    from, and ``--quiet``, with the help ``quiet``."""
     p.add_argument("--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)")
     if fetches:
         p.add_argument("--mirror", action="append", metavar="URL", type=mirror,
                        help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
                        f"default ${download.MIRROR_ENV}, then the public mirrors)")
-        p.add_argument("--quiet", action="store_true", help="no progress bars (download, training)")
+        p.add_argument("--quiet", action="store_true", help=quiet)
 
 
 def load_data(args: argparse.Namespace, validation_size: int) -> mnist.MNIST:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import models, search, tools, training
+from . import models, search, serve, tools, training
 from .args import PROG, Parser, fail, usage_error
 
 TOP_FLAGS = ("-h", "--help", "--version")
@@ -28,6 +28,7 @@ def parser() -> tuple[Parser, dict[str, Parser]]:
     training.add_parser(commands)
     search.add_parser(commands)
     models.add_parsers(commands)
+    serve.add_parser(commands)
     tools.add_parsers(commands)
     return p, commands.choices
 

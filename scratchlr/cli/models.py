@@ -16,7 +16,7 @@ from .. import model
 from ..backend import numpy_backend
 from ..dataset import download, mnist
 from ..files import history, images, modelfile
-from ..reports.evaluate import confusion_matrix, format_report, report
+from ..reports.evaluate import confusion_matrix, format_report, report, scores
 from ..search import results
 from ..train import predict_split
 from .args import add_data_args, fail, load_data, usage_error
@@ -74,10 +74,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def top_classes(m: modelfile.ModelFile, x: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
-    """The k most probable classes of image x (784,), with their probabilities."""
-    p = model.softmax(model.logits(x[None, :].astype(m.W.dtype), m.W, m.b))[0]
-    return [(int(c), float(p[c])) for c in np.argsort(-p, kind="stable")[:k]]
+def predicted(m: modelfile.ModelFile, x: np.ndarray, label: str) -> dict[str, Any]:
+    """What ``predict`` says of image x (784,): the class, the three most probable with their
+    probabilities, and all ten probabilities and logits."""
+    z, p = scores(m.W, m.b, x)
+    top = [[int(c), float(p[c])] for c in np.argsort(-p, kind="stable")[:3]]
+    return {"file": label, "prediction": top[0][0], "top3": top, "probabilities": [float(v) for v in p],
+            "logits": [float(v) for v in z]}
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -97,9 +100,9 @@ def run_predict(args: argparse.Namespace) -> int:
             continue
         for i, x in enumerate(xs):
             label = name if len(xs) == 1 else f"{name}[{i}]"
-            top = top_classes(m, x)
-            out.append({"file": label, "prediction": top[0][0], "top3": [[c, p] for c, p in top]})
+            out.append(predicted(m, x, label))
             if not args.json:
+                top = out[-1]["top3"]
                 print(f"{label}: {top[0][0]}  ({', '.join(f'{c}: {p:.4f}' for c, p in top)})", flush=True)
     if args.json:
         print(json.dumps(out, indent=1))

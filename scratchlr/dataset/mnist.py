@@ -55,6 +55,7 @@ FILES = {
 }
 
 TRAIN_FILES = ("train_images", "train_labels")  # all a search reads: it never sees the test set
+TEST_FILES = ("test_images", "test_labels")  # all the demo page reads (scratchlr serve)
 
 
 class MNISTDataError(RuntimeError):

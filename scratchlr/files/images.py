@@ -13,8 +13,10 @@ light. A larger image, a photo or a drawing, goes through :func:`mnist_like`.
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -23,6 +25,8 @@ from ..dataset import idx
 from ..dataset.mnist import SIDE
 
 BOX = 20  # MNIST's digits were scaled to fit 20 x 20, then centred in 28 x 28
+UPLOAD_FORMATS = ("PNG", "JPEG")  # what :func:`from_bytes` opens
+UPLOAD_PIXELS = 25_000_000  # the most pixels :func:`from_bytes` decodes (a 25-megapixel photo)
 
 
 class ImageError(RuntimeError):
@@ -110,6 +114,15 @@ def read(path: Path) -> list[np.ndarray]:
         raise ImageError(f"{path}: {exc}") from None
 
 
+def from_bytes(data: bytes) -> np.ndarray:
+    """The bytes of one PNG or JPEG file -> x (784,) float32 in [0, 1], read as :func:`read`
+    reads a picture; :class:`ImageError` if they are empty, not such an image, larger than
+    ``UPLOAD_PIXELS``, or blank. For images sent over the network (``scratchlr serve``)."""
+    if not data:
+        raise ImageError("empty: no image bytes")
+    return as_digit(read_picture(io.BytesIO(data), UPLOAD_FORMATS, UPLOAD_PIXELS))
+
+
 def read_idx_images(path: Path, kind: int) -> list[np.ndarray]:
     """Each image of an IDX file of N x 28 x 28 uint8 images."""
     if kind != 3:
@@ -141,10 +154,12 @@ def read_npy(path: Path) -> np.ndarray:
     return a.reshape(SIDE, SIDE).astype(np.float32)
 
 
-def read_picture(path: Path) -> np.ndarray:
-    """A PNG, JPEG, ... read with Pillow, upright (EXIF orientation), as grayscale: 8-bit ones
-    as uint8, 16-bit and float ones scaled by their range to float32 in [0, 1]. Transparent
-    pixels count as white paper."""
+def read_picture(source: Path | BinaryIO, formats: tuple[str, ...] | None = None,
+                 max_pixels: int | None = None) -> np.ndarray:
+    """A PNG, JPEG, ... (a path or an open binary file) read with Pillow, upright (EXIF
+    orientation), as grayscale: 8-bit ones as uint8, 16-bit and float ones scaled by their
+    range to float32 in [0, 1]. Transparent pixels count as white paper. ``formats`` limits
+    the formats tried (Pillow's names), and ``max_pixels`` the size decoded."""
     try:
         from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError:
@@ -152,7 +167,9 @@ def read_picture(path: Path) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as file:
+            with Image.open(source, formats=formats) as file:
+                if max_pixels is not None and file.width * file.height > max_pixels:
+                    raise ImageError(f"too large: {file.width}x{file.height} pixels, over {max_pixels:,}")
                 im = ImageOps.exif_transpose(file)
                 if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                     x = np.asarray(im, np.float32)
@@ -162,5 +179,8 @@ def read_picture(path: Path) -> np.ndarray:
                 return np.asarray(im.convert("L"), np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"too large to be a digit's picture ({exc})") from None
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        what = f"not a {' or '.join(formats)} image" if formats else f"not an image Pillow can read ({exc})"
+        raise ImageError(what) from None
+    except (OSError, ValueError) as exc:
         raise ImageError(f"not an image Pillow can read ({exc})") from None

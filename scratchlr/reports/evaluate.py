@@ -11,9 +11,17 @@ from typing import Any
 
 import numpy as np
 
+from .. import model
 from ..backend import Backend
 from ..dataset.mnist import CLASSES, Split
 from ..train import predict_split
+
+
+def scores(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(z, p): the logits and the probabilities of one image, one forward pass of
+    :mod:`scratchlr.model`.  W (D, C), b (C,), x (D,) -> z (C,), p (C,) in W's dtype."""
+    z = model.logits(x[None, :].astype(W.dtype), W, b)
+    return z[0], model.softmax(z)[0]
 
 
 def confusion_matrix(y: np.ndarray, yhat: np.ndarray, num_classes: int = CLASSES) -> np.ndarray:
