@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +53,7 @@ def test_readme_is_short_and_its_links_resolve() -> None:
 def test_readme_names_each_command() -> None:
     verbs = [c.split()[3] if len(c.split()) > 3 and not c.split()[3].startswith("-") else "train"
              for c in commands()]
-    assert set(verbs) >= {"train", "search", "evaluate", "predict", "plot", "gradcheck", "download"}
+    assert set(verbs) >= {"train", "search", "evaluate", "predict", "plot", "serve", "gradcheck", "download"}
 
 
 def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_path: Path) -> None:
@@ -61,6 +63,9 @@ def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_
     Image.fromarray(mnist_data.test.images[0].reshape(28, 28)).save(tmp_path / "my-digit.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for command in commands():
+        if command.split()[3:4] == ["serve"]:
+            serves(command.split()[1:] + ["--port", "0"], tmp_path, env)
+            continue
         proc = subprocess.run([sys.executable, *command.split()[1:]], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 0, (command, proc.stderr[-2000:])
@@ -75,3 +80,21 @@ def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_
                          env=env, capture_output=True, text=True, timeout=300).stdout
     assert out.startswith(f"my-digit.png: {label}")
     assert np.isfinite(np.load(tmp_path / "m.npz")["W"]).all()
+
+
+def serves(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+    """The README's serve command (on a free port): it prints its URL, serves the page, and
+    stops on Ctrl-C."""
+    proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        url = proc.stdout.readline().split(" on ")[-1].split()[0]
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert b'<canvas id="pad"' in page.read()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=5)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -181,13 +182,16 @@ def test_bodies_too_large_unsized_or_truncated(synthetic: DemoServer) -> None:
     assert unsized.startswith(b"HTTP/1.1 411")
     chunked = raw(synthetic, post + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
     assert chunked.startswith(b"HTTP/1.1 411")
-    for length in ("-5", "abc", "1e3"):
-        bad = raw(synthetic, post + f"Content-Length: {length}\r\n\r\n".encode())
+    for length in ("-5", "abc", "1e3", "\u00b2"):
+        bad = raw(synthetic, post + f"Content-Length: {length}\r\n\r\n".encode("latin-1"))
         assert bad.startswith(b"HTTP/1.1 400") and b"Content-Length" in bad
     cut = raw(synthetic, post + b"Content-Length: 1000\r\n\r\n" + png(digit_like(4))[:50])
     assert cut.startswith(b"HTTP/1.1 400") and b"truncated body" in cut
     garbage = raw(synthetic, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(200) + b"\r\n\r\n")
     assert garbage.startswith(b"HTTP/1.") and b" 400 " in garbage.split(b"\r\n")[0]
+    with socket.create_connection(synthetic.server_address[:2]) as s:  # a client that resets mid-body
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(post + b"Content-Length: 1000\r\n\r\n" + b"\x89PNG")
     assert request(synthetic, "GET", "/api/test/0")[0] == 200  # and it keeps answering
 
 

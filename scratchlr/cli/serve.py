@@ -35,7 +35,7 @@ def add_parser(commands: Any) -> None:
 
 def port(text: str) -> int:
     """A TCP port number, 0 to 65535 (argparse type)."""
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {text!r}")
     return int(text)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -70,6 +71,7 @@ class DemoServer(ThreadingHTTPServer):
     whether to log. Binds at construction (``OSError`` if it cannot)."""
 
     daemon_threads = True  # a stalled client's thread does not hold up Ctrl-C
+    request_queue_size = 128  # connections waiting to be accepted (the standard library's 5 drops a crowd's SYNs)
 
     def __init__(self, address: tuple[str, int], W: np.ndarray, b: np.ndarray, test: Split, quiet: bool = False,
                  timeout_s: float = TIMEOUT_S) -> None:
@@ -79,6 +81,14 @@ class DemoServer(ThreadingHTTPServer):
         self.files = page_files()
         self.templates = json.dumps(api.templates(self.W, self.b, len(test.labels))).encode()
         super().__init__(address, Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request is one log line; anything else, the traceback."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError)):
+            return super().handle_error(request, client_address)
+        if not self.quiet:
+            print(f"{client_address[0]} - - connection lost: {type(exc).__name__}", file=sys.stderr)
 
     def url(self) -> str:
         """``http://HOST:PORT/``, with the port bound (an ephemeral one if 0 was asked)."""
@@ -97,6 +107,7 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(self.server.timeout_s)  # each read of a stalled client gives up after it
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the body does not wait for an ACK
 
     def do_GET(self) -> None:
         self.answer_get(body=True)
@@ -114,8 +125,8 @@ class Handler(BaseHTTPRequestHandler):
         """Whether ``method`` may be used on the path; if not, the 404 or 405 is sent."""
         name = route(urlsplit(self.path).path)
         ok = name is not None and method in ALLOWED[name].split(", ")
-        if not ok and ("Content-Length" in self.headers or "Transfer-Encoding" in self.headers):
-            self.close_connection = True  # its body is not read, so the connection cannot be reused
+        if name != "predict" and ("Content-Length" in self.headers or "Transfer-Encoding" in self.headers):
+            self.close_connection = True  # a body that is never read: the connection cannot be reused
         if name is None:
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {urlsplit(self.path).path}"})
             return False
@@ -149,7 +160,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(HTTPStatus.LENGTH_REQUIRED, {"error": "send the image with a Content-Length"})
             return None
         length = self.headers["Content-Length"].strip()
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):
             self.close_connection = True
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"bad Content-Length: {length!r}"})
             return None

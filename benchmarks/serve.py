@@ -1,0 +1,112 @@
+"""How fast the demo page answers a drawing: ``POST /api/predict`` latency on loopback,
+with 1 and with 16 concurrent clients.
+
+    python benchmarks/serve.py --data-dir data/mnist [--model m.npz] [--requests 400] [--repeats 3]
+
+Starts ``python -m scratchlr serve MODEL --port 0 --quiet`` in a process of its own (without
+``--model``, first trains the README's recipe into a temporary file). Each client is a thread
+of this process with its own kept-alive connection, posting the PNGs the page posts: MNIST
+test images drawn 10x larger, 280x280 like the pad, so each goes through the MNIST-like
+preprocessing. Each round sends ``--requests`` requests at each concurrency, after 20 to
+warm up; the latency is from sending a request to having read its whole answer. Prints a
+Markdown table of the medians over ``--repeats`` rounds of each round's p50 and p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from bench import machine  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from scratchlr.dataset import mnist  # noqa: E402
+
+RECIPE = ["--epochs", "3", "--shuffle", "--momentum", "0.9", "--learning-rate", "0.5", "--average", "430"]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def drawings(data_dir: str, count: int = 50) -> list[bytes]:
+    """PNGs of the first ``count`` test images, each pixel drawn 10 x 10, as the pad sends them."""
+    out = []
+    for image in mnist.load(data_dir).test.images[:count]:
+        png = io.BytesIO()
+        Image.fromarray(np.kron(image.reshape(28, 28), np.ones((10, 10), np.uint8))).save(png, "PNG")
+        out.append(png.getvalue())
+    return out
+
+
+def client(address: tuple[str, int], bodies: list[bytes]) -> list[float]:
+    """Post each body on one kept-alive connection; the seconds each took, answer read."""
+    conn, seconds = http.client.HTTPConnection(*address, timeout=60), []
+    for body in bodies:
+        start = time.perf_counter()
+        conn.request("POST", "/api/predict", body=body, headers={"Content-Type": "image/png"})
+        response = conn.getresponse()
+        answer = response.read()
+        seconds.append(time.perf_counter() - start)
+        if response.status != 200:
+            raise SystemExit(f"serve bench: {response.status}: {json.loads(answer)['error']}")
+    conn.close()
+    return seconds
+
+
+def round_of(address: tuple[str, int], pngs: list[bytes], clients: int, requests: int) -> tuple[float, float]:
+    """(p50, p99) in ms of ``requests`` requests spread over ``clients`` concurrent clients."""
+    per = [[pngs[(k * clients + c) % len(pngs)] for k in range(requests // clients)] for c in range(clients)]
+    with ThreadPoolExecutor(clients) as pool:
+        seconds = sorted(s for part in pool.map(lambda b: client(address, b), per) for s in part)
+    return 1e3 * seconds[len(seconds) // 2], 1e3 * seconds[min(len(seconds) - 1, int(0.99 * len(seconds)))]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default="data/mnist")
+    p.add_argument("--model", help="a saved model (default: train the README's recipe first)")
+    p.add_argument("--requests", type=int, default=400, help="requests per round and concurrency (400)")
+    p.add_argument("--repeats", type=int, default=3, help="rounds (3)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or str(Path(tmp) / "m.npz")
+        if not args.model:
+            subprocess.run([sys.executable, "-m", "scratchlr", "--data-dir", args.data_dir, "--quiet", *RECIPE,
+                            "--save", model], check=True, env=ENV, capture_output=True)
+        server = subprocess.Popen([sys.executable, "-m", "scratchlr", "serve", model, "--port", "0", "--quiet",
+                                   "--data-dir", args.data_dir], stdout=subprocess.PIPE, text=True, env=ENV)
+        try:
+            url = server.stdout.readline().split(" on ")[1].split()[0]
+            host, port = url.split("//")[1].strip("/").rsplit(":", 1)
+            address, pngs = (host, int(port)), drawings(args.data_dir)
+            client(address, pngs[:20])  # warm up
+            results: dict[int, list[tuple[float, float]]] = {1: [], 16: []}
+            for r in range(args.repeats):
+                for clients in ((1, 16) if r % 2 == 0 else (16, 1)):  # alternating order
+                    results[clients].append(round_of(address, pngs, clients, args.requests))
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=10)
+    print(f"machine: {machine()}\n")
+    print("| clients | p50 ms | p99 ms |\n|---:|---:|---:|")
+    for clients, rounds in results.items():
+        print(f"| {clients} | {statistics.median(r[0] for r in rounds):.1f} | "
+              f"{statistics.median(r[1] for r in rounds):.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
