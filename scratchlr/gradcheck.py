@@ -31,10 +31,11 @@ def relative_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def numerical_gradient(
-    per_example_loss: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, h: float = 1e-3
+    per_example_loss: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, h: float = 1e-3, points: int = 5
 ) -> np.ndarray:
-    """dJ/dθ by five-point central differences, J = mean of ``per_example_loss(θ)`` (N,).
-    θ any shape -> gradient of the same shape. ``theta`` is restored afterwards."""
+    """dJ/dθ by five-point central differences (``points=2``: two-point ones), J = mean of
+    ``per_example_loss(θ)`` (N,). θ any shape -> gradient of the same shape. ``theta`` is
+    restored afterwards."""
     grad = np.zeros_like(theta)
     flat, gflat = theta.reshape(-1), grad.reshape(-1)  # views
 
@@ -44,15 +45,20 @@ def numerical_gradient(
 
     for i in range(flat.size):
         old = flat[i]
-        d1 = at(i, old + h) - at(i, old - h)
-        d2 = at(i, old + 2 * h) - at(i, old - 2 * h)
+        d1 = at(i, old + h) - at(i, old - h)  # J(θ + h e_i) - J(θ - h e_i), example by example
+        if points == 2:
+            gflat[i] = np.sum(d1) / (2 * h * d1.size)
+        else:
+            d2 = at(i, old + 2 * h) - at(i, old - 2 * h)
+            gflat[i] = np.sum(8 * d1 - d2) / (12 * h * d1.size)
         flat[i] = old
-        gflat[i] = np.sum(8 * d1 - d2) / (12 * h * d1.size)
     return grad
 
 
-def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_decay: float = 0.0) -> dict[str, float]:
-    """Max relative error of the analytic gradients against central differences, in float64.
+def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_decay: float = 0.0,
+          points: int = 5) -> dict[str, float]:
+    """Max relative error of the analytic gradients against central differences (five-point,
+    or ``points=2``), in float64.
 
     Analytic: :func:`model.grad_W` (plus lambda W, :func:`optim.decayed_gradient`) and
     :func:`model.grad_b`. Numerical: of :func:`model.cross_entropy` at (W, b), plus that of
@@ -63,14 +69,32 @@ def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_dec
     G = model.grad_logits(model.logits(X, W, b), y)
     analytic = {"W": optim.decayed_gradient(model.grad_W(X, G), W, weight_decay), "b": model.grad_b(G)}
     numeric = {
-        "W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W)
-        + W.size * numerical_gradient(lambda W_: optim.l2_penalty(W_, weight_decay).ravel(), W),  # size x the mean's
-        "b": numerical_gradient(lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b),
+        "W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W, points=points)
+        + W.size * numerical_gradient(lambda W_: optim.l2_penalty(W_, weight_decay).ravel(), W,
+                                      points=points),  # size x the mean's
+        "b": numerical_gradient(lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b, points=points),
     }
     return {k: float(relative_error(analytic[k], numeric[k]).max()) for k in analytic}
 
 
 Problem = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X, y, W, b
+SWEEP_H = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)  # the step sizes of :func:`sweep`
+
+
+def sweep(problem: Problem, hs: tuple[float, ...] = SWEEP_H) -> dict[tuple[int, float], dict[str, float]]:
+    """The largest absolute error of the two- and five-point differences against the analytic
+    gradient of the cross-entropy, for W and b, at each step h: {(points, h): {"W", "b"}}.
+    Truncation error shrinks with h (as h^2 or h^4), rounding error grows as 1/h."""
+    X, y, W, b = (np.array(a, dtype=np.float64) if a.dtype.kind == "f" else a for a in problem)
+    G = model.grad_logits(model.logits(X, W, b), y)
+    analytic = {"W": model.grad_W(X, G), "b": model.grad_b(G)}
+    out = {}
+    for points in (2, 5):
+        for h in hs:
+            numeric = {"W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W, h, points),
+                       "b": numerical_gradient(lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b, h, points)}
+            out[points, h] = {k: float(np.abs(analytic[k] - numeric[k]).max()) for k in analytic}
+    return out
 
 
 def random_problem(seed: int = 0, n: int = 16, d: int = 12, c: int = 5) -> Problem:
@@ -85,6 +109,20 @@ def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: 
     rng = np.random.default_rng(seed)
     X = model.pixels(np.asarray(images_u8[:n]), np.float64)
     return X, np.asarray(labels[:n]), 0.01 * rng.normal(size=(X.shape[1], CLASSES)), 0.01 * rng.normal(size=CLASSES)
+
+
+def run_sweep(mnist_arrays: Any | None = None, emit: Callable[[str], None] = print) -> None:
+    """Print :func:`sweep` of :func:`random_problem` (seed 0) and, if given (images, labels),
+    the two- and five-point :func:`check` of the MNIST slice: the figures of docs/math.md §9."""
+    emit("random 16x12, 5 classes (seed 0): largest absolute error against the analytic gradient")
+    emit("points        h       W          b")
+    for (points, h), errors in sweep(random_problem()).items():
+        emit(f"{points:6d}  {h:7.0e}  {errors['W']:.2e}  {errors['b']:.2e}")
+    if mnist_arrays is not None:
+        for points in (2, 5):
+            errors = check(*mnist_problem(*mnist_arrays), points=points)
+            emit(f"MNIST first 32 examples, {points}-point, h 1e-03: max relative error W {errors['W']:.1e}, "
+                 f"b {errors['b']:.1e}")
 
 
 def run(mnist_arrays: Any | None = None, emit: Callable[[str], None] = print) -> float:

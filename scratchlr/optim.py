@@ -174,7 +174,8 @@ def exponential_lr(lr: float, t: int, gamma: float) -> float:
 
 def cosine_lr(lr: float, t: int, t_max: int, eta_min: float) -> float:
     """lr_t = eta_min + (lr - eta_min) (1 + cos(pi t / T_max)) / 2: the closed form of
-    ``lr_scheduler.CosineAnnealingLR``, TF's ``CosineDecay`` with alpha = eta_min / lr."""
+    ``lr_scheduler.CosineAnnealingLR`` (which rises again after T_max). TF's ``CosineDecay``
+    with alpha = eta_min / lr is the same for t <= T_max only: it holds t at T_max after."""
     return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2
 
 
@@ -205,14 +206,15 @@ def scheduled_lr(schedule: str, lr: float, t: int, total: int | None = None, **g
 
 
 def stable_decay_limit(momentum: float, nesterov: bool) -> float:
-    """The largest lr * lambda for which weight decay does not blow the weights up.
+    """The bound on a = lr * lambda below which the weight decay's own map is stable.
 
-    With a = lr lambda and u = lr v, the decay term alone maps (theta, u) linearly:
-    heavy ball: u' = mu u + a theta, theta' = theta - u', a matrix of trace 1 - a + mu and
-    determinant mu; Nesterov: theta' = theta - a theta - mu u', trace 1 - a (1 + mu) + mu,
-    determinant mu (1 - a). Both eigenvalues lie inside the unit circle (Jury's test:
-    1 + trace + det > 0) exactly when a < 2 (1 + mu), or a < 2 (1 + mu) / (1 + 2 mu) with
-    Nesterov; mu = 0 gives plain SGD's a < 2. The cross-entropy's gradient is bounded, so
-    under this limit the weights stay finite at any learning rate.
+    With u = lr v, the decay term alone maps (theta, u) linearly: heavy ball: u' = mu u + a
+    theta, theta' = theta - u', of trace T = 1 - a + mu and determinant D = mu; Nesterov:
+    theta' = theta - a theta - mu u', T = 1 - a (1 + mu) + mu, D = mu (1 - a). Both
+    eigenvalues lie inside the unit circle if and only if Jury's three conditions hold:
+    |D| < 1, 1 - T + D > 0 (here it is a > 0) and 1 + T + D > 0, which is a < 2 (1 + mu), or
+    a < 2 (1 + mu) / (1 + 2 mu) with Nesterov (and then |D| < 1 follows); mu = 0 gives
+    plain SGD's a < 2. Below it, W stays bounded, because the data's gradient is bounded
+    (|dJ/dW_ij| <= 1 for pixels in [0, 1]): docs/math.md section 7 has the working.
     """
     return 2 * (1 + momentum) / (1 + 2 * momentum) if nesterov else 2 * (1 + momentum)

@@ -1,9 +1,10 @@
 """One training step's loss, accuracy and gradients, twice: readable, and in place.
 
-:func:`reference_gradients` composes the functions of :mod:`scratchlr.model`; each builds
-fresh temporaries, and the logits are taken through softmax three times (for the loss, the
-accuracy and the gradient). :class:`FastGradients` makes the same array operations once
-each, writing into buffers it made when it was built:
+:func:`reference_gradients` composes the functions of :mod:`scratchlr.model`: one forward
+pass makes the logits z, and the loss, the accuracy and the gradient each shift and
+exponentiate z again (three softmaxes, one per use), in fresh temporaries.
+:class:`FastGradients` makes the same array operations once each, writing into buffers it
+made when it was built:
 
 ==================================  =======================================
 model.py                            FastGradients
@@ -25,12 +26,15 @@ The update that follows is :class:`scratchlr.optim.SGD`'s for either step; for t
 step it runs in place, so it writes into these gradient buffers and the parameters, making
 the same calls.
 
-Why the results are bit-identical to the reference on any BLAS, kernel or thread count:
+Why the results are bit-identical to the reference at any one BLAS kernel and thread count:
 every call above is the reference's own call, on operands of the same shapes, dtypes and
 memory layouts (the first n rows of a C-ordered buffer are a C-ordered (n, ...) array), so
 BLAS and NumPy's reductions sum in the same order, and exp and log take the same loops.
-The only operations that differ in form are exact in any form: subtracting 0 or 1 (p - Y),
-max, argmax, counting hits. ``tests/test_fast.py`` checks the bits.
+(Another thread count splits the products differently, for both steps alike: the CLI
+fixes one thread.) The operations that differ in form give the same bits all the same:
+p - Y subtracts 1 at the labels in both (p - 1 rounds when p < 1/2, but it is the same
+rounded subtraction) and 0 elsewhere, which is exact; and max, argmax and counting hits are
+exact in any form. ``tests/test_fast.py`` checks the bits.
 
 Images stay uint8 until the step: a batch's rows are converted straight into X, range by
 range, so a batch that wraps around the end of the data needs no gathered copy. The step
@@ -50,8 +54,8 @@ def reference_gradients(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any
     """The batch's loss, accuracy and gradients, in the readable math of :mod:`scratchlr.model`.
 
     Returns (J, acc, dJ/dW, dJ/db) on the rows ``ranges`` of ``images`` (uint8) and
-    ``labels``, at W (D, C), b (C,). One forward pass serves the loss, the accuracy and the
-    gradient.
+    ``labels``, at W (D, C), b (C,). One forward pass (the logits) serves the loss, the
+    accuracy and the gradient, each of which takes its own softmax of it.
     """
     X = model.pixels(take(images, ranges), W.dtype)
     y = take(labels, ranges)

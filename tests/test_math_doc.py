@@ -60,3 +60,42 @@ def test_no_markdown_hazards_inside_the_math() -> None:
     for tex in math:
         assert not re.search(r"\\[!-/:-@\[-`{-~]", tex), tex
         assert not re.search(r"^\s*[-+*] ", tex, re.M), tex
+
+
+def doc_number(tex: str) -> float:
+    """``$4.3 \\times 10^{-4}$`` -> 4.3e-4."""
+    mantissa, exponent = re.fullmatch(r"\$([\d.]+) \\times 10\^\{(-?\d+)\}\$", tex.strip()).groups()
+    return float(mantissa) * 10 ** int(exponent)
+
+
+def test_the_step_size_table_of_section_9_is_what_the_sweep_measures() -> None:
+    """The doc's table of §9, against ``gradcheck.sweep`` of the problem it names: figures that
+    truncation sets to their two digits, those that rounding sets within a factor of 3 (they
+    move with the BLAS kernel)."""
+    from scratchlr import gradcheck
+
+    rows = re.findall(r"^\| \$10\^\{(-\d)\}\$ \| (.+?) \| (.+?) \|$", MATH, re.M)
+    assert len(rows) == 5 and "gradcheck.random_problem` with seed 0" in MATH
+    measured = gradcheck.sweep(gradcheck.random_problem(0))
+    for exponent, two, five in rows:
+        h = 10.0 ** int(exponent)
+        for points, tex in ((2, two), (5, five)):
+            doc, got = doc_number(tex), measured[points, h]["W"]
+            truncation = h >= (1e-4 if points == 2 else 1e-2)
+            if truncation:
+                assert f"{got:.1e}" == f"{doc:.1e}", (points, h, got, doc)
+            else:
+                assert doc / 3 < got < 3 * doc, (points, h, got, doc)
+
+
+def test_the_mnist_figures_of_section_9(mnist_data) -> None:
+    """§9's figures for the first 32 MNIST images: the two-point one (set by truncation) to its
+    two digits, the five-point one inside the doc's range across kernels (give or take 2x)."""
+    from scratchlr import gradcheck
+
+    problem = gradcheck.mnist_problem(mnist_data.train.images, mnist_data.train.labels)
+    two, five = (gradcheck.check(*problem, points=k)["W"] for k in (2, 5))
+    doc_two = re.search(r"two-point formula leaves a relative error of (\$[^$]+\$) for W", MATH).group(1)
+    assert f"{two:.1e}" == f"{doc_number(doc_two):.1e}", two
+    low, high = map(doc_number, re.search(r"about \$10\^\{-9\}\$ \((\$[^$]+\$) to (\$[^$]+\$)", MATH).groups())
+    assert low / 2 < five < 2 * high and two > gradcheck.TOLERANCE > five

@@ -23,6 +23,9 @@ def add_parsers(commands: Any) -> None:
                             description="Compare the analytic gradient with central differences (float64) on a "
                             "random problem (with and without weight decay) and, when MNIST is present, on its first "
                             f"32 examples. Exits 1 if the max relative error exceeds {gradcheck.TOLERANCE:g}.")
+    p.add_argument("--sweep", action="store_true", help="print the two- and five-point differences' errors at "
+                   "h = 1e-1 ... 1e-5 on the random problem, and both on MNIST's first 32 examples (docs/math.md "
+                   "section 9); check nothing")
     add_data_args(p, fetches=False)
     p.set_defaults(run=run_gradcheck)
 
@@ -39,7 +42,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_gradcheck(args: argparse.Namespace) -> int:
-    """``scratchlr gradcheck``: exit 0 if the analytic gradient passes, 1 if not."""
+    """``scratchlr gradcheck``: exit 0 if the analytic gradient passes, 1 if not (``--sweep``:
+    the table of step sizes, exit 0)."""
     arrays = None
     directory = mnist.data_dir(args.data_dir)
     try:
@@ -50,6 +54,9 @@ def run_gradcheck(args: argparse.Namespace) -> int:
         if present or directory.is_file():
             return fail(str(exc))  # a file, or files present but broken: say so rather than skip
         print(f"{PROG}: MNIST not found in {directory}; checking the random problem only", file=sys.stderr)
+    if args.sweep:
+        gradcheck.run_sweep(arrays)
+        return 0
     worst = gradcheck.run(arrays)
     verdict = "OK" if worst <= gradcheck.TOLERANCE else "FAILED"
     print(f"gradcheck {verdict}: max relative error {worst:.3e} (tolerance {gradcheck.TOLERANCE:g})")
