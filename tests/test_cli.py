@@ -123,7 +123,7 @@ def test_device_gpu_without_gpu_is_usage_error(tmp_path: Path, capsys) -> None:
     (["evalute", "m.npz"], "unknown command 'evalute'; did you mean 'evaluate'?"),
     (["trian", "--epochs", "3"], "did you mean 'train'?"),
     (["frobnicate"], "unknown command 'frobnicate' (the commands: train, search, evaluate, predict, plot, "
-                     "serve, download, gradcheck)"),
+                     "serve, download, gradcheck, exercise)"),
     (["serach", "--learning-rate", "0.1,0.5"], "did you mean 'search'?"),
 ])
 def test_a_mistyped_command_is_named_with_a_suggestion(args: list[str], words: str, capsys) -> None:
@@ -133,7 +133,7 @@ def test_a_mistyped_command_is_named_with_a_suggestion(args: list[str], words: s
 def test_help_lists_every_command_and_train_every_setting(capsys) -> None:
     top = in_process(capsys, "--help")
     assert top.returncode == 0
-    for command in ("train", "search", "evaluate", "predict", "plot", "serve", "download", "gradcheck"):
+    for command in ("train", "search", "evaluate", "predict", "plot", "serve", "download", "gradcheck", "exercise"):
         assert re.search(rf"^\s+{command}\b", top.stdout, re.M), command
     train_help = in_process(capsys, "train", "--help").stdout
     for f in dataclasses.fields(Config):  # one flag per field, its default shown where it has one

@@ -96,20 +96,20 @@ def imports_of(path: Path) -> set[str]:
 
 def test_the_layout_shows_the_design() -> None:
     """A learner's modules on top (at most 12); the rest in one subpackage per concern. The
-    command line is imported by nothing in the package, the search and the demo server (clients
-    of the chain) by nothing but the command line, and the data layer knows neither the training's settings
-    nor its loop (nor the reports built on it)."""
+    command line is imported by nothing in the package; the search, the demo server and the
+    exercises (clients of the chain) by nothing but the command line; and the data layer knows
+    neither the training's settings nor its loop (nor the reports built on it)."""
     top = sorted(p.name for p in (ROOT / "scratchlr").glob("*.py"))
     assert len(top) <= 12, top
     assert {"model.py", "optim.py", "step.py", "train.py", "gradcheck.py"} <= set(top)
     packages = sorted(p.parent.name for p in (ROOT / "scratchlr").glob("*/__init__.py"))
-    assert packages == ["cli", "dataset", "files", "reports", "search", "serve"]
+    assert packages == ["cli", "dataset", "exercise", "files", "reports", "search", "serve"]
     for path in (ROOT / "scratchlr").rglob("*.py"):
         where = path.relative_to(ROOT / "scratchlr").parts
         reached = reachable(path)  # what it imports, and what those import, and so on
         if where[0] != "cli" and path.name != "__main__.py":
             assert not any(name.startswith("scratchlr.cli") for name in reached), (path, reached)
-        for client in ("search", "serve"):  # clients of the chain, which only the command line uses
+        for client in ("search", "serve", "exercise"):  # clients of the chain, which only the command line uses
             if where[0] not in ("cli", client) and path.name != "__main__.py":
                 assert not any(name.startswith(f"scratchlr.{client}") for name in reached), (path, reached)
         if where[0] == "dataset":
