@@ -46,6 +46,7 @@ def chromium(profile: Path, width: int = 1200, height: int = 1400) -> Any:
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-quic", f"--user-data-dir={profile}", f"--window-size={width},{height}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for errors()
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 
@@ -74,3 +75,8 @@ def pad_png(driver: Any) -> bytes:
     """The pad's pixels as the page's own PNG (``canvas.toDataURL``)."""
     url = driver.execute_script("return document.getElementById('pad').toDataURL('image/png');")
     return base64.b64decode(url.split(",", 1)[1])
+
+
+def errors(driver: Any) -> list[str]:
+    """The page's console errors since last asked: exceptions, policy violations, failed loads."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 # One OpenBLAS thread, as `python -m scratchlr` sets (set before NumPy loads OpenBLAS);
@@ -18,6 +19,8 @@ import pytest
 
 from scratchlr.backend import BackendError, cupy_backend
 from scratchlr.dataset import mnist
+from scratchlr.dataset.mnist import Split
+from scratchlr.serve.server import DemoServer
 
 # Read the settings once, then clear them so no test (or CLI it starts) writes there.
 REAL_MNIST = os.environ.pop(mnist.DATA_ENV, None)
@@ -97,3 +100,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("gpu"):
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> DemoServer:
+    """A server of a random model and five random test images, on an ephemeral port, with a
+    1 s connection timeout: no MNIST needed."""
+    rng = np.random.default_rng(0)
+    W, b = rng.normal(0, 0.05, (784, 10)).astype(np.float32), rng.normal(0, 0.1, 10).astype(np.float32)
+    test = Split(rng.integers(0, 256, (5, 784)).astype(np.uint8), np.arange(5))
+    server = DemoServer(("127.0.0.1", 0), W, b, test, quiet=True, timeout_s=1.0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()

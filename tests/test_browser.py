@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import STROKES, chromium, draw, missing, pad_png
+from browser import STROKES, chromium, draw, errors, missing, pad_png
 
 from scratchlr import train
 from scratchlr.backend import numpy_backend
@@ -82,6 +82,7 @@ def test_a_drawn_digit_shows_what_predict_says_of_the_pad(browser, served, tmp_p
     want = predict(model, image)
     assert page["prediction"] == str(want["prediction"]) and page["winner"] == want["prediction"]
     assert page["probabilities"] == [f"{p:.4f}" for p in want["probabilities"]]
+    assert errors(browser) == []
     browser.save_screenshot(str(tmp_path / "page.png"))
     from PIL import Image
 
@@ -103,3 +104,21 @@ def test_clear_and_a_test_image(browser, served) -> None:
     browser.find_element("id", "test").click()
     page = shown(browser, "Test image")
     assert page["prediction"].isdigit() and ("(right)" in page["status"] or "(wrong)" in page["status"])
+    assert errors(browser) == []
+
+
+def test_a_tap_is_a_dot_and_other_buttons_draw_nothing(browser, served) -> None:
+    _, url = served
+    browser.get(url)
+    shown(browser, "Draw a digit")
+    draw(browser, [[(140, 140)]])  # down and up at one point
+    page = shown(browser, "Draw again")
+    assert page["prediction"].isdigit() and errors(browser) == []
+    browser.find_element("id", "clear").click()
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser).move_to_element(browser.find_element("id", "pad")).context_click().perform()
+    ink = browser.execute_script("""
+        const c = document.getElementById('pad'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return d.reduce((a, v, i) => a + (i % 4 === 3 ? 0 : v), 0);""")
+    assert ink == 0

@@ -26,7 +26,7 @@ from ..dataset.mnist import SIDE
 
 BOX = 20  # MNIST's digits were scaled to fit 20 x 20, then centred in 28 x 28
 UPLOAD_FORMATS = ("PNG", "JPEG")  # what :func:`from_bytes` opens
-UPLOAD_PIXELS = 25_000_000  # the most pixels :func:`from_bytes` decodes (a 25-megapixel photo)
+UPLOAD_PIXELS = 4_000_000  # the most pixels :func:`from_bytes` decodes (2000 x 2000; the pad is 280 x 280)
 
 
 class ImageError(RuntimeError):

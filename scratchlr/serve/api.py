@@ -35,11 +35,11 @@ def largest(*arrays: np.ndarray) -> float:
 
 def explanation(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> dict[str, Any]:
     """Everything the page shows of image x (D,) in [0, 1]: ``prediction``, the ten
-    ``probabilities`` and ``logits``, the ``input`` grid, and for the two most probable
-    classes c their ``contributions``: the map x * W[:, c], its sum, the bias b_c and the
+    ``probabilities`` and ``logits``, the ``input`` grid, and for the two classes of highest
+    logit c their ``contributions``: the map x * W[:, c], its sum, the bias b_c and the
     logit z_c = sum + b_c, with one colour ``scale`` for both maps (as ``plots.explain``)."""
     z, p = scores(W, b, x)
-    top = np.argsort(-p, kind="stable")[:2]
+    top = np.argsort(-z, kind="stable")[:2]  # the two highest logits, as plots.explain picks them
     maps = [x * W[:, c] for c in top]
     return {
         "prediction": int(top[0]),

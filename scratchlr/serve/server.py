@@ -11,24 +11,31 @@ Routes (anything else is 404; a known path asked with another method is 405):
                                      :func:`scratchlr.serve.api.explanation`
 ==========================  ======  ===============================================
 
-Against bad clients: a body over ``MAX_BODY`` bytes gets 413 unread, and one without a
-``Content-Length`` 411; every connection has a timeout, so a client that stops halfway holds
-its thread only that long (408); a bad, empty or blank image gets 400 with a JSON error that
-names the problem. Every response has a ``Content-Type``, a ``Content-Length`` and
-``X-Content-Type-Options: nosniff``; the page also a ``Content-Security-Policy`` that allows
-its own script and style only. The model's arrays are made read-only, so the threads share
-them safely. One access-log line per request goes to stderr unless ``quiet``.
+Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
+- a request must arrive whole within ``TIMEOUT_S`` of its first read, however slowly it
+  trickles in (408 if its body is late; a late request line or header is just closed), and
+  an idle kept-alive connection is closed after as long;
+- at most ``MAX_CONNECTIONS`` connections are served at once (503 beyond), and at most one
+  image per core is decoded at once;
+- a body over ``MAX_BODY`` bytes gets 413 (before the client sends it, when it asks with
+  ``Expect: 100-continue``), one without a single ``Content-Length`` 411 or 400, and a body
+  is never left unread on a connection that stays open;
+- a bad, empty, blank or too large image gets 400 with a JSON error that names the problem.
+Every response has a ``Content-Type``, a ``Content-Length`` and ``X-Content-Type-Options:
+nosniff``; the page also a ``Content-Security-Policy`` that allows its own script and style
+only. The model's arrays are read-only, so the threads share them safely. One access-log
+line per request goes to stderr unless ``quiet``.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import os
 import socket
 import sys
+import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,34 +43,8 @@ import numpy as np
 
 from ..dataset.mnist import Split
 from ..files import images
-from . import api
-
-MAX_BODY = 4 * 1024 * 1024  # bytes of an uploaded image
-TIMEOUT_S = 10.0  # seconds a connection may sit idle, or stall in the middle of a request
-PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
-              "/page.js": ("page.js", "text/javascript; charset=utf-8"),
-              "/page.css": ("page.css", "text/css; charset=utf-8")}
-POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-          "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-TEST_PATH = re.compile(r"/api/test/([0-9]{1,9})")
-ALLOWED = {"page": "GET, HEAD", "templates": "GET, HEAD", "test": "GET, HEAD", "predict": "POST"}
-
-
-def page_files() -> dict[str, tuple[bytes, str]]:
-    """Each page path's bytes and content type, read from the package's ``page`` folder."""
-    folder = resources.files(__package__).joinpath("page")
-    return {path: (folder.joinpath(name).read_bytes(), kind) for path, (name, kind) in PAGE_FILES.items()}
-
-
-def route(path: str) -> str | None:
-    """Which resource a request's path names (``page``, ``templates``, ``test``, ``predict``), or None."""
-    if path in PAGE_FILES:
-        return "page"
-    if path == "/api/templates":
-        return "templates"
-    if path == "/api/predict":
-        return "predict"
-    return "test" if TEST_PATH.fullmatch(path) else None
+from . import api, protocol
+from .protocol import ALLOWED, PAGE_FILES, POLICY, route
 
 
 class DemoServer(ThreadingHTTPServer):
@@ -74,21 +55,40 @@ class DemoServer(ThreadingHTTPServer):
     request_queue_size = 128  # connections waiting to be accepted (the standard library's 5 drops a crowd's SYNs)
 
     def __init__(self, address: tuple[str, int], W: np.ndarray, b: np.ndarray, test: Split, quiet: bool = False,
-                 timeout_s: float = TIMEOUT_S) -> None:
+                 timeout_s: float = protocol.TIMEOUT_S, max_connections: int = protocol.MAX_CONNECTIONS) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.W, self.b, self.test, self.quiet, self.timeout_s = W.copy(), b.copy(), test, quiet, timeout_s
         self.W.flags.writeable = self.b.flags.writeable = False
-        self.files = page_files()
+        self.files = protocol.page_files()
         self.templates = json.dumps(api.templates(self.W, self.b, len(test.labels))).encode()
+        self.connections = threading.BoundedSemaphore(max_connections)
+        self.decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
         super().__init__(address, Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection if one of the ``max_connections`` is free, else a 503."""
+        if self.connections.acquire(blocking=False):
+            return super().process_request(request, client_address)
+        protocol.refuse_busy(request)
+        self.shutdown_request(request)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-request is one log line; anything else, the traceback."""
         exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, TimeoutError)):
+        if not isinstance(exc, (ConnectionError, socket.timeout)):
             return super().handle_error(request, client_address)
+        self.log(f"{client_address[0]} - - connection lost: {type(exc).__name__}")
+
+    def log(self, line: str) -> None:
+        """One line on stderr, written whole (threads do not interleave), unless quiet."""
         if not self.quiet:
-            print(f"{client_address[0]} - - connection lost: {type(exc).__name__}", file=sys.stderr)
+            sys.stderr.write(line + "\n")
 
     def url(self) -> str:
         """``http://HOST:PORT/``, with the port bound (an ephemeral one if 0 was asked)."""
@@ -106,8 +106,36 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.connection.settimeout(self.server.timeout_s)  # each read of a stalled client gives up after it
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the body does not wait for an ACK
+        self.rfile.close()  # read through the deadline instead: every read gives up when the request's time is up
+        self.reader = protocol.DeadlineReader(self.connection)
+        self.rfile = self.reader.file
+
+    def handle_one_request(self) -> None:
+        self.reader.deadline_in(self.server.timeout_s)
+        self.raw_requestline = b""  # none yet: a timeout now is an idle connection's
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":  # no headers could be sent back
+            self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 is not served")
+            return False
+        if self.has_body() and not (self.command == "POST" and route(urlsplit(self.path).path) == "predict"):
+            self.close_connection = True  # a body that is never read: the connection cannot be reused
+        return True
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue``: say no to a body that would be refused, before it is sent."""
+        problem = protocol.body_problem(self.headers)
+        if problem is not None and self.command == "POST":
+            self.send_json(*problem)
+            return False
+        return super().handle_expect_100()
+
+    def has_body(self) -> bool:
+        return "Content-Length" in self.headers or "Transfer-Encoding" in self.headers
 
     def do_GET(self) -> None:
         self.answer_get(body=True)
@@ -123,16 +151,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def allowed(self, method: str) -> bool:
         """Whether ``method`` may be used on the path; if not, the 404 or 405 is sent."""
-        name = route(urlsplit(self.path).path)
-        ok = name is not None and method in ALLOWED[name].split(", ")
-        if name != "predict" and ("Content-Length" in self.headers or "Transfer-Encoding" in self.headers):
-            self.close_connection = True  # a body that is never read: the connection cannot be reused
+        name, body = route(urlsplit(self.path).path), self.command != "HEAD"
         if name is None:
-            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {urlsplit(self.path).path}"})
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {urlsplit(self.path).path}"}, body=body)
             return False
-        if not ok:
+        if method not in ALLOWED[name].split(", "):
             self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{method} is not allowed here"},
-                           {"Allow": ALLOWED[name]})
+                           {"Allow": ALLOWED[name]}, body=body)
             return False
         return True
 
@@ -154,28 +179,22 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(HTTPStatus.OK, answer, body=body)
 
     def read_body(self) -> bytes | None:
-        """The request's body, or None after answering 411, 413, 400 or 408 (and closing)."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower() or "Content-Length" not in self.headers:
+        """The request's body, or None after answering 411, 400, 413 or 408 (and closing)."""
+        problem = protocol.body_problem(self.headers)
+        if problem is not None:
             self.close_connection = True
-            self.send_json(HTTPStatus.LENGTH_REQUIRED, {"error": "send the image with a Content-Length"})
+            self.send_json(*problem)
+            if problem[0] == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+                protocol.drain(self.connection)  # so the client reads the 413 instead of a reset
             return None
-        length = self.headers["Content-Length"].strip()
-        if not (length.isascii() and length.isdigit()):
-            self.close_connection = True
-            self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"bad Content-Length: {length!r}"})
-            return None
-        if int(length) > MAX_BODY:
-            self.close_connection = True  # the body is not read: the connection cannot be reused
-            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           {"error": f"the image is {int(length):,} bytes; at most {MAX_BODY:,} are accepted"})
-            return None
+        length = int(self.headers["Content-Length"])
         try:
-            data = self.rfile.read(int(length))
-        except TimeoutError:
+            data = self.rfile.read(length)
+        except socket.timeout:
             self.close_connection = True
-            self.send_json(HTTPStatus.REQUEST_TIMEOUT, {"error": f"the body stalled for {self.server.timeout_s:g} s"})
+            self.send_json(HTTPStatus.REQUEST_TIMEOUT, {"error": f"the request took over {self.server.timeout_s:g} s"})
             return None
-        if len(data) < int(length):
+        if len(data) < length:
             self.close_connection = True
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"truncated body: {len(data)} of {length} bytes"})
             return None
@@ -183,14 +202,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def predict(self, data: bytes) -> None:
         """POST /api/predict: the image's explanation, or 400 naming what is wrong with it."""
-        try:
-            x = images.from_bytes(data)
-        except images.ImageError as exc:
-            return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        except Exception as exc:  # a decoder's surprise on hostile bytes: answered, logged, and served on
-            self.log_error("image reader failed: %s: %s", type(exc).__name__, exc)
-            return self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"unreadable image ({type(exc).__name__})"})
-        self.send_json(HTTPStatus.OK, api.explanation(self.server.W, self.server.b, x))
+        with self.server.decoding:  # one image per core at a time: a crowd queues instead of exhausting memory
+            try:
+                x = images.from_bytes(data)
+            except images.ImageError as exc:
+                return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            except Exception as exc:  # a decoder's surprise on hostile bytes: answered, logged, and served on
+                self.log_error("image reader failed: %s: %s", type(exc).__name__, exc)
+                return self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"unreadable image ({type(exc).__name__})"})
+            answer = api.explanation(self.server.W, self.server.b, x)
+        self.send_json(HTTPStatus.OK, answer)
 
     def send_json(self, status: HTTPStatus, obj: Any, headers: dict[str, str] | None = None, body: bool = True) -> None:
         """A JSON response."""
@@ -211,8 +232,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(content)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The standard library's own errors (a bad request line, a timeout, ...), as JSON; a
-        method with no ``do_`` here (its 501) gets the 404 or 405 of any other method."""
+        """The standard library's own errors (a bad request line, a header too long, ...), as
+        JSON; a method with no ``do_`` here (its 501) gets the 404 or 405 of any other method."""
         self.close_connection = True
         self.request_version = self.protocol_version  # a status line and headers, even to a request line of junk
         if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
@@ -224,6 +245,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         super().end_headers()
 
+    def log_error(self, format: str, *args: Any) -> None:
+        if not (format.startswith("Request timed out") and not self.raw_requestline):  # an idle connection, closed
+            super().log_error(format, *args)
+
     def log_message(self, format: str, *args: Any) -> None:
-        if not self.server.quiet:
-            super().log_message(format, *args)
+        message = protocol.printable(format % args)
+        self.server.log(f"{self.address_string()} - - [{self.log_date_time_string()}] {message}")

@@ -9,8 +9,9 @@ const statusLine = document.getElementById("status");
 let palette = null;        // the maps' colours, blue (negative) to red (positive), from /api/templates
 let testImages = 0;        // how many test images /api/test/{i} has
 let drawing = null;        // the pointer drawing now, and where it was
-let sent = 0;              // requests sent; only the latest one's answer is shown
+let sent = 0;              // requests sent (and clears); only the latest one's answer is shown
 let inked = false;         // whether the pad has a stroke on it
+let ready = false;         // whether the templates (and the palette) have come
 
 function clearPad() {
   pen.fillStyle = "#000";  // a light digit on black, as MNIST's
@@ -23,9 +24,11 @@ function where(event) {
   return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
 }
 
+const WIDTH = 18;  // the pen's width, in pad pixels
+
 function stroke(from, to) {
   pen.strokeStyle = "#fff";
-  pen.lineWidth = 18;
+  pen.lineWidth = WIDTH;
   pen.lineCap = "round";
   pen.lineJoin = "round";
   pen.beginPath();
@@ -35,11 +38,20 @@ function stroke(from, to) {
   inked = true;
 }
 
+function dot(at) {  // a tap: a line of no length draws nothing, so a disc
+  pen.fillStyle = "#fff";
+  pen.beginPath();
+  pen.arc(at[0], at[1], WIDTH / 2, 0, 2 * Math.PI);
+  pen.fill();
+  inked = true;
+}
+
 pad.addEventListener("pointerdown", (event) => {
+  if (!ready || event.button !== 0) return;  // the primary button, pen tip or finger only
   event.preventDefault();
   pad.setPointerCapture(event.pointerId);
   drawing = { id: event.pointerId, at: where(event) };
-  stroke(drawing.at, drawing.at);
+  dot(drawing.at);
 });
 
 pad.addEventListener("pointermove", (event) => {
@@ -52,7 +64,8 @@ pad.addEventListener("pointermove", (event) => {
 function strokeEnds(event) {
   if (!drawing || event.pointerId !== drawing.id) return;
   drawing = null;
-  if (inked) pad.toBlob(predict, "image/png");
+  const number = ++sent;  // this drawing's request; a Clear or a newer stroke supersedes it
+  if (inked) pad.toBlob((png) => { if (number === sent) predict(png, number); }, "image/png");
 }
 pad.addEventListener("pointerup", strokeEnds);
 pad.addEventListener("pointercancel", strokeEnds);
@@ -62,37 +75,36 @@ function say(text, isError) {
   statusLine.classList.toggle("error", Boolean(isError));
 }
 
-async function ask(url, options) {
-  const number = ++sent;
+async function ask(url, options) {  // the JSON answer; an Error with the server's message if it refused
   const response = await fetch(url, options);
   const answer = await response.json();
-  if (number !== sent) return null;  // a newer request was sent meanwhile
   if (!response.ok) throw new Error(answer.error || response.statusText);
   return answer;
 }
 
-async function predict(png) {
+async function predict(png, number) {
   say("Thinking\u2026");
   try {
     const answer = await ask("/api/predict", { method: "POST", headers: { "Content-Type": "image/png" }, body: png });
-    if (answer) { show(answer); say("Draw again, or clear the pad."); }
+    if (number === sent) { show(answer); say("Draw again, or clear the pad."); }
   } catch (error) {
-    say(error.message, true);
+    if (number === sent) say(error.message, true);  // an old request's failure is not news
   }
 }
 
 async function testImage() {
   clearPad();
+  const number = ++sent;
   const i = Math.floor(Math.random() * testImages);
   try {
     const answer = await ask("/api/test/" + i);
-    if (answer) {
+    if (number === sent) {
       show(answer);
       say("Test image " + answer.index + ": a " + answer.label + "; the model says " + answer.prediction +
           (answer.label === answer.prediction ? " (right)." : " (wrong)."));
     }
   } catch (error) {
-    say(error.message, true);
+    if (number === sent) say(error.message, true);
   }
 }
 
@@ -173,6 +185,7 @@ async function start() {
     });
     document.getElementById("template-grid").replaceChildren(...boxes);
     document.getElementById("test").disabled = testImages === 0;
+    ready = true;
     say("Draw a digit.");
   } catch (error) {
     say("Cannot reach the server: " + error.message, true);
