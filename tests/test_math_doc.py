@@ -5,6 +5,7 @@ inside the package, subpackages included (``model.loss``, ``reports.plots.explai
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -99,3 +100,47 @@ def test_the_mnist_figures_of_section_9(mnist_data) -> None:
     assert f"{two:.1e}" == f"{doc_number(doc_two):.1e}", two
     low, high = map(doc_number, re.search(r"about \$10\^\{-9\}\$ \((\$[^$]+\$) to (\$[^$]+\$)", MATH).groups())
     assert low / 2 < five < 2 * high and two > gradcheck.TOLERANCE > five
+
+
+def lessons():
+    """docs/lessons.py, the script behind §14 and §15's figures, as a module."""
+    spec = importlib.util.spec_from_file_location("lessons", ROOT / "docs" / "lessons.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def section(title_start: str) -> str:
+    """The text of the section whose heading starts with ``title_start``."""
+    return re.search(rf"^## {re.escape(title_start)}.*?(?=^## |\Z)", MATH, re.M | re.S).group(0)
+
+
+def test_the_batch_gradient_spread_of_section_14(mnist_data) -> None:
+    rows = re.findall(r"^\| (\d+) \| ([\d.]+) \| ?([\d.]*) ?\|$", section("14."), re.M)
+    assert [int(b) for b, _, _ in rows] == [16, 64, 256, 1024]
+    spread = lessons().gradient_spread(mnist_data.train.images, mnist_data.train.labels)
+    for B, value, ratio in rows:
+        assert f"{spread[int(B)]:.3g}" == value, (B, spread)
+        if ratio:
+            assert f"{spread[int(B)] / spread[4 * int(B)]:.2f}" == ratio
+
+
+def validation_accuracy(mnist_data, **settings) -> str:
+    from scratchlr import train
+    from scratchlr.backend import numpy_backend
+
+    run = train.train(mnist_data, train.Config(validate=True, **settings), numpy_backend(),
+                      emit=lambda line: None)
+    return f"{run.history[-1].val_accuracy:.4f}"
+
+
+def test_sections_14_and_15_tables_are_what_a_run_gives(mnist_data) -> None:
+    """Two cells of each table, each one run of the flags it names (a search's trial is such a run)."""
+    rows = {int(m[0]): m[1].split(" | ") for m in re.findall(r"^\| (\d+) \| (0\.\S+(?: \| \S+)+) \|$",
+                                                                 section("14."), re.M)}
+    one_epoch = dict(epochs=1, shuffle=True)
+    assert validation_accuracy(mnist_data, **one_epoch, batch_size=16, learning_rate=0.1) == rows[16][2].strip("*")
+    assert validation_accuracy(mnist_data, **one_epoch, batch_size=256, learning_rate=1.0) == rows[256][4].strip("*")
+    decays = re.search(r"^\| validation accuracy \| (.+) \|$", section("15."), re.M).group(1).split(" | ")
+    recipe = lessons().RECIPE
+    assert validation_accuracy(mnist_data, **recipe, weight_decay=1e-2) == decays[4]

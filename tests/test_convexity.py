@@ -1,0 +1,92 @@
+"""The second edition's lessons, in code: the Hessian-vector product against finite differences
+of the gradient, the loss's convexity and its flat direction, KL and cross-entropy, two
+classes as the sigmoid, and the mini-batch gradient's mean and spread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scratchlr import gradcheck, model
+
+
+def gradient(X, y, W, b):
+    G = model.grad_logits(model.logits(X, W, b), y)
+    return model.grad_W(X, G), model.grad_b(G)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_hessian_vector_product_is_the_gradients_derivative(seed: int) -> None:
+    X, y, W, b = gradcheck.random_problem(seed, n=20, d=9, c=4)
+    rng = np.random.default_rng(100 + seed)
+    V, v, h = rng.normal(size=W.shape), rng.normal(size=b.shape), 1e-4
+
+    def at(t: float) -> list[np.ndarray]:
+        return list(gradient(X, y, W + t * V, b + t * v))
+
+    numeric = [(8 * (p1 - m1) - (p2 - m2)) / (12 * h)  # five-point differences of the gradient along (V, v)
+               for p1, m1, p2, m2 in zip(at(h), at(-h), at(2 * h), at(-2 * h))]
+    for analytic, n in zip(model.hessian_vector_product(X, W, b, V, v), numeric):
+        assert gradcheck.relative_error(analytic, n).max() < 1e-7
+
+
+def test_the_loss_is_convex_with_one_flat_direction() -> None:
+    X, y, W, b = gradcheck.random_problem(7, n=30, d=8, c=5)
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # v^T H v >= 0 along any direction
+        V, v = rng.normal(size=W.shape), rng.normal(size=b.shape)
+        HV, Hv = model.hessian_vector_product(X, W, b, V, v)
+        assert np.sum(V * HV) + np.sum(v * Hv) >= -1e-12
+    a, c = rng.normal(size=(W.shape[0], 1)), 0.7  # the same vector added to every column of W, c to every b_j
+    V, v = np.repeat(a, W.shape[1], axis=1), np.full(b.shape, c)
+    HV, Hv = model.hessian_vector_product(X, W, b, V, v)
+    assert np.abs(HV).max() < 1e-12 and np.abs(Hv).max() < 1e-12  # no curvature along it
+    J = model.loss(model.logits(X, W, b), y)
+    assert model.loss(model.logits(X, W + 3 * V, b + 3 * v), y) == pytest.approx(J, rel=1e-12)  # nor change
+    weight_decay = 1e-3  # L2 curves that direction: (H + lambda I) V has V^T (H + lambda I) V = lambda |V|^2 > 0
+    assert np.sum(V * (HV + weight_decay * V)) == pytest.approx(weight_decay * np.sum(V * V))
+
+
+def test_cross_entropy_is_the_kl_divergence_from_the_one_hot_labels() -> None:
+    X, y, W, b = gradcheck.random_problem(3)
+    z = model.logits(X, W, b)
+    p, q = model.softmax(z), model.onehot(y, z.shape[1], z.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(q > 0, q * np.log(q / p), 0.0).sum(axis=1)  # KL(q || p); H(q) = 0 for a one-hot q
+    cross = -(q * np.log(p)).sum(axis=1)  # H(q, p)
+    np.testing.assert_allclose(model.cross_entropy(z, y), kl, rtol=1e-12)
+    np.testing.assert_allclose(model.cross_entropy(z, y), cross, rtol=1e-12)
+
+
+def test_two_classes_are_the_sigmoid_of_the_logit_difference() -> None:
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(40, 2)) * 5
+    sigmoid = 1 / (1 + np.exp(-(z[:, 1] - z[:, 0])))
+    np.testing.assert_allclose(model.softmax(z)[:, 1], sigmoid, rtol=1e-12)
+
+
+def test_the_batch_gradient_is_unbiased_and_its_spread_falls_as_one_over_b() -> None:
+    rng = np.random.default_rng(2)
+    n, d, c = 4096, 10, 4
+    X, y = rng.normal(size=(n, d)), rng.integers(0, c, n)
+    W, b = rng.normal(size=(d, c)) / 3, np.zeros(c)
+    full = gradient(X, y, W, b)[0]
+    spread = {}
+    for B in (16, 64, 256):
+        order = rng.permutation(n).reshape(-1, B)  # one epoch's batches: they partition the data
+        grads = np.stack([gradient(X[i], y[i], W, b)[0] for i in order])
+        np.testing.assert_allclose(grads.mean(axis=0), full, atol=1e-12)  # their mean is the full gradient
+        spread[B] = float(((grads - full) ** 2).sum(axis=(1, 2)).mean())
+    for small, large in ((16, 64), (64, 256)):  # 4x the batch, about a quarter of the spread
+        assert 3.0 < spread[small] / spread[large] < 5.0, spread
+
+
+def test_from_zero_the_weights_columns_keep_summing_to_zero(mnist_data) -> None:
+    """Every gradient's columns (and b's entries) sum to 0, so SGD from W = 0, b = 0 stays on the
+    flat line's zero-sum point, with momentum and averaging too (to float32 rounding)."""
+    from scratchlr import train
+    from scratchlr.backend import numpy_backend
+
+    config = train.Config(num_steps=300, momentum=0.9, learning_rate=0.5, average=100)
+    run = train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
+    assert np.abs(run.W.sum(axis=1)).max() < 1e-5 * np.abs(run.W).max() and abs(run.b.sum()) < 1e-5
