@@ -138,3 +138,59 @@ def test_a_missing_function_and_one_that_raises(tmp_path: Path) -> None:
     assert verdicts["accuracy"].status == "fail" and "missing" in verdicts["accuracy"].message
     assert verdicts["logits"].status == "fail" and "raised ValueError" in verdicts["logits"].message
     assert verdicts["softmax"].status == "pass" and verdicts["gradient check"].status == "pass"
+
+
+VARIANTS = '''
+import numpy as np
+
+def pixels(u, dtype="float32"):
+    return u.astype(dtype) * np.dtype(dtype).type(1 / 255)
+
+def logits(X, W, b):
+    return (X.astype(np.float64) @ W + b).astype(X.dtype)  # more exact than float32's own product
+
+def softmax(z):
+    m = z.max(axis=1, keepdims=True)
+    return np.exp(z - (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))))
+
+def cross_entropy(z, y):
+    m = z.max(axis=1)
+    return m + np.log(np.exp(z - m[:, None]).sum(axis=1)) - z[np.arange(len(y)), y]
+
+def loss(z, y):
+    return cross_entropy(z, y).mean()
+
+def grad_logits(z, y):
+    return (softmax(z) - np.eye(z.shape[1])[y]) / len(y)  # a float64 one-hot
+
+def grad_W(X, G):
+    return np.einsum("nd,nc->dc", X, G)
+
+def grad_b(G):
+    return G.sum(axis=0)
+
+def accuracy(z, y):
+    return np.float32((softmax(z).argmax(axis=1) == y).mean())
+'''
+
+
+def test_correct_code_written_otherwise_passes(mnist_dir: Path, tmp_path: Path) -> None:
+    """Other orders of operations, other stable forms, float64 along the way: all within rounding."""
+    (tmp_path / "mine.py").write_text(VARIANTS)
+    proc = exercise("check", str(tmp_path / "mine.py"), "--data-dir", str(mnist_dir))
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("old, new, name", [
+    ("softmax(z).argmax(axis=1)", "z.argmax(axis=1)", "accuracy"),  # the logits' argmax, not the probabilities'
+    ("    dt = np.dtype(dtype)\n", "    dt = np.dtype('float32')\n", "pixels"),  # the dtype asked for, ignored
+    ("    return np.log(np.exp(s).sum(axis=1)) - s[np.arange(len(y)), y]",
+     "    return np.log(np.exp(s).sum(axis=0)).sum() - s[np.arange(len(y)), y]", "cross_entropy"),
+])
+def test_subtler_mistakes_are_caught(tmp_path: Path, old: str, new: str, name: str) -> None:
+    assert old in LEARNER
+    (tmp_path / "mine.py").write_text(LEARNER.replace(old, new))
+    module = checks.load(tmp_path / "mine.py")
+    verdicts = {v.name: v for v in checks.check(module)}
+    assert verdicts[name].status == "fail" and "hint:" in verdicts[name].message, verdicts[name]
+    assert verdicts["logits" if name != "logits" else "softmax"].status == "pass"

@@ -75,7 +75,7 @@ def shuffled_batches(images: Any, labels: Any, batches: Iterator[Ranges], rng: A
                 order = xp.asarray(rng.permutation(len(labels)))
             parts.append(order[lo:hi])
         index = parts[0] if len(parts) == 1 else xp.concatenate(parts)
-        yield images[index], labels[index], [(0, len(index))]
+        yield xp.take(images, index, axis=0), xp.take(labels, index), [(0, len(index))]  # take: a row memcpy each
 
 
 def rows(ranges: Ranges) -> int:

@@ -2,8 +2,10 @@
 
 Each function of the learner's file is called on the same inputs as :mod:`scratchlr.model`'s
 and its answer compared, in three stages: random inputs (float64, small shapes), extreme
-logits (+-1e4, where a softmax without the max-shift gives nan), and MNIST's first 256
-training images (float32, where the data folder has them). Then the learner's gradient,
+values (logits of +-1e4, where a softmax without the max-shift gives nan, and two logits
+that round to one probability; pixels of 0 and 255 in float64), and MNIST's first 256
+training images (float32, where the data folder has them). Answers may differ by rounding:
+a relative 1e-5, and 16 ulps of the inputs' size (at logits of 1e4, a float32 ulp is 1e-3). Then the learner's gradient,
 ``grad_W(X, grad_logits(z, y))`` and ``grad_b(...)``, is checked against five-point
 differences of the engine's cross-entropy (:mod:`scratchlr.gradcheck`). A function that
 raises ``NotImplementedError`` is reported as not written yet, and skipped.
@@ -22,7 +24,8 @@ import numpy as np
 from .. import gradcheck, model
 from .skeleton import FUNCTIONS
 
-RTOL, ATOL = 1e-5, 1e-7  # room for another order of operations, not for another formula
+RTOL, ULPS = 1e-5, 16  # room for another order of operations (16 ulps of the inputs' scale), not another formula
+DTYPED = ("pixels", "loss", "accuracy")  # the functions whose docstrings fix the dtype of the answer
 HINTS = {
     "pixels": "x = u8 * (1/255), the factor rounded to dtype first: astype(dtype) * dtype.type(1 / 255) (math.md §1)",
     "logits": "z = X W + b: (N, D) @ (D, C), plus b (C,) on every row (math.md §1)",
@@ -79,7 +82,9 @@ def stages(mnist_images: np.ndarray | None, mnist_labels: np.ndarray | None) -> 
     out = {"random inputs": {"pixels": (rng.integers(0, 256, (16, 784)).astype(np.uint8),), "logits": (X, W, b),
                              "grad_W": (X, G), "grad_b": (G,), **on_logits(z, y)}}
     huge = rng.choice([-1e4, -30.0, 0.0, 5.0, 1e4], size=(16, 5)).astype(np.float32)
-    out["extreme logits (+-1e4)"] = on_logits(huge, y)
+    huge[0], y[0] = [0, 1e-8, -5, -5, -5], 1  # logits apart, probabilities tied: argmax p is class 0
+    edges = np.where(rng.random((16, 784)) < 0.5, 0, 255).astype(np.uint8)
+    out["extreme values"] = {"pixels": (edges, "float64"), **on_logits(huge, y)}
     if mnist_images is not None and mnist_labels is not None:
         u8, labels = np.asarray(mnist_images[:256]).reshape(256, -1), np.asarray(mnist_labels[:256]).astype(np.int64)
         X32 = model.pixels(u8)
@@ -96,9 +101,10 @@ def on_logits(z: np.ndarray, y: np.ndarray) -> Inputs:
     return {"softmax": (z,), **{name: (z, y) for name in ("cross_entropy", "loss", "grad_logits", "accuracy")}}
 
 
-def difference(got: Any, want: np.ndarray, n: int) -> str | None:
-    """None if ``got`` is ``want`` up to rounding; else what differs, in a few words (n: the
-    batch's examples, for a forgotten or extra 1/N)."""
+def difference(got: Any, want: np.ndarray, n: int, scale: float, dtyped: bool) -> str | None:
+    """None if ``got`` is ``want`` up to rounding (a relative ``RTOL``, and ``ULPS`` ulps of
+    ``scale``, the inputs' size); else what differs, in a few words. n: the batch's examples,
+    for a forgotten or extra 1/N; ``dtyped``: whether the answer's dtype must be ``want``'s."""
     if got is None:
         return "returned None (is a return missing?)"
     got = np.asarray(got)
@@ -109,16 +115,16 @@ def difference(got: Any, want: np.ndarray, n: int) -> str | None:
         return "nan or inf where the answer is finite (does exp overflow? subtract each row's max first, §4)"
     if got.dtype.kind != "f" and want.dtype.kind == "f":
         return f"dtype {got.dtype}, expected floats ({want.dtype})"
-    if np.allclose(got, want, rtol=RTOL, atol=ATOL):
-        if got.dtype != want.dtype and want.dtype == np.float32:
-            return f"dtype {got.dtype}, expected {want.dtype}"
-        return None
+    atol = ULPS * float(np.finfo(want.dtype).eps) * max(scale, 1.0)
+    if np.allclose(got, want, rtol=RTOL, atol=atol):
+        return f"dtype {got.dtype}, expected {want.dtype}" if dtyped and got.dtype != want.dtype else None
     for factor, words in ((n, "N times too large (the mean's 1/N is missing?)"),
                           (1 / n, "N times too small (a 1/N too many?)")):
-        if np.allclose(got, want * factor, rtol=RTOL, atol=ATOL):
+        if np.allclose(got, want * factor, rtol=RTOL, atol=atol):
             return words
-    i = np.unravel_index(np.argmax(np.abs(got.astype(np.float64) - want)), want.shape) if want.ndim else ()
-    return f"at {tuple(int(k) for k in i)} got {float(got[i]):.6g}, expected {float(want[i]):.6g}"
+    excess = np.abs(got.astype(np.float64) - want) / (atol + RTOL * np.abs(want.astype(np.float64)))
+    i = np.unravel_index(np.argmax(excess), want.shape) if want.ndim else ()  # the worst miss, for its tolerance
+    return f"at {tuple(int(k) for k in i)} got {float(got[i]):.7g}, expected {float(want[i]):.7g}"
 
 
 def check_function(name: str, learner: Callable[..., Any], inputs: dict[str, Inputs]) -> Verdict:
@@ -130,12 +136,13 @@ def check_function(name: str, learner: Callable[..., Any], inputs: dict[str, Inp
         want = np.asarray(getattr(model, name)(*args))
         try:
             with np.errstate(all="ignore"):  # an overflow is reported below, as nan or inf, once
-                got = learner(*[a.copy() for a in args])
+                got = learner(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
         except NotImplementedError:
             return Verdict(name, "todo", "not written yet (it, or a function it calls, raises NotImplementedError)")
         except Exception as exc:  # the learner's code
             return Verdict(name, "fail", f"{stage}: raised {type(exc).__name__}: {exc}; hint: {HINTS[name]}")
-        problem = difference(got, want, len(args[0]))
+        scale = max(float(np.abs(np.asarray(a, np.float64)).max(initial=0)) for a in (*args, want) if np.ndim(a))
+        problem = difference(got, want, len(args[0]), scale, name in DTYPED)
         if problem:
             return Verdict(name, "fail", f"{stage}: {problem}; hint: {HINTS[name]}")
     return Verdict(name, "pass")

@@ -22,9 +22,10 @@ examples needed; a function may call the others), then check them:
     python -m scratchlr exercise check my_model.py
 
 Each docstring is the equation and the shapes, as in scratchlr's model.py; docs/math.md
-derives them. The check compares each function with scratchlr's on random inputs, on
-extreme logits (+-1e4, where a softmax without the max-shift overflows) and on MNIST, then
-checks your gradient against finite differences.
+derives them. Where one names another quantity (softmax(z), onehot(y): Y_nk = 1 if k == y_n,
+else 0), call your own function or write it inline. The check compares each function with
+scratchlr's on random inputs, on extreme values (logits of +-1e4, where a softmax without
+the max-shift overflows) and on MNIST, then checks your gradient against finite differences.
 """
 
 from __future__ import annotations
