@@ -80,9 +80,9 @@ def loss(z: Array, y: Array) -> Array:
     """J = (1/N) sum_n L_n: the mean cross-entropy (``tf.reduce_mean``). -> scalar.
 
     Summed in float64, divided by N, and rounded once to z's dtype. A naive float32 sum of
-    128 equal losses can be tens of ulps off; TF's pairwise float32 sum keeps the error
-    small, but not zero. The float64 sum of 128 float32 terms is exact while they lie within
-    a factor of 2^22 of the largest, and far finer than float32 otherwise (docs/math.md §8).
+    128 equal losses can be tens of ulps off; TF's float32 reduction rounds less, but still
+    rounds. The float64 sum of 128 float32 terms is exact while they lie within a factor of
+    2^22 of the largest, and far finer than float32 otherwise (docs/math.md §8).
     ``sum / N`` is what ``mean`` computes, in one call fewer.
     """
     return (cross_entropy(z, y).sum(dtype="float64") / z.shape[0]).astype(z.dtype)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchlr import gradcheck, model
+from scratchlr import gradcheck, model, optim
 
 
 def gradient(X, y, W, b):
@@ -43,8 +43,13 @@ def test_the_loss_is_convex_with_one_flat_direction() -> None:
     assert np.abs(HV).max() < 1e-12 and np.abs(Hv).max() < 1e-12  # no curvature along it
     J = model.loss(model.logits(X, W, b), y)
     assert model.loss(model.logits(X, W + 3 * V, b + 3 * v), y) == pytest.approx(J, rel=1e-12)  # nor change
-    weight_decay = 1e-3  # L2 curves that direction: (H + lambda I) V has V^T (H + lambda I) V = lambda |V|^2 > 0
-    assert np.sum(V * (HV + weight_decay * V)) == pytest.approx(weight_decay * np.sum(V * V))
+    weight_decay, h = 1e-3, 1e-4  # L2 curves it: the penalised gradient changes by lambda V along it
+
+    def penalised(t: float) -> np.ndarray:
+        return optim.decayed_gradient(gradient(X, y, W + t * V, b + t * v)[0], W + t * V, weight_decay)
+
+    curvature = (penalised(h) - penalised(-h)) / (2 * h)
+    np.testing.assert_allclose(curvature, weight_decay * V, rtol=1e-6, atol=1e-12)
 
 
 def test_cross_entropy_is_the_kl_divergence_from_the_one_hot_labels() -> None:

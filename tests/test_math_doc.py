@@ -71,8 +71,8 @@ def doc_number(tex: str) -> float:
 
 def test_the_step_size_table_of_section_9_is_what_the_sweep_measures() -> None:
     """The doc's table of §9, against ``gradcheck.sweep`` of the problem it names: figures that
-    truncation sets to their two digits, those that rounding sets within a factor of 3 (they
-    move with the BLAS kernel)."""
+    truncation sets to their two digits, those that rounding sets within a factor of 2.5 (they
+    move with the BLAS kernel, by about 2)."""
     from scratchlr import gradcheck
 
     rows = re.findall(r"^\| \$10\^\{(-\d)\}\$ \| (.+?) \| (.+?) \|$", MATH, re.M)
@@ -86,7 +86,7 @@ def test_the_step_size_table_of_section_9_is_what_the_sweep_measures() -> None:
             if truncation:
                 assert f"{got:.1e}" == f"{doc:.1e}", (points, h, got, doc)
             else:
-                assert doc / 3 < got < 3 * doc, (points, h, got, doc)
+                assert doc / 2.5 < got < 2.5 * doc, (points, h, got, doc)
 
 
 def test_the_mnist_figures_of_section_9(mnist_data) -> None:

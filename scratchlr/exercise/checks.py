@@ -68,7 +68,7 @@ def load(path: Path) -> ModuleType:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     except Exception as exc:  # the learner's code: any error is theirs to see, in one line
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        at = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else f" (line {where.lineno})" if where else ""
+        at = "" if isinstance(exc, SyntaxError) else f" (line {where.lineno})" if where else ""  # SyntaxError has it
         raise LearnerError(f"{path}: cannot be imported: {type(exc).__name__}: {exc}{at}") from None
     return module
 

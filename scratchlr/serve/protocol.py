@@ -20,6 +20,7 @@ from typing import Any
 MAX_BODY = 4 * 1024 * 1024  # bytes of an uploaded image
 TIMEOUT_S = 10.0  # seconds for a request to arrive whole, or for an idle connection to wait for one
 MAX_CONNECTIONS = 64  # connections served at once; more get 503
+REFUSING = 16  # 503s being sent at once; connections past those are closed unanswered
 PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
               "/page.js": ("page.js", "text/javascript; charset=utf-8"),
               "/page.css": ("page.css", "text/css; charset=utf-8")}
@@ -104,7 +105,8 @@ def drain(connection: socket.socket, seconds: float = 2.0) -> None:
 
 
 def refuse_busy(connection: socket.socket) -> None:
-    """A 503 to a connection beyond ``MAX_CONNECTIONS``, sent at once (the server's own loop sends it)."""
+    """A 503 to a connection beyond ``MAX_CONNECTIONS``, then :func:`drain` for half a second,
+    so that the client reads it rather than a reset."""
     body = b'{"error": "the server is busy: too many connections; try again"}'
     head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n").encode()
@@ -112,7 +114,8 @@ def refuse_busy(connection: socket.socket) -> None:
         connection.settimeout(1.0)
         connection.sendall(head + body)
     except OSError:
-        pass
+        return
+    drain(connection, 0.5)
 
 
 def printable(text: str) -> str:

@@ -62,15 +62,25 @@ class DemoServer(ThreadingHTTPServer):
         self.files = protocol.page_files()
         self.templates = json.dumps(api.templates(self.W, self.b, len(test.labels))).encode()
         self.connections = threading.BoundedSemaphore(max_connections)
+        self.refusing = threading.BoundedSemaphore(protocol.REFUSING)
         self.decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
         super().__init__(address, Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """A thread for the connection if one of the ``max_connections`` is free, else a 503."""
+        """A thread for the connection if one of the ``max_connections`` is free; else a short
+        one that answers 503 (at most ``REFUSING`` of those at once; past them, just closed)."""
         if self.connections.acquire(blocking=False):
             return super().process_request(request, client_address)
-        protocol.refuse_busy(request)
+        if self.refusing.acquire(blocking=False):
+            return threading.Thread(target=self.refuse, args=(request,), daemon=True).start()
         self.shutdown_request(request)
+
+    def refuse(self, request: Any) -> None:
+        try:
+            protocol.refuse_busy(request)
+        finally:
+            self.shutdown_request(request)
+            self.refusing.release()
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
