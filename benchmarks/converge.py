@@ -42,7 +42,8 @@ from bench import machine  # noqa: E402
 
 from scratchlr.dataset import mnist  # noqa: E402
 
-RECIPE = ["--epochs", "3", "--shuffle", "--momentum", "0.9", "--learning-rate", "0.5", "--average", "430"]
+RECIPE = ["--shuffle", "--batching", "epoch", "--batch-size", "512", "--num-steps", "300", "--momentum", "0.93",
+          "--learning-rate", "1.1", "--average", "80", "--weight-decay", "1e-5"]  # the README's
 THRESHOLDS = (0.920, 0.925)
 CONTENDERS = ("scratchlr", "sklearn-lbfgs", "sklearn-lbfgs-converged", "sklearn-sgd", "torch-sgd")
 TRAIN = re.compile(r"train (\S+) s")

@@ -37,7 +37,8 @@ from PIL import Image  # noqa: E402
 
 from scratchlr.dataset import mnist  # noqa: E402
 
-RECIPE = ["--epochs", "3", "--shuffle", "--momentum", "0.9", "--learning-rate", "0.5", "--average", "430"]
+RECIPE = ["--shuffle", "--batching", "epoch", "--batch-size", "512", "--num-steps", "300", "--momentum", "0.93",
+          "--learning-rate", "1.1", "--average", "80", "--weight-decay", "1e-5"]  # the README's
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 

@@ -6,7 +6,7 @@ Section 14: how far the mini-batch gradient of dJ/dW strays from the full one, a
 start (W = 0, b = 0) on the 55,000 training images: the mean of |g_B - g|^2 over one epoch's
 batches (a permutation from ``default_rng(0)``), for B = 16, 64, 256 and 1024.
 
-Section 15: the README's recipe at weight decay lambda = 0, 1e-5, 1e-4, 1e-3, 1e-2 and 1e-1,
+Section 15: the three-epoch recipe (docs/training.md) at weight decay lambda = 0, 1e-5, 1e-4, 1e-3, 1e-2 and 1e-1,
 through ``scratchlr search`` (validation accuracy only: a choice made on the test set would
 be a choice fitted to it); then ``decay_accuracy.png`` (validation accuracy against
 lambda) and ``decay_templates.png`` (the templates at lambda = 0, 1e-3 and 1e-2).
@@ -81,7 +81,7 @@ def figures(accuracy: dict[str, float], templates: dict[str, np.ndarray], out: P
         ax.annotate(f"{acc:.4f}", (lam, acc), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     ax.set_xlabel("λ (--weight-decay)")
     ax.set_ylabel("validation accuracy")
-    ax.set_title("The README's recipe against weight decay")
+    ax.set_title("The three-epoch recipe against weight decay")
     ax.legend(loc="lower left")
     fig.savefig(out / "decay_accuracy.png", dpi=110)
 
