@@ -229,6 +229,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def send(self, status: HTTPStatus, content: bytes, kind: str, headers: dict[str, str], body: bool = True) -> None:
         """A response with its type, length and headers; its content unless ``body`` is False (HEAD)."""
+        self.connection.settimeout(self.server.timeout_s)  # the writes' own time, not what the reads left
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(content)))
