@@ -55,6 +55,14 @@ def numerical_gradient(
     return grad
 
 
+def numerical_gradients(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, h: float = 1e-3,
+                        points: int = 5) -> dict[str, np.ndarray]:
+    """{"W": dJ/dW, "b": dJ/db} of the mean :func:`model.cross_entropy` at (W, b), by
+    :func:`numerical_gradient` with step h and ``points``."""
+    return {"W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W, h, points),
+            "b": numerical_gradient(lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b, h, points)}
+
+
 def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_decay: float = 0.0,
           points: int = 5) -> dict[str, float]:
     """Max relative error of the analytic gradients against central differences (five-point,
@@ -68,12 +76,9 @@ def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_dec
     X, W, b = (np.array(a, dtype=np.float64) for a in (X, W, b))
     G = model.grad_logits(model.logits(X, W, b), y)
     analytic = {"W": optim.decayed_gradient(model.grad_W(X, G), W, weight_decay), "b": model.grad_b(G)}
-    numeric = {
-        "W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W, points=points)
-        + W.size * numerical_gradient(lambda W_: optim.l2_penalty(W_, weight_decay).ravel(), W,
-                                      points=points),  # size x the mean's
-        "b": numerical_gradient(lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b, points=points),
-    }
+    numeric = numerical_gradients(X, y, W, b, points=points)
+    numeric["W"] += W.size * numerical_gradient(lambda W_: optim.l2_penalty(W_, weight_decay).ravel(), W,
+                                                points=points)  # size x the mean's
     return {k: float(relative_error(analytic[k], numeric[k]).max()) for k in analytic}
 
 
@@ -91,8 +96,7 @@ def sweep(problem: Problem, hs: tuple[float, ...] = SWEEP_H) -> dict[tuple[int, 
     out = {}
     for points in (2, 5):
         for h in hs:
-            numeric = {"W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W, h, points),
-                       "b": numerical_gradient(lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b, h, points)}
+            numeric = numerical_gradients(X, y, W, b, h, points)
             out[points, h] = {k: float(np.abs(analytic[k] - numeric[k]).max()) for k in analytic}
     return out
 
