@@ -17,9 +17,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import pytest
 
-from scratchlr.backend import BackendError, cupy_backend
+from scratchlr import train
+from scratchlr.backend import BackendError, cupy_backend, numpy_backend
 from scratchlr.dataset import mnist
 from scratchlr.dataset.mnist import Split
+from scratchlr.files import modelfile
 from scratchlr.serve.server import DemoServer
 
 # Read the settings once, then clear them so no test (or CLI it starts) writes there.
@@ -73,6 +75,16 @@ def mnist_dir(mnist_source: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="session")
 def mnist_data(mnist_dir: Path) -> mnist.MNIST:
     return mnist.load(str(mnist_dir))
+
+
+@pytest.fixture(scope="session")
+def saved(mnist_data: mnist.MNIST, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model file of 500 seed steps on the real MNIST, for the commands that read one."""
+    config = train.Config(num_steps=500)
+    result = train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    modelfile.save(path, modelfile.ModelFile(result.W, result.b, config))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -12,21 +12,11 @@ import numpy as np
 import pytest
 from helpers import write_idx
 
-from scratchlr import model, train
-from scratchlr.backend import numpy_backend
+from scratchlr import model
 from scratchlr.files import images, modelfile
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (the [plot] extra) is not installed")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def saved(mnist_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = train.Config(num_steps=500)
-    result = train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
-    path = tmp_path_factory.mktemp("model") / "m.npz"
-    modelfile.save(path, modelfile.ModelFile(result.W, result.b, config))
-    return path
 
 
 def predict(*args: str) -> subprocess.CompletedProcess:

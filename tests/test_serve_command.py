@@ -4,7 +4,6 @@ command in a process of its own (Ctrl-C, the access log, one-line errors)."""
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import signal
@@ -16,28 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from serving import png  # Pillow's, or the module skips
 
-from scratchlr import train
-from scratchlr.backend import numpy_backend
-from scratchlr.files import modelfile
-
-Image = pytest.importorskip("PIL.Image", reason="Pillow (the [serve] extra) is not installed")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def png(pixels: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, np.uint8)).save(out, "PNG")
-    return out.getvalue()
-
-
-@pytest.fixture(scope="module")
-def saved(mnist_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = train.Config(num_steps=500)
-    result = train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
-    path = tmp_path_factory.mktemp("served") / "m.npz"
-    modelfile.save(path, modelfile.ModelFile(result.W, result.b, config))
-    return path
 
 
 def scratchlr(*args: str, **kwargs) -> subprocess.Popen:
