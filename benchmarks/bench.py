@@ -27,8 +27,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PEERS = ["scratchlr-reference", "numpy-tutorial", "numpy-tutorial-1thread", "torch-eager", "torch-compile",
-         "jax-jit", "tf-eager"]
+PEERS = [
+    "scratchlr-reference",
+    "numpy-tutorial",
+    "numpy-tutorial-1thread",
+    "torch-eager",
+    "torch-compile",
+    "jax-jit",
+    "tf-eager",
+]
 SUMMARY = re.compile(r"load (\S+) s, train (\S+) s \((\S+) us/step\), test (\S+) s, backend (\S+)")
 
 
@@ -41,8 +48,19 @@ def once(name: str, data_dir: str, steps: int) -> dict | None:
         cwd = Path(name.split("@", 1)[1]).resolve()
         env["PYTHONPATH"], name = str(cwd), "scratchlr"
     if name.startswith("scratchlr"):
-        cmd = [sys.executable, "-m", "scratchlr", "--data-dir", data_dir, "--num-steps", str(steps),
-               "--display-step", "100", "--quiet", *(["--step", "reference"] if name.endswith("-reference") else [])]
+        cmd = [
+            sys.executable,
+            "-m",
+            "scratchlr",
+            "--data-dir",
+            data_dir,
+            "--num-steps",
+            str(steps),
+            "--display-step",
+            "100",
+            "--quiet",
+            *(["--step", "reference"] if name.endswith("-reference") else []),
+        ]
         name = "scratchlr"
     else:
         if name.endswith("-1thread"):
@@ -56,13 +74,21 @@ def once(name: str, data_dir: str, steps: int) -> dict | None:
     if name == "scratchlr":
         load, train, _, _, _ = SUMMARY.search(err).groups()
         acc = float(out.strip().splitlines()[-1].split()[-1])
-        return {"load_s": float(load), "train_s": float(train), "steps": steps, "test_accuracy": acc, "rss": rss}
+        return {
+            "load_s": float(load),
+            "train_s": float(train),
+            "steps": steps,
+            "test_accuracy": acc,
+            "rss": rss,
+        }
     return {**json.loads(out), "rss": rss}
 
 
 def run_with_rusage(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str, float]:
     """Run ``cmd``, reaping the child with ``wait4`` to read its own peak RSS."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd
+    )
     out = p.stdout.read()
     err = p.stderr.read()
     _, status, usage = os.wait4(p.pid, 0)
@@ -73,31 +99,51 @@ def run_with_rusage(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int
 def table(results: dict[str, list[dict]]) -> str:
     """The Markdown table of per-contender medians."""
     base = statistics.median(r["train_s"] / r["steps"] for r in results["scratchlr"])
-    rows = ["| contender | median us/step | min us/step | x scratchlr | peak RSS MB | load s | test acc |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| contender | median us/step | min us/step | x scratchlr | peak RSS MB | load s | test acc |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, runs in results.items():
         per = [1e6 * r["train_s"] / r["steps"] for r in runs]
-        rows.append(f"| {name} | {statistics.median(per):.0f} | {min(per):.0f} | "
-                    f"{statistics.median(per) / 1e6 / base:.2f} | {max(r['rss'] for r in runs):.0f} | "
-                    f"{statistics.median(r['load_s'] for r in runs):.3f} | {runs[0]['test_accuracy']:.4f} |")
+        rows.append(
+            f"| {name} | {statistics.median(per):.0f} | {min(per):.0f} | "
+            f"{statistics.median(per) / 1e6 / base:.2f} | {max(r['rss'] for r in runs):.0f} | "
+            f"{statistics.median(r['load_s'] for r in runs):.3f} | {runs[0]['test_accuracy']:.4f} |"
+        )
     return "\n".join(rows)
 
 
 def round_ratios(ours: list[dict], theirs: list[dict], name: str) -> str:
     """One line: the median over rounds of each round's us/step ratio, ours / theirs."""
-    ratios = [(a["train_s"] / a["steps"]) / (b["train_s"] / b["steps"]) for a, b in zip(ours, theirs)]
-    return (f"scratchlr / {name}, median of per-round ratios: {statistics.median(ratios):.3f} "
-            f"({len(ratios)} rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
+    ratios = [
+        (a["train_s"] / a["steps"]) / (b["train_s"] / b["steps"]) for a, b in zip(ours, theirs)
+    ]
+    return (
+        f"scratchlr / {name}, median of per-round ratios: {statistics.median(ratios):.3f} "
+        f"({len(ratios)} rounds: {', '.join(f'{x:.3f}' for x in ratios)})"
+    )
 
 
 def machine() -> str:
     """One line describing this machine."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
     import numpy
 
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {numpy.__version__}, "
-            f"{platform.system()} {platform.release()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {numpy.__version__}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
 def usage(message: str) -> int:
@@ -111,21 +157,39 @@ def main() -> int:
     p.add_argument("--data-dir", default="data/mnist")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--only", help="comma-separated contenders (default: all); scratchlr always runs, "
-                   "the ratios are to it")
-    p.add_argument("--scaling", action="store_true", help="also run scratchlr at 1e3, 1e4, 1e5 steps")
-    p.add_argument("--baseline", action="append", default=[], metavar="DIR",
-                   help="also run the scratchlr of this checkout (e.g. a git worktree of an older commit)")
+    p.add_argument(
+        "--only",
+        help="comma-separated contenders (default: all); scratchlr always runs, "
+        "the ratios are to it",
+    )
+    p.add_argument(
+        "--scaling", action="store_true", help="also run scratchlr at 1e3, 1e4, 1e5 steps"
+    )
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also run the scratchlr of this checkout (e.g. a git worktree of an older commit)",
+    )
     args = p.parse_args()
     args.data_dir = str(Path(args.data_dir).resolve())  # contenders run in other directories
     names = ["scratchlr", *PEERS] if not args.only else args.only.split(",")
     unknown = [n for n in names if n not in ("scratchlr", *PEERS)]
     if unknown:
-        return usage(f"--only: unknown contender {', '.join(unknown)} (one of scratchlr, {', '.join(PEERS)})")
+        return usage(
+            f"--only: unknown contender {', '.join(unknown)} (one of scratchlr, {', '.join(PEERS)})"
+        )
     for d in args.baseline:
         if not (Path(d) / "scratchlr" / "__main__.py").is_file():
-            return usage(f"--baseline {d}: not a checkout of scratchlr (no scratchlr/__main__.py there)")
-    names = ["scratchlr", *(f"scratchlr@{d}" for d in args.baseline), *(n for n in names if n != "scratchlr")]
+            return usage(
+                f"--baseline {d}: not a checkout of scratchlr (no scratchlr/__main__.py there)"
+            )
+    names = [
+        "scratchlr",
+        *(f"scratchlr@{d}" for d in args.baseline),
+        *(n for n in names if n != "scratchlr"),
+    ]
     print(f"machine: {machine()}\n")
     results: dict[str, list[dict]] = {}
     for name in names:  # round 1, dropping whatever is not installed
@@ -135,7 +199,7 @@ def main() -> int:
             continue
         results[name] = [first]
     for r in range(1, args.repeats):  # rounds interleaved, every other one reversed (ABBA)
-        for name in (reversed(list(results)) if r % 2 else list(results)):
+        for name in reversed(list(results)) if r % 2 else list(results):
             results[name].append(once(name, args.data_dir, args.steps))
     print(table(results))
     for name in results:
@@ -145,7 +209,9 @@ def main() -> int:
         print("\n| steps | train s | us/step | peak RSS MB |\n|---:|---:|---:|---:|")
         for steps in (1_000, 10_000, 100_000):
             r = once("scratchlr", args.data_dir, steps)
-            print(f"| {steps} | {r['train_s']:.2f} | {1e6 * r['train_s'] / steps:.0f} | {r['rss']:.0f} |")
+            print(
+                f"| {steps} | {r['train_s']:.2f} | {1e6 * r['train_s'] / steps:.0f} | {r['rss']:.0f} |"
+            )
     return 0
 
 

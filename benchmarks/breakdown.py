@@ -63,7 +63,13 @@ def main() -> int:
     med = {name: statistics.median(v) for name, v in us.items()}
     med["the rest"] = med["whole step"] - sum(v for k, v in med.items() if k != "whole step")
     print("| part | median us | share |\n|---|---:|---:|")
-    for name in ("conversion (uint8 -> X)", "forward product X W", "gradient product X^T G", "the rest", "whole step"):
+    for name in (
+        "conversion (uint8 -> X)",
+        "forward product X W",
+        "gradient product X^T G",
+        "the rest",
+        "whole step",
+    ):
         print(f"| {name} | {med[name]:.0f} | {100 * med[name] / med['whole step']:.0f} % |")
     return 0
 

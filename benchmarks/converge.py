@@ -42,8 +42,23 @@ from bench import machine  # noqa: E402
 
 from scratchlr.dataset import mnist  # noqa: E402
 
-RECIPE = ["--shuffle", "--batching", "epoch", "--batch-size", "512", "--num-steps", "300", "--momentum", "0.93",
-          "--learning-rate", "1.1", "--average", "80", "--weight-decay", "1e-5"]  # the README's
+RECIPE = [
+    "--shuffle",
+    "--batching",
+    "epoch",
+    "--batch-size",
+    "512",
+    "--num-steps",
+    "300",
+    "--momentum",
+    "0.93",
+    "--learning-rate",
+    "1.1",
+    "--average",
+    "80",
+    "--weight-decay",
+    "1e-5",
+]  # the README's
 THRESHOLDS = (0.920, 0.925)
 CONTENDERS = ("scratchlr", "sklearn-lbfgs", "sklearn-lbfgs-converged", "sklearn-sgd", "torch-sgd")
 TRAIN = re.compile(r"train (\S+) s")
@@ -54,9 +69,14 @@ def scratchlr(data_dir: str, repeats: int) -> Checkpoints:
     """The recipe, ``repeats`` times: one checkpoint at the median training time."""
     times, acc = [], 0.0
     for _ in range(repeats):
-        proc = subprocess.run([sys.executable, "-m", "scratchlr", "--data-dir", data_dir, "--quiet", *RECIPE],
-                              capture_output=True, text=True, check=True, cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        proc = subprocess.run(
+            [sys.executable, "-m", "scratchlr", "--data-dir", data_dir, "--quiet", *RECIPE],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         times.append(float(TRAIN.search(proc.stderr).group(1)))
         acc = float(proc.stdout.strip().splitlines()[-1].split()[-1])
     print(f"scratchlr: train seconds {', '.join(f'{t:.3f}' for t in times)}", file=sys.stderr)
@@ -65,9 +85,16 @@ def scratchlr(data_dir: str, repeats: int) -> Checkpoints:
 
 def arrays(data: mnist.MNIST) -> tuple[np.ndarray, ...]:
     """Train and test pixels scaled to [0, 1] in float32, and their labels."""
+
     def scale(split: mnist.Split) -> np.ndarray:
         return np.asarray(split.images, np.float32) * np.float32(1 / 255)
-    return scale(data.train), np.asarray(data.train.labels), scale(data.test), np.asarray(data.test.labels)
+
+    return (
+        scale(data.train),
+        np.asarray(data.train.labels),
+        scale(data.test),
+        np.asarray(data.test.labels),
+    )
 
 
 def fits(make: Callable[[int], object], iterations: list[int], data: mnist.MNIST) -> Checkpoints:
@@ -138,10 +165,14 @@ def main() -> int:
     names = args.only.split(",") if args.only else list(CONTENDERS)
     unknown = [name for name in names if name not in CONTENDERS]
     if unknown:
-        raise SystemExit(f"converge: unknown contender {unknown[0]!r}; one of {', '.join(CONTENDERS)}")
+        raise SystemExit(
+            f"converge: unknown contender {unknown[0]!r}; one of {', '.join(CONTENDERS)}"
+        )
     data = mnist.load(args.data_dir)
     print(f"machine: {machine()}\n")
-    print("| system | s to 0.920 | s to 0.925 | final test accuracy | training s |\n|---|---:|---:|---:|---:|")
+    print(
+        "| system | s to 0.920 | s to 0.925 | final test accuracy | training s |\n|---|---:|---:|---:|---:|"
+    )
     for name in names:
         if name == "scratchlr":
             checkpoints = scratchlr(args.data_dir, args.repeats)
@@ -152,8 +183,11 @@ def main() -> int:
         if checkpoints is None:
             print(f"converge: {name} is not installed; left out", file=sys.stderr)
             continue
-        print(f"| {name} | {reached(checkpoints, 0.920)} | {reached(checkpoints, 0.925)} | "
-              f"{checkpoints[-1][1]:.4f} | {checkpoints[-1][0]:.2f} |", flush=True)
+        print(
+            f"| {name} | {reached(checkpoints, 0.920)} | {reached(checkpoints, 0.925)} | "
+            f"{checkpoints[-1][1]:.4f} | {checkpoints[-1][0]:.2f} |",
+            flush=True,
+        )
     return 0
 
 

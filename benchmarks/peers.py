@@ -78,7 +78,9 @@ def torch_loop(data: mnist.MNIST, steps: int, compile: bool) -> tuple[float, flo
     loss_sum = torch.zeros(())
     t0 = time.perf_counter()
     for idx in batches(len(labels), steps):
-        loss, _acc = step(images[torch.from_numpy(idx)].float() * (1 / 255), labels[torch.from_numpy(idx)])
+        loss, _acc = step(
+            images[torch.from_numpy(idx)].float() * (1 / 255), labels[torch.from_numpy(idx)]
+        )
         loss_sum += loss
     train_s = time.perf_counter() - t0
     with torch.no_grad():
@@ -119,7 +121,11 @@ def jax_jit(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
     loss_sum = float(loss_sum)  # waits for the last step
     train_s = time.perf_counter() - t0
     Xt = jnp.asarray(data.test.images) / 255.0
-    return train_s, float(((Xt @ params[0] + params[1]).argmax(1) == jnp.asarray(data.test.labels)).mean()), loss_sum
+    return (
+        train_s,
+        float(((Xt @ params[0] + params[1]).argmax(1) == jnp.asarray(data.test.labels)).mean()),
+        loss_sum,
+    )
 
 
 def tf_eager(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
@@ -134,13 +140,19 @@ def tf_eager(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
         X, y = tf.constant(X_all[idx]), tf.constant(data.train.labels[idx])
         with tf.GradientTape() as tape:
             logits = tf.matmul(X, W) + b
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            )
         _acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(tf.nn.softmax(logits), 1), y), tf.float32))
         opt.apply_gradients(zip(tape.gradient(loss, [W, b]), [W, b]))
         loss_sum += loss
     train_s = time.perf_counter() - t0
     Xt = data.test.images.astype(np.float32) / 255
-    return train_s, float(np.mean(np.argmax(Xt @ W.numpy() + b.numpy(), 1) == data.test.labels)), float(loss_sum)
+    return (
+        train_s,
+        float(np.mean(np.argmax(Xt @ W.numpy() + b.numpy(), 1) == data.test.labels)),
+        float(loss_sum),
+    )
 
 
 CONTENDERS = {
@@ -162,8 +174,17 @@ def main() -> int:
     except ImportError as exc:
         print(f"{name}: not installed ({exc})", file=sys.stderr)
         return 3
-    print(json.dumps({"load_s": load_s, "train_s": train_s, "steps": steps, "test_accuracy": acc,
-                      "loss_sum": float(loss_sum)}))
+    print(
+        json.dumps(
+            {
+                "load_s": load_s,
+                "train_s": train_s,
+                "steps": steps,
+                "test_accuracy": acc,
+                "loss_sum": float(loss_sum),
+            }
+        )
+    )
     return 0
 
 

@@ -26,9 +26,19 @@ from scratchlr import train  # noqa: E402
 from scratchlr.backend import numpy_backend  # noqa: E402
 from scratchlr.dataset import mnist  # noqa: E402
 
-RECIPE = dict(shuffle=True, batching="epoch", batch_size=512, num_steps=300, momentum=0.93, learning_rate=1.1,
-              average=80, weight_decay=1e-5)  # the README's
-PREVIOUS = dict(epochs=3, shuffle=True, momentum=0.9, learning_rate=0.5, average=430)  # the recipe before it
+RECIPE = dict(
+    shuffle=True,
+    batching="epoch",
+    batch_size=512,
+    num_steps=300,
+    momentum=0.93,
+    learning_rate=1.1,
+    average=80,
+    weight_decay=1e-5,
+)  # the README's
+PREVIOUS = dict(
+    epochs=3, shuffle=True, momentum=0.9, learning_rate=0.5, average=430
+)  # the recipe before it
 
 
 def main() -> int:
@@ -39,7 +49,9 @@ def main() -> int:
     data, backend = mnist.load(args.data_dir), numpy_backend()
 
     def run(settings: dict, seed: int | None = None) -> train.Result:
-        return train.train(data, train.Config(**settings, seed=seed), backend, emit=lambda line: None)
+        return train.train(
+            data, train.Config(**settings, seed=seed), backend, emit=lambda line: None
+        )
 
     run(RECIPE), run(PREVIOUS)  # warm up
     seconds: dict[str, list[float]] = {"recipe": [], "previous": []}
@@ -51,13 +63,17 @@ def main() -> int:
         ratios.append(seconds["recipe"][-1] / seconds["previous"][-1])
     q1, median, q3 = statistics.quantiles(ratios, n=4)
     print(f"machine: {machine()}\n")
-    print(f"time ratio, README's recipe / previous: median {median:.3f} (quartiles {q1:.3f}, {q3:.3f}) "
-          f"over {args.rounds} rounds\n")
+    print(
+        f"time ratio, README's recipe / previous: median {median:.3f} (quartiles {q1:.3f}, {q3:.3f}) "
+        f"over {args.rounds} rounds\n"
+    )
     print("| recipe | training s (median) | test accuracy, seeds 0, 1, 2 |\n|---|---:|---|")
     for name, settings in (("README's", RECIPE), ("previous", PREVIOUS)):
         accuracies = [run(settings, seed).test_accuracy for seed in (0, 1, 2)]
         key = "recipe" if settings is RECIPE else "previous"
-        print(f"| {name} | {statistics.median(seconds[key]):.3f} | {', '.join(f'{a:.4f}' for a in accuracies)} |")
+        print(
+            f"| {name} | {statistics.median(seconds[key]):.3f} | {', '.join(f'{a:.4f}' for a in accuracies)} |"
+        )
     return 0
 
 

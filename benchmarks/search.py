@@ -35,8 +35,17 @@ from bench import machine  # noqa: E402
 
 from scratchlr.dataset import mnist  # noqa: E402
 
-GRID = ["--epochs", "3", "--shuffle", "--average", "430", "--learning-rate", "0.1,0.3,0.5,1",
-        "--momentum", "0,0.5,0.9,0.95"]
+GRID = [
+    "--epochs",
+    "3",
+    "--shuffle",
+    "--average",
+    "430",
+    "--learning-rate",
+    "0.1,0.3,0.5,1",
+    "--momentum",
+    "0,0.5,0.9,0.95",
+]
 CONTENDERS = ("scratchlr", "sklearn")
 
 
@@ -45,9 +54,26 @@ def scratchlr(data_dir: str, jobs: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.csv"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "scratchlr", "search", "--data-dir", data_dir, *GRID, "--jobs",
-                        str(jobs), "--results", str(out), "--quiet"], check=True, capture_output=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scratchlr",
+                "search",
+                "--data-dir",
+                data_dir,
+                *GRID,
+                "--jobs",
+                str(jobs),
+                "--results",
+                str(out),
+                "--quiet",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         seconds = time.perf_counter() - start
         with open(out, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -63,11 +89,20 @@ def sklearn(data_dir: str, jobs: int) -> tuple[float, float, float] | None:
     except ImportError:
         return None
     data = mnist.load(data_dir)
-    X = np.concatenate([data.train.images, data.validation.images]).astype(np.float32) * np.float32(1 / 255)
+    X = np.concatenate([data.train.images, data.validation.images]).astype(np.float32) * np.float32(
+        1 / 255
+    )
     y = np.concatenate([data.train.labels, data.validation.labels])
-    fold = np.r_[np.full(len(data.train.labels), -1), np.zeros(len(data.validation.labels), int)]  # -1: train only
-    grid = GridSearchCV(LogisticRegression(), {"C": np.logspace(-3, 2, 16)}, cv=PredefinedSplit(fold), refit=False,
-                        n_jobs=jobs)
+    fold = np.r_[
+        np.full(len(data.train.labels), -1), np.zeros(len(data.validation.labels), int)
+    ]  # -1: train only
+    grid = GridSearchCV(
+        LogisticRegression(),
+        {"C": np.logspace(-3, 2, 16)},
+        cv=PredefinedSplit(fold),
+        refit=False,
+        n_jobs=jobs,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lbfgs's ConvergenceWarning at max_iter=100
         start = time.perf_counter()
@@ -86,7 +121,10 @@ def main() -> int:
     names = args.only.split(",") if args.only else list(CONTENDERS)
     unknown = [name for name in names if name not in CONTENDERS]
     if unknown:
-        print(f"search: error: unknown contender {unknown[0]!r}; one of {', '.join(CONTENDERS)}", file=sys.stderr)
+        print(
+            f"search: error: unknown contender {unknown[0]!r}; one of {', '.join(CONTENDERS)}",
+            file=sys.stderr,
+        )
         return 2
     print(f"machine: {machine()}\n", flush=True)
     rows, notes = [], []
@@ -94,23 +132,31 @@ def main() -> int:
         runs: dict[int, list[float]] = {1: [], 2: []}
         best = 0.0
         for r in range(args.repeats):
-            for jobs in ((1, 2) if r % 2 == 0 else (2, 1)):
+            for jobs in (1, 2) if r % 2 == 0 else (2, 1):
                 seconds, best = scratchlr(args.data_dir, jobs)
                 runs[jobs].append(seconds)
-        rows += [f"| scratchlr search, 16 trials | {jobs} | {statistics.median(seconds):.2f} | {best:.4f} |"
-                 for jobs, seconds in runs.items()]
+        rows += [
+            f"| scratchlr search, 16 trials | {jobs} | {statistics.median(seconds):.2f} | {best:.4f} |"
+            for jobs, seconds in runs.items()
+        ]
         ratios = [two / one for one, two in zip(runs[1], runs[2])]
-        notes.append(f"--jobs 2 / --jobs 1, median of per-round ratios: {statistics.median(ratios):.3f} "
-                     f"({len(ratios)} rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
+        notes.append(
+            f"--jobs 2 / --jobs 1, median of per-round ratios: {statistics.median(ratios):.3f} "
+            f"({len(ratios)} rounds: {', '.join(f'{x:.3f}' for x in ratios)})"
+        )
     if "sklearn" in names:
         found = sklearn(args.data_dir, args.sklearn_jobs)
         if found is None:
             print("search: scikit-learn is not installed; left out", file=sys.stderr)
         else:
             seconds, score, C = found
-            rows.append(f"| GridSearchCV(LogisticRegression), 16 values of C (best: C = {C:.3g}) | "
-                        f"{args.sklearn_jobs} | {seconds:.2f} | {score:.4f} |")
-    print("| system | trials at once | wall s (median) | best validation accuracy |\n|---|---:|---:|---:|")
+            rows.append(
+                f"| GridSearchCV(LogisticRegression), 16 values of C (best: C = {C:.3g}) | "
+                f"{args.sklearn_jobs} | {seconds:.2f} | {score:.4f} |"
+            )
+    print(
+        "| system | trials at once | wall s (median) | best validation accuracy |\n|---|---:|---:|---:|"
+    )
     print("\n".join(rows + [""] + notes))
     return 0
 

@@ -37,8 +37,23 @@ from PIL import Image  # noqa: E402
 
 from scratchlr.dataset import mnist  # noqa: E402
 
-RECIPE = ["--shuffle", "--batching", "epoch", "--batch-size", "512", "--num-steps", "300", "--momentum", "0.93",
-          "--learning-rate", "1.1", "--average", "80", "--weight-decay", "1e-5"]  # the README's
+RECIPE = [
+    "--shuffle",
+    "--batching",
+    "epoch",
+    "--batch-size",
+    "512",
+    "--num-steps",
+    "300",
+    "--momentum",
+    "0.93",
+    "--learning-rate",
+    "1.1",
+    "--average",
+    "80",
+    "--weight-decay",
+    "1e-5",
+]  # the README's
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
@@ -47,7 +62,9 @@ def drawings(data_dir: str, count: int = 50) -> list[bytes]:
     out = []
     for image in mnist.load(data_dir).test.images[:count]:
         png = io.BytesIO()
-        Image.fromarray(np.kron(image.reshape(28, 28), np.ones((10, 10), np.uint8))).save(png, "PNG")
+        Image.fromarray(np.kron(image.reshape(28, 28), np.ones((10, 10), np.uint8))).save(
+            png, "PNG"
+        )
         out.append(png.getvalue())
     return out
 
@@ -67,28 +84,66 @@ def client(address: tuple[str, int], bodies: list[bytes]) -> list[float]:
     return seconds
 
 
-def round_of(address: tuple[str, int], pngs: list[bytes], clients: int, requests: int) -> tuple[float, float]:
+def round_of(
+    address: tuple[str, int], pngs: list[bytes], clients: int, requests: int
+) -> tuple[float, float]:
     """(p50, p99) in ms of ``requests`` requests spread over ``clients`` concurrent clients."""
-    per = [[pngs[(k * clients + c) % len(pngs)] for k in range(requests // clients)] for c in range(clients)]
+    per = [
+        [pngs[(k * clients + c) % len(pngs)] for k in range(requests // clients)]
+        for c in range(clients)
+    ]
     with ThreadPoolExecutor(clients) as pool:
         seconds = sorted(s for part in pool.map(lambda b: client(address, b), per) for s in part)
-    return 1e3 * seconds[len(seconds) // 2], 1e3 * seconds[min(len(seconds) - 1, int(0.99 * len(seconds)))]
+    return 1e3 * seconds[len(seconds) // 2], 1e3 * seconds[
+        min(len(seconds) - 1, int(0.99 * len(seconds)))
+    ]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="data/mnist")
     p.add_argument("--model", help="a saved model (default: train the README's recipe first)")
-    p.add_argument("--requests", type=int, default=400, help="requests per round and concurrency (400)")
+    p.add_argument(
+        "--requests", type=int, default=400, help="requests per round and concurrency (400)"
+    )
     p.add_argument("--repeats", type=int, default=3, help="rounds (3)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(Path(tmp) / "m.npz")
         if not args.model:
-            subprocess.run([sys.executable, "-m", "scratchlr", "--data-dir", args.data_dir, "--quiet", *RECIPE,
-                            "--save", model], check=True, env=ENV, capture_output=True)
-        server = subprocess.Popen([sys.executable, "-m", "scratchlr", "serve", model, "--port", "0", "--quiet",
-                                   "--data-dir", args.data_dir], stdout=subprocess.PIPE, text=True, env=ENV)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "scratchlr",
+                    "--data-dir",
+                    args.data_dir,
+                    "--quiet",
+                    *RECIPE,
+                    "--save",
+                    model,
+                ],
+                check=True,
+                env=ENV,
+                capture_output=True,
+            )
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scratchlr",
+                "serve",
+                model,
+                "--port",
+                "0",
+                "--quiet",
+                "--data-dir",
+                args.data_dir,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
         try:
             url = server.stdout.readline().split(" on ")[1].split()[0]
             host, port = url.split("//")[1].strip("/").rsplit(":", 1)
@@ -96,7 +151,7 @@ def main() -> int:
             client(address, pngs[:20])  # warm up
             results: dict[int, list[tuple[float, float]]] = {1: [], 16: []}
             for r in range(args.repeats):
-                for clients in ((1, 16) if r % 2 == 0 else (16, 1)):  # alternating order
+                for clients in (1, 16) if r % 2 == 0 else (16, 1):  # alternating order
                     results[clients].append(round_of(address, pngs, clients, args.requests))
         finally:
             server.send_signal(signal.SIGINT)
@@ -104,8 +159,10 @@ def main() -> int:
     print(f"machine: {machine()}\n")
     print("| clients | p50 ms | p99 ms |\n|---:|---:|---:|")
     for clients, rounds in results.items():
-        print(f"| {clients} | {statistics.median(r[0] for r in rounds):.1f} | "
-              f"{statistics.median(r[1] for r in rounds):.1f} |")
+        print(
+            f"| {clients} | {statistics.median(r[0] for r in rounds):.1f} | "
+            f"{statistics.median(r[1] for r in rounds):.1f} |"
+        )
     return 0
 
 

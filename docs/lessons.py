@@ -38,7 +38,9 @@ SHOWN = ("0", "1e-3", "1e-2")  # the templates drawn
 RECIPE = dict(epochs=3, shuffle=True, momentum=0.9, learning_rate=0.5, average=430)
 
 
-def gradient_spread(images: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...] = SIZES) -> dict[int, float]:
+def gradient_spread(
+    images: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...] = SIZES
+) -> dict[int, float]:
     """{B: mean over one epoch's batches of |g_B - g|^2}, g = dJ/dW at W = 0, b = 0 on all the
     images, g_B on each batch of B of a permutation from ``default_rng(0)`` (float64)."""
     X = model.pixels(np.asarray(images), np.float64)
@@ -49,16 +51,54 @@ def gradient_spread(images: np.ndarray, labels: np.ndarray, sizes: tuple[int, ..
 
     full = grad(np.arange(len(labels)))
     order = np.random.default_rng(0).permutation(len(labels))
-    return {B: float(np.mean([np.sum((grad(order[lo : lo + B]) - full) ** 2)
-                              for lo in range(0, len(order) - B + 1, B)])) for B in sizes}
+    return {
+        B: float(
+            np.mean(
+                [
+                    np.sum((grad(order[lo : lo + B]) - full) ** 2)
+                    for lo in range(0, len(order) - B + 1, B)
+                ]
+            )
+        )
+        for B in sizes
+    }
 
 
 def decay_search(data_dir: str, results: Path) -> dict[str, float]:
     """{lambda as written: validation accuracy} of the recipe, by ``scratchlr search``."""
-    flags = ["--epochs", "3", "--shuffle", "--momentum", "0.9", "--learning-rate", "0.5", "--average", "430"]
-    subprocess.run([sys.executable, "-m", "scratchlr", "search", *flags, "--weight-decay", ",".join(DECAYS),
-                    "--jobs", "2", "--quiet", "--data-dir", data_dir, "--results", str(results)], check=True,
-                   cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+    flags = [
+        "--epochs",
+        "3",
+        "--shuffle",
+        "--momentum",
+        "0.9",
+        "--learning-rate",
+        "0.5",
+        "--average",
+        "430",
+    ]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scratchlr",
+            "search",
+            *flags,
+            "--weight-decay",
+            ",".join(DECAYS),
+            "--jobs",
+            "2",
+            "--quiet",
+            "--data-dir",
+            data_dir,
+            "--results",
+            str(results),
+        ],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+    )
     with open(results) as f:
         rows = list(csv.DictReader(f))
     found = {float(row["weight-decay"]): float(row["val_accuracy"]) for row in rows}
@@ -78,7 +118,14 @@ def figures(accuracy: dict[str, float], templates: dict[str, np.ndarray], out: P
     ax.axhline(accuracy["0"], color="grey", linestyle="--", label=f"λ = 0 ({accuracy['0']:.4f})")
     ax.margins(y=0.15)
     for lam, acc in decayed:
-        ax.annotate(f"{acc:.4f}", (lam, acc), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+        ax.annotate(
+            f"{acc:.4f}",
+            (lam, acc),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=8,
+        )
     ax.set_xlabel("λ (--weight-decay)")
     ax.set_ylabel("validation accuracy")
     ax.set_title("The three-epoch recipe against weight decay")
@@ -116,7 +163,12 @@ def main() -> int:
         print(f"| {text} | {acc:.4f} |")
     templates = {}
     for text in SHOWN:
-        run = train.train(data, train.Config(**RECIPE, weight_decay=float(text)), numpy_backend(), emit=lambda s: None)
+        run = train.train(
+            data,
+            train.Config(**RECIPE, weight_decay=float(text)),
+            numpy_backend(),
+            emit=lambda s: None,
+        )
         templates[text] = run.W
         print(f"λ = {text}: |W| = {np.linalg.norm(run.W):.2f}")
     figures(accuracy, templates, Path(args.out))

@@ -29,7 +29,9 @@ from scratchlr.serve.server import DemoServer  # noqa: E402
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", metavar="MODEL.npz")
-    p.add_argument("--data-dir", help="MNIST (for the test-image button; default: as the CLI finds it)")
+    p.add_argument(
+        "--data-dir", help="MNIST (for the test-image button; default: as the CLI finds it)"
+    )
     p.add_argument("--digit", default="3", choices=sorted(STROKES))
     p.add_argument("--out", default=str(ROOT / "docs" / "serve.png"))
     args = p.parse_args()
@@ -42,9 +44,13 @@ def main() -> int:
         driver = chromium(Path(profile), width=1100, height=1250)
         try:
             driver.get(server.url())
-            WebDriverWait(driver, 20).until(lambda d: "Draw a digit" in d.find_element("id", "status").text)
+            WebDriverWait(driver, 20).until(
+                lambda d: "Draw a digit" in d.find_element("id", "status").text
+            )
             draw(driver, STROKES[args.digit])
-            WebDriverWait(driver, 20).until(lambda d: "Draw again" in d.find_element("id", "status").text)
+            WebDriverWait(driver, 20).until(
+                lambda d: "Draw again" in d.find_element("id", "status").text
+            )
             driver.save_screenshot(args.out)
             print(f"{args.out}: the page says {driver.find_element('id', 'prediction').text}")
         finally:

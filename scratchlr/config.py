@@ -45,8 +45,11 @@ def finite(value: float) -> bool:
 def used_by(name: str) -> str:
     """Which schedules read the parameter ``name``, each with its default, for the flag's help."""
     shown: dict[float | str | None, str] = {None: "needed", "steps": "the run's steps"}
-    return ", ".join(f"{schedule}: {shown.get(p[name].default, p[name].default)}"
-                     for schedule, p in SCHEDULES.items() if name in p)
+    return ", ".join(
+        f"{schedule}: {shown.get(p[name].default, p[name].default)}"
+        for schedule, p in SCHEDULES.items()
+        if name in p
+    )
 
 
 OPTIMISER = "optimiser (torch.optim.SGD and lr_scheduler semantics)"
@@ -60,43 +63,92 @@ class Config:
 
     learning_rate: float = option(0.1, "SGD step size")
     batch_size: int = option(128, "examples per step")
-    num_steps: int | None = option(None, f"training steps ({SEED_NUM_STEPS}; or give --epochs)", type=int)
-    epochs: int | None = option(None, "passes over the training set, the last batch of each partial", type=int)
+    num_steps: int | None = option(
+        None, f"training steps ({SEED_NUM_STEPS}; or give --epochs)", type=int
+    )
+    epochs: int | None = option(
+        None, "passes over the training set, the last batch of each partial", type=int
+    )
     display_step: int = option(100, "log every N steps")
-    validation_size: int = option(DEFAULT_VALIDATION_SIZE, "the first N training images are held out for validation")
-    batching: str | None = option(None, "repeat (the default): Dataset.repeat().batch(B); epoch (the only one with "
-                                  "--epochs): one pass at a time, the last batch partial", choices=BATCHINGS)
+    validation_size: int = option(
+        DEFAULT_VALIDATION_SIZE, "the first N training images are held out for validation"
+    )
+    batching: str | None = option(
+        None,
+        "repeat (the default): Dataset.repeat().batch(B); epoch (the only one with "
+        "--epochs): one pass at a time, the last batch partial",
+        choices=BATCHINGS,
+    )
     shuffle: bool = option(False, "a fresh permutation of the training set each epoch")
-    seed: int | None = option(None, "seed of the shuffling's numpy.random.default_rng (0)", type=int)
+    seed: int | None = option(
+        None, "seed of the shuffling's numpy.random.default_rng (0)", type=int
+    )
     dtype: str = option("float32", "float type of the math", choices=DTYPES)
-    step: str = option("fast", "fast: preallocated, in place; reference: the readable math (the same numbers)",
-                       choices=STEPS)
+    step: str = option(
+        "fast",
+        "fast: preallocated, in place; reference: the readable math (the same numbers)",
+        choices=STEPS,
+    )
     momentum: float = option(0.0, "mu in [0, 1): v = mu v + g", group=OPTIMISER)
     nesterov: bool = option(False, "Nesterov momentum: step along g + mu v", group=OPTIMISER)
-    weight_decay: float = option(0.0, "lambda: the gradient of W gains lambda W (b is not decayed)", group=OPTIMISER)
-    lr_schedule: str = option("constant", "learning rate per step t: step: lr gamma^(t // step-size); exponential: "
-                              "lr gamma^t; cosine: eta-min + (lr - eta-min)(1 + cos(pi t / t-max)) / 2; inverse: "
-                              "lr / (1 + gamma t)", choices=tuple(SCHEDULES), group=OPTIMISER)
-    step_size: int | None = option(None, f"steps between decays ({used_by('step_size')})", type=int, group=OPTIMISER)
-    gamma: float | None = option(None, f"decay factor ({used_by('gamma')})", type=float, group=OPTIMISER)
-    t_max: int | None = option(None, f"steps of the way down to eta-min, half the period ({used_by('t_max')})",
-                               type=int, group=OPTIMISER)
-    eta_min: float | None = option(None, f"the least learning rate ({used_by('eta_min')})", type=float,
-                                   group=OPTIMISER)
-    average: int | None = option(None, "Polyak-Ruppert averaging of the iterates after START steps (0); the average "
-                                 "is what is evaluated and kept", type=int, nargs="?", const=0, metavar="START",
-                                 group=OPTIMISER)
-    validate: bool = option(False, "validation loss and accuracy at each display step (each epoch with --epochs)",
-                            group=VALIDATION)
-    early_stopping: int | None = option(None, "stop after PATIENCE validations without a better accuracy; keep the "
-                                        "best (implies --validate)", type=int, metavar="PATIENCE", group=VALIDATION)
+    weight_decay: float = option(
+        0.0, "lambda: the gradient of W gains lambda W (b is not decayed)", group=OPTIMISER
+    )
+    lr_schedule: str = option(
+        "constant",
+        "learning rate per step t: step: lr gamma^(t // step-size); exponential: "
+        "lr gamma^t; cosine: eta-min + (lr - eta-min)(1 + cos(pi t / t-max)) / 2; inverse: "
+        "lr / (1 + gamma t)",
+        choices=tuple(SCHEDULES),
+        group=OPTIMISER,
+    )
+    step_size: int | None = option(
+        None, f"steps between decays ({used_by('step_size')})", type=int, group=OPTIMISER
+    )
+    gamma: float | None = option(
+        None, f"decay factor ({used_by('gamma')})", type=float, group=OPTIMISER
+    )
+    t_max: int | None = option(
+        None,
+        f"steps of the way down to eta-min, half the period ({used_by('t_max')})",
+        type=int,
+        group=OPTIMISER,
+    )
+    eta_min: float | None = option(
+        None, f"the least learning rate ({used_by('eta_min')})", type=float, group=OPTIMISER
+    )
+    average: int | None = option(
+        None,
+        "Polyak-Ruppert averaging of the iterates after START steps (0); the average "
+        "is what is evaluated and kept",
+        type=int,
+        nargs="?",
+        const=0,
+        metavar="START",
+        group=OPTIMISER,
+    )
+    validate: bool = option(
+        False,
+        "validation loss and accuracy at each display step (each epoch with --epochs)",
+        group=VALIDATION,
+    )
+    early_stopping: int | None = option(
+        None,
+        "stop after PATIENCE validations without a better accuracy; keep the "
+        "best (implies --validate)",
+        type=int,
+        metavar="PATIENCE",
+        group=VALIDATION,
+    )
 
     def __post_init__(self) -> None:
         self.check_numbers()
         self.check_choices()
         self.check_optimiser()
         self.check_schedule()
-        self.check_run(TRAIN_SIZE - self.validation_size, self.validation_size)  # MNIST, split as it says
+        self.check_run(
+            TRAIN_SIZE - self.validation_size, self.validation_size
+        )  # MNIST, split as it says
 
     # What the run does with the settings.
 
@@ -112,7 +164,11 @@ class Config:
 
     def total_steps(self, n: int) -> int:
         """Steps in the run on n training examples: ``epochs`` passes, else ``num_steps``, else 1000."""
-        return self.epochs * self.steps_per_epoch(n) if self.epochs else self.num_steps or SEED_NUM_STEPS
+        return (
+            self.epochs * self.steps_per_epoch(n)
+            if self.epochs
+            else self.num_steps or SEED_NUM_STEPS
+        )
 
     def steps_per_epoch(self, n: int) -> int:
         """Batches in one pass over n examples, the last one partial."""
@@ -145,14 +201,29 @@ class Config:
 
     def learning_rate_at(self, t: int, total: int) -> float:
         """lr_t, the learning rate of step t (from 0) of a run of ``total`` steps."""
-        return scheduled_lr(self.lr_schedule, self.learning_rate, t, total, step_size=self.step_size,
-                            gamma=self.gamma, t_max=self.t_max, eta_min=self.eta_min)
+        return scheduled_lr(
+            self.lr_schedule,
+            self.learning_rate,
+            t,
+            total,
+            step_size=self.step_size,
+            gamma=self.gamma,
+            t_max=self.t_max,
+            eta_min=self.eta_min,
+        )
 
     # The checks, each in one place.
 
     def check_numbers(self) -> None:
         """Each number in its range."""
-        for name in ("learning_rate", "batch_size", "num_steps", "epochs", "display_step", "early_stopping"):
+        for name in (
+            "learning_rate",
+            "batch_size",
+            "num_steps",
+            "epochs",
+            "display_step",
+            "early_stopping",
+        ):
             value = getattr(self, name)
             if value is not None and not (finite(value) and value > 0):
                 raise ValueError(f"{flag(name)} must be positive, got {value}")
@@ -161,7 +232,9 @@ class Config:
             if value is not None and not (finite(value) and value >= 0):
                 raise ValueError(f"{flag(name)} must be zero or positive, got {value}")
         if not 0 <= self.validation_size < TRAIN_SIZE:
-            raise ValueError(f"--validation-size must be in [0, {TRAIN_SIZE}), got {self.validation_size}")
+            raise ValueError(
+                f"--validation-size must be in [0, {TRAIN_SIZE}), got {self.validation_size}"
+            )
         if not 0 <= self.momentum < 1:
             raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
 
@@ -171,7 +244,9 @@ class Config:
             choices, value = f.metadata.get("choices"), getattr(self, f.name)
             unset = value is None and f.default is None
             if choices is not None and value not in choices and not unset:
-                raise ValueError(f"{flag(f.name)} must be one of {', '.join(choices)}, got {value!r}")
+                raise ValueError(
+                    f"{flag(f.name)} must be one of {', '.join(choices)}, got {value!r}"
+                )
         with np.errstate(over="ignore"):
             if not np.isfinite(np.dtype(self.dtype).type(self.learning_rate)):
                 raise ValueError(f"--learning-rate {self.learning_rate} overflows {self.dtype}")
@@ -188,10 +263,15 @@ class Config:
             raise ValueError("--nesterov needs --momentum above 0")
         limit = stable_decay_limit(self.momentum, self.nesterov)
         if self.learning_rate * self.weight_decay >= limit:
-            with_momentum = f" with --momentum {self.momentum:g}{' --nesterov' if self.nesterov else ''}" \
-                if self.momentum else ""
-            raise ValueError(f"--learning-rate x --weight-decay is {self.learning_rate * self.weight_decay:g}; "
-                             f"at {limit:g} or more{with_momentum} the weights diverge")
+            with_momentum = (
+                f" with --momentum {self.momentum:g}{' --nesterov' if self.nesterov else ''}"
+                if self.momentum
+                else ""
+            )
+            raise ValueError(
+                f"--learning-rate x --weight-decay is {self.learning_rate * self.weight_decay:g}; "
+                f"at {limit:g} or more{with_momentum} the weights diverge"
+            )
 
     def check_schedule(self) -> None:
         """Each schedule gets the parameters it needs, and only those, each in the range of
@@ -208,9 +288,14 @@ class Config:
             high = self.learning_rate if spec.high == "lr" else spec.high
             above = value >= spec.low if spec.closed else value > spec.low
             if not (finite(value) and above and (high is None or value <= high)):
-                where = "positive" if high is None and not spec.closed else \
-                    f"in {'[' if spec.closed else '('}{spec.low:g}, {'--learning-rate' if spec.high == 'lr' else high}]"
-                raise ValueError(f"{flag(name)} must be {where} for --lr-schedule {self.lr_schedule}, got {value}")
+                where = (
+                    "positive"
+                    if high is None and not spec.closed
+                    else f"in {'[' if spec.closed else '('}{spec.low:g}, {'--learning-rate' if spec.high == 'lr' else high}]"
+                )
+                raise ValueError(
+                    f"{flag(name)} must be {where} for --lr-schedule {self.lr_schedule}, got {value}"
+                )
 
     def check_run(self, n_train: int, n_validation: int) -> None:
         """What depends on the data, n_train training and n_validation held-out images:

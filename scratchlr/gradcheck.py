@@ -31,7 +31,10 @@ def relative_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def numerical_gradient(
-    per_example_loss: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, h: float = 1e-3, points: int = 5
+    per_example_loss: Callable[[np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    h: float = 1e-3,
+    points: int = 5,
 ) -> np.ndarray:
     """dJ/dθ by five-point central differences (``points=2``: two-point ones), J = mean of
     ``per_example_loss(θ)`` (N,). θ any shape -> gradient of the same shape. ``theta`` is
@@ -55,16 +58,29 @@ def numerical_gradient(
     return grad
 
 
-def numerical_gradients(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, h: float = 1e-3,
-                        points: int = 5) -> dict[str, np.ndarray]:
+def numerical_gradients(
+    X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, h: float = 1e-3, points: int = 5
+) -> dict[str, np.ndarray]:
     """{"W": dJ/dW, "b": dJ/db} of the mean :func:`model.cross_entropy` at (W, b), by
     :func:`numerical_gradient` with step h and ``points``."""
-    return {"W": numerical_gradient(lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W, h, points),
-            "b": numerical_gradient(lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b, h, points)}
+    return {
+        "W": numerical_gradient(
+            lambda W_: model.cross_entropy(model.logits(X, W_, b), y), W, h, points
+        ),
+        "b": numerical_gradient(
+            lambda b_: model.cross_entropy(model.logits(X, W, b_), y), b, h, points
+        ),
+    }
 
 
-def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_decay: float = 0.0,
-          points: int = 5) -> dict[str, float]:
+def check(
+    X: np.ndarray,
+    y: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray,
+    weight_decay: float = 0.0,
+    points: int = 5,
+) -> dict[str, float]:
     """Max relative error of the analytic gradients against central differences (five-point,
     or ``points=2``), in float64.
 
@@ -75,10 +91,14 @@ def check(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, weight_dec
     """
     X, W, b = (np.array(a, dtype=np.float64) for a in (X, W, b))
     G = model.grad_logits(model.logits(X, W, b), y)
-    analytic = {"W": optim.decayed_gradient(model.grad_W(X, G), W, weight_decay), "b": model.grad_b(G)}
+    analytic = {
+        "W": optim.decayed_gradient(model.grad_W(X, G), W, weight_decay),
+        "b": model.grad_b(G),
+    }
     numeric = numerical_gradients(X, y, W, b, points=points)
-    numeric["W"] += W.size * numerical_gradient(lambda W_: optim.l2_penalty(W_, weight_decay).ravel(), W,
-                                                points=points)  # size x the mean's
+    numeric["W"] += W.size * numerical_gradient(
+        lambda W_: optim.l2_penalty(W_, weight_decay).ravel(), W, points=points
+    )  # size x the mean's
     return {k: float(relative_error(analytic[k], numeric[k]).max()) for k in analytic}
 
 
@@ -86,7 +106,9 @@ Problem = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X, y, W, b
 SWEEP_H = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)  # the step sizes of :func:`sweep`
 
 
-def sweep(problem: Problem, hs: tuple[float, ...] = SWEEP_H) -> dict[tuple[int, float], dict[str, float]]:
+def sweep(
+    problem: Problem, hs: tuple[float, ...] = SWEEP_H
+) -> dict[tuple[int, float], dict[str, float]]:
     """The largest absolute error of the two- and five-point differences against the analytic
     gradient of the cross-entropy, for W and b, at each step h: {(points, h): {"W", "b"}}.
     Truncation error shrinks with h (as h^2 or h^4), rounding error grows as 1/h."""
@@ -112,7 +134,12 @@ def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: 
     """The first ``n`` MNIST examples (scaled like TF) with small random W, b."""
     rng = np.random.default_rng(seed)
     X = model.pixels(np.asarray(images_u8[:n]), np.float64)
-    return X, np.asarray(labels[:n]), 0.01 * rng.normal(size=(X.shape[1], CLASSES)), 0.01 * rng.normal(size=CLASSES)
+    return (
+        X,
+        np.asarray(labels[:n]),
+        0.01 * rng.normal(size=(X.shape[1], CLASSES)),
+        0.01 * rng.normal(size=CLASSES),
+    )
 
 
 def run_sweep(mnist_arrays: Any | None = None, emit: Callable[[str], None] = print) -> None:
@@ -125,15 +152,19 @@ def run_sweep(mnist_arrays: Any | None = None, emit: Callable[[str], None] = pri
     if mnist_arrays is not None:
         for points in (2, 5):
             errors = check(*mnist_problem(*mnist_arrays), points=points)
-            emit(f"MNIST first 32 examples, {points}-point, h 1e-03: max relative error W {errors['W']:.1e}, "
-                 f"b {errors['b']:.1e}")
+            emit(
+                f"MNIST first 32 examples, {points}-point, h 1e-03: max relative error W {errors['W']:.1e}, "
+                f"b {errors['b']:.1e}"
+            )
 
 
 def run(mnist_arrays: Any | None = None, emit: Callable[[str], None] = print) -> float:
     """Check the random problem and, if given (images, labels), an MNIST slice; print
     each max relative error and return the largest."""
-    problems = {"random 16x12, 5 classes": (random_problem(), 0.0),
-                "random 16x12, 5 classes, weight decay 0.1": (random_problem(1), 0.1)}
+    problems = {
+        "random 16x12, 5 classes": (random_problem(), 0.0),
+        "random 16x12, 5 classes, weight decay 0.1": (random_problem(1), 0.1),
+    }
     if mnist_arrays is not None:
         problems["MNIST first 32 examples"] = (mnist_problem(*mnist_arrays), 0.0)
     worst = 0.0

@@ -147,4 +147,3 @@ def accuracy(z: Array, y: Array) -> Array:
     """
     xp = namespace_of(z)
     return (predictions(z) == y).astype(xp.float32).sum() / xp.float32(z.shape[0])
-

@@ -43,9 +43,15 @@ class Parameter(NamedTuple):
 #: Each schedule's parameters (PyTorch's ``lr_scheduler`` names), their ranges and defaults.
 SCHEDULES: dict[str, dict[str, Parameter]] = {
     "constant": {},
-    "step": {"step_size": Parameter(0, None, False, None), "gamma": Parameter(0, 1, False, 0.1)},  # StepLR's gamma
+    "step": {
+        "step_size": Parameter(0, None, False, None),
+        "gamma": Parameter(0, 1, False, 0.1),
+    },  # StepLR's gamma
     "exponential": {"gamma": Parameter(0, 1, False, None)},
-    "cosine": {"t_max": Parameter(0, None, False, "steps"), "eta_min": Parameter(0, "lr", True, 0.0)},
+    "cosine": {
+        "t_max": Parameter(0, None, False, "steps"),
+        "eta_min": Parameter(0, "lr", True, 0.0),
+    },
     "inverse": {"gamma": Parameter(0, None, False, None)},
 }
 
@@ -61,7 +67,9 @@ def l2_penalty(W: Array, weight_decay: float) -> Array:
     return W.dtype.type(weight_decay / 2) * W * W
 
 
-def decayed_gradient(g: Array, theta: Array, weight_decay: float, out: Array | None = None) -> Array:
+def decayed_gradient(
+    g: Array, theta: Array, weight_decay: float, out: Array | None = None
+) -> Array:
     """g + lambda theta: the gradient of J + (lambda / 2) ||theta||^2.
 
     ``torch.optim.SGD(weight_decay=lambda)``; in TF/Keras an L2 ``kernel_regularizer`` of
@@ -88,8 +96,13 @@ def nesterov_direction(g: Array, v: Array, momentum: float, out: Array | None = 
     return namespace_of(g).add(g, v * v.dtype.type(momentum), out=out)
 
 
-def descend(theta: Array, d: Array, learning_rate: float, out: Array | None = None,
-            scratch: Array | None = None) -> Array:
+def descend(
+    theta: Array,
+    d: Array,
+    learning_rate: float,
+    out: Array | None = None,
+    scratch: Array | None = None,
+) -> Array:
     """theta' = theta - lr d: the SGD update, TF's ``ApplyGradientDescent`` (lr rounded to
     theta's dtype). ``scratch`` is where lr d may be written (the fast step passes the
     gradient's buffer, no longer needed)."""
@@ -98,8 +111,14 @@ def descend(theta: Array, d: Array, learning_rate: float, out: Array | None = No
 
 
 def sgd_step(
-    theta: Array, g: Array, v: Array | None, learning_rate: float, momentum: float = 0.0,
-    nesterov: bool = False, weight_decay: float = 0.0, in_place: bool = False,
+    theta: Array,
+    g: Array,
+    v: Array | None,
+    learning_rate: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    in_place: bool = False,
 ) -> tuple[Array, Array | None]:
     """One ``torch.optim.SGD`` update of one parameter -> (theta', v').
 
@@ -136,24 +155,41 @@ class SGD:
     step's buffers); both ways make the same calls, so the same bits.
     """
 
-    def __init__(self, params: list[Array], weight_decay: list[float], momentum: float = 0.0,
-                 nesterov: bool = False, average: int | None = None, in_place: bool = False) -> None:
+    def __init__(
+        self,
+        params: list[Array],
+        weight_decay: list[float],
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        average: int | None = None,
+        in_place: bool = False,
+    ) -> None:
         self.params, self.weight_decay = list(params), list(weight_decay)
-        self.momentum, self.nesterov, self.average, self.in_place = momentum, nesterov, average, in_place
+        self.momentum, self.nesterov, self.average, self.in_place = (
+            momentum,
+            nesterov,
+            average,
+            in_place,
+        )
         self.velocities = [namespace_of(p).zeros_like(p) if momentum else None for p in self.params]
         self.means = [namespace_of(p).zeros_like(p) for p in self.params]
         self.steps = self.averaged = 0  # steps taken; iterates in the mean
 
     def step(self, grads: list[Array], learning_rate: float) -> None:
         """One update of every parameter (:func:`sgd_step`), then of the running mean."""
-        for i, (theta, g, v, decay) in enumerate(zip(self.params, grads, self.velocities, self.weight_decay)):
-            self.params[i], self.velocities[i] = sgd_step(theta, g, v, learning_rate, self.momentum, self.nesterov,
-                                                          decay, self.in_place)
+        for i, (theta, g, v, decay) in enumerate(
+            zip(self.params, grads, self.velocities, self.weight_decay)
+        ):
+            self.params[i], self.velocities[i] = sgd_step(
+                theta, g, v, learning_rate, self.momentum, self.nesterov, decay, self.in_place
+            )
         self.steps += 1
         if self.average is not None and self.steps > self.average:
             self.averaged += 1
-            self.means = [polyak_average(mean, theta, self.averaged, out=mean if self.in_place else None)
-                          for mean, theta in zip(self.means, self.params)]
+            self.means = [
+                polyak_average(mean, theta, self.averaged, out=mean if self.in_place else None)
+                for mean, theta in zip(self.means, self.params)
+            ]
 
     def final_params(self) -> list[Array]:
         """The parameters a run ends with: the running mean once averaging has begun, else the iterates."""
@@ -185,7 +221,9 @@ def inverse_lr(lr: float, t: int, gamma: float) -> float:
     return lr / (1 + gamma * t)
 
 
-def scheduled_lr(schedule: str, lr: float, t: int, total: int | None = None, **given: float | None) -> float:
+def scheduled_lr(
+    schedule: str, lr: float, t: int, total: int | None = None, **given: float | None
+) -> float:
     """The learning rate of step t (counted from 0) of a run of ``total`` steps under
     ``schedule``, a key of :data:`SCHEDULES`, with its parameters as ``given`` (a missing or
     None one takes the table's default)."""
@@ -193,8 +231,10 @@ def scheduled_lr(schedule: str, lr: float, t: int, total: int | None = None, **g
         return lr
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; one of {', '.join(SCHEDULES)}")
-    p: dict[str, Any] = {name: total if spec.default == "steps" else spec.default
-                         for name, spec in SCHEDULES[schedule].items()}
+    p: dict[str, Any] = {
+        name: total if spec.default == "steps" else spec.default
+        for name, spec in SCHEDULES[schedule].items()
+    }
     p.update((name, value) for name, value in given.items() if value is not None)
     if schedule == "step":
         return step_lr(lr, t, p["step_size"], p["gamma"])

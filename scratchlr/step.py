@@ -50,7 +50,9 @@ from . import model
 from .dataset.batches import Ranges, fill_pixels, rows, take, take_into
 
 
-def reference_gradients(images: Any, labels: Any, ranges: Ranges, W: Any, b: Any) -> tuple[Any, ...]:
+def reference_gradients(
+    images: Any, labels: Any, ranges: Ranges, W: Any, b: Any
+) -> tuple[Any, ...]:
     """The batch's loss, accuracy and gradients, in the readable math of :mod:`scratchlr.model`.
 
     Returns (J, acc, dJ/dW, dJ/db) on the rows ``ranges`` of ``images`` (uint8) and
@@ -99,8 +101,19 @@ class FastGradients:
         xp, n = self.xp, rows(ranges)
         if n > len(self.X):
             raise ValueError(f"a batch of {n} rows does not fit a step made for {len(self.X)}")
-        X, z, s, row, L, hit = self.X[:n], self.z[:n], self.s[:n], self.row[:n], self.L[:n], self.hit[:n]
-        y = labels[ranges[0][0] : ranges[0][1]] if len(ranges) == 1 else take_into(self.y[:n], labels, ranges)
+        X, z, s, row, L, hit = (
+            self.X[:n],
+            self.z[:n],
+            self.s[:n],
+            self.row[:n],
+            self.L[:n],
+            self.hit[:n],
+        )
+        y = (
+            labels[ranges[0][0] : ranges[0][1]]
+            if len(ranges) == 1
+            else take_into(self.y[:n], labels, ranges)
+        )
         at_label = self.at_row[:n] + y  # flat index of (n, y_n)
 
         fill_pixels(X, images, ranges, self.scale)  # x = u8 * (1/255)

@@ -66,17 +66,28 @@ class Meter:
 
     def reset(self) -> None:
         """Back to no batches."""
-        self.loss, self.acc, self.count = self.xp.zeros((), self.dtypes[0]), self.xp.zeros((), self.dtypes[1]), 0
+        self.loss, self.acc, self.count = (
+            self.xp.zeros((), self.dtypes[0]),
+            self.xp.zeros((), self.dtypes[1]),
+            0,
+        )
 
     def add(self, J: Any, acc: Any) -> None:
         """Add one batch's J and acc (device scalars)."""
-        self.loss, self.acc, self.count = self.loss + J, self.acc + acc, self.count + 1  # new sums: faster than +=
+        self.loss, self.acc, self.count = (
+            self.loss + J,
+            self.acc + acc,
+            self.count + 1,
+        )  # new sums: faster than +=
 
     def read(self, backend: Backend, divisor: int | None = None) -> tuple[float, float]:
         """(loss, accuracy): the sums divided, each in its dtype, by ``divisor`` (default: the
         number of batches added), as host floats; then :meth:`reset`."""
         k = divisor or self.count
-        loss, acc = (float(backend.to_numpy(s / d.type(k))) for s, d in zip((self.loss, self.acc), self.dtypes))
+        loss, acc = (
+            float(backend.to_numpy(s / d.type(k)))
+            for s, d in zip((self.loss, self.acc), self.dtypes)
+        )
         self.reset()
         return loss, acc
 
@@ -104,18 +115,24 @@ class EarlyStopping:
 
     def message(self) -> str:
         """Why the run stopped, and what it keeps."""
-        return (f"no better validation accuracy in {self.waited} evaluations; keeping step {self.best_step:04d} "
-                f"(validation accuracy {self.best_accuracy:.4f})")
+        return (
+            f"no better validation accuracy in {self.waited} evaluations; keeping step {self.best_step:04d} "
+            f"(validation accuracy {self.best_accuracy:.4f})"
+        )
 
 
-def predict_split(W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048) -> tuple[Any, float]:
+def predict_split(
+    W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048
+) -> tuple[Any, float]:
     """(yhat (N,) on the backend's device, mean cross-entropy) of W, b on a split, in chunks
     of rows to bound memory; the loss is summed in float64."""
     xp, preds, total = backend.xp, [], 0.0
     for lo in range(0, len(split.labels), chunk):
         z = model.logits(model.pixels(xp.asarray(split.images[lo : lo + chunk]), W.dtype), W, b)
         preds.append(model.predictions(z))
-        total += float(model.cross_entropy(z, xp.asarray(split.labels[lo : lo + chunk])).sum(dtype=xp.float64))
+        total += float(
+            model.cross_entropy(z, xp.asarray(split.labels[lo : lo + chunk])).sum(dtype=xp.float64)
+        )
     return xp.concatenate(preds), total / len(split.labels)
 
 
@@ -137,7 +154,9 @@ def test_scores(W: Any, b: Any, split: Split, backend: Backend, log: Log) -> tup
     return loss, acc
 
 
-def validation_scores(wanted: bool, params: list[Any], split: Split, backend: Backend) -> tuple[Any, Any]:
+def validation_scores(
+    wanted: bool, params: list[Any], split: Split, backend: Backend
+) -> tuple[Any, Any]:
     """(loss, accuracy) of ``params`` = [W, b] on the validation split if ``wanted``, else (None, None)."""
     if not wanted:
         return None, None
@@ -147,7 +166,9 @@ def validation_scores(wanted: bool, params: list[Any], split: Split, backend: Ba
 
 def step_lines(t: int, loss: float, acc: float) -> list[str]:
     """The seed's lines at step t: ``Initial loss= ...`` first, then ``Step: 0100  loss= ...  accuracy= ...``."""
-    return ([f"Initial loss= {loss:.9f}"] if t == 1 else []) + [f"Step: {t:04d}  loss= {loss:.9f}  accuracy= {acc:.4f}"]
+    return ([f"Initial loss= {loss:.9f}"] if t == 1 else []) + [
+        f"Step: {t:04d}  loss= {loss:.9f}  accuracy= {acc:.4f}"
+    ]
 
 
 def validation_line(record: Record, per_epoch: bool) -> str:
@@ -201,32 +222,64 @@ def upload(data: MNIST, config: Config, backend: Backend) -> tuple[Any, Any]:
 def make_step(config: Config, images: Any) -> Callable[..., tuple[Any, ...]]:
     """The step's gradients, ``gradients(images, labels, ranges, W, b)``: in place or readable."""
     xp = namespace_of(images)
-    return FastGradients(xp, config.batch_size, images.shape[1], CLASSES, config.dtype) if config.step == "fast" \
+    return (
+        FastGradients(xp, config.batch_size, images.shape[1], CLASSES, config.dtype)
+        if config.step == "fast"
         else reference_gradients
+    )
 
 
 def make_optimizer(config: Config, images: Any) -> optim.SGD:
     """SGD on W (D, C) and b (C,), both zero at first; W is decayed, b is not."""
     xp, dim = namespace_of(images), images.shape[1]
     W, b = xp.zeros((dim, CLASSES), config.dtype), xp.zeros(CLASSES, config.dtype)
-    return optim.SGD([W, b], [config.weight_decay, 0.0], config.momentum, config.nesterov, config.average,
-                     in_place=config.step == "fast")
+    return optim.SGD(
+        [W, b],
+        [config.weight_decay, 0.0],
+        config.momentum,
+        config.nesterov,
+        config.average,
+        in_place=config.step == "fast",
+    )
 
 
-def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], None] = print,
-          progress: Callable[[int], Any] | None = None, stop: Callable[[], bool] | None = None) -> Result:
+def train(
+    data: MNIST,
+    config: Config,
+    backend: Backend,
+    emit: Callable[[str], None] = print,
+    progress: Callable[[int], Any] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Result:
     """Train on ``backend`` as ``config`` says, ``emit``-ting each log line as it is made (what happens
     when: the module's docstring). ``progress(total)`` makes a bar. ``stop()``, asked after each step,
     ends the run there when it says True (a Ctrl-C), and the run finishes as at its end."""
     xp, n, log, history, t, last = backend.xp, len(data.train.labels), Log(emit), [], 0, False
     images, labels = upload(data, config, backend)
-    total, gradients, optimizer = config.total_steps(n), make_step(config, images), make_optimizer(config, images)
-    steps = batches(images, labels, config.batch_size, total, config.batches, config.shuffle, config.seed or 0)
-    shown, recorded = Meter(xp, (config.dtype, "float32")), Meter(xp, ("float64", "float64"))  # seed's; history's
-    stopper, ticks, start = EarlyStopping(config.early_stopping), Ticks(progress, total), time.perf_counter()
+    total, gradients, optimizer = (
+        config.total_steps(n),
+        make_step(config, images),
+        make_optimizer(config, images),
+    )
+    steps = batches(
+        images, labels, config.batch_size, total, config.batches, config.shuffle, config.seed or 0
+    )
+    shown, recorded = (
+        Meter(xp, (config.dtype, "float32")),
+        Meter(xp, ("float64", "float64")),
+    )  # seed's; history's
+    stopper, ticks, start = (
+        EarlyStopping(config.early_stopping),
+        Ticks(progress, total),
+        time.perf_counter(),
+    )
     for t, (X_u8, y, ranges) in enumerate(steps, start=1):  # t: the steps done
-        lr = config.learning_rate_at(t - 1, total)  # the schedule's lr_t, of the step counted from 0
-        J, acc, grad_W, grad_b = gradients(X_u8, y, ranges, *optimizer.params)  # forward and backward pass
+        lr = config.learning_rate_at(
+            t - 1, total
+        )  # the schedule's lr_t, of the step counted from 0
+        J, acc, grad_W, grad_b = gradients(
+            X_u8, y, ranges, *optimizer.params
+        )  # forward and backward pass
         optimizer.step([grad_W, grad_b], lr)  # theta <- theta - lr_t d, for W and b
         shown.add(J, acc)
         recorded.add(J, acc)
@@ -235,10 +288,19 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
         if config.displays_at(t):
             log.say(*step_lines(t, *shown.read(backend, 1 if t == 1 else config.display_step)))
         if config.records_at(t, n) or last:
-            scores = validation_scores(config.validates_at(t, n, last), optimizer.final_params(), data.validation,
-                                       backend)
-            history.append(Record(t, round(config.epochs_done(t, n), 4), *recorded.read(backend), *scores, lr,
-                                  time.perf_counter() - start))
+            scores = validation_scores(
+                config.validates_at(t, n, last), optimizer.final_params(), data.validation, backend
+            )
+            history.append(
+                Record(
+                    t,
+                    round(config.epochs_done(t, n), 4),
+                    *recorded.read(backend),
+                    *scores,
+                    lr,
+                    time.perf_counter() - start,
+                )
+            )
             if history[-1].val_accuracy is not None:
                 log.say(validation_line(history[-1], bool(config.epochs)))
             if stopper.stops(history[-1], optimizer.final_params()):
@@ -250,5 +312,15 @@ def train(data: MNIST, config: Config, backend: Backend, emit: Callable[[str], N
     ticks.close()
     W, b = stopper.best_params or optimizer.final_params()
     test_loss, test_acc = test_scores(W, b, data.test, backend, log)
-    return Result(backend.to_numpy(W), backend.to_numpy(b), test_acc, test_loss, list(log), history, t, train_seconds,
-                  time.perf_counter() - test_start, last)
+    return Result(
+        backend.to_numpy(W),
+        backend.to_numpy(b),
+        test_acc,
+        test_loss,
+        list(log),
+        history,
+        t,
+        train_seconds,
+        time.perf_counter() - test_start,
+        last,
+    )

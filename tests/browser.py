@@ -17,9 +17,22 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 STROKES = {
     "7": [[(75, 60), (205, 60), (165, 130), (125, 230)]],
     "1": [[(140, 45), (140, 235)]],
-    "0": [[(140 + 60 * math.sin(2 * math.pi * k / 24), 140 - 90 * math.cos(2 * math.pi * k / 24)) for k in range(25)]],
-    "3": [[(140 + 55 * math.sin(math.pi * k / 10), 95 - 45 * math.cos(math.pi * k / 10)) for k in range(-3, 11)]
-          + [(140 + 60 * math.sin(math.pi * k / 10), 185 - 50 * math.cos(math.pi * k / 10)) for k in range(0, 14)]],
+    "0": [
+        [
+            (140 + 60 * math.sin(2 * math.pi * k / 24), 140 - 90 * math.cos(2 * math.pi * k / 24))
+            for k in range(25)
+        ]
+    ],
+    "3": [
+        [
+            (140 + 55 * math.sin(math.pi * k / 10), 95 - 45 * math.cos(math.pi * k / 10))
+            for k in range(-3, 11)
+        ]
+        + [
+            (140 + 60 * math.sin(math.pi * k / 10), 185 - 50 * math.cos(math.pi * k / 10))
+            for k in range(0, 14)
+        ]
+    ],
 }
 
 
@@ -42,9 +55,19 @@ def chromium(profile: Path, width: int = 1200, height: int = 1400) -> Any:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for errors()
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -59,11 +82,20 @@ def draw(driver: Any, strokes: list[list[tuple[float, float]]], kind: str = "mou
 
     pad = driver.find_element(By.ID, "pad")
     size = pad.size  # CSS pixels; the pad may be drawn smaller than its 280 x 280
-    kinds = {"mouse": interaction.POINTER_MOUSE, "pen": interaction.POINTER_PEN, "touch": interaction.POINTER_TOUCH}
+    kinds = {
+        "mouse": interaction.POINTER_MOUSE,
+        "pen": interaction.POINTER_PEN,
+        "touch": interaction.POINTER_TOUCH,
+    }
     for stroke in strokes:
         actions = ActionBuilder(driver, mouse=PointerInput(kinds[kind], kind), duration=10)
-        at = [(x * size["width"] / 280 - size["width"] / 2, y * size["height"] / 280 - size["height"] / 2)
-              for x, y in stroke]  # offsets from the pad's centre
+        at = [
+            (
+                x * size["width"] / 280 - size["width"] / 2,
+                y * size["height"] / 280 - size["height"] / 2,
+            )
+            for x, y in stroke
+        ]  # offsets from the pad's centre
         actions.pointer_action.move_to(pad, round(at[0][0]), round(at[0][1])).pointer_down()
         for x, y in at[1:]:
             actions.pointer_action.move_to(pad, round(x), round(y))

@@ -29,14 +29,20 @@ REAL_MNIST = os.environ.pop(mnist.DATA_ENV, None)
 os.environ.pop("SCRATCHLR_MIRROR", None)
 os.environ["SCRATCHLR_BUILTIN_MIRRORS"] = ""  # no test may reach the public mirrors
 DATA = Path(__file__).parent / "data"
-DEFAULT_MNIST = Path(mnist.DEFAULT_DATA_DIR).resolve()  # ./data/mnist, from where pytest was started
+DEFAULT_MNIST = Path(
+    mnist.DEFAULT_DATA_DIR
+).resolve()  # ./data/mnist, from where pytest was started
 
 
 def find_real_mnist(setting: str | None, default: Path) -> Path | None:
     """The folder of the real files: ``setting`` (the variable's value) if it holds them, else
     ``default`` if it holds them verified, else None."""
     if setting:
-        return Path(setting) if all(mnist.find(Path(setting), f) for f in mnist.FILES.values()) else None
+        return (
+            Path(setting)
+            if all(mnist.find(Path(setting), f) for f in mnist.FILES.values())
+            else None
+        )
     try:
         mnist.load_arrays(default)  # verified (by their MD5, or by the stamps of an earlier check)
     except mnist.MNISTDataError:
@@ -49,8 +55,10 @@ def real_mnist_dir() -> Path:
     found = find_real_mnist(REAL_MNIST, DEFAULT_MNIST)
     if found is not None:
         return found
-    reason = (f"real MNIST not found: set {mnist.DATA_ENV} to a folder with the four files, or fetch them into "
-              "./data/mnist with 'python -m scratchlr download'")
+    reason = (
+        f"real MNIST not found: set {mnist.DATA_ENV} to a folder with the four files, or fetch them into "
+        "./data/mnist with 'python -m scratchlr download'"
+    )
     if os.environ.get("CI"):
         pytest.fail(reason + " (required under CI)")
     pytest.skip(reason)
@@ -119,7 +127,10 @@ def synthetic() -> DemoServer:
     """A server of a random model and five random test images, on an ephemeral port, with a
     1 s connection timeout: no MNIST needed."""
     rng = np.random.default_rng(0)
-    W, b = rng.normal(0, 0.05, (784, 10)).astype(np.float32), rng.normal(0, 0.1, 10).astype(np.float32)
+    W, b = (
+        rng.normal(0, 0.05, (784, 10)).astype(np.float32),
+        rng.normal(0, 0.1, 10).astype(np.float32),
+    )
     test = Split(rng.integers(0, 256, (5, 784)).astype(np.uint8), np.arange(5))
     server = DemoServer(("127.0.0.1", 0), W, b, test, quiet=True, timeout_s=1.0)
     threading.Thread(target=server.serve_forever, daemon=True).start()

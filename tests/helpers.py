@@ -36,19 +36,27 @@ def damaged_copy(source: Path, target: Path, key: str, how: str) -> Path:
     return target
 
 
-def scores_by_hand(W: np.ndarray, b: np.ndarray, images_u8: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+def scores_by_hand(
+    W: np.ndarray, b: np.ndarray, images_u8: np.ndarray, labels: np.ndarray
+) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of W, b, written out here in float64 with its own
     log-sum-exp: a second reading of the package's evaluation, to check it against."""
     z = (images_u8 / 255.0) @ W.astype(np.float64) + b
     top = z.max(axis=1, keepdims=True)
     log_p = z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
-    return float(-log_p[np.arange(len(labels)), labels].mean()), float(np.mean(z.argmax(axis=1) == labels))
+    return float(-log_p[np.arange(len(labels)), labels].mean()), float(
+        np.mean(z.argmax(axis=1) == labels)
+    )
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """Encode ``array`` as an IDX file (header + big-endian payload), uncompressed: files for the reader to read."""
     array = np.asarray(array)
-    same = [c for c, d in DTYPES.items() if (d.kind, d.itemsize) == (array.dtype.kind, array.dtype.itemsize)]
+    same = [
+        c
+        for c, d in DTYPES.items()
+        if (d.kind, d.itemsize) == (array.dtype.kind, array.dtype.itemsize)
+    ]
     if not same:
         raise ValueError(f"IDX has no dtype code for {array.dtype}")
     code = same[0]

@@ -32,8 +32,13 @@ def digit_like(seed: int, side: int = 28) -> np.ndarray:
     return x
 
 
-def request(server: DemoServer, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    server: DemoServer,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     """(status, headers, body) of one request on a fresh connection."""
     conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
     try:

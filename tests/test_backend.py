@@ -36,14 +36,23 @@ def broken_cupy(error: Exception) -> types.ModuleType:
     def fail(*args, **kwargs):
         raise error
 
-    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=fail), Device=fail)
+    fake.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=fail), Device=fail
+    )
     fake.arange = fail
     return fake
 
 
-@pytest.mark.parametrize("error", [RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected"),
-                                   OSError("libcuda.so.1: cannot open shared object file")])
-def test_cupy_without_usable_gpu_falls_back(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected"),
+        OSError("libcuda.so.1: cannot open shared object file"),
+    ],
+)
+def test_cupy_without_usable_gpu_falls_back(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
     monkeypatch.setitem(sys.modules, "cupy", broken_cupy(error))
     assert backend.select("auto").name == "numpy"
     with pytest.raises(backend.BackendError, match="no CUDA GPU is usable") as info:

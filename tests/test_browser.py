@@ -63,15 +63,23 @@ def shown(driver, until: str) -> dict:
 
 
 def predict(model: Path, image: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "scratchlr", "predict", str(model), str(image), "--json"],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scratchlr", "predict", str(model), str(image), "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)[0]
 
 
-@pytest.mark.parametrize("digit, kind", [("7", "mouse"), ("0", "pen"), ("1", "touch"), ("3", "mouse")])
-def test_a_drawn_digit_shows_what_predict_says_of_the_pad(browser, served, tmp_path: Path, digit: str,
-                                                           kind: str) -> None:
+@pytest.mark.parametrize(
+    "digit, kind", [("7", "mouse"), ("0", "pen"), ("1", "touch"), ("3", "mouse")]
+)
+def test_a_drawn_digit_shows_what_predict_says_of_the_pad(
+    browser, served, tmp_path: Path, digit: str, kind: str
+) -> None:
     model, url = served
     browser.get(url)
     assert shown(browser, "Draw a digit")["templates"] == 10
@@ -87,7 +95,9 @@ def test_a_drawn_digit_shows_what_predict_says_of_the_pad(browser, served, tmp_p
     from PIL import Image
 
     with Image.open(tmp_path / "page.png") as shot:
-        assert shot.size[0] >= 800 and np.asarray(shot.convert("L")).std() > 10  # a page, not a blank
+        assert (
+            shot.size[0] >= 800 and np.asarray(shot.convert("L")).std() > 10
+        )  # a page, not a blank
 
 
 def test_clear_and_a_test_image(browser, served) -> None:
@@ -103,7 +113,9 @@ def test_clear_and_a_test_image(browser, served) -> None:
     assert ink == 0 and "Draw a digit" in browser.find_element("id", "status").text
     browser.find_element("id", "test").click()
     page = shown(browser, "Test image")
-    assert page["prediction"].isdigit() and ("(right)" in page["status"] or "(wrong)" in page["status"])
+    assert page["prediction"].isdigit() and (
+        "(right)" in page["status"] or "(wrong)" in page["status"]
+    )
     assert errors(browser) == []
 
 
@@ -117,7 +129,9 @@ def test_a_tap_is_a_dot_and_other_buttons_draw_nothing(browser, served) -> None:
     browser.find_element("id", "clear").click()
     from selenium.webdriver.common.action_chains import ActionChains
 
-    ActionChains(browser).move_to_element(browser.find_element("id", "pad")).context_click().perform()
+    ActionChains(browser).move_to_element(
+        browser.find_element("id", "pad")
+    ).context_click().perform()
     ink = browser.execute_script("""
         const c = document.getElementById('pad'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         return d.reduce((a, v, i) => a + (i % 4 === 3 ? 0 : v), 0);""")

@@ -26,8 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "scratchlr", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "scratchlr", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, status: int, *words: str) -> None:
@@ -49,58 +55,78 @@ def in_process(capsys: pytest.CaptureFixture, *args: str) -> subprocess.Complete
     return subprocess.CompletedProcess(args, status, out, err)
 
 
-@pytest.mark.parametrize("args, word", [
-    (["--learning-rate", "0"], "--learning-rate"),
-    (["--learning-rate", "-0.1"], "--learning-rate"),
-    (["--learning-rate", "nan"], "--learning-rate"),
-    (["--learning-rate", "abc"], "--learning-rate"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["--batch-size", "-5"], "--batch-size"),
-    (["--batch-size", "1.5"], "--batch-size"),
-    (["--num-steps", "0"], "--num-steps"),
-    (["--display-step", "-1"], "--display-step"),
-    (["--validation-size", "60000"], "--validation-size"),
-    (["--device", "tpu"], "--device"),
-    (["--dtype", "float16"], "--dtype"),
-    (["--batching", "shuffle"], "--batching"),
-    (["--bogus"], "--bogus"),
-    (["--epochs", "3", "--num-steps", "100"], "--epochs and --num-steps"),
-    (["--epochs", "0"], "--epochs"),
-    (["--epochs", "3", "--batching", "repeat"], "--epochs"),
-    (["--momentum", "1"], "--momentum"),
-    (["--momentum", "-0.5"], "--momentum"),
-    (["--momentum", "x"], "--momentum"),
-    (["--nesterov"], "--nesterov"),
-    (["--weight-decay", "-1e-4"], "--weight-decay"),
-    (["--weight-decay", "inf"], "--weight-decay"),
-    (["--learning-rate", "1000", "--weight-decay", "0.01"], "diverge"),
-    (["--lr-schedule", "linear"], "--lr-schedule"),
-    (["--lr-schedule", "step"], "--step-size"),
-    (["--lr-schedule", "exponential", "--gamma", "2"], "--gamma"),
-    (["--gamma", "0.5"], "--gamma"),
-    (["--lr-schedule", "cosine", "--eta-min", "1"], "--eta-min"),
-    (["--average", "-3"], "--average"),
-    (["--average", "1000"], "--average 1000"),
-    (["--early-stopping", "0"], "--early-stopping"),
-    (["--validate", "--validation-size", "0"], "--validation-size"),
-    (["--seed", "-1"], "--seed"),
-    (["--seed", "1.5"], "--seed"),
-    (["--seed", "3"], "--shuffle"),
-    (["--shuffle", "--seed", "1" + "0" * 400, "--average", "1" + "0" * 400], "--average"),  # huge, yet one line
-    (["--learning-rate", "1e300"], "overflows float32"),
-    (["--lr-schedule", "inverse", "--gamma", "-1"], "--gamma must be positive"),
-])
-def test_usage_errors_exit_2_with_one_line(args: list[str], word: str, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        (["--learning-rate", "0"], "--learning-rate"),
+        (["--learning-rate", "-0.1"], "--learning-rate"),
+        (["--learning-rate", "nan"], "--learning-rate"),
+        (["--learning-rate", "abc"], "--learning-rate"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "-5"], "--batch-size"),
+        (["--batch-size", "1.5"], "--batch-size"),
+        (["--num-steps", "0"], "--num-steps"),
+        (["--display-step", "-1"], "--display-step"),
+        (["--validation-size", "60000"], "--validation-size"),
+        (["--device", "tpu"], "--device"),
+        (["--dtype", "float16"], "--dtype"),
+        (["--batching", "shuffle"], "--batching"),
+        (["--bogus"], "--bogus"),
+        (["--epochs", "3", "--num-steps", "100"], "--epochs and --num-steps"),
+        (["--epochs", "0"], "--epochs"),
+        (["--epochs", "3", "--batching", "repeat"], "--epochs"),
+        (["--momentum", "1"], "--momentum"),
+        (["--momentum", "-0.5"], "--momentum"),
+        (["--momentum", "x"], "--momentum"),
+        (["--nesterov"], "--nesterov"),
+        (["--weight-decay", "-1e-4"], "--weight-decay"),
+        (["--weight-decay", "inf"], "--weight-decay"),
+        (["--learning-rate", "1000", "--weight-decay", "0.01"], "diverge"),
+        (["--lr-schedule", "linear"], "--lr-schedule"),
+        (["--lr-schedule", "step"], "--step-size"),
+        (["--lr-schedule", "exponential", "--gamma", "2"], "--gamma"),
+        (["--gamma", "0.5"], "--gamma"),
+        (["--lr-schedule", "cosine", "--eta-min", "1"], "--eta-min"),
+        (["--average", "-3"], "--average"),
+        (["--average", "1000"], "--average 1000"),
+        (["--early-stopping", "0"], "--early-stopping"),
+        (["--validate", "--validation-size", "0"], "--validation-size"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", "1.5"], "--seed"),
+        (["--seed", "3"], "--shuffle"),
+        (
+            ["--shuffle", "--seed", "1" + "0" * 400, "--average", "1" + "0" * 400],
+            "--average",
+        ),  # huge, yet one line
+        (["--learning-rate", "1e300"], "overflows float32"),
+        (["--lr-schedule", "inverse", "--gamma", "-1"], "--gamma must be positive"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    args: list[str], word: str, tmp_path: Path, capsys
+) -> None:
     proc = in_process(capsys, *args, "--data-dir", str(tmp_path))
     assert_one_line_error(proc, 2, word)
     assert proc.stderr.rstrip().endswith("(see --help)")
     assert proc.stdout == "" and list(tmp_path.iterdir()) == []  # refused before any work
 
 
-@pytest.mark.parametrize("args", [["train"], ["evaluate", "m.npz"], ["predict", "m.npz", "a.png"],
-                                  ["plot", "m.npz", "--out", "figs"], ["download"], ["gradcheck"]], ids=lambda a: a[0])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train"],
+        ["evaluate", "m.npz"],
+        ["predict", "m.npz", "a.png"],
+        ["plot", "m.npz", "--out", "figs"],
+        ["download"],
+        ["gradcheck"],
+    ],
+    ids=lambda a: a[0],
+)
 def test_a_commands_usage_error_names_the_command(args: list[str], capsys) -> None:
-    assert_one_line_error(in_process(capsys, *args, "--bogus"), 2, f"scratchlr {args[0]}: error:", "--bogus")
+    assert_one_line_error(
+        in_process(capsys, *args, "--bogus"), 2, f"scratchlr {args[0]}: error:", "--bogus"
+    )
 
 
 def test_version_among_the_training_flags(capsys) -> None:
@@ -110,22 +136,32 @@ def test_version_among_the_training_flags(capsys) -> None:
 
 
 def test_a_usage_error_from_a_fresh_process(tmp_path: Path) -> None:
-    assert_one_line_error(run("--learning-rate", "0", "--data-dir", str(tmp_path)), 2, "--learning-rate")
+    assert_one_line_error(
+        run("--learning-rate", "0", "--data-dir", str(tmp_path)), 2, "--learning-rate"
+    )
 
 
 def test_device_gpu_without_gpu_is_usage_error(tmp_path: Path, capsys) -> None:
     if gpu_available():
         pytest.skip("this machine has a usable GPU")
-    assert_one_line_error(in_process(capsys, "--device", "gpu", "--data-dir", str(tmp_path)), 2, "--device gpu")
+    assert_one_line_error(
+        in_process(capsys, "--device", "gpu", "--data-dir", str(tmp_path)), 2, "--device gpu"
+    )
 
 
-@pytest.mark.parametrize("args, words", [
-    (["evalute", "m.npz"], "unknown command 'evalute'; did you mean 'evaluate'?"),
-    (["trian", "--epochs", "3"], "did you mean 'train'?"),
-    (["frobnicate"], "unknown command 'frobnicate' (the commands: train, search, evaluate, predict, plot, "
-                     "serve, download, gradcheck, exercise)"),
-    (["serach", "--learning-rate", "0.1,0.5"], "did you mean 'search'?"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["evalute", "m.npz"], "unknown command 'evalute'; did you mean 'evaluate'?"),
+        (["trian", "--epochs", "3"], "did you mean 'train'?"),
+        (
+            ["frobnicate"],
+            "unknown command 'frobnicate' (the commands: train, search, evaluate, predict, plot, "
+            "serve, download, gradcheck, exercise)",
+        ),
+        (["serach", "--learning-rate", "0.1,0.5"], "did you mean 'search'?"),
+    ],
+)
 def test_a_mistyped_command_is_named_with_a_suggestion(args: list[str], words: str, capsys) -> None:
     assert_one_line_error(in_process(capsys, *args), 2, words)
 
@@ -133,7 +169,17 @@ def test_a_mistyped_command_is_named_with_a_suggestion(args: list[str], words: s
 def test_help_lists_every_command_and_train_every_setting(capsys) -> None:
     top = in_process(capsys, "--help")
     assert top.returncode == 0
-    for command in ("train", "search", "evaluate", "predict", "plot", "serve", "download", "gradcheck", "exercise"):
+    for command in (
+        "train",
+        "search",
+        "evaluate",
+        "predict",
+        "plot",
+        "serve",
+        "download",
+        "gradcheck",
+        "exercise",
+    ):
         assert re.search(rf"^\s+{command}\b", top.stdout, re.M), command
     train_help = in_process(capsys, "train", "--help").stdout
     for f in dataclasses.fields(Config):  # one flag per field, its default shown where it has one
@@ -151,13 +197,17 @@ def test_bare_flags_are_the_train_command(mnist_dir: Path, capsys) -> None:
 
 def test_out_of_memory_is_one_line_exit_1(mnist_dir: Path, capsys) -> None:
     """A batch of 10^13 rows cannot be allocated: said in one line, exit 1, nothing printed."""
-    proc = in_process(capsys, "--batch-size", str(10**13), "--num-steps", "1", "--data-dir", str(mnist_dir))
+    proc = in_process(
+        capsys, "--batch-size", str(10**13), "--num-steps", "1", "--data-dir", str(mnist_dir)
+    )
     assert_one_line_error(proc, 1, "out of memory", "batches of 10000000000000 rows")
     assert proc.stdout == ""
 
 
 @pytest.mark.parametrize("json", [[], ["--json"]], ids=["lines", "json"])
-def test_a_closed_pipe_ends_quietly_with_exit_1(mnist_dir: Path, tmp_path: Path, json: list[str]) -> None:
+def test_a_closed_pipe_ends_quietly_with_exit_1(
+    mnist_dir: Path, tmp_path: Path, json: list[str]
+) -> None:
     """``scratchlr predict ... | head -1``: the reader leaves after one line; the writer stops
     with exit 1 and says nothing (no traceback, no 'Exception ignored' at exit)."""
     import numpy as np
@@ -165,21 +215,39 @@ def test_a_closed_pipe_ends_quietly_with_exit_1(mnist_dir: Path, tmp_path: Path,
     from scratchlr.files import modelfile
 
     model = tmp_path / "m.npz"
-    modelfile.save(model, modelfile.ModelFile(np.zeros((784, 10), np.float32), np.zeros(10, np.float32), Config()))
+    modelfile.save(
+        model,
+        modelfile.ModelFile(np.zeros((784, 10), np.float32), np.zeros(10, np.float32), Config()),
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "scratchlr", "predict", str(model),
-                             str(mnist_dir / "t10k-images-idx3-ubyte.gz"), *json],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scratchlr",
+            "predict",
+            str(model),
+            str(mnist_dir / "t10k-images-idx3-ubyte.gz"),
+            *json,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     first = proc.stdout.readline()
     proc.stdout.close()
     err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 1 and first.startswith(b"[" if json else str(mnist_dir).encode())
+    assert proc.wait(timeout=120) == 1 and first.startswith(
+        b"[" if json else str(mnist_dir).encode()
+    )
     assert err == b""
 
 
 def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:
     proc = run("--data-dir", str(tmp_path / "empty"))
-    assert_one_line_error(proc, 1, str(tmp_path / "empty"), "train-images-idx3-ubyte.gz", "--data-dir")
+    assert_one_line_error(
+        proc, 1, str(tmp_path / "empty"), "train-images-idx3-ubyte.gz", "--data-dir"
+    )
     assert proc.stdout == ""
 
 
@@ -189,23 +257,37 @@ def test_damaged_data_is_one_line_error(mnist_dir: Path, tmp_path: Path, how: st
     assert_one_line_error(run("--data-dir", str(d)), 1, "train-labels-idx1-ubyte.gz")
 
 
-def test_default_run_prints_exactly_the_seed_lines(mnist_dir: Path, golden_lines: list[str]) -> None:
+def test_default_run_prints_exactly_the_seed_lines(
+    mnist_dir: Path, golden_lines: list[str]
+) -> None:
     proc = run("--data-dir", str(mnist_dir), "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert [re.sub(r"\d", "#", x) for x in lines] == [re.sub(r"\d", "#", x) for x in golden_lines]
-    assert lines[-1] == golden_lines[-1] and [x[-6:] for x in lines[2:-1]] == [x[-6:] for x in golden_lines[2:-1]]
+    assert lines[-1] == golden_lines[-1] and [x[-6:] for x in lines[2:-1]] == [
+        x[-6:] for x in golden_lines[2:-1]
+    ]
     summary = proc.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"scratchlr: load \d+\.\d{3} s, train \d+\.\d{3} s \(\d+\.\d us/step\), "
-                        r"test \d+\.\d{3} s, backend numpy \(cpu\)",
-                        summary), summary
+    assert re.fullmatch(
+        r"scratchlr: load \d+\.\d{3} s, train \d+\.\d{3} s \(\d+\.\d us/step\), "
+        r"test \d+\.\d{3} s, backend numpy \(cpu\)",
+        summary,
+    ), summary
 
 
 def test_data_dir_from_environment(mnist_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SCRATCHLR_DATA": str(mnist_dir)}
-    proc = subprocess.run([sys.executable, "-m", "scratchlr", "--num-steps", "1"], capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0 and proc.stdout.startswith("Initial loss= 2.302585125\n"), proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "scratchlr", "--num-steps", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("Initial loss= 2.302585125\n"), (
+        proc.stderr
+    )
 
 
 def test_gradcheck_command_with_mnist(mnist_dir: Path) -> None:
@@ -234,24 +316,56 @@ def test_console_script() -> None:
 
 def test_history_file_and_validation_lines(mnist_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run.csv"
-    proc = run("--data-dir", str(mnist_dir), "--epochs", "1", "--shuffle", "--momentum", "0.9", "--average", "100",
-               "--validate", "--display-step", "200", "--history", str(out))
+    proc = run(
+        "--data-dir",
+        str(mnist_dir),
+        "--epochs",
+        "1",
+        "--shuffle",
+        "--momentum",
+        "0.9",
+        "--average",
+        "100",
+        "--validate",
+        "--display-step",
+        "200",
+        "--history",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == "Initial loss= 2.302585125" and lines[1].startswith("Step: 0001  loss= 2.302585125")
-    assert [line.split()[:3] for line in lines if line.startswith("Validation")] == [["Validation:", "epoch", "1"]]
+    assert lines[0] == "Initial loss= 2.302585125" and lines[1].startswith(
+        "Step: 0001  loss= 2.302585125"
+    )
+    assert [line.split()[:3] for line in lines if line.startswith("Validation")] == [
+        ["Validation:", "epoch", "1"]
+    ]
     assert lines[-1].startswith("Testset Accuracy: ")
     rows = [row.split(",") for row in out.read_text().splitlines()]
     assert rows[0] == "step,epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds".split(",")
-    assert [row[0] for row in rows[1:]] == ["1", "200", "400", "430"]  # the display steps, and the epoch's end
-    assert [bool(row[5]) for row in rows[1:]] == [False, False, False, True]  # validated at the epoch's end
+    assert [row[0] for row in rows[1:]] == [
+        "1",
+        "200",
+        "400",
+        "430",
+    ]  # the display steps, and the epoch's end
+    assert [bool(row[5]) for row in rows[1:]] == [
+        False,
+        False,
+        False,
+        True,
+    ]  # validated at the epoch's end
     assert rows[-1][:2] == ["430", "1"]
     assert "(" in proc.stderr and "us/step" in proc.stderr  # the summary line, per step of 430
 
 
-@pytest.mark.parametrize("where, words", [("no/h.csv", "no such folder"), (".", "not a file name"),
-                                          ("", "not a file name")])
-def test_history_file_is_checked_before_training(mnist_dir: Path, tmp_path: Path, where: str, words: str) -> None:
+@pytest.mark.parametrize(
+    "where, words",
+    [("no/h.csv", "no such folder"), (".", "not a file name"), ("", "not a file name")],
+)
+def test_history_file_is_checked_before_training(
+    mnist_dir: Path, tmp_path: Path, where: str, words: str
+) -> None:
     target = str(tmp_path / where) if where else ""
     proc = run("--data-dir", str(mnist_dir), "--num-steps", "5", "--history", target)
     assert_one_line_error(proc, 2, "--history", words)
@@ -285,7 +399,9 @@ def run_on_a_terminal(*args: str) -> tuple[str, str]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "scratchlr", *args], stdout=subprocess.PIPE, stderr=slave, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scratchlr", *args], stdout=subprocess.PIPE, stderr=slave, env=env
+    )
     os.close(slave)
     terminal = b""
     while select.select([master], [], [], 60)[0]:
@@ -302,14 +418,18 @@ def run_on_a_terminal(*args: str) -> tuple[str, str]:
 
 
 def test_a_long_run_shows_a_progress_bar_on_a_terminal(mnist_dir: Path) -> None:
-    terminal, stdout = run_on_a_terminal("--data-dir", str(mnist_dir), "--epochs", "25", "--display-step", "5000")
+    terminal, stdout = run_on_a_terminal(
+        "--data-dir", str(mnist_dir), "--epochs", "25", "--display-step", "5000"
+    )
     assert "train: " in terminal and "step/s]" in terminal  # tqdm's bar, after 2 s
     assert "step/s" not in stdout and stdout.splitlines()[-1].startswith("Testset Accuracy")
     short, _ = run_on_a_terminal("--data-dir", str(mnist_dir), "--num-steps", "300")
     assert "step/s" not in short and "scratchlr: load" in short  # under 2 s: only the summary
 
 
-@pytest.mark.parametrize("command", [[], ["download"], ["gradcheck"]], ids=["train", "download", "gradcheck"])
+@pytest.mark.parametrize(
+    "command", [[], ["download"], ["gradcheck"]], ids=["train", "download", "gradcheck"]
+)
 def test_a_data_dir_that_is_a_file_is_said_so(command: list[str], tmp_path: Path, capsys) -> None:
     a_file = tmp_path / "passwd"
     a_file.write_text("root:x:0:0\n")
@@ -318,13 +438,20 @@ def test_a_data_dir_that_is_a_file_is_said_so(command: list[str], tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]
 
 
-def test_an_unsupported_mirror_scheme_is_said_so(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unsupported_mirror_scheme_is_said_so(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As a flag, a usage error (exit 2); in $SCRATCHLR_MIRROR, a data error (exit 1)."""
-    proc = in_process(capsys, "download", "--data-dir", str(tmp_path / "new"), "--mirror", "ftp://x")
+    proc = in_process(
+        capsys, "download", "--data-dir", str(tmp_path / "new"), "--mirror", "ftp://x"
+    )
     assert_one_line_error(proc, 2, "mirror ftp://x: the scheme 'ftp' is not supported")
     monkeypatch.setenv("SCRATCHLR_MIRROR", "ftp://y")
-    assert_one_line_error(in_process(capsys, "download", "--data-dir", str(tmp_path / "new")), 1,
-                          "mirror ftp://y: the scheme 'ftp' is not supported")
+    assert_one_line_error(
+        in_process(capsys, "download", "--data-dir", str(tmp_path / "new")),
+        1,
+        "mirror ftp://y: the scheme 'ftp' is not supported",
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -340,7 +467,10 @@ def test_a_read_only_data_folder_is_used_as_it_is(mnist_dir: Path, tmp_path: Pat
     try:
         before = {p.name: p.stat().st_mtime_ns for p in [shared, *shared.iterdir()]}
         model = tmp_path / "m.npz"
-        assert run("--data-dir", str(shared), "--num-steps", "20", "--save", str(model)).returncode == 0
+        assert (
+            run("--data-dir", str(shared), "--num-steps", "20", "--save", str(model)).returncode
+            == 0
+        )
         for args in (["evaluate", str(model)], ["download"]):
             proc = run(*args, "--data-dir", str(shared))
             assert proc.returncode == 0, proc.stderr
@@ -356,9 +486,28 @@ def test_ctrl_c_keeps_the_work(mnist_dir: Path, tmp_path: Path) -> None:
 
     model, record = tmp_path / "m.npz", tmp_path / "h.csv"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "scratchlr", "--data-dir", str(mnist_dir), "--epochs", "50",
-                             "--shuffle", "--save", str(model), "--history", str(record), "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scratchlr",
+            "--data-dir",
+            str(mnist_dir),
+            "--epochs",
+            "50",
+            "--shuffle",
+            "--save",
+            str(model),
+            "--history",
+            str(record),
+            "--device",
+            "cpu",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         while not proc.stdout.readline().startswith("Step: 0200"):  # training is well under way
             pass
@@ -376,8 +525,9 @@ def test_ctrl_c_keeps_the_work(mnist_dir: Path, tmp_path: Path) -> None:
     assert run("evaluate", str(model), "--data-dir", str(mnist_dir)).returncode == 0
 
 
-def test_a_second_ctrl_c_aborts_and_writes_nothing(mnist_dir: Path, tmp_path: Path, capsys,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_ctrl_c_aborts_and_writes_nothing(
+    mnist_dir: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two SIGINTs during a step: the second ends the process's work at once, exit 130, and
     neither the model nor the history is written, whole or in part."""
     from scratchlr.cli import training
@@ -390,18 +540,30 @@ def test_a_second_ctrl_c_aborts_and_writes_nothing(mnist_dir: Path, tmp_path: Pa
                 os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, in this thread
                 os.kill(os.getpid(), signal.SIGINT)
             return stop()
+
         return real(*args, stop=twice, **kwargs)
 
     monkeypatch.setattr(training, "train", pressed_twice)
-    proc = in_process(capsys, "--data-dir", str(mnist_dir), "--num-steps", "50", "--save", str(tmp_path / "m.npz"),
-                      "--history", str(tmp_path / "h.csv"), "--quiet")
+    proc = in_process(
+        capsys,
+        "--data-dir",
+        str(mnist_dir),
+        "--num-steps",
+        "50",
+        "--save",
+        str(tmp_path / "m.npz"),
+        "--history",
+        str(tmp_path / "h.csv"),
+        "--quiet",
+    )
     assert_one_line_error(proc, 130, "interrupted")
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is itself again
 
 
-def test_a_ctrl_c_while_the_files_are_written_leaves_none(mnist_dir: Path, tmp_path: Path, capsys,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_ctrl_c_while_the_files_are_written_leaves_none(
+    mnist_dir: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Ctrl-C (a plain KeyboardInterrupt again, once training is over) halfway through writing
     a file: exit 130, and no file, whole, torn or temporary, is left."""
     import pathlib
@@ -413,9 +575,22 @@ def test_a_ctrl_c_while_the_files_are_written_leaves_none(mnist_dir: Path, tmp_p
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pathlib.Path, "write_bytes", torn)
-    proc = in_process(capsys, "--data-dir", str(mnist_dir), "--num-steps", "20", "--save", str(tmp_path / "m.npz"),
-                      "--history", str(tmp_path / "h.csv"), "--quiet")
-    assert proc.returncode == 130 and proc.stderr.strip().splitlines()[-1] == "scratchlr: error: interrupted"
+    proc = in_process(
+        capsys,
+        "--data-dir",
+        str(mnist_dir),
+        "--num-steps",
+        "20",
+        "--save",
+        str(tmp_path / "m.npz"),
+        "--history",
+        str(tmp_path / "h.csv"),
+        "--quiet",
+    )
+    assert (
+        proc.returncode == 130
+        and proc.stderr.strip().splitlines()[-1] == "scratchlr: error: interrupted"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -427,7 +602,9 @@ def test_an_ignored_sigint_stays_ignored(monkeypatch: pytest.MonkeyPatch) -> Non
     try:
         with Interrupt() as interrupted:
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and not interrupted()
-        with pytest.raises(KeyboardInterrupt):  # where it was not ignored: the first is noted, the second raises
+        with pytest.raises(
+            KeyboardInterrupt
+        ):  # where it was not ignored: the first is noted, the second raises
             signal.signal(signal.SIGINT, signal.default_int_handler)
             with Interrupt() as interrupted:
                 interrupted.handle(signal.SIGINT, None)

@@ -24,8 +24,11 @@ def test_the_hessian_vector_product_is_the_gradients_derivative(seed: int) -> No
     def at(t: float) -> list[np.ndarray]:
         return list(gradient(X, y, W + t * V, b + t * v))
 
-    numeric = [(8 * (p1 - m1) - (p2 - m2)) / (12 * h)  # five-point differences of the gradient along (V, v)
-               for p1, m1, p2, m2 in zip(at(h), at(-h), at(2 * h), at(-2 * h))]
+    numeric = [
+        (8 * (p1 - m1) - (p2 - m2))
+        / (12 * h)  # five-point differences of the gradient along (V, v)
+        for p1, m1, p2, m2 in zip(at(h), at(-h), at(2 * h), at(-2 * h))
+    ]
     for analytic, n in zip(model.hessian_vector_product(X, W, b, V, v), numeric):
         assert gradcheck.relative_error(analytic, n).max() < 1e-7
 
@@ -37,16 +40,26 @@ def test_the_loss_is_convex_with_one_flat_direction() -> None:
         V, v = rng.normal(size=W.shape), rng.normal(size=b.shape)
         HV, Hv = model.hessian_vector_product(X, W, b, V, v)
         assert np.sum(V * HV) + np.sum(v * Hv) >= -1e-12
-    a, c = rng.normal(size=(W.shape[0], 1)), 0.7  # the same vector added to every column of W, c to every b_j
+    a, c = (
+        rng.normal(size=(W.shape[0], 1)),
+        0.7,
+    )  # the same vector added to every column of W, c to every b_j
     V, v = np.repeat(a, W.shape[1], axis=1), np.full(b.shape, c)
     HV, Hv = model.hessian_vector_product(X, W, b, V, v)
     assert np.abs(HV).max() < 1e-12 and np.abs(Hv).max() < 1e-12  # no curvature along it
     J = model.loss(model.logits(X, W, b), y)
-    assert model.loss(model.logits(X, W + 3 * V, b + 3 * v), y) == pytest.approx(J, rel=1e-12)  # nor change
-    weight_decay, h = 1e-3, 1e-4  # L2 curves it: the penalised gradient changes by lambda V along it
+    assert model.loss(model.logits(X, W + 3 * V, b + 3 * v), y) == pytest.approx(
+        J, rel=1e-12
+    )  # nor change
+    weight_decay, h = (
+        1e-3,
+        1e-4,
+    )  # L2 curves it: the penalised gradient changes by lambda V along it
 
     def penalised(t: float) -> np.ndarray:
-        return optim.decayed_gradient(gradient(X, y, W + t * V, b + t * v)[0], W + t * V, weight_decay)
+        return optim.decayed_gradient(
+            gradient(X, y, W + t * V, b + t * v)[0], W + t * V, weight_decay
+        )
 
     curvature = (penalised(h) - penalised(-h)) / (2 * h)
     np.testing.assert_allclose(curvature, weight_decay * V, rtol=1e-6, atol=1e-12)
@@ -57,7 +70,9 @@ def test_cross_entropy_is_the_kl_divergence_from_the_one_hot_labels() -> None:
     z = model.logits(X, W, b)
     p, q = model.softmax(z), model.onehot(y, z.shape[1], z.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
-        kl = np.where(q > 0, q * np.log(q / p), 0.0).sum(axis=1)  # KL(q || p); H(q) = 0 for a one-hot q
+        kl = np.where(q > 0, q * np.log(q / p), 0.0).sum(
+            axis=1
+        )  # KL(q || p); H(q) = 0 for a one-hot q
     cross = -(q * np.log(p)).sum(axis=1)  # H(q, p)
     np.testing.assert_allclose(model.cross_entropy(z, y), kl, rtol=1e-12)
     np.testing.assert_allclose(model.cross_entropy(z, y), cross, rtol=1e-12)
@@ -80,7 +95,9 @@ def test_the_batch_gradient_is_unbiased_and_its_spread_falls_as_one_over_b() -> 
     for B in (16, 64, 256):
         order = rng.permutation(n).reshape(-1, B)  # one epoch's batches: they partition the data
         grads = np.stack([gradient(X[i], y[i], W, b)[0] for i in order])
-        np.testing.assert_allclose(grads.mean(axis=0), full, atol=1e-12)  # their mean is the full gradient
+        np.testing.assert_allclose(
+            grads.mean(axis=0), full, atol=1e-12
+        )  # their mean is the full gradient
         spread[B] = float(((grads - full) ** 2).sum(axis=(1, 2)).mean())
     for small, large in ((16, 64), (64, 256)):  # 4x the batch, about a quarter of the spread
         assert 3.0 < spread[small] / spread[large] < 5.0, spread

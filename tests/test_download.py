@@ -41,7 +41,9 @@ def serve():
 def cache_is_clean(directory: Path) -> bool:
     """Only verified files under canonical names, plus the cache's own bookkeeping
     (stamps, lock, decompressed .npy copies): no temporary or partial file."""
-    extra = {store.STAMPS, store.LOCK} | {mnist.npy_path(directory / f.name, f).name for f in mnist.FILES.values()}
+    extra = {store.STAMPS, store.LOCK} | {
+        mnist.npy_path(directory / f.name, f).name for f in mnist.FILES.values()
+    }
     return all(p.name in extra or p.name in NAMES for p in directory.iterdir())
 
 
@@ -51,7 +53,9 @@ def refused_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}/"
 
 
-def test_clean_download_then_no_request_then_training_offline(serve, real_files, tmp_path: Path) -> None:
+def test_clean_download_then_no_request_then_training_offline(
+    serve, real_files, tmp_path: Path
+) -> None:
     good = serve(real_files)
     assert sorted(download.ensure(tmp_path, [good.url], FAST)) == sorted(NAMES)
     assert sorted(good.requests) == sorted("/" + n for n in NAMES)
@@ -62,9 +66,13 @@ def test_clean_download_then_no_request_then_training_offline(serve, real_files,
     assert mnist.load(str(tmp_path)).train.images.shape == (55000, 784)
 
 
-def test_second_run_does_not_rehash(serve, real_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_run_does_not_rehash(
+    serve, real_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     download.ensure(tmp_path, [serve(real_files).url], FAST)
-    monkeypatch.setattr(mnist, "read_verified", lambda *a, **k: pytest.fail("re-hashed a stamped file"))
+    monkeypatch.setattr(
+        mnist, "read_verified", lambda *a, **k: pytest.fail("re-hashed a stamped file")
+    )
     assert download.ensure(tmp_path, [], FAST) == []
     # a changed file is no longer trusted
     (tmp_path / NAMES[1]).write_bytes(b"junk")
@@ -79,13 +87,17 @@ def test_fallback_past_404_500_refused_and_timeout(serve, real_files, tmp_path: 
     broken = serve(dict.fromkeys(NAMES, 500))
     slow = serve({n: stalling(2.0) for n in NAMES})
     good = serve(real_files)
-    fetched = download.ensure(tmp_path, [missing.url, broken.url, refused_url(), slow.url, good.url], FAST)
+    fetched = download.ensure(
+        tmp_path, [missing.url, broken.url, refused_url(), slow.url, good.url], FAST
+    )
     assert sorted(fetched) == sorted(NAMES) and cache_is_clean(tmp_path)
     assert broken.requests.count("/" + NAMES[0]) == 2  # 5xx retried once (retries=1), then moved on
 
 
 @pytest.mark.parametrize("damage", ["corrupted", "truncated", "dropped"])
-def test_bad_mirror_is_rejected_and_next_one_used(serve, real_files, tmp_path: Path, damage: str) -> None:
+def test_bad_mirror_is_rejected_and_next_one_used(
+    serve, real_files, tmp_path: Path, damage: str
+) -> None:
     name = NAMES[2]
     body = real_files[name]
     bad_routes = dict(real_files)
@@ -120,20 +132,25 @@ def test_local_mirrors_file_url_and_folder(mnist_source: Path, tmp_path: Path) -
 def test_uncompressed_mirror(serve, real_files, tmp_path: Path) -> None:
     plain = serve({n[:-3]: gzip.decompress(b) for n, b in real_files.items()})
     download.ensure(tmp_path, [plain.url], FAST)
-    kept = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".") and p.suffix != ".npy")
+    kept = sorted(
+        p.name for p in tmp_path.iterdir() if not p.name.startswith(".") and p.suffix != ".npy"
+    )
     assert kept == sorted(n[:-3] for n in NAMES)
     assert mnist.load(str(tmp_path)).test.images.shape == (10000, 784)
 
 
 def test_offline_with_no_cache_says_so(tmp_path: Path) -> None:
-    with pytest.raises(download.DownloadError, match=r"^offline: no mirror could be reached and .* has no copy"):
+    with pytest.raises(
+        download.DownloadError, match=r"^offline: no mirror could be reached and .* has no copy"
+    ):
         download.ensure(tmp_path, [refused_url(), "https://mnist.invalid/"], FAST)
     with pytest.raises(download.DownloadError, match="no mirror is configured"):
         download.ensure(tmp_path, [], FAST)
 
 
-def test_interrupt_mid_download_leaves_no_partial_file(serve, real_files, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupt_mid_download_leaves_no_partial_file(
+    serve, real_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     good = serve(real_files)
     download.ensure(tmp_path, [good.url], FAST)
     big = tmp_path / NAMES[0]
@@ -165,8 +182,13 @@ def test_mirror_order(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "scratchlr", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scratchlr", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def test_cli_download_twice_then_train_offline(serve, real_files, tmp_path: Path) -> None:
@@ -232,7 +254,9 @@ def test_a_failed_first_download_leaves_nothing(tmp_path: Path) -> None:
     assert existing.is_dir() and list(existing.iterdir()) == []
 
 
-def test_a_bad_file_in_a_read_only_folder_is_reported_not_removed(mnist_dir: Path, tmp_path: Path) -> None:
+def test_a_bad_file_in_a_read_only_folder_is_reported_not_removed(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
     d = damaged_copy(mnist_dir, tmp_path / "d", "test_labels", "corrupted")
     d.chmod(0o555)
     try:

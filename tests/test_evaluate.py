@@ -51,15 +51,24 @@ def test_most_confused_pairs() -> None:
 
 @pytest.fixture(scope="module")
 def trained(mnist_data) -> train.Result:
-    return train.train(mnist_data, train.Config(num_steps=300), numpy_backend(), emit=lambda line: None)
+    return train.train(
+        mnist_data, train.Config(num_steps=300), numpy_backend(), emit=lambda line: None
+    )
 
 
 def test_report_on_a_model(mnist_data, trained: train.Result) -> None:
     r = evaluate.report(trained.W, trained.b, mnist_data.test, numpy_backend())
     M = np.array(r["confusion_matrix"])
-    assert M.sum() == r["examples"] == 10_000 and M.sum(axis=1).tolist() == np.bincount(mnist_data.test.labels).tolist()
-    loss, accuracy = scores_by_hand(trained.W, trained.b, mnist_data.test.images, mnist_data.test.labels)
-    assert r["accuracy"] == pytest.approx(accuracy, abs=2e-4)  # float32 logits may tie-break one image apart
+    assert (
+        M.sum() == r["examples"] == 10_000
+        and M.sum(axis=1).tolist() == np.bincount(mnist_data.test.labels).tolist()
+    )
+    loss, accuracy = scores_by_hand(
+        trained.W, trained.b, mnist_data.test.images, mnist_data.test.labels
+    )
+    assert r["accuracy"] == pytest.approx(
+        accuracy, abs=2e-4
+    )  # float32 logits may tie-break one image apart
     assert r["loss"] == pytest.approx(loss, rel=1e-5)
     text = evaluate.format_report(r, "test")
     assert "confusion matrix" in text and text.count("\n") > 25
@@ -70,16 +79,24 @@ def test_report_on_a_model(mnist_data, trained: train.Result) -> None:
 def test_save_load_round_trip_is_bit_exact(tmp_path: Path, dtype: str) -> None:
     rng = np.random.default_rng(0)
     W, b = rng.normal(size=(784, 10)).astype(dtype), rng.normal(size=10).astype(dtype)
-    config = Config(dtype=dtype, epochs=2, momentum=0.5, lr_schedule="cosine", eta_min=0.01, validation_size=100)
+    config = Config(
+        dtype=dtype, epochs=2, momentum=0.5, lr_schedule="cosine", eta_min=0.01, validation_size=100
+    )
     path = tmp_path / "m.npz"
     modelfile.save(path, modelfile.ModelFile(W, b, config, 0.8, 0.9))
     m = modelfile.load(path)
-    assert m.W.tobytes() == W.tobytes() and m.b.tobytes() == b.tobytes() and m.W.dtype == np.dtype(dtype)
+    assert (
+        m.W.tobytes() == W.tobytes()
+        and m.b.tobytes() == b.tobytes()
+        and m.W.dtype == np.dtype(dtype)
+    )
     assert m.config == config and (m.validation_accuracy, m.test_accuracy) == (0.8, 0.9)
     with np.load(path) as f:
         meta = json.loads(str(f["meta"]))
     assert meta["format_version"] == modelfile.FORMAT_VERSION and meta["dtype"] == dtype
-    assert meta["config"]["num_steps"] is None and meta["config"]["batching"] is None  # as given, not resolved
+    assert (
+        meta["config"]["num_steps"] is None and meta["config"]["batching"] is None
+    )  # as given, not resolved
     assert meta["data"]["validation_size"] == 100
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # atomic: no temporary left
 
@@ -87,8 +104,19 @@ def test_save_load_round_trip_is_bit_exact(tmp_path: Path, dtype: str) -> None:
 def test_a_file_from_before_the_config_held_the_validation_size(tmp_path: Path) -> None:
     """Format 1 files written before: the config's defaults resolved, the split size in ``data``."""
     old = {"num_steps": 1000, "batching": "repeat", "validate": True, "early_stopping": 3}
-    path = good_file(tmp_path / "old.npz", meta=np.array(json.dumps(
-        {"format_version": 1, "dtype": "float32", "config": old, "data": {"validation_size": 1000}})))
+    path = good_file(
+        tmp_path / "old.npz",
+        meta=np.array(
+            json.dumps(
+                {
+                    "format_version": 1,
+                    "dtype": "float32",
+                    "config": old,
+                    "data": {"validation_size": 1000},
+                }
+            )
+        ),
+    )
     assert modelfile.load(path).config == Config(validation_size=1000, **old)
 
 
@@ -109,16 +137,41 @@ BAD = {
     "missing": (lambda p: p / "none.npz", "no such file"),
     "empty": (lambda p: written(p / "e.npz", b""), "empty"),
     "not a zip": (lambda p: written(p / "t.npz", b"hello"), "not a zip"),
-    "truncated": (lambda p: written(p / "c.npz", good_file(p / "g.npz").read_bytes()[:3000]), "truncated"),
-    "pickled object": (lambda p: good_file(p / "o.npz", W=np.array([object()] * 7840).reshape(784, 10)), "pickled"),
-    "wrong shape": (lambda p: good_file(p / "s.npz", W=np.zeros((10, 784), np.float32)), "(784, 10)"),
+    "truncated": (
+        lambda p: written(p / "c.npz", good_file(p / "g.npz").read_bytes()[:3000]),
+        "truncated",
+    ),
+    "pickled object": (
+        lambda p: good_file(p / "o.npz", W=np.array([object()] * 7840).reshape(784, 10)),
+        "pickled",
+    ),
+    "wrong shape": (
+        lambda p: good_file(p / "s.npz", W=np.zeros((10, 784), np.float32)),
+        "(784, 10)",
+    ),
     "no b": (lambda p: good_file(p / "n.npz", b=None), "no b"),
-    "non-finite": (lambda p: good_file(p / "f.npz", b=np.array([np.nan] + [0] * 9, np.float32)), "finite"),
-    "wrong dtype": (lambda p: good_file(p / "d.npz", W=np.zeros((784, 10), np.int32)), "float32 or float64"),
-    "newer format": (lambda p: good_file(p / "v.npz", meta=np.array(json.dumps({"format_version": 99}))), "newer"),
+    "non-finite": (
+        lambda p: good_file(p / "f.npz", b=np.array([np.nan] + [0] * 9, np.float32)),
+        "finite",
+    ),
+    "wrong dtype": (
+        lambda p: good_file(p / "d.npz", W=np.zeros((784, 10), np.int32)),
+        "float32 or float64",
+    ),
+    "newer format": (
+        lambda p: good_file(p / "v.npz", meta=np.array(json.dumps({"format_version": 99}))),
+        "newer",
+    ),
     "no meta json": (lambda p: good_file(p / "j.npz", meta=np.array("{oops")), "meta"),
-    "bad interrupted_at": (lambda p: good_file(p / "i.npz", meta=np.array(json.dumps(
-        {"format_version": 1, "dtype": "float32", "interrupted_at": "soon"}))), "interrupted_at"),
+    "bad interrupted_at": (
+        lambda p: good_file(
+            p / "i.npz",
+            meta=np.array(
+                json.dumps({"format_version": 1, "dtype": "float32", "interrupted_at": "soon"})
+            ),
+        ),
+        "interrupted_at",
+    ),
 }
 
 
@@ -153,8 +206,13 @@ def test_a_damaged_member_is_refused(tmp_path: Path, where: int) -> None:
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "scratchlr", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "scratchlr", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_save_then_evaluate_in_fresh_processes(mnist_dir: Path, mnist_data, tmp_path: Path) -> None:
@@ -165,40 +223,93 @@ def test_save_then_evaluate_in_fresh_processes(mnist_dir: Path, mnist_data, tmp_
     assert m.config == Config(num_steps=200)
     assert f"Testset Accuracy: {m.test_accuracy:.4f}" == trained.stdout.splitlines()[-1]
     test_acc = scores_by_hand(m.W, m.b, mnist_data.test.images, mnist_data.test.labels)[1]
-    validation_acc = scores_by_hand(m.W, m.b, mnist_data.validation.images, mnist_data.validation.labels)[1]
+    validation_acc = scores_by_hand(
+        m.W, m.b, mnist_data.validation.images, mnist_data.validation.labels
+    )[1]
     assert m.test_accuracy == pytest.approx(test_acc, abs=2e-4)
-    assert m.validation_accuracy == pytest.approx(validation_acc, abs=4e-4)  # of 5,000: within two ties
+    assert m.validation_accuracy == pytest.approx(
+        validation_acc, abs=4e-4
+    )  # of 5,000: within two ties
     text = cli("evaluate", str(model), "--data-dir", str(mnist_dir))
     assert text.returncode == 0, text.stderr
-    shown = re.search(r"10000 examples, loss \S+, accuracy (\S+)$", text.stdout.splitlines()[0]).group(1)
+    shown = re.search(
+        r"10000 examples, loss \S+, accuracy (\S+)$", text.stdout.splitlines()[0]
+    ).group(1)
     assert float(shown) == pytest.approx(test_acc, abs=3e-4)  # rounded to 4 digits, within a tie
-    report = json.loads(cli("evaluate", str(model), "--data-dir", str(mnist_dir), "--json", "--split",
-                            "validation").stdout)
-    assert report["examples"] == 5000 and report["accuracy"] == pytest.approx(validation_acc, abs=4e-4)
-    on_train = json.loads(cli("evaluate", str(model), "--data-dir", str(mnist_dir), "--json", "--split",
-                              "train").stdout)
+    report = json.loads(
+        cli(
+            "evaluate", str(model), "--data-dir", str(mnist_dir), "--json", "--split", "validation"
+        ).stdout
+    )
+    assert report["examples"] == 5000 and report["accuracy"] == pytest.approx(
+        validation_acc, abs=4e-4
+    )
+    on_train = json.loads(
+        cli(
+            "evaluate", str(model), "--data-dir", str(mnist_dir), "--json", "--split", "train"
+        ).stdout
+    )
     loss, accuracy = scores_by_hand(m.W, m.b, mnist_data.train.images, mnist_data.train.labels)
     assert on_train["examples"] == 55_000 and on_train["split"] == "train"
     assert on_train["accuracy"] == pytest.approx(accuracy, abs=2e-4)
     assert on_train["loss"] == pytest.approx(loss, rel=1e-5)
 
 
-def test_a_config_rebuilt_from_a_model_file_trains_that_model_again(mnist_dir: Path, tmp_path: Path) -> None:
+def test_a_config_rebuilt_from_a_model_file_trains_that_model_again(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
     """The flags as given come back as the Config they made, and that config, trained again
     in this process, makes the saved weights bit for bit."""
     model = tmp_path / "m.npz"
-    flags = ["--epochs", "1", "--shuffle", "--seed", "7", "--momentum", "0.9", "--learning-rate", "0.3",
-             "--lr-schedule", "cosine", "--average", "50", "--validation-size", "2000", "--early-stopping", "4",
-             "--display-step", "50", "--weight-decay", "1e-4", "--step", "reference"]
+    flags = [
+        "--epochs",
+        "1",
+        "--shuffle",
+        "--seed",
+        "7",
+        "--momentum",
+        "0.9",
+        "--learning-rate",
+        "0.3",
+        "--lr-schedule",
+        "cosine",
+        "--average",
+        "50",
+        "--validation-size",
+        "2000",
+        "--early-stopping",
+        "4",
+        "--display-step",
+        "50",
+        "--weight-decay",
+        "1e-4",
+        "--step",
+        "reference",
+    ]
     proc = cli("--data-dir", str(mnist_dir), *flags, "--save", str(model))
     assert proc.returncode == 0, proc.stderr
     m = modelfile.load(model)
-    assert m.config == Config(epochs=1, shuffle=True, seed=7, momentum=0.9, learning_rate=0.3, lr_schedule="cosine",
-                              average=50, validation_size=2000, early_stopping=4, display_step=50,
-                              weight_decay=1e-4, step="reference")
+    assert m.config == Config(
+        epochs=1,
+        shuffle=True,
+        seed=7,
+        momentum=0.9,
+        learning_rate=0.3,
+        lr_schedule="cosine",
+        average=50,
+        validation_size=2000,
+        early_stopping=4,
+        display_step=50,
+        weight_decay=1e-4,
+        step="reference",
+    )
     assert dataclasses.replace(m.config, epochs=3).epochs == 3
-    again = train.train(mnist.load(str(mnist_dir), m.config.validation_size), m.config, numpy_backend(),
-                        emit=lambda line: None)
+    again = train.train(
+        mnist.load(str(mnist_dir), m.config.validation_size),
+        m.config,
+        numpy_backend(),
+        emit=lambda line: None,
+    )
     assert again.W.tobytes() == m.W.tobytes() and again.b.tobytes() == m.b.tobytes()
     assert again.lines == proc.stdout.splitlines()
 
@@ -215,8 +326,12 @@ def test_model_files_get_the_usual_permissions(tmp_path: Path) -> None:
     """Written through a private temporary file, the model still gets 0666 less the umask."""
     old = os.umask(0o022)
     try:
-        modelfile.save(tmp_path / "m.npz", modelfile.ModelFile(np.zeros((784, 10), np.float32),
-                                                              np.zeros(10, np.float32), Config()))
+        modelfile.save(
+            tmp_path / "m.npz",
+            modelfile.ModelFile(
+                np.zeros((784, 10), np.float32), np.zeros(10, np.float32), Config()
+            ),
+        )
     finally:
         os.umask(old)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
@@ -230,12 +345,17 @@ def test_archives_that_are_not_model_files(tmp_path: Path) -> None:
             z.writestr(name, b"not an array")
     with pytest.raises(modelfile.ModelFileError, match=".npy arrays"):
         modelfile.load(raw)
-    for config, data, words in ((None, {}, "not JSON objects"), ({}, "MNIST", "not JSON objects"),
-                                ({}, {"validation_size": "abc"}, "not a training config"),
-                                ({}, {"validation_size": 70000}, "--validation-size must be in"),
-                                ({"learning_rate": -1}, {}, "--learning-rate must be positive"),
-                                ({"bogus": 1}, {}, "bogus")):
-        meta = np.array(json.dumps({"format_version": 1, "dtype": "float32", "config": config, "data": data}))
+    for config, data, words in (
+        (None, {}, "not JSON objects"),
+        ({}, "MNIST", "not JSON objects"),
+        ({}, {"validation_size": "abc"}, "not a training config"),
+        ({}, {"validation_size": 70000}, "--validation-size must be in"),
+        ({"learning_rate": -1}, {}, "--learning-rate must be positive"),
+        ({"bogus": 1}, {}, "bogus"),
+    ):
+        meta = np.array(
+            json.dumps({"format_version": 1, "dtype": "float32", "config": config, "data": data})
+        )
         with pytest.raises(modelfile.ModelFileError, match=words) as info:
             modelfile.load(good_file(tmp_path / "d.npz", meta=meta))
         assert "\n" not in str(info.value)

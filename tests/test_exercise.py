@@ -15,7 +15,7 @@ from scratchlr.exercise import checks, skeleton
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = (ROOT / "scratchlr" / "model.py").read_text()
 
-LEARNER = '''
+LEARNER = """
 import numpy as np
 
 def pixels(images_u8, dtype="float32"):
@@ -49,32 +49,66 @@ def grad_b(G):
 
 def accuracy(z, y):
     return np.float32((softmax(z).argmax(axis=1) == y).mean())
-'''
+"""
 
 BROKEN = {  # a learner's classic mistakes, each made in a copy of model.py: (old, new, the function named, words)
-    "no max-shift": ("    e = xp.exp(shifted_logits(z))\n", "    e = xp.exp(z)\n", "softmax",
-                     "subtract each row's max"),
-    "a forgotten 1/N": ("    return (softmax(z) - onehot(y, z.shape[1], z.dtype)) * z.dtype.type(1.0 / n)\n",
-                        "    return softmax(z) - onehot(y, z.shape[1], z.dtype)\n", "grad_logits", "1/N is missing"),
-    "a transposed gradient": ("    return X.T @ G\n", "    return G.T @ X\n", "grad_W", "transposed"),
-    "a bias gradient averaged": ("    return G.sum(axis=0)\n", "    return G.mean(axis=0)\n", "grad_b",
-                                 "N times too small"),
-    "a bias gradient summed over classes": ("    return G.sum(axis=0)\n", "    return G.sum(axis=1)\n", "grad_b",
-                                            "expected (5,)"),
-    "a softmax without logs": ("    return logsumexp_shifted(s)[:, 0] - s[xp.arange(z.shape[0]), y]\n",
-                               "    return -xp.log(softmax(z)[xp.arange(z.shape[0]), y])\n", "cross_entropy",
-                               "nan or inf"),
+    "no max-shift": (
+        "    e = xp.exp(shifted_logits(z))\n",
+        "    e = xp.exp(z)\n",
+        "softmax",
+        "subtract each row's max",
+    ),
+    "a forgotten 1/N": (
+        "    return (softmax(z) - onehot(y, z.shape[1], z.dtype)) * z.dtype.type(1.0 / n)\n",
+        "    return softmax(z) - onehot(y, z.shape[1], z.dtype)\n",
+        "grad_logits",
+        "1/N is missing",
+    ),
+    "a transposed gradient": (
+        "    return X.T @ G\n",
+        "    return G.T @ X\n",
+        "grad_W",
+        "transposed",
+    ),
+    "a bias gradient averaged": (
+        "    return G.sum(axis=0)\n",
+        "    return G.mean(axis=0)\n",
+        "grad_b",
+        "N times too small",
+    ),
+    "a bias gradient summed over classes": (
+        "    return G.sum(axis=0)\n",
+        "    return G.sum(axis=1)\n",
+        "grad_b",
+        "expected (5,)",
+    ),
+    "a softmax without logs": (
+        "    return logsumexp_shifted(s)[:, 0] - s[xp.arange(z.shape[0]), y]\n",
+        "    return -xp.log(softmax(z)[xp.arange(z.shape[0]), y])\n",
+        "cross_entropy",
+        "nan or inf",
+    ),
 }
 
 
 def exercise(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scratchlr", "exercise", *args], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "scratchlr", "exercise", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
 
 
 def lines_of(out: str) -> dict[str, str]:
     """The check's lines, by function name."""
-    return {line.split(":")[0][2:]: line for line in out.splitlines() if line[:2] in ("\u2713 ", "\u2717 ", "- ")}
+    return {
+        line.split(":")[0][2:]: line
+        for line in out.splitlines()
+        if line[:2] in ("\u2713 ", "\u2717 ", "- ")
+    }
 
 
 def test_init_writes_the_models_signatures_and_docstrings(tmp_path: Path) -> None:
@@ -84,10 +118,14 @@ def test_init_writes_the_models_signatures_and_docstrings(tmp_path: Path) -> Non
     compile(text, "my_model.py", "exec")
     for name in skeleton.FUNCTIONS:
         assert f"\ndef {name}(" in text and f'raise NotImplementedError("write {name}")' in text
-    assert "G = dJ/dz = (p - Y) * (1/N)" in text and "xp." not in text  # the docstrings, no engine code
+    assert (
+        "G = dJ/dz = (p - Y) * (1/N)" in text and "xp." not in text
+    )  # the docstrings, no engine code
     assert "exercise check my_model.py" in (tmp_path / "ex" / "README.md").read_text()
     again = exercise("init", str(tmp_path / "ex"))  # nothing is overwritten
-    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "exists already" in again.stderr
+    assert (
+        again.returncode == 1 and again.stderr.count("\n") == 1 and "exists already" in again.stderr
+    )
     assert (tmp_path / "ex" / "my_model.py").read_text() == text
 
 
@@ -97,8 +135,14 @@ def test_the_untouched_skeleton_is_all_not_written(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     found = lines_of(proc.stdout)
     assert set(skeleton.FUNCTIONS) <= set(found)
-    assert all(found[name].startswith("- ") and "not written yet" in found[name] for name in skeleton.FUNCTIONS)
-    assert "0 of 10 pass, 0 fail, 10 not written yet" in proc.stdout and "MNIST stage is skipped" in proc.stdout
+    assert all(
+        found[name].startswith("- ") and "not written yet" in found[name]
+        for name in skeleton.FUNCTIONS
+    )
+    assert (
+        "0 of 10 pass, 0 fail, 10 not written yet" in proc.stdout
+        and "MNIST stage is skipped" in proc.stdout
+    )
 
 
 @pytest.mark.parametrize("source", ["model.py", "a learner's own"])
@@ -106,7 +150,11 @@ def test_a_correct_solution_passes(mnist_dir: Path, tmp_path: Path, source: str)
     (tmp_path / "mine.py").write_text(MODEL if source == "model.py" else LEARNER)
     proc = exercise("check", str(tmp_path / "mine.py"), "--data-dir", str(mnist_dir))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "10 of 10 pass" in proc.stdout and "MNIST" not in proc.stdout and "Warning" not in proc.stderr
+    assert (
+        "10 of 10 pass" in proc.stdout
+        and "MNIST" not in proc.stdout
+        and "Warning" not in proc.stderr
+    )
 
 
 @pytest.mark.parametrize("mistake", BROKEN)
@@ -131,8 +179,11 @@ def test_a_learners_file_that_cannot_be_imported_is_one_line(tmp_path: Path) -> 
 
 
 def test_a_missing_function_and_one_that_raises(tmp_path: Path) -> None:
-    (tmp_path / "part.py").write_text(LEARNER.replace("def accuracy(z, y):", "def accuracy_(z, y):")
-                                      .replace("    return X @ W + b", "    return X @ W[:, 0] + b"))
+    (tmp_path / "part.py").write_text(
+        LEARNER.replace("def accuracy(z, y):", "def accuracy_(z, y):").replace(
+            "    return X @ W + b", "    return X @ W[:, 0] + b"
+        )
+    )
     module = checks.load(tmp_path / "part.py")
     verdicts = {v.name: v for v in checks.check(module)}
     assert verdicts["accuracy"].status == "fail" and "missing" in verdicts["accuracy"].message
@@ -140,7 +191,7 @@ def test_a_missing_function_and_one_that_raises(tmp_path: Path) -> None:
     assert verdicts["softmax"].status == "pass" and verdicts["gradient check"].status == "pass"
 
 
-VARIANTS = '''
+VARIANTS = """
 import numpy as np
 
 def pixels(u, dtype="float32"):
@@ -171,7 +222,7 @@ def grad_b(G):
 
 def accuracy(z, y):
     return np.float32((softmax(z).argmax(axis=1) == y).mean())
-'''
+"""
 
 
 def test_correct_code_written_otherwise_passes(mnist_dir: Path, tmp_path: Path) -> None:
@@ -181,12 +232,26 @@ def test_correct_code_written_otherwise_passes(mnist_dir: Path, tmp_path: Path) 
     assert proc.returncode == 0, proc.stdout
 
 
-@pytest.mark.parametrize("old, new, name", [
-    ("softmax(z).argmax(axis=1)", "z.argmax(axis=1)", "accuracy"),  # the logits' argmax, not the probabilities'
-    ("    dt = np.dtype(dtype)\n", "    dt = np.dtype('float32')\n", "pixels"),  # the dtype asked for, ignored
-    ("    return np.log(np.exp(s).sum(axis=1)) - s[np.arange(len(y)), y]",
-     "    return np.log(np.exp(s).sum(axis=0)).sum() - s[np.arange(len(y)), y]", "cross_entropy"),
-])
+@pytest.mark.parametrize(
+    "old, new, name",
+    [
+        (
+            "softmax(z).argmax(axis=1)",
+            "z.argmax(axis=1)",
+            "accuracy",
+        ),  # the logits' argmax, not the probabilities'
+        (
+            "    dt = np.dtype(dtype)\n",
+            "    dt = np.dtype('float32')\n",
+            "pixels",
+        ),  # the dtype asked for, ignored
+        (
+            "    return np.log(np.exp(s).sum(axis=1)) - s[np.arange(len(y)), y]",
+            "    return np.log(np.exp(s).sum(axis=0)).sum() - s[np.arange(len(y)), y]",
+            "cross_entropy",
+        ),
+    ],
+)
 def test_subtler_mistakes_are_caught(tmp_path: Path, old: str, new: str, name: str) -> None:
     assert old in LEARNER
     (tmp_path / "mine.py").write_text(LEARNER.replace(old, new))

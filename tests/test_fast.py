@@ -36,18 +36,32 @@ def fast_step(gradients: FastGradients, images, labels, ranges, W, b, lr: float)
 
 
 def both(data: mnist.MNIST, config: train.Config) -> tuple[train.Result, train.Result]:
-    runs = [train.train(data, dataclasses.replace(config, step=s), numpy_backend(), emit=lambda line: None)
-            for s in ("fast", "reference")]
+    runs = [
+        train.train(
+            data, dataclasses.replace(config, step=s), numpy_backend(), emit=lambda line: None
+        )
+        for s in ("fast", "reference")
+    ]
     return runs[0], runs[1]
 
 
-@pytest.mark.parametrize("config", [
-    train.Config(),  # the seed's run
-    train.Config(learning_rate=0.5, batch_size=1000, num_steps=120, display_step=1),  # wraps at 55000
-    train.Config(num_steps=900, display_step=1, batching="epoch"),  # partial batch at step 430, 860
-    train.Config(batch_size=100, num_steps=200, display_step=7, dtype="float64"),
-], ids=["seed", "repeat-wrap", "epoch-partial", "float64"])
-def test_fast_step_is_bit_identical_to_reference(mnist_data: mnist.MNIST, config: train.Config) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        train.Config(),  # the seed's run
+        train.Config(
+            learning_rate=0.5, batch_size=1000, num_steps=120, display_step=1
+        ),  # wraps at 55000
+        train.Config(
+            num_steps=900, display_step=1, batching="epoch"
+        ),  # partial batch at step 430, 860
+        train.Config(batch_size=100, num_steps=200, display_step=7, dtype="float64"),
+    ],
+    ids=["seed", "repeat-wrap", "epoch-partial", "float64"],
+)
+def test_fast_step_is_bit_identical_to_reference(
+    mnist_data: mnist.MNIST, config: train.Config
+) -> None:
     fast, ref = both(mnist_data, config)
     assert fast.W.dtype == ref.W.dtype == np.dtype(config.dtype)
     assert np.array_equal(fast.W, ref.W) and np.array_equal(fast.b, ref.b)
@@ -80,8 +94,14 @@ print(json.dumps(out))
 def seed_steps(mnist_dir: Path, threads: str) -> dict:
     """The seed's first 50 steps with either step, in a process with ``threads`` OpenBLAS threads."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", SEED_STEPS_IN_A_FRESH_PROCESS, str(mnist_dir)],
-                         env=env, capture_output=True, text=True, check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", SEED_STEPS_IN_A_FRESH_PROCESS, str(mnist_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     return json.loads(out.stdout)
 
 
@@ -90,13 +110,17 @@ def test_seed_steps_with_two_blas_threads(mnist_dir: Path) -> None:
     thread, the run is the same to float32 rounding (BLAS may split the sums otherwise)."""
     one, two = seed_steps(mnist_dir, "1"), seed_steps(mnist_dir, "2")
     if [api for api, _ in two["blas"]] != ["openblas"]:
-        pytest.skip(f"NumPy's BLAS here is {two['blas']}, not one OpenBLAS (OPENBLAS_NUM_THREADS is its setting)")
+        pytest.skip(
+            f"NumPy's BLAS here is {two['blas']}, not one OpenBLAS (OPENBLAS_NUM_THREADS is its setting)"
+        )
     assert one["blas"] == [["openblas", 1]] and two["blas"] == [["openblas", 2]]
     for run in (one, two):
         assert run["fast"] == run["reference"]
     W1, W2 = (np.frombuffer(bytes.fromhex(run["fast"]["W"]), np.float32) for run in (one, two))
     np.testing.assert_allclose(W2, W1, rtol=1e-4, atol=1e-6)
-    assert len(two["fast"]["lines"]) == len(one["fast"]["lines"]) == 52  # initial loss, 50 steps, test
+    assert (
+        len(two["fast"]["lines"]) == len(one["fast"]["lines"]) == 52
+    )  # initial loss, 50 steps, test
 
 
 def problem(rng: np.random.Generator, n_images: int, dtype: type, scale: float = 0.05):
@@ -107,8 +131,18 @@ def problem(rng: np.random.Generator, n_images: int, dtype: type, scale: float =
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("ranges", [[(0, 1)], [(3, 5)], [(10, 40)], [(0, 128)], [(120, 200), (0, 48)],
-                                    [(190, 200), (0, 100), (0, 18)]], ids=lambda r: "+".join(f"{a}:{b}" for a, b in r))
+@pytest.mark.parametrize(
+    "ranges",
+    [
+        [(0, 1)],
+        [(3, 5)],
+        [(10, 40)],
+        [(0, 128)],
+        [(120, 200), (0, 48)],
+        [(190, 200), (0, 100), (0, 18)],
+    ],
+    ids=lambda r: "+".join(f"{a}:{b}" for a, b in r),
+)
 def test_one_step_equals_reference_step(dtype: type, ranges: list[tuple[int, int]]) -> None:
     """One step, on random parameters, for batches of 1 to 128 rows, whole or wrapping."""
     rng = np.random.default_rng(len(ranges) * 1000 + ranges[0][0])
@@ -130,7 +164,11 @@ def test_extreme_logits_stay_finite_and_equal() -> None:
     fast = FastGradients(np, 64, 784, 10, np.float32)
     J, acc, W_new, b_new = fast_step(fast, images, labels, ranges, W.copy(), b.copy(), 0.1)
     assert np.isfinite(J) and np.isfinite(W_new).all() and np.isfinite(b_new).all()
-    assert J.tobytes() == J_ref.tobytes() and np.array_equal(W_new, W_ref) and np.array_equal(b_new, b_ref)
+    assert (
+        J.tobytes() == J_ref.tobytes()
+        and np.array_equal(W_new, W_ref)
+        and np.array_equal(b_new, b_ref)
+    )
 
 
 def test_fast_step_one_step_by_hand() -> None:
@@ -176,10 +214,14 @@ def test_a_batch_larger_than_the_step_is_refused() -> None:
 
 @pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize("bad", [10, -1])
-def test_labels_outside_the_classes_are_refused_by_either_step(mnist_data: mnist.MNIST, step: str, bad: int) -> None:
+def test_labels_outside_the_classes_are_refused_by_either_step(
+    mnist_data: mnist.MNIST, step: str, bad: int
+) -> None:
     """The fast step does not check labels per batch; the loop checks them once, before training."""
     labels = mnist_data.train.labels.copy()
     labels[54_999] = bad
     data = dataclasses.replace(mnist_data, train=mnist.Split(mnist_data.train.images, labels))
     with pytest.raises(ValueError, match=f"label {bad} is outside the valid range"):
-        train.train(data, train.Config(num_steps=2, step=step), numpy_backend(), emit=lambda line: None)
+        train.train(
+            data, train.Config(num_steps=2, step=step), numpy_backend(), emit=lambda line: None
+        )

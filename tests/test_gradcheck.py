@@ -8,7 +8,9 @@ import pytest
 from scratchlr import gradcheck, model, optim
 
 
-@pytest.mark.parametrize("seed, n, d, c", [(0, 16, 12, 5), (1, 1, 3, 2), (2, 50, 20, 10), (3, 7, 784, 10)])
+@pytest.mark.parametrize(
+    "seed, n, d, c", [(0, 16, 12, 5), (1, 1, 3, 2), (2, 50, 20, 10), (3, 7, 784, 10)]
+)
 def test_analytic_gradient_matches_numerical(seed: int, n: int, d: int, c: int) -> None:
     errors = gradcheck.check(*gradcheck.random_problem(seed, n, d, c))
     assert max(errors.values()) <= gradcheck.TOLERANCE, errors
@@ -22,7 +24,9 @@ def test_gradient_on_real_mnist_slice(mnist_data) -> None:
 
 def test_check_catches_a_wrong_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
     # forget the 1/N of the mean: the check must notice
-    monkeypatch.setattr(model, "grad_logits", lambda z, y: model.softmax(z) - model.onehot(y, z.shape[1], z.dtype))
+    monkeypatch.setattr(
+        model, "grad_logits", lambda z, y: model.softmax(z) - model.onehot(y, z.shape[1], z.dtype)
+    )
     errors = gradcheck.check(*gradcheck.random_problem())
     assert min(errors.values()) > 0.5
 
@@ -49,6 +53,8 @@ def test_gradient_with_weight_decay_matches_numerical(weight_decay: float) -> No
 def test_check_catches_a_wrong_decay_term(monkeypatch: pytest.MonkeyPatch) -> None:
     # decay by lambda / 2 instead of lambda (the gradient of lambda / 4 ||W||^2): W must fail, b not
     real = optim.decayed_gradient
-    monkeypatch.setattr(optim, "decayed_gradient", lambda g, theta, lam, out=None: real(g, theta, lam / 2, out))
+    monkeypatch.setattr(
+        optim, "decayed_gradient", lambda g, theta, lam, out=None: real(g, theta, lam / 2, out)
+    )
     errors = gradcheck.check(*gradcheck.random_problem(), weight_decay=0.5)
     assert errors["W"] > 1e-3 and errors["b"] <= gradcheck.TOLERANCE

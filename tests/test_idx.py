@@ -38,7 +38,9 @@ def test_roundtrip_every_dtype(tmp_path: Path, code: int, compress: bool) -> Non
 
 def test_a_header_written_by_hand(tmp_path: Path) -> None:
     """The format as its spec gives it: 0 0, the dtype code, ndim, big-endian uint32 dims, big-endian items."""
-    (tmp_path / "h").write_bytes(bytes([0, 0, 0x0B, 2]) + struct.pack(">2I", 2, 3) + struct.pack(">6h", *range(-3, 3)))
+    (tmp_path / "h").write_bytes(
+        bytes([0, 0, 0x0B, 2]) + struct.pack(">2I", 2, 3) + struct.pack(">6h", *range(-3, 3))
+    )
     out = read_idx(tmp_path / "h")
     assert out.dtype == np.int16 and out.tolist() == [[-3, -2, -1], [0, 1, 2]]
 
@@ -62,8 +64,10 @@ MALFORMED = {
     "missing dims": (good()[:10], "truncated header"),
     "truncated payload": (good()[:-1], "header claims 24 payload bytes"),
     "trailing bytes": (good() + b"\x00", "trailing bytes"),
-    "huge claim": (b"\x00\x00\x08\x02" + struct.pack(">2I", 65536, 65536) + b"\x00" * 1000,
-                   "header claims 4294967296 payload bytes"),
+    "huge claim": (
+        b"\x00\x00\x08\x02" + struct.pack(">2I", 65536, 65536) + b"\x00" * 1000,
+        "header claims 4294967296 payload bytes",
+    ),
 }
 
 
@@ -83,7 +87,11 @@ def test_malformed_files_raise_named_error(tmp_path: Path, name: str, compress: 
 
 @pytest.mark.parametrize(
     "mangle",
-    [lambda gz: gz[: len(gz) // 2], lambda gz: gz[:10] + b"\xff" * 8 + gz[18:], lambda gz: b"\x1f\x8b\x00" + gz[3:]],
+    [
+        lambda gz: gz[: len(gz) // 2],
+        lambda gz: gz[:10] + b"\xff" * 8 + gz[18:],
+        lambda gz: b"\x1f\x8b\x00" + gz[3:],
+    ],
     ids=["cut stream", "corrupt deflate", "bad gzip header"],
 )
 def test_bad_gzip_raises_named_error(tmp_path: Path, mangle) -> None:
@@ -112,7 +120,9 @@ def parse_or_format_error(tmp_path: Path, data: bytes, compress: bool) -> None:
 
 
 @given(data=st.binary(max_size=64), compress=st.booleans())
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_fuzz_random_bytes(tmp_path: Path, data: bytes, compress: bool) -> None:
     parse_or_format_error(tmp_path, data, compress)
 
@@ -124,10 +134,20 @@ def test_fuzz_random_bytes(tmp_path: Path, data: bytes, compress: bool) -> None:
     flips=st.lists(st.tuples(st.integers(0, 300), st.integers(1, 255)), max_size=3),
     compress=st.booleans(),
 )
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_fuzz_mutated_headers_and_payloads(tmp_path: Path, code: int, dims: list[int], payload: bytes,
-                                           flips: list[tuple[int, int]], compress: bool) -> None:
-    data = bytearray(bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + payload)
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_fuzz_mutated_headers_and_payloads(
+    tmp_path: Path,
+    code: int,
+    dims: list[int],
+    payload: bytes,
+    flips: list[tuple[int, int]],
+    compress: bool,
+) -> None:
+    data = bytearray(
+        bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + payload
+    )
     for pos, xor in flips:
         if pos < len(data):
             data[pos] ^= xor

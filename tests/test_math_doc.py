@@ -17,27 +17,49 @@ import scratchlr
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH = (ROOT / "docs" / "math.md").read_text()
-MODULES = {m.name.removeprefix("scratchlr.") for m in pkgutil.walk_packages(scratchlr.__path__, "scratchlr.")}
-FOREIGN = {"torch", "tf", "np", "numpy", "sklearn", "lr_scheduler"}  # names of other libraries the page cites
-NAMED = {(module, name) for module, name in re.findall(r"`((?:[a-z_]+\.)*[a-z_]+)\.([A-Za-z_]\w*)`", MATH)
-         if module.split(".")[0] not in FOREIGN}  # all the others are ours, and must exist: no stale name
+MODULES = {
+    m.name.removeprefix("scratchlr.")
+    for m in pkgutil.walk_packages(scratchlr.__path__, "scratchlr.")
+}
+FOREIGN = {
+    "torch",
+    "tf",
+    "np",
+    "numpy",
+    "sklearn",
+    "lr_scheduler",
+}  # names of other libraries the page cites
+NAMED = {
+    (module, name)
+    for module, name in re.findall(r"`((?:[a-z_]+\.)*[a-z_]+)\.([A-Za-z_]\w*)`", MATH)
+    if module.split(".")[0] not in FOREIGN
+}  # all the others are ours, and must exist: no stale name
 
 
 def test_a_stale_or_unknown_module_is_caught() -> None:
-    assert all(module in MODULES for module, _ in NAMED), sorted(m for m, _ in NAMED if m not in MODULES)
+    assert all(module in MODULES for module, _ in NAMED), sorted(
+        m for m, _ in NAMED if m not in MODULES
+    )
 
 
 def public_functions(module_name: str) -> set[str]:
     module = importlib.import_module(f"scratchlr.{module_name}")
-    return {name for name, obj in vars(module).items()
-            if inspect.isfunction(obj) and not name.startswith("_") and obj.__module__ == module.__name__}
+    return {
+        name
+        for name, obj in vars(module).items()
+        if inspect.isfunction(obj)
+        and not name.startswith("_")
+        and obj.__module__ == module.__name__
+    }
 
 
 @pytest.mark.parametrize("module, name", sorted(NAMED), ids=lambda x: x)
 def test_every_function_named_exists(module: str, name: str) -> None:
     if module == "reports.plots":
         pytest.importorskip("matplotlib", reason="plots needs the [plot] extra")
-    assert callable(getattr(importlib.import_module(f"scratchlr.{module}"), name, None)), f"{module}.{name}"
+    assert callable(getattr(importlib.import_module(f"scratchlr.{module}"), name, None)), (
+        f"{module}.{name}"
+    )
 
 
 @pytest.mark.parametrize("module", ["model", "optim"])
@@ -57,7 +79,9 @@ def test_no_markdown_hazards_inside_the_math() -> None:
     """GitHub's markdown runs before its math: it drops a backslash before punctuation
     (so \\, would print a comma), and a line starting with + or - inside a display
     equation would become a list item."""
-    math = re.findall(r"\$\$(.*?)\$\$", MATH, re.S) + re.findall(r"(?<!\$)\$([^$\n]+)\$(?!\$)", MATH)
+    math = re.findall(r"\$\$(.*?)\$\$", MATH, re.S) + re.findall(
+        r"(?<!\$)\$([^$\n]+)\$(?!\$)", MATH
+    )
     for tex in math:
         assert not re.search(r"\\[!-/:-@\[-`{-~]", tex), tex
         assert not re.search(r"^\s*[-+*] ", tex, re.M), tex
@@ -96,9 +120,13 @@ def test_the_mnist_figures_of_section_9(mnist_data) -> None:
 
     problem = gradcheck.mnist_problem(mnist_data.train.images, mnist_data.train.labels)
     two, five = (gradcheck.check(*problem, points=k)["W"] for k in (2, 5))
-    doc_two = re.search(r"two-point formula leaves a relative error of (\$[^$]+\$) for W", MATH).group(1)
+    doc_two = re.search(
+        r"two-point formula leaves a relative error of (\$[^$]+\$) for W", MATH
+    ).group(1)
     assert f"{two:.1e}" == f"{doc_number(doc_two):.1e}", two
-    low, high = map(doc_number, re.search(r"about \$10\^\{-9\}\$ \((\$[^$]+\$) to (\$[^$]+\$)", MATH).groups())
+    low, high = map(
+        doc_number, re.search(r"about \$10\^\{-9\}\$ \((\$[^$]+\$) to (\$[^$]+\$)", MATH).groups()
+    )
     assert low / 2 < five < 2 * high and two > gradcheck.TOLERANCE > five
 
 
@@ -129,18 +157,29 @@ def validation_accuracy(mnist_data, **settings) -> str:
     from scratchlr import train
     from scratchlr.backend import numpy_backend
 
-    run = train.train(mnist_data, train.Config(validate=True, **settings), numpy_backend(),
-                      emit=lambda line: None)
+    run = train.train(
+        mnist_data, train.Config(validate=True, **settings), numpy_backend(), emit=lambda line: None
+    )
     return f"{run.history[-1].val_accuracy:.4f}"
 
 
 def test_sections_14_and_15_tables_are_what_a_run_gives(mnist_data) -> None:
     """Two cells of each table, each one run of the flags it names (a search's trial is such a run)."""
-    rows = {int(m[0]): m[1].split(" | ") for m in re.findall(r"^\| (\d+) \| (0\.\S+(?: \| \S+)+) \|$",
-                                                                 section("14."), re.M)}
+    rows = {
+        int(m[0]): m[1].split(" | ")
+        for m in re.findall(r"^\| (\d+) \| (0\.\S+(?: \| \S+)+) \|$", section("14."), re.M)
+    }
     one_epoch = dict(epochs=1, shuffle=True)
-    assert validation_accuracy(mnist_data, **one_epoch, batch_size=16, learning_rate=0.1) == rows[16][2].strip("*")
-    assert validation_accuracy(mnist_data, **one_epoch, batch_size=256, learning_rate=1.0) == rows[256][4].strip("*")
-    decays = re.search(r"^\| validation accuracy \| (.+) \|$", section("15."), re.M).group(1).split(" | ")
+    assert validation_accuracy(mnist_data, **one_epoch, batch_size=16, learning_rate=0.1) == rows[
+        16
+    ][2].strip("*")
+    assert validation_accuracy(mnist_data, **one_epoch, batch_size=256, learning_rate=1.0) == rows[
+        256
+    ][4].strip("*")
+    decays = (
+        re.search(r"^\| validation accuracy \| (.+) \|$", section("15."), re.M)
+        .group(1)
+        .split(" | ")
+    )
     recipe = lessons().RECIPE
     assert validation_accuracy(mnist_data, **recipe, weight_decay=1e-2) == decays[4]

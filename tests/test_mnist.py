@@ -33,7 +33,10 @@ def test_validation_size_changes_split(mnist_dir: Path) -> None:
     data = mnist.load(str(mnist_dir), validation_size=0)
     assert len(data.train.labels) == 60000 and len(data.validation.labels) == 0
     data = mnist.load(str(mnist_dir), validation_size=59999)
-    assert len(data.train.labels) == 1 and data.train.labels[0] == mnist.load_arrays(mnist_dir)["train_labels"][-1]
+    assert (
+        len(data.train.labels) == 1
+        and data.train.labels[0] == mnist.load_arrays(mnist_dir)["train_labels"][-1]
+    )
 
 
 def test_uncompressed_files_verify(mnist_dir: Path, tmp_path: Path) -> None:
@@ -41,12 +44,17 @@ def test_uncompressed_files_verify(mnist_dir: Path, tmp_path: Path) -> None:
     assert mnist.load(str(d)).test.labels.shape == (10000,)
 
 
-@pytest.mark.parametrize("how, message", [
-    ("missing", "missing t10k-images-idx3-ubyte.gz"),
-    ("truncated", "t10k-images-idx3-ubyte.gz: corrupt MNIST file"),
-    ("corrupted", "MD5 of the decompressed data is"),
-])
-def test_damaged_data_dir_is_one_clear_error(mnist_dir: Path, tmp_path: Path, how: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("missing", "missing t10k-images-idx3-ubyte.gz"),
+        ("truncated", "t10k-images-idx3-ubyte.gz: corrupt MNIST file"),
+        ("corrupted", "MD5 of the decompressed data is"),
+    ],
+)
+def test_damaged_data_dir_is_one_clear_error(
+    mnist_dir: Path, tmp_path: Path, how: str, message: str
+) -> None:
     d = damaged_copy(mnist_dir, tmp_path / "d", "test_images", how)
     with pytest.raises(mnist.MNISTDataError, match=message) as info:
         mnist.load(str(d))
@@ -61,7 +69,9 @@ def test_data_dir_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     assert mnist.data_dir("/explicit") == Path("/explicit")
 
 
-def test_warm_load_memory_maps_the_npy_cache(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warm_load_memory_maps_the_npy_cache(
+    mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     d = tmp_path / "d"
     d.mkdir()
     for f in mnist.FILES.values():
@@ -81,7 +91,9 @@ def test_warm_load_memory_maps_the_npy_cache(mnist_dir: Path, tmp_path: Path, mo
     real = mnist.read_idx
     monkeypatch.setattr(mnist, "read_idx", lambda *a: calls.append(a[0]) or real(*a))
     again = mnist.load_arrays(d)
-    assert sorted(Path(p).name for p in calls) == sorted([src.name, mnist.FILES["test_images"].name])
+    assert sorted(Path(p).name for p in calls) == sorted(
+        [src.name, mnist.FILES["test_images"].name]
+    )
     assert np.array_equal(again["test_images"], cold["test_images"])
     assert npy.stat().st_size > 7_840_000
 
@@ -101,7 +113,11 @@ def resident_kib(address: int) -> int:
 
 def linux_at_least(major: int, minor: int) -> bool:
     version = re.match(r"(\d+)\.(\d+)", platform.release())
-    return sys.platform.startswith("linux") and bool(version) and tuple(map(int, version.groups())) >= (major, minor)
+    return (
+        sys.platform.startswith("linux")
+        and bool(version)
+        and tuple(map(int, version.groups())) >= (major, minor)
+    )
 
 
 @pytest.mark.skipif(not linux_at_least(5, 14), reason="MADV_POPULATE_READ needs Linux >= 5.14")
@@ -123,6 +139,8 @@ def test_the_tests_find_mnist_where_the_cli_does(mnist_dir: Path, tmp_path: Path
     shutil.copytree(mnist_dir, default)
     assert find_real_mnist(None, default) == default
     assert find_real_mnist(str(mnist_dir), tmp_path / "elsewhere") == mnist_dir
-    assert find_real_mnist(str(tmp_path / "empty"), default) is None  # the variable wins, even when wrong
+    assert (
+        find_real_mnist(str(tmp_path / "empty"), default) is None
+    )  # the variable wins, even when wrong
     damaged = damaged_copy(mnist_dir, tmp_path / "bad", "test_labels", "corrupted")
     assert find_real_mnist(None, damaged) is None

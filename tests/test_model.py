@@ -59,9 +59,12 @@ def test_cross_entropy_is_minus_log_softmax_and_finite(dtype: type) -> None:
     log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
     L = model.cross_entropy(z, y)
     assert L.dtype == dtype and np.all(np.isfinite(L)) and np.all(L >= 0) and L.max() > 1e3
-    np.testing.assert_allclose(L, -log_p[np.arange(64), y], rtol=1e-5 if dtype == np.float32 else 1e-12)
-    np.testing.assert_allclose(model.softmax(z), np.exp(log_p), rtol=1e-5 if dtype == np.float32 else 1e-12,
-                               atol=1e-30)
+    np.testing.assert_allclose(
+        L, -log_p[np.arange(64), y], rtol=1e-5 if dtype == np.float32 else 1e-12
+    )
+    np.testing.assert_allclose(
+        model.softmax(z), np.exp(log_p), rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-30
+    )
 
 
 @given(
@@ -74,7 +77,9 @@ def test_cross_entropy_is_minus_log_softmax_and_finite(dtype: type) -> None:
 )
 @settings(max_examples=200, deadline=None)
 def test_no_nan_or_inf_on_any_finite_logits(z: np.ndarray, data: st.DataObject) -> None:
-    y = np.array(data.draw(st.lists(st.integers(0, z.shape[1] - 1), min_size=len(z), max_size=len(z))))
+    y = np.array(
+        data.draw(st.lists(st.integers(0, z.shape[1] - 1), min_size=len(z), max_size=len(z)))
+    )
     p = model.softmax(z)
     assert np.all(np.isfinite(p)) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
     assert np.all(np.isfinite(model.cross_entropy(z, y))) and np.all(model.cross_entropy(z, y) >= 0)
@@ -131,4 +136,3 @@ def test_gradients_shapes_and_onehot() -> None:
     np.testing.assert_allclose(model.grad_b(G), (5 / 3 - np.bincount(y, minlength=3)) / 5)
     in_class = np.stack([X[y == c].sum(axis=0) for c in range(3)], axis=1)
     np.testing.assert_allclose(model.grad_W(X, G), (X.sum(axis=0)[:, None] / 3 - in_class) / 5)
-

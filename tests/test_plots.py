@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def result(mnist_data) -> train.Result:
-    config = train.Config(epochs=1, shuffle=True, momentum=0.9, learning_rate=0.2, validate=True, display_step=100)
+    config = train.Config(
+        epochs=1, shuffle=True, momentum=0.9, learning_rate=0.2, validate=True, display_step=100
+    )
     return train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
 
 
@@ -54,7 +56,9 @@ def test_confusion_counts_sum_to_the_test_set(mnist_data, result: train.Result) 
 
 
 def test_most_wrong_are_wrong_and_sorted(mnist_data, result: train.Result) -> None:
-    fig = plots.most_wrong(result.W, result.b, np.asarray(mnist_data.test.images), mnist_data.test.labels)
+    fig = plots.most_wrong(
+        result.W, result.b, np.asarray(mnist_data.test.images), mnist_data.test.labels
+    )
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(titles) == 25
     pairs = [t.split("\n")[0].replace("true ", "").split(", said ") for t in titles]
@@ -78,11 +82,17 @@ def test_curves_from_a_history_file(result: train.Result, tmp_path: Path) -> Non
     history.write_csv(tmp_path / "h.csv", result.history)
     records = history.read_csv(tmp_path / "h.csv")
     loss_ax, acc_ax = plots.curves(records).axes
-    assert [line.get_label() for line in loss_ax.lines] == ["train: its batches, current weights",
-                                                            "validation: current weights"]
+    assert [line.get_label() for line in loss_ax.lines] == [
+        "train: its batches, current weights",
+        "validation: current weights",
+    ]
     validated = [r for r in result.history if r.val_accuracy is not None]
-    assert len(validated) == 1 and len(result.history) == 6  # steps 1, 100, ..., 400 and the epoch's end, 430
-    assert list(acc_ax.lines[0].get_xdata()) == [r.step for r in result.history]  # each series at its own steps
+    assert (
+        len(validated) == 1 and len(result.history) == 6
+    )  # steps 1, 100, ..., 400 and the epoch's end, 430
+    assert list(acc_ax.lines[0].get_xdata()) == [
+        r.step for r in result.history
+    ]  # each series at its own steps
     assert list(acc_ax.lines[1].get_xdata()) == [r.step for r in validated]
     assert list(acc_ax.lines[1].get_ydata()) == pytest.approx([r.val_accuracy for r in validated])
     averaged = plots.curves(records, averaged=True).axes[0]
@@ -91,20 +101,39 @@ def test_curves_from_a_history_file(result: train.Result, tmp_path: Path) -> Non
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "scratchlr", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "scratchlr", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
-def test_train_save_evaluate_predict_plot_from_fresh_processes(mnist_data, mnist_dir: Path, tmp_path: Path) -> None:
+def test_train_save_evaluate_predict_plot_from_fresh_processes(
+    mnist_data, mnist_dir: Path, tmp_path: Path
+) -> None:
     data = ["--data-dir", str(mnist_dir)]
     m, h, figs = tmp_path / "m.npz", tmp_path / "h.csv", tmp_path / "figs"
-    steps = cli(*data, "--epochs", "2", "--shuffle", "--validate", "--save", str(m), "--history", str(h))
+    steps = cli(
+        *data, "--epochs", "2", "--shuffle", "--validate", "--save", str(m), "--history", str(h)
+    )
     assert steps.returncode == 0, steps.stderr
     assert cli("evaluate", str(m), *data).returncode == 0
     Image.fromarray(mnist_data.test.images[1].reshape(28, 28)).save(tmp_path / "two.png")
     said = cli("predict", str(m), str(tmp_path / "two.png"))
     assert said.returncode == 0 and said.stdout.startswith(f"{tmp_path / 'two.png'}: ")
-    drawn = cli("plot", str(m), "--out", str(figs), "--history", str(h), "--explain", str(tmp_path / "two.png"), *data)
+    drawn = cli(
+        "plot",
+        str(m),
+        "--out",
+        str(figs),
+        "--history",
+        str(h),
+        "--explain",
+        str(tmp_path / "two.png"),
+        *data,
+    )
     assert drawn.returncode == 0, drawn.stderr
     names = ["templates.png", "confusion.png", "most_wrong.png", "explain.png", "curves.png"]
     assert drawn.stdout.split() == [str(figs / n) for n in names]
@@ -116,20 +145,33 @@ def test_train_save_evaluate_predict_plot_from_fresh_processes(mnist_data, mnist
     assert modelfile.load(m).config.epochs == 2
 
 
-def test_plot_without_matplotlib_says_how_to_install(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path) -> None:
+def test_plot_without_matplotlib_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     monkeypatch.delitem(sys.modules, "scratchlr.reports.plots")
-    monkeypatch.delattr(scratchlr.reports, "plots")  # so that `from ..reports import plots` imports it afresh
+    monkeypatch.delattr(
+        scratchlr.reports, "plots"
+    )  # so that `from ..reports import plots` imports it afresh
     assert main(["plot", "m.npz", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["scratchlr: error: plot needs matplotlib: pip install 'scratchlr[plot]'"]
 
 
-def test_plot_refuses_an_empty_history(mnist_dir: Path, tmp_path: Path, result: train.Result, capsys) -> None:
+def test_plot_refuses_an_empty_history(
+    mnist_dir: Path, tmp_path: Path, result: train.Result, capsys
+) -> None:
     modelfile.save(tmp_path / "m.npz", modelfile.ModelFile(result.W, result.b, train.Config()))
     (tmp_path / "h.csv").write_text(",".join(history.COLUMNS) + "\n")
-    args = ["--out", str(tmp_path / "figs"), "--history", str(tmp_path / "h.csv"), "--data-dir", str(mnist_dir)]
+    args = [
+        "--out",
+        str(tmp_path / "figs"),
+        "--history",
+        str(tmp_path / "h.csv"),
+        "--data-dir",
+        str(mnist_dir),
+    ]
     assert main(["plot", str(tmp_path / "m.npz"), *args]) == 1
     assert "no records" in capsys.readouterr().err
 
@@ -143,7 +185,12 @@ def search_table(tmp_path: Path) -> Path:
     for lr in (0.01, 0.1, 1.0):
         for m in (0.0, 0.5, 0.9):
             acc = 0.9 + 0.01 * np.log10(lr) * -abs(m - 0.5) + lr / 100
-            rows.append(({"learning_rate": lr, "momentum": m}, results.Outcome(1 - acc, acc, 430, lr + m + 0.1)))
+            rows.append(
+                (
+                    {"learning_rate": lr, "momentum": m},
+                    results.Outcome(1 - acc, acc, 430, lr + m + 0.1),
+                )
+            )
     out = tmp_path / "r.csv"
     results.write(out, rows, ["learning_rate", "momentum"], {"--epochs": "1"})
     return out
@@ -155,7 +202,9 @@ def test_the_search_map_shows_each_trial_in_its_cell_on_log_axes(tmp_path: Path)
     names, table = results.read_table(search_table(tmp_path))
     fig = plots.search_map(names, table)
     ax = fig.axes[0]
-    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"  # lr spans two decades, momentum does not
+    assert (
+        ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+    )  # lr spans two decades, momentum does not
     assert ax.get_xlabel() == "learning-rate (log scale)" and ax.get_ylabel() == "momentum"
     shown = ax.collections[0].get_array().reshape(3, 3)  # rows: momentum, columns: learning rate
     for row in table:
@@ -167,39 +216,68 @@ def test_the_search_map_shows_each_trial_in_its_cell_on_log_axes(tmp_path: Path)
 
 def test_the_search_map_keeps_the_best_of_each_cell_of_a_sampled_search() -> None:
     rng = np.random.default_rng(0)
-    table = [{"learning-rate": float(lr), "batch-size": int(b), "val_accuracy": float(a), "val_loss": 0.3,
-              "steps": 10, "seconds": 1.0}
-             for lr, b, a in zip(np.exp(rng.uniform(np.log(0.01), np.log(2), 60)), rng.integers(32, 513, 60),
-                                 rng.uniform(0.8, 0.93, 60))]
+    table = [
+        {
+            "learning-rate": float(lr),
+            "batch-size": int(b),
+            "val_accuracy": float(a),
+            "val_loss": 0.3,
+            "steps": 10,
+            "seconds": 1.0,
+        }
+        for lr, b, a in zip(
+            np.exp(rng.uniform(np.log(0.01), np.log(2), 60)),
+            rng.integers(32, 513, 60),
+            rng.uniform(0.8, 0.93, 60),
+        )
+    ]
     fig = plots.search_map(["learning-rate", "batch-size"], table)
     shown = fig.axes[0].collections[0].get_array()
-    assert shown.shape == (plots.BINS, plots.BINS) and np.nanmax(shown) == max(r["val_accuracy"] for r in table)
+    assert shown.shape == (plots.BINS, plots.BINS) and np.nanmax(shown) == max(
+        r["val_accuracy"] for r in table
+    )
     assert 0 < shown.count() <= 60  # cells with no trial are masked
     assert fig.axes[0].get_xscale() == fig.axes[0].get_yscale() == "log"
 
 
 def test_the_front_is_the_trials_nothing_beats_on_both() -> None:
-    table = [{"seconds": s, "val_accuracy": a} for s, a in [(1, 0.90), (2, 0.92), (3, 0.91), (4, 0.93), (5, 0.93),
-                                                            (0.5, 0.85)]]
-    assert [(r["seconds"], r["val_accuracy"]) for r in plots.front(table)] == [(0.5, 0.85), (1, 0.90), (2, 0.92),
-                                                                                (4, 0.93)]
+    table = [
+        {"seconds": s, "val_accuracy": a}
+        for s, a in [(1, 0.90), (2, 0.92), (3, 0.91), (4, 0.93), (5, 0.93), (0.5, 0.85)]
+    ]
+    assert [(r["seconds"], r["val_accuracy"]) for r in plots.front(table)] == [
+        (0.5, 0.85),
+        (1, 0.90),
+        (2, 0.92),
+        (4, 0.93),
+    ]
 
 
 def test_plot_search_writes_the_two_pictures(tmp_path: Path, capsys) -> None:
     csv = search_table(tmp_path)
     assert main(["plot", "--search", str(csv), "--out", str(tmp_path / "figs")]) == 0
     written = capsys.readouterr().out.split()
-    assert written == [str(tmp_path / "figs" / name) for name in ("search_map.png", "search_front.png")]
+    assert written == [
+        str(tmp_path / "figs" / name) for name in ("search_map.png", "search_front.png")
+    ]
     for name in written:
         with Image.open(name) as im:
-            assert im.size[0] > 500 and len(set(np.asarray(im.convert("L")).ravel().tolist())) > 20  # not blank
+            assert (
+                im.size[0] > 500 and len(set(np.asarray(im.convert("L")).ravel().tolist())) > 20
+            )  # not blank
 
 
-@pytest.mark.parametrize("content, words", [("", "not a search's results"),
-                                            ("learning-rate,val_loss,val_accuracy,steps,seconds\n", "no trial"),
-                                            ("momentum,val_loss,val_accuracy,steps,seconds\n0.9,0.3,0.9,1,1\n",
-                                             "nothing to map")])
-def test_plot_search_refuses_results_it_cannot_draw(tmp_path: Path, capsys, content: str, words: str) -> None:
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("", "not a search's results"),
+        ("learning-rate,val_loss,val_accuracy,steps,seconds\n", "no trial"),
+        ("momentum,val_loss,val_accuracy,steps,seconds\n0.9,0.3,0.9,1,1\n", "nothing to map"),
+    ],
+)
+def test_plot_search_refuses_results_it_cannot_draw(
+    tmp_path: Path, capsys, content: str, words: str
+) -> None:
     (tmp_path / "r.csv").write_text(content)
     assert main(["plot", "--search", str(tmp_path / "r.csv"), "--out", str(tmp_path / "figs")]) == 1
     err = capsys.readouterr().err
@@ -207,11 +285,27 @@ def test_plot_search_refuses_results_it_cannot_draw(tmp_path: Path, capsys, cont
 
 
 def test_a_grid_from_zero_over_decades_and_unset_values_get_a_cell_each() -> None:
-    table = [{"weight-decay": wd, "average": avg, "val_accuracy": 0.9 - wd - (avg == "") / 100, "val_loss": 0.3,
-              "steps": 10, "seconds": 1.0} for wd in (0, 1e-5, 1e-4, 1e-2) for avg in ("", 430)]
+    table = [
+        {
+            "weight-decay": wd,
+            "average": avg,
+            "val_accuracy": 0.9 - wd - (avg == "") / 100,
+            "val_loss": 0.3,
+            "steps": 10,
+            "seconds": 1.0,
+        }
+        for wd in (0, 1e-5, 1e-4, 1e-2)
+        for avg in ("", 430)
+    ]
     fig = plots.search_map(["weight-decay", "average"], table)
     ax = fig.axes[0]
-    assert ax.get_xscale() == "linear" and [t.get_text() for t in ax.get_xticklabels()] == ["0", "1e-05", "0.0001",
-                                                                                           "0.01"]
+    assert ax.get_xscale() == "linear" and [t.get_text() for t in ax.get_xticklabels()] == [
+        "0",
+        "1e-05",
+        "0.0001",
+        "0.01",
+    ]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["430", "none"]  # numbers first
-    assert np.isfinite(np.asarray(ax.collections[0].get_array(), float)).all()  # every cell has its trial
+    assert np.isfinite(
+        np.asarray(ax.collections[0].get_array(), float)
+    ).all()  # every cell has its trial

@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def predict(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "scratchlr", "predict", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "scratchlr", "predict", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def classes_on_arrays(saved: Path, images_u8: np.ndarray) -> list[int]:
@@ -30,7 +35,9 @@ def classes_on_arrays(saved: Path, images_u8: np.ndarray) -> list[int]:
     return model.predictions(model.logits(model.pixels(images_u8), m.W, m.b)).tolist()
 
 
-def test_mnist_test_images_as_png_get_the_arrays_classes(mnist_data, saved: Path, tmp_path: Path) -> None:
+def test_mnist_test_images_as_png_get_the_arrays_classes(
+    mnist_data, saved: Path, tmp_path: Path
+) -> None:
     files = []
     for i in range(120):
         files.append(str(tmp_path / f"{i}.png"))
@@ -42,12 +49,20 @@ def test_mnist_test_images_as_png_get_the_arrays_classes(mnist_data, saved: Path
     assert [o["prediction"] for o in out] == classes_on_arrays(saved, mnist_data.test.images[:120])
     for o in out:
         probs = [p for _, p in o["top3"]]
-        assert o["top3"][0][0] == o["prediction"] and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+        assert (
+            o["top3"][0][0] == o["prediction"]
+            and probs == sorted(probs, reverse=True)
+            and sum(probs) <= 1 + 1e-6
+        )
 
 
-def drawing(digit: np.ndarray, size: tuple[int, int], at: tuple[int, int], scale: int) -> np.ndarray:
+def drawing(
+    digit: np.ndarray, size: tuple[int, int], at: tuple[int, int], scale: int
+) -> np.ndarray:
     """A test digit as a drawing: dark ink on white, ``scale`` times bigger, off centre."""
-    ink = Image.fromarray(255 - digit.reshape(28, 28)).resize((28 * scale, 28 * scale), Image.BICUBIC)
+    ink = Image.fromarray(255 - digit.reshape(28, 28)).resize(
+        (28 * scale, 28 * scale), Image.BICUBIC
+    )
     canvas = Image.new("L", size, 255)
     canvas.paste(ink, at)
     return np.asarray(canvas, np.float32) / 255
@@ -79,8 +94,13 @@ def test_npy_and_idx_inputs(mnist_data, saved: Path, tmp_path: Path, mnist_dir: 
     digit = mnist_data.test.images[3]
     np.save(tmp_path / "u8.npy", digit.reshape(28, 28))
     np.save(tmp_path / "flat.npy", digit / 255.0)
-    proc = predict(str(saved), str(tmp_path / "u8.npy"), str(tmp_path / "flat.npy"),
-                   str(mnist_dir / "t10k-images-idx3-ubyte.gz"), "--json")
+    proc = predict(
+        str(saved),
+        str(tmp_path / "u8.npy"),
+        str(tmp_path / "flat.npy"),
+        str(mnist_dir / "t10k-images-idx3-ubyte.gz"),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     expected = classes_on_arrays(saved, mnist_data.test.images)
@@ -88,14 +108,21 @@ def test_npy_and_idx_inputs(mnist_data, saved: Path, tmp_path: Path, mnist_dir: 
     assert len(out) == 2 + 10_000 and [o["prediction"] for o in out[2:]] == expected
 
 
-def test_bad_files_get_one_line_each_and_the_good_are_still_predicted(mnist_data, saved: Path,
-                                                                      tmp_path: Path) -> None:
+def test_bad_files_get_one_line_each_and_the_good_are_still_predicted(
+    mnist_data, saved: Path, tmp_path: Path
+) -> None:
     np.save(tmp_path / "small.npy", np.zeros((10, 10), np.uint8))
     np.save(tmp_path / "range.npy", np.full((28, 28), 2.0))
     (tmp_path / "junk.png").write_bytes(b"not a png")
     Image.fromarray(mnist_data.test.images[0].reshape(28, 28)).save(tmp_path / "good.png")
-    proc = predict(str(saved), str(tmp_path / "small.npy"), str(tmp_path / "good.png"), str(tmp_path / "junk.png"),
-                   str(tmp_path / "range.npy"), str(tmp_path / "none.png"))
+    proc = predict(
+        str(saved),
+        str(tmp_path / "small.npy"),
+        str(tmp_path / "good.png"),
+        str(tmp_path / "junk.png"),
+        str(tmp_path / "range.npy"),
+        str(tmp_path / "none.png"),
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     errors = proc.stderr.strip().splitlines()
     assert len(errors) == 4 and all(line.startswith("scratchlr: error: ") for line in errors)
@@ -115,14 +142,22 @@ def test_an_images_bytes_give_exactly_the_pixels_training_sees(mnist_data, tmp_p
     write_idx(tmp_path / "digits", digits, compress=True)
     assert (tmp_path / "digits").read_bytes()[:2] == b"\x1f\x8b"  # gzip, though not named so
     expected = model.pixels(mnist_data.test.images[:3])
-    got = [images.read(tmp_path / "a.png")[0], images.read(tmp_path / "paper.png")[0],
-           images.read(tmp_path / "a.npy")[0], *images.read(tmp_path / "digits")]
+    got = [
+        images.read(tmp_path / "a.png")[0],
+        images.read(tmp_path / "paper.png")[0],
+        images.read(tmp_path / "a.npy")[0],
+        *images.read(tmp_path / "digits"),
+    ]
     for x, e in zip(got, [expected[0], expected[1], expected[2], *expected]):
         assert x.dtype == np.float32 and x.tobytes() == e.tobytes()
-    assert np.sum(digits[0] / np.float32(255) != model.pixels(digits[0])) > 0  # the division would differ
+    assert (
+        np.sum(digits[0] / np.float32(255) != model.pixels(digits[0])) > 0
+    )  # the division would differ
 
 
-def test_pictures_without_pillow_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_pictures_without_pillow_say_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     (tmp_path / "a.png").write_bytes(b"x")
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(images.ImageError, match=r"pip install 'scratchlr\[plot\]'"):
@@ -136,7 +171,11 @@ def test_a_blank_picture_is_refused() -> None:
 
 def a_seven(mnist_data, side: int = 112) -> np.ndarray:
     """Test image 0 (a 7) scaled up: light ink on black, (side, side) uint8."""
-    return np.asarray(Image.fromarray(mnist_data.test.images[0].reshape(28, 28)).resize((side, side), Image.BICUBIC))
+    return np.asarray(
+        Image.fromarray(mnist_data.test.images[0].reshape(28, 28)).resize(
+            (side, side), Image.BICUBIC
+        )
+    )
 
 
 def test_real_world_pictures(mnist_data, saved: Path, tmp_path: Path) -> None:
@@ -152,20 +191,32 @@ def test_real_world_pictures(mnist_data, saved: Path, tmp_path: Path) -> None:
     Image.fromarray((grey * 255).astype(np.uint8)).save(tmp_path / "grey-paper.png")
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
-    Image.fromarray(255 - ink).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", exif=exif)
+    Image.fromarray(255 - ink).transpose(Image.Transpose.ROTATE_90).save(
+        tmp_path / "phone.jpg", exif=exif
+    )
     files = ["canvas.png", "scan16.png", "grey-paper.png", "phone.jpg"]
     proc = predict(str(saved), *(str(tmp_path / f) for f in files), "--json")
     assert proc.returncode == 0, proc.stderr
     assert [o["prediction"] for o in json.loads(proc.stdout)] == [7, 7, 7, 7]
 
 
-def test_more_bad_inputs_get_one_line_naming_the_file(saved: Path, tmp_path: Path, mnist_dir: Path) -> None:
-    Image.new("L", (9500, 9500), 255).save(tmp_path / "huge.png")  # past Pillow's bomb warning, 89 Mpx
+def test_more_bad_inputs_get_one_line_naming_the_file(
+    saved: Path, tmp_path: Path, mnist_dir: Path
+) -> None:
+    Image.new("L", (9500, 9500), 255).save(
+        tmp_path / "huge.png"
+    )  # past Pillow's bomb warning, 89 Mpx
     Image.new("L", (60, 60), 0).save(tmp_path / "black.png")
     np.save(tmp_path / "black.npy", np.zeros((28, 28), np.uint8))
     np.save(tmp_path / "nan.npy", np.full(784, np.nan))
     labels = mnist_dir / "t10k-labels-idx1-ubyte.gz"
-    names = [tmp_path / "huge.png", tmp_path / "black.png", tmp_path / "black.npy", tmp_path / "nan.npy", labels]
+    names = [
+        tmp_path / "huge.png",
+        tmp_path / "black.png",
+        tmp_path / "black.npy",
+        tmp_path / "nan.npy",
+        labels,
+    ]
     proc = predict(str(saved), *map(str, names))
     assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
     errors = proc.stderr.strip().splitlines()

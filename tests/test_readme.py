@@ -51,37 +51,78 @@ def test_readme_is_short_and_its_links_resolve() -> None:
 
 
 def test_readme_names_each_command() -> None:
-    verbs = [c.split()[3] if len(c.split()) > 3 and not c.split()[3].startswith("-") else "train"
-             for c in commands()]
-    assert set(verbs) >= {"train", "search", "evaluate", "predict", "plot", "serve", "exercise", "gradcheck",
-                          "download"}
+    verbs = [
+        c.split()[3] if len(c.split()) > 3 and not c.split()[3].startswith("-") else "train"
+        for c in commands()
+    ]
+    assert set(verbs) >= {
+        "train",
+        "search",
+        "evaluate",
+        "predict",
+        "plot",
+        "serve",
+        "exercise",
+        "gradcheck",
+        "download",
+    }
 
 
 def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_path: Path) -> None:
-    Image = pytest.importorskip("PIL.Image", reason="the README's predict and plot need the [plot] extra")
+    Image = pytest.importorskip(
+        "PIL.Image", reason="the README's predict and plot need the [plot] extra"
+    )
     pytest.importorskip("matplotlib")
-    shutil.copytree(mnist_dir, tmp_path / "data" / "mnist")  # the default data folder of a fresh clone
+    shutil.copytree(
+        mnist_dir, tmp_path / "data" / "mnist"
+    )  # the default data folder of a fresh clone
     Image.fromarray(mnist_data.test.images[0].reshape(28, 28)).save(tmp_path / "my-digit.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for command in commands():
         if command.split()[3:4] == ["serve"]:
             serves(command.split()[1:] + ["--port", "0"], tmp_path, env)
             continue
-        proc = subprocess.run([sys.executable, *command.split()[1:]], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=300)
-        if command.split()[3:5] == ["exercise", "check"]:  # on the skeleton just written: nothing passes yet
-            assert proc.returncode == 1 and "10 not written yet" in proc.stdout, (command, proc.stdout)
+        proc = subprocess.run(
+            [sys.executable, *command.split()[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if command.split()[3:5] == [
+            "exercise",
+            "check",
+        ]:  # on the skeleton just written: nothing passes yet
+            assert proc.returncode == 1 and "10 not written yet" in proc.stdout, (
+                command,
+                proc.stdout,
+            )
             continue
         assert proc.returncode == 0, (command, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr, command
     assert (tmp_path / "m.npz").exists() and (tmp_path / "run.csv").exists()
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
-        "confusion.png", "curves.png", "explain.png", "most_wrong.png", "templates.png"]
-    assert sorted(p.name for p in (tmp_path / "search-figs").iterdir()) == ["search_front.png", "search_map.png"]
+        "confusion.png",
+        "curves.png",
+        "explain.png",
+        "most_wrong.png",
+        "templates.png",
+    ]
+    assert sorted(p.name for p in (tmp_path / "search-figs").iterdir()) == [
+        "search_front.png",
+        "search_map.png",
+    ]
     assert len((tmp_path / "grid.csv").read_text().splitlines()) == 10  # the header and 9 trials
     label = int(mnist_data.test.labels[0])
-    out = subprocess.run([sys.executable, "-m", "scratchlr", "predict", "m.npz", "my-digit.png"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=300).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "scratchlr", "predict", "m.npz", "my-digit.png"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
     assert out.startswith(f"my-digit.png: {label}")
     assert np.isfinite(np.load(tmp_path / "m.npz")["W"]).all()
 
@@ -89,8 +130,14 @@ def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_
 def serves(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
     """The README's serve command (on a free port): it prints its URL, serves the page, and
     stops on Ctrl-C."""
-    proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = proc.stdout.readline().split(" on ")[-1].split()[0]
         assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
@@ -112,8 +159,23 @@ def test_the_readme_recipe_meets_its_accuracy_bar(mnist_dir: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     scores = []
     for seed in ("0", "1", "2"):
-        proc = subprocess.run([sys.executable, "-m", "scratchlr", *recipe, "--seed", seed, "--quiet", "--data-dir",
-                               str(mnist_dir)], capture_output=True, text=True, env=env, timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scratchlr",
+                *recipe,
+                "--seed",
+                seed,
+                "--quiet",
+                "--data-dir",
+                str(mnist_dir),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         scores.append(float(proc.stdout.splitlines()[-1].split()[-1]))
     assert min(scores) >= 0.925 and sorted(scores)[1] >= 0.9255, scores

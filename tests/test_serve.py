@@ -19,21 +19,35 @@ from scratchlr.serve.server import DemoServer
 
 def test_a_drawing_gets_the_explanation_of_its_pixels(synthetic: DemoServer) -> None:
     drawing = png(digit_like(1, 280))
-    status, headers, body = request(synthetic, "POST", "/api/predict", drawing, {"Content-Type": "image/png"})
+    status, headers, body = request(
+        synthetic, "POST", "/api/predict", drawing, {"Content-Type": "image/png"}
+    )
     assert status == 200 and headers["Content-Type"] == "application/json"
     out = json.loads(body)
     p, z = np.array(out["probabilities"]), np.array(out["logits"])
-    assert p.shape == z.shape == (10,) and abs(p.sum() - 1) < 1e-5 and out["prediction"] == int(p.argmax())
+    assert (
+        p.shape == z.shape == (10,)
+        and abs(p.sum() - 1) < 1e-5
+        and out["prediction"] == int(p.argmax())
+    )
     x = np.array(out["input"], np.float32).reshape(-1)
-    assert np.array(out["input"]).shape == (28, 28) and np.array_equal(x, images.from_bytes(drawing))
+    assert np.array(out["input"]).shape == (28, 28) and np.array_equal(
+        x, images.from_bytes(drawing)
+    )
     first, second = out["contributions"]
-    assert [first["class"], second["class"]] == list(np.argsort(-z, kind="stable")[:2])  # as plots.explain
+    assert [first["class"], second["class"]] == list(
+        np.argsort(-z, kind="stable")[:2]
+    )  # as plots.explain
     for part in (first, second):  # pixels + b = logit, and the map is x * W[:, c]
         c = part["class"]
         assert np.allclose(np.array(part["map"]).reshape(-1), x * synthetic.W[:, c], atol=1e-7)
         assert part["pixels"] + part["bias"] == pytest.approx(part["logit"], abs=1e-4)
-        assert part["logit"] == pytest.approx(z[c]) and part["bias"] == pytest.approx(float(synthetic.b[c]))
-    assert out["scale"] == pytest.approx(max(np.abs(np.array(q["map"])).max() for q in (first, second)))
+        assert part["logit"] == pytest.approx(z[c]) and part["bias"] == pytest.approx(
+            float(synthetic.b[c])
+        )
+    assert out["scale"] == pytest.approx(
+        max(np.abs(np.array(q["map"])).max() for q in (first, second))
+    )
 
 
 def test_templates_and_test_images(synthetic: DemoServer) -> None:
@@ -45,7 +59,9 @@ def test_templates_and_test_images(synthetic: DemoServer) -> None:
     status, _, body = request(synthetic, "GET", "/api/test/3")
     out = json.loads(body)
     assert status == 200 and out["index"] == 3 and out["label"] == 3
-    assert np.allclose(np.array(out["input"]).reshape(-1), synthetic.test.images[3] / 255.0, atol=1e-7)
+    assert np.allclose(
+        np.array(out["input"]).reshape(-1), synthetic.test.images[3] / 255.0, atol=1e-7
+    )
     status, _, body = request(synthetic, "GET", "/api/test/5")
     assert status == 404 and "no test image 5" in json.loads(body)["error"]
 
@@ -61,22 +77,33 @@ def test_the_palette_is_matplotlibs_map_of_the_plots() -> None:
 
 def test_the_page_and_its_headers(synthetic: DemoServer) -> None:
     status, headers, body = request(synthetic, "GET", "/")
-    assert status == 200 and headers["Content-Type"].startswith("text/html") and b'<canvas id="pad"' in body
+    assert (
+        status == 200
+        and headers["Content-Type"].startswith("text/html")
+        and b'<canvas id="pad"' in body
+    )
     policy = headers["Content-Security-Policy"]
-    assert "script-src 'self'" in policy and "default-src 'none'" in policy and "unsafe" not in policy
+    assert (
+        "script-src 'self'" in policy and "default-src 'none'" in policy and "unsafe" not in policy
+    )
     for path, kind in (("/page.js", "text/javascript"), ("/page.css", "text/css")):
         status, headers, body = request(synthetic, "GET", path)
         assert status == 200 and headers["Content-Type"].startswith(kind) and body
     status, headers, body = request(synthetic, "HEAD", "/api/templates")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 1000
     scripts = re.findall(rb"<script[^>]*>", request(synthetic, "GET", "/")[2])
-    assert scripts and all(b'src="/page.js"' in tag for tag in scripts)  # every script a file the policy allows
+    assert scripts and all(
+        b'src="/page.js"' in tag for tag in scripts
+    )  # every script a file the policy allows
 
 
 def test_200_requests_from_16_threads_are_all_answered_right(synthetic: DemoServer) -> None:
     drawings = [np.random.default_rng(seed).integers(0, 256, (28, 28)) for seed in range(20)]
     bodies = [png(d) for d in drawings]
-    expected = [api.explanation(synthetic.W, synthetic.b, images.from_bytes(body))["prediction"] for body in bodies]
+    expected = [
+        api.explanation(synthetic.W, synthetic.b, images.from_bytes(body))["prediction"]
+        for body in bodies
+    ]
     assert len(set(expected)) > 1  # the drawings do not all get one class
 
     def one(k: int) -> tuple[int, int]:

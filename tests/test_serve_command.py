@@ -21,8 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def scratchlr(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "scratchlr", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scratchlr", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        **kwargs,
+    )
 
 
 @pytest.fixture()
@@ -37,7 +43,9 @@ def command(saved: Path, mnist_dir: Path):
     proc.communicate()
 
 
-def test_mnist_images_get_what_predict_gives(command, saved: Path, mnist_data, tmp_path: Path) -> None:
+def test_mnist_images_get_what_predict_gives(
+    command, saved: Path, mnist_data, tmp_path: Path
+) -> None:
     """20 MNIST test images as PNG files (half at 28x28, half drawn 10x larger, which go through
     the MNIST-like preprocessing): the API's prediction and probabilities are predict --json's."""
     _, url = command
@@ -46,19 +54,28 @@ def test_mnist_images_get_what_predict_gives(command, saved: Path, mnist_data, t
         x = mnist_data.test.images[i].reshape(28, 28)
         files.append(tmp_path / f"{i}.png")
         files[-1].write_bytes(png(x if i < 10 else np.kron(x, np.ones((10, 10), np.uint8))))
-    proc = subprocess.run([sys.executable, "-m", "scratchlr", "predict", str(saved), *map(str, files), "--json"],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scratchlr", "predict", str(saved), *map(str, files), "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     host, port = url.split("//")[1].strip("/").split(":")
     for f, want in zip(files, json.loads(proc.stdout)):
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        conn.request("POST", "/api/predict", body=f.read_bytes(), headers={"Content-Type": "image/png"})
+        conn.request(
+            "POST", "/api/predict", body=f.read_bytes(), headers={"Content-Type": "image/png"}
+        )
         got = json.loads(conn.getresponse().read())
         conn.close()
         assert got["prediction"] == want["prediction"], f
         assert np.abs(np.array(got["probabilities"]) - want["probabilities"]).max() <= 1e-6
         assert np.abs(np.array(got["logits"]) - want["logits"]).max() <= 1e-6
-    right = sum(json.loads(proc.stdout)[i]["prediction"] == mnist_data.test.labels[i] for i in range(20))
+    right = sum(
+        json.loads(proc.stdout)[i]["prediction"] == mnist_data.test.labels[i] for i in range(20)
+    )
     assert right >= 16  # the model is a real one
 
 
@@ -79,18 +96,32 @@ def test_sigint_stops_the_server_cleanly(command) -> None:
     idle.close()
 
 
-def test_a_bad_model_or_a_busy_port_is_one_line(saved: Path, mnist_dir: Path, tmp_path: Path) -> None:
+def test_a_bad_model_or_a_busy_port_is_one_line(
+    saved: Path, mnist_dir: Path, tmp_path: Path
+) -> None:
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a model")
     proc = scratchlr("serve", str(junk), "--port", "0", "--data-dir", str(mnist_dir))
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and err.count("\n") == 1 and "junk.npz" in err and "not a model file" in err
+    assert (
+        proc.returncode == 1
+        and err.count("\n") == 1
+        and "junk.npz" in err
+        and "not a model file" in err
+    )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        proc = scratchlr("serve", str(saved), "--port", str(busy.getsockname()[1]), "--data-dir", str(mnist_dir))
+        proc = scratchlr(
+            "serve", str(saved), "--port", str(busy.getsockname()[1]), "--data-dir", str(mnist_dir)
+        )
         out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and err.count("\n") == 1 and "cannot listen on 127.0.0.1" in err and out == ""
+    assert (
+        proc.returncode == 1
+        and err.count("\n") == 1
+        and "cannot listen on 127.0.0.1" in err
+        and out == ""
+    )
     proc = scratchlr("serve", str(saved), "--port", "http")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and err.count("\n") == 1 and "a port is a number" in err

@@ -38,26 +38,52 @@ def test_bad_images_get_400_naming_the_problem(synthetic: DemoServer, name: str)
     assert words in json.loads(body)["error"]
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("HEAD", "/nothing", 404), ("HEAD", "/api/predict", 405),
-    ("GET", "/api/predict", 405), ("POST", "/", 405), ("PUT", "/api/templates", 405), ("DELETE", "/", 405),
-    ("BREW", "/api/predict", 405), ("OPTIONS", "/page.js", 405), ("GET", "/nothing", 404), ("DELETE", "/x", 404),
-    ("GET", "/../setup.cfg", 404), ("GET", "/%2e%2e/%2e%2e/etc/passwd", 404), ("GET", "/page.js/../../setup.cfg", 404),
-    ("GET", "//etc/passwd", 404), ("GET", "/scratchlr/serve/page/page.js", 404), ("GET", "/index.html", 404),
-    ("GET", "/api/test/-1", 404), ("GET", "/api/test/1e3", 404), ("GET", "/api/test/999999999", 404),
-    ("GET", "/api/test/%30", 404), ("GET", "/page.js%00.html", 404), ("GET", "/api/../page.js", 404),
-])
-def test_wrong_methods_and_path_tricks(synthetic: DemoServer, method: str, path: str, status: int) -> None:
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("HEAD", "/nothing", 404),
+        ("HEAD", "/api/predict", 405),
+        ("GET", "/api/predict", 405),
+        ("POST", "/", 405),
+        ("PUT", "/api/templates", 405),
+        ("DELETE", "/", 405),
+        ("BREW", "/api/predict", 405),
+        ("OPTIONS", "/page.js", 405),
+        ("GET", "/nothing", 404),
+        ("DELETE", "/x", 404),
+        ("GET", "/../setup.cfg", 404),
+        ("GET", "/%2e%2e/%2e%2e/etc/passwd", 404),
+        ("GET", "/page.js/../../setup.cfg", 404),
+        ("GET", "//etc/passwd", 404),
+        ("GET", "/scratchlr/serve/page/page.js", 404),
+        ("GET", "/index.html", 404),
+        ("GET", "/api/test/-1", 404),
+        ("GET", "/api/test/1e3", 404),
+        ("GET", "/api/test/999999999", 404),
+        ("GET", "/api/test/%30", 404),
+        ("GET", "/page.js%00.html", 404),
+        ("GET", "/api/../page.js", 404),
+    ],
+)
+def test_wrong_methods_and_path_tricks(
+    synthetic: DemoServer, method: str, path: str, status: int
+) -> None:
     got, headers, body = request(synthetic, method, path)
     assert got == status, body
-    assert headers["Content-Type"] == "application/json" and headers["X-Content-Type-Options"] == "nosniff"
+    assert (
+        headers["Content-Type"] == "application/json"
+        and headers["X-Content-Type-Options"] == "nosniff"
+    )
     assert body == b"" if method == "HEAD" else "error" in json.loads(body)
     if status == 405:
         assert method not in headers["Allow"] and headers["Allow"] in ("GET, HEAD", "POST")
 
 
 def test_bodies_too_large_unsized_or_truncated(synthetic: DemoServer) -> None:
-    big = raw(synthetic, f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode())
+    big = raw(
+        synthetic,
+        f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode(),
+    )
     assert big.startswith(b"HTTP/1.1 413") and b"at most" in big
     post = b"POST /api/predict HTTP/1.1\r\nHost: x\r\n"
     unsized = raw(synthetic, post + b"\r\n")
@@ -69,9 +95,13 @@ def test_bodies_too_large_unsized_or_truncated(synthetic: DemoServer) -> None:
         assert bad.startswith(b"HTTP/1.1 400") and b"Content-Length" in bad
     cut = raw(synthetic, post + b"Content-Length: 1000\r\n\r\n" + png(digit_like(4))[:50])
     assert cut.startswith(b"HTTP/1.1 400") and b"truncated body" in cut
-    garbage = raw(synthetic, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(200) + b"\r\n\r\n")
+    garbage = raw(
+        synthetic, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(200) + b"\r\n\r\n"
+    )
     assert garbage.startswith(b"HTTP/1.") and b" 400 " in garbage.split(b"\r\n")[0]
-    with socket.create_connection(synthetic.server_address[:2]) as s:  # a client that resets mid-body
+    with socket.create_connection(
+        synthetic.server_address[:2]
+    ) as s:  # a client that resets mid-body
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.sendall(post + b"Content-Length: 1000\r\n\r\n" + b"\x89PNG")
     assert request(synthetic, "GET", "/api/test/0")[0] == 200  # and it keeps answering
@@ -81,7 +111,9 @@ def test_a_stalled_client_holds_only_its_own_connection(synthetic: DemoServer) -
     """Half a request, then silence: the others are served meanwhile, and the server ends the
     stalled connection after its timeout (1 s here)."""
     stalled = [socket.create_connection(synthetic.server_address[:2], timeout=10) for _ in range(3)]
-    stalled[0].sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"\x89PNG")
+    stalled[0].sendall(
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"\x89PNG"
+    )
     stalled[1].sendall(b"GET /api/templ")  # mid request line
     stalled[2].sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # mid headers
     start = time.monotonic()
@@ -103,15 +135,28 @@ def test_keep_alive_framing_cannot_be_confused(synthetic: DemoServer) -> None:
     """A body the server does not read, or a length it cannot trust, ends the connection: what
     follows is never taken for a request of its own."""
     smuggled = b"GET /api/test/0 HTTP/1.1\r\nHost: x\r\n\r\n"
-    for head in (b"GET /api/predict HTTP/1.1\r\n", b"HEAD /api/predict HTTP/1.1\r\n", b"GET /nothing HTTP/1.1\r\n",
-                 b"PUT /api/templates HTTP/1.1\r\n"):
-        got = answers(synthetic, head + f"Host: x\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode() + smuggled)
+    for head in (
+        b"GET /api/predict HTTP/1.1\r\n",
+        b"HEAD /api/predict HTTP/1.1\r\n",
+        b"GET /nothing HTTP/1.1\r\n",
+        b"PUT /api/templates HTTP/1.1\r\n",
+    ):
+        got = answers(
+            synthetic,
+            head + f"Host: x\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode() + smuggled,
+        )
         assert len(got) == 1 and b" 200 " not in got[0], (head, got)
-    twice = answers(synthetic, b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n"
-                    b"\r\nabc" + smuggled)
+    twice = answers(
+        synthetic,
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n"
+        b"\r\nabc" + smuggled,
+    )
     assert twice == [b"HTTP/1.1 400 Bad Request"]
-    both = answers(synthetic, b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
-                   b"Content-Length: 3\r\n\r\nabc" + smuggled)
+    both = answers(
+        synthetic,
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+        b"Content-Length: 3\r\n\r\nabc" + smuggled,
+    )
     assert both == [b"HTTP/1.1 411 Length Required"]
     old = raw(synthetic, b"GET /\r\n\r\n")  # HTTP/0.9: an answer with headers, not the bare page
     assert old.startswith(b"HTTP/1.1 400") and b"nosniff" in old and b"<canvas" not in old
@@ -121,14 +166,22 @@ def test_a_413_reaches_a_client_that_is_still_uploading(synthetic: DemoServer) -
     for size in (MAX_BODY + 1, 12 * MAX_BODY):
         status, _, body = request(synthetic, "POST", "/api/predict", b"x" * size)
         assert status == 413 and b"at most" in body
-    early = raw(synthetic, f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n"
-                "Expect: 100-continue\r\n\r\n".encode())
-    assert early.startswith(b"HTTP/1.1 413") and b"100 Continue" not in early  # refused before it is sent
+    early = raw(
+        synthetic,
+        f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n"
+        "Expect: 100-continue\r\n\r\n".encode(),
+    )
+    assert (
+        early.startswith(b"HTTP/1.1 413") and b"100 Continue" not in early
+    )  # refused before it is sent
 
 
 def test_a_trickling_client_runs_out_of_time(synthetic: DemoServer) -> None:
     """A byte every 0.3 s never lets a read time out, but the request's 1 s is still up."""
-    for prefix in (b"GET /api/test/0 HTTP/1.1\r\nHo", b"POST /api/predict HTTP/1.1\r\nContent-Length: 900\r\n\r\n"):
+    for prefix in (
+        b"GET /api/test/0 HTTP/1.1\r\nHo",
+        b"POST /api/predict HTTP/1.1\r\nContent-Length: 900\r\n\r\n",
+    ):
         with socket.create_connection(synthetic.server_address[:2], timeout=10) as s:
             s.sendall(prefix)
             start, answer = time.monotonic(), b""
@@ -146,8 +199,15 @@ def test_a_trickling_client_runs_out_of_time(synthetic: DemoServer) -> None:
 
 
 def test_connections_beyond_the_limit_get_503(synthetic: DemoServer) -> None:
-    small = DemoServer(("127.0.0.1", 0), synthetic.W, synthetic.b, synthetic.test, quiet=True, timeout_s=5,
-                       max_connections=3)
+    small = DemoServer(
+        ("127.0.0.1", 0),
+        synthetic.W,
+        synthetic.b,
+        synthetic.test,
+        quiet=True,
+        timeout_s=5,
+        max_connections=3,
+    )
     threading.Thread(target=small.serve_forever, daemon=True).start()
     try:
         held = [socket.create_connection(small.server_address[:2], timeout=10) for _ in range(3)]

@@ -29,7 +29,15 @@ def test_repeat_batches_follow_dataset_repeat_batch(n: int, batch: int) -> None:
 
 def test_epoch_batches_keep_last_partial_batch() -> None:
     got = [concat(r) for r in batches.batch_ranges(10, 4, 7, "epoch")]
-    assert got == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [0, 1, 2, 3]]
+    assert got == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9],
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9],
+        [0, 1, 2, 3],
+    ]
 
 
 def test_take_is_a_view_for_one_range_and_concatenates_wraps() -> None:
@@ -38,8 +46,17 @@ def test_take_is_a_view_for_one_range_and_concatenates_wraps() -> None:
     assert batches.take(a, [(8, 10), (0, 2)])[:, 0].tolist() == [16, 18, 0, 2]
 
 
-@pytest.mark.parametrize("field, value", [("learning_rate", 0), ("batch_size", -1), ("num_steps", 0),
-                                          ("display_step", 0), ("batching", "shuffle"), ("dtype", "int8")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("learning_rate", 0),
+        ("batch_size", -1),
+        ("num_steps", 0),
+        ("display_step", 0),
+        ("batching", "shuffle"),
+        ("dtype", "int8"),
+    ],
+)
 def test_config_rejects_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field.split("_")[0]):
         train.Config(**{field: value})
@@ -88,11 +105,19 @@ def manual_run(data, config: train.Config) -> tuple[np.ndarray, np.ndarray, list
     return W, b, losses
 
 
-@pytest.mark.parametrize("config", [
-    train.Config(learning_rate=0.5, batch_size=1000, num_steps=60, display_step=1),  # wraps at 55000
-    train.Config(batch_size=128, num_steps=432, display_step=1, batching="epoch"),  # partial batch 430
-    train.Config(batch_size=100, num_steps=20, display_step=1, dtype="float64"),
-], ids=["repeat-wrap", "epoch-partial", "float64"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        train.Config(
+            learning_rate=0.5, batch_size=1000, num_steps=60, display_step=1
+        ),  # wraps at 55000
+        train.Config(
+            batch_size=128, num_steps=432, display_step=1, batching="epoch"
+        ),  # partial batch 430
+        train.Config(batch_size=100, num_steps=20, display_step=1, dtype="float64"),
+    ],
+    ids=["repeat-wrap", "epoch-partial", "float64"],
+)
 def test_loop_equals_manual_loop(mnist_data, config: train.Config) -> None:
     result = quiet(mnist_data, config, numpy_backend())
     W, b, losses = manual_run(mnist_data, config)

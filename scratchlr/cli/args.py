@@ -83,7 +83,9 @@ def writable_file(text: str) -> Path:
         with temporary(path):  # the atomic write's own temporary file, made and removed
             pass
     except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
+        raise argparse.ArgumentTypeError(
+            f"cannot write in {path.parent}: {exc.strerror or exc}"
+        ) from None
     return path
 
 
@@ -95,15 +97,25 @@ def mirror(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_data_args(p: argparse.ArgumentParser, fetches: bool = True,
-                  quiet: str = "no progress bars (download, training)") -> None:
+def add_data_args(
+    p: argparse.ArgumentParser,
+    fetches: bool = True,
+    quiet: str = "no progress bars (download, training)",
+) -> None:
     """Flags saying where MNIST lives and (if the command ``fetches`` it) where to fetch it
     from, and ``--quiet``, with the help ``quiet``."""
-    p.add_argument("--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)")
+    p.add_argument(
+        "--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)"
+    )
     if fetches:
-        p.add_argument("--mirror", action="append", metavar="URL", type=mirror,
-                       help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
-                       f"default ${download.MIRROR_ENV}, then the public mirrors)")
+        p.add_argument(
+            "--mirror",
+            action="append",
+            metavar="URL",
+            type=mirror,
+            help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
+            f"default ${download.MIRROR_ENV}, then the public mirrors)",
+        )
         p.add_argument("--quiet", action="store_true", help=quiet)
 
 

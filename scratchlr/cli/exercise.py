@@ -17,23 +17,35 @@ from .args import Parser, fail
 
 def add_parser(commands: Any) -> None:
     """The ``exercise`` command, with its ``init`` and ``check``."""
-    p = commands.add_parser("exercise", help="write the model's functions yourself, and check them",
-                            description="Write the model's functions yourself: 'init DIR' writes DIR/my_model.py "
-                            "(each function's signature, equation and shapes, its body to write) and a README; "
-                            "'check FILE' compares each function with scratchlr's, with hints.")
+    p = commands.add_parser(
+        "exercise",
+        help="write the model's functions yourself, and check them",
+        description="Write the model's functions yourself: 'init DIR' writes DIR/my_model.py "
+        "(each function's signature, equation and shapes, its body to write) and a README; "
+        "'check FILE' compares each function with scratchlr's, with hints.",
+    )
     steps = p.add_subparsers(title="steps", metavar="STEP", required=True, parser_class=Parser)
-    q = steps.add_parser("init", help="write my_model.py and a README into DIR",
-                         description="Write DIR/my_model.py and DIR/README.md (DIR is made if missing; files "
-                         "already there are kept, and nothing is written).")
+    q = steps.add_parser(
+        "init",
+        help="write my_model.py and a README into DIR",
+        description="Write DIR/my_model.py and DIR/README.md (DIR is made if missing; files "
+        "already there are kept, and nothing is written).",
+    )
     q.add_argument("directory", metavar="DIR", type=Path)
     q.set_defaults(run=run_init)
-    q = steps.add_parser("check", help="check a my_model.py against scratchlr's functions",
-                         description="Import FILE and check each function against scratchlr's on random inputs, "
-                         "extreme logits and MNIST (where the data folder has it), then the gradient against "
-                         "finite differences. Exits 0 only when everything passes.")
+    q = steps.add_parser(
+        "check",
+        help="check a my_model.py against scratchlr's functions",
+        description="Import FILE and check each function against scratchlr's on random inputs, "
+        "extreme logits and MNIST (where the data folder has it), then the gradient against "
+        "finite differences. Exits 0 only when everything passes.",
+    )
     q.add_argument("file", metavar="FILE", type=Path)
-    q.add_argument("--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist); without "
-                   "it, the MNIST stage is skipped")
+    q.add_argument(
+        "--data-dir",
+        help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist); without "
+        "it, the MNIST stage is skipped",
+    )
     q.set_defaults(run=run_check)
 
 
@@ -42,9 +54,15 @@ def run_init(args: argparse.Namespace) -> int:
     try:
         written = skeleton.init(args.directory)
     except OSError as exc:
-        return fail(str(exc) if isinstance(exc, FileExistsError) else f"{args.directory}: {exc.strerror or exc}")
-    print(f"wrote {', '.join(map(str, written))}; write the functions, then: "
-          f"python -m scratchlr exercise check {written[0]}")
+        return fail(
+            str(exc)
+            if isinstance(exc, FileExistsError)
+            else f"{args.directory}: {exc.strerror or exc}"
+        )
+    print(
+        f"wrote {', '.join(map(str, written))}; write the functions, then: "
+        f"python -m scratchlr exercise check {written[0]}"
+    )
     return 0
 
 
@@ -63,5 +81,7 @@ def run_check(args: argparse.Namespace) -> int:
     for v in verdicts:
         print(v.line(), flush=True)
     counts = {s: sum(v.status == s for v in verdicts) for s in ("pass", "fail", "todo")}
-    print(f"{counts['pass']} of {len(verdicts)} pass, {counts['fail']} fail, {counts['todo']} not written yet")
+    print(
+        f"{counts['pass']} of {len(verdicts)} pass, {counts['fail']} fail, {counts['todo']} not written yet"
+    )
     return 0 if counts["pass"] == len(verdicts) else 1

@@ -20,9 +20,12 @@ TOP_FLAGS = ("-h", "--help", "--version")
 
 def parser() -> tuple[Parser, dict[str, Parser]]:
     """The top-level parser (``--version``, and one subcommand per command), and each command's parser."""
-    p = Parser(prog=PROG, description="Softmax regression on MNIST, by hand. With no command, or with flags "
-               "first, it trains: 'scratchlr [FLAGS]' is 'scratchlr train [FLAGS]'. "
-               "Each command's flags: scratchlr COMMAND --help.")
+    p = Parser(
+        prog=PROG,
+        description="Softmax regression on MNIST, by hand. With no command, or with flags "
+        "first, it trains: 'scratchlr [FLAGS]' is 'scratchlr train [FLAGS]'. "
+        "Each command's flags: scratchlr COMMAND --help.",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = p.add_subparsers(title="commands", metavar="COMMAND", required=True)
     training.add_parser(commands)
@@ -44,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "train")
     if argv[0] not in commands:
         close = difflib.get_close_matches(argv[0], commands, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f" (the commands: {', '.join(commands)})"
+        hint = (
+            f"; did you mean '{close[0]}'?" if close else f" (the commands: {', '.join(commands)})"
+        )
         return usage_error(f"unknown command '{argv[0]}'{hint}")
     args = commands[argv[0]].parse_args(argv[1:])  # so a usage error names the command
     try:

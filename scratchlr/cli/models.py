@@ -24,36 +24,62 @@ from .args import add_data_args, fail, load_data, usage_error
 
 def add_parsers(commands: Any) -> None:
     """The ``evaluate``, ``predict`` and ``plot`` commands and their flags."""
-    p = commands.add_parser("evaluate", help="score a saved model on a split",
-                            description="Loss, accuracy, confusion matrix, per-class precision, recall and F1, and "
-                            "the most confused pairs of a saved model on one split of MNIST.")
+    p = commands.add_parser(
+        "evaluate",
+        help="score a saved model on a split",
+        description="Loss, accuracy, confusion matrix, per-class precision, recall and F1, and "
+        "the most confused pairs of a saved model on one split of MNIST.",
+    )
     p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
-    p.add_argument("--split", choices=("test", "validation", "train"), default="test", help="which split (test)")
+    p.add_argument(
+        "--split",
+        choices=("test", "validation", "train"),
+        default="test",
+        help="which split (test)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_data_args(p)
     p.set_defaults(run=run_evaluate)
 
-    p = commands.add_parser("predict", help="classify images of your own",
-                            description="Classify images of one's own: PNG/JPEG (Pillow), .npy (28x28 or 784, uint8 "
-                            "or [0, 1]) or IDX image files. Pictures are made MNIST-like first "
-                            "(scratchlr/files/images.py says how).")
+    p = commands.add_parser(
+        "predict",
+        help="classify images of your own",
+        description="Classify images of one's own: PNG/JPEG (Pillow), .npy (28x28 or 784, uint8 "
+        "or [0, 1]) or IDX image files. Pictures are made MNIST-like first "
+        "(scratchlr/files/images.py says how).",
+    )
     p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
     p.add_argument("files", metavar="FILE", nargs="+", help="images to classify")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(run=run_predict)
 
-    p = commands.add_parser("plot", help="draw a saved model's pictures, or a search's",
-                            description="Write the pictures of a saved model as PNG files: templates.png (the weight "
-                            "templates), confusion.png, most_wrong.png, explain.png (why one prediction) and, with "
-                            "--history, curves.png; with --search, a search's search_map.png (validation accuracy "
-                            "over its two busiest settings) and search_front.png (accuracy against time, and the "
-                            "Pareto front). Needs the [plot] extra (matplotlib).")
+    p = commands.add_parser(
+        "plot",
+        help="draw a saved model's pictures, or a search's",
+        description="Write the pictures of a saved model as PNG files: templates.png (the weight "
+        "templates), confusion.png, most_wrong.png, explain.png (why one prediction) and, with "
+        "--history, curves.png; with --search, a search's search_map.png (validation accuracy "
+        "over its two busiest settings) and search_front.png (accuracy against time, and the "
+        "Pareto front). Needs the [plot] extra (matplotlib).",
+    )
     p.add_argument("model", metavar="MODEL.npz", nargs="?", help="a model written by --save")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into (made if missing)")
-    p.add_argument("--history", metavar="FILE", help="a history CSV written by --history, for curves.png")
-    p.add_argument("--search", metavar="FILE.csv", help="a search's --results, for search_map.png and "
-                   "search_front.png")
-    p.add_argument("--explain", metavar="FILE", help="an image to explain (default: the first test image)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder to write the PNGs into (made if missing)",
+    )
+    p.add_argument(
+        "--history", metavar="FILE", help="a history CSV written by --history, for curves.png"
+    )
+    p.add_argument(
+        "--search",
+        metavar="FILE.csv",
+        help="a search's --results, for search_map.png and search_front.png",
+    )
+    p.add_argument(
+        "--explain", metavar="FILE", help="an image to explain (default: the first test image)"
+    )
     add_data_args(p)
     p.set_defaults(run=run_plot)
 
@@ -67,10 +93,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return fail(str(exc))
     split = getattr(data, args.split)
     if not len(split.labels):
-        return fail(f"{args.model}: trained with no validation images held out, so there is no validation split")
+        return fail(
+            f"{args.model}: trained with no validation images held out, so there is no validation split"
+        )
     r = report(m.W, m.b, split, numpy_backend())
-    print(json.dumps({"model": str(args.model), "split": args.split, **r}, indent=1) if args.json
-          else format_report(r, f"{args.model}, {args.split} split"))
+    print(
+        json.dumps({"model": str(args.model), "split": args.split, **r}, indent=1)
+        if args.json
+        else format_report(r, f"{args.model}, {args.split} split")
+    )
     return 0
 
 
@@ -79,8 +110,13 @@ def predicted(m: modelfile.ModelFile, x: np.ndarray, label: str) -> dict[str, An
     probabilities, and all ten probabilities and logits."""
     z, p = scores(m.W, m.b, x)
     top = [[int(c), float(p[c])] for c in np.argsort(-p, kind="stable")[:3]]
-    return {"file": label, "prediction": top[0][0], "top3": top, "probabilities": [float(v) for v in p],
-            "logits": [float(v) for v in z]}
+    return {
+        "file": label,
+        "prediction": top[0][0],
+        "top3": top,
+        "probabilities": [float(v) for v in p],
+        "logits": [float(v) for v in z],
+    }
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -103,7 +139,10 @@ def run_predict(args: argparse.Namespace) -> int:
             out.append(predicted(m, x, label))
             if not args.json:
                 top = out[-1]["top3"]
-                print(f"{label}: {top[0][0]}  ({', '.join(f'{c}: {p:.4f}' for c, p in top)})", flush=True)
+                print(
+                    f"{label}: {top[0][0]}  ({', '.join(f'{c}: {p:.4f}' for c, p in top)})",
+                    flush=True,
+                )
     if args.json:
         print(json.dumps(out, indent=1))
     return 1 if failed else 0
@@ -116,7 +155,9 @@ def run_plot(args: argparse.Namespace) -> int:
     except ImportError:
         return fail("plot needs matplotlib: pip install 'scratchlr[plot]'")
     if args.model is None and (args.search is None or args.history or args.explain):
-        return usage_error("give a MODEL.npz (with --history or --explain if wanted), or --search FILE.csv, or both")
+        return usage_error(
+            "give a MODEL.npz (with --history or --explain if wanted), or --search FILE.csv, or both"
+        )
     try:
         searched = search_figures(plots, Path(args.search)) if args.search else {}
         out = Path(args.out)
@@ -128,11 +169,22 @@ def run_plot(args: argparse.Namespace) -> int:
         if records == []:
             return fail(f"{args.history}: the history has no records to draw")
         data = load_data(args, m.config.validation_size)
-        x, title = ((images.read(args.explain)[0], Path(args.explain).name) if args.explain
-                    else (model.pixels(data.test.images[0], np.float32), f"test image 0 (a {data.test.labels[0]})"))
+        x, title = (
+            (images.read(args.explain)[0], Path(args.explain).name)
+            if args.explain
+            else (
+                model.pixels(data.test.images[0], np.float32),
+                f"test image 0 (a {data.test.labels[0]})",
+            )
+        )
         out.mkdir(parents=True, exist_ok=True)
-    except (modelfile.ModelFileError, download.DownloadError, mnist.MNISTDataError, images.ImageError,
-            ValueError) as exc:
+    except (
+        modelfile.ModelFileError,
+        download.DownloadError,
+        mnist.MNISTDataError,
+        images.ImageError,
+        ValueError,
+    ) as exc:
         return fail(str(exc))
     except OSError as exc:
         return fail(f"{exc.filename or args.out}: {exc.strerror or exc}")
@@ -140,9 +192,15 @@ def run_plot(args: argparse.Namespace) -> int:
     figures = {
         "templates.png": lambda: plots.weight_templates(m.W),
         "confusion.png": lambda: plots.confusion(confusion_matrix(data.test.labels, yhat)),
-        "most_wrong.png": lambda: plots.most_wrong(m.W, m.b, np.asarray(data.test.images), data.test.labels),
+        "most_wrong.png": lambda: plots.most_wrong(
+            m.W, m.b, np.asarray(data.test.images), data.test.labels
+        ),
         "explain.png": lambda: plots.explain(m.W, m.b, x, title),
-        **({"curves.png": lambda: plots.curves(records, averaged=m.config.average is not None)} if records else {}),
+        **(
+            {"curves.png": lambda: plots.curves(records, averaged=m.config.average is not None)}
+            if records
+            else {}
+        ),
         **searched,
     }
     return write_figures(plots, figures, out)
@@ -154,8 +212,13 @@ def search_figures(plots: Any, path: Path) -> dict[str, Callable[[], Any]]:
     names, table = results.read_table(path)
     if not table:
         raise ValueError(f"{path}: no trial has finished: there is nothing to draw")
-    mapped = plots.search_map(names, table)  # drawn now: it refuses results where nothing varies, before any file
-    return {"search_map.png": lambda: mapped, "search_front.png": lambda: plots.search_front(names, table)}
+    mapped = plots.search_map(
+        names, table
+    )  # drawn now: it refuses results where nothing varies, before any file
+    return {
+        "search_map.png": lambda: mapped,
+        "search_front.png": lambda: plots.search_front(names, table),
+    }
 
 
 def write_figures(plots: Any, figures: dict[str, Callable[[], Any]], out: Path) -> int:

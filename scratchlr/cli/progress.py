@@ -29,8 +29,14 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.update(n)
         elif sys.stderr.isatty() and time.perf_counter() - self.start >= self.delay:
-            self.bar = tqdm(total=self.total, initial=self.done, desc="train", unit="step", file=sys.stderr,
-                            leave=False)
+            self.bar = tqdm(
+                total=self.total,
+                initial=self.done,
+                desc="train",
+                unit="step",
+                file=sys.stderr,
+                leave=False,
+            )
 
     def close(self) -> None:
         """Erase the bar, if it was drawn."""

@@ -38,8 +38,13 @@ TOP = 5
 class Given(argparse.Action):
     """Keep each training flag's text, in the order the flags were given (the grid's order)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, text: Any,
-                 option: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        text: Any,
+        option: str | None = None,
+    ) -> None:
         given = namespace.given = list(getattr(namespace, "given", None) or [])
         if any(name == self.dest for name, _ in given):
             parser.error(f"{option} given twice (give its values as one comma list)")
@@ -48,7 +53,9 @@ class Given(argparse.Action):
 
 def address(text: str) -> str:
     """An argparse type: a Dask scheduler's TCP address, ``[tcp://]HOST:PORT``."""
-    found = re.fullmatch(r"(tcp://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d+)", text)  # HOST: a name, or [IPv6]
+    found = re.fullmatch(
+        r"(tcp://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d+)", text
+    )  # HOST: a name, or [IPv6]
     if not found or not 0 < int(found.group(3)) < 65536:
         raise argparse.ArgumentTypeError(f"not a scheduler's address (tcp://HOST:PORT): {text!r}")
     return text
@@ -56,30 +63,74 @@ def address(text: str) -> str:
 
 def add_parser(commands: Any) -> None:
     """The ``search`` command: every training flag, as a value, a list or a range, then the search's own."""
-    p = commands.add_parser("search", help="tune the training flags on the validation split",
-                            description="Train one run per trial and score each on the validation split (the test "
-                            "split is not read). Each training flag takes one VALUE (fixed), a comma list V1,V2,... "
-                            "(a grid axis; the grid is the product of the axes, in the order given), or with --trials "
-                            "a range LOW:HIGH or LOW:HIGH:log (sampled; integers stay integers). A flag with no value "
-                            "(--shuffle) is true; 'none' unsets an optional one.")
+    p = commands.add_parser(
+        "search",
+        help="tune the training flags on the validation split",
+        description="Train one run per trial and score each on the validation split (the test "
+        "split is not read). Each training flag takes one VALUE (fixed), a comma list V1,V2,... "
+        "(a grid axis; the grid is the product of the axes, in the order given), or with --trials "
+        "a range LOW:HIGH or LOW:HIGH:log (sampled; integers stay integers). A flag with no value "
+        "(--shuffle) is true; 'none' unsets an optional one.",
+    )
     for f, where in config_fields(p):
-        bare = "true" if f.default is False else str(f.metadata["const"]) if "const" in f.metadata else None
+        bare = (
+            "true"
+            if f.default is False
+            else str(f.metadata["const"])
+            if "const" in f.metadata
+            else None
+        )
         kinds = f"; one of {', '.join(f.metadata['choices'])}" if "choices" in f.metadata else ""
         alone = f"; given bare: {bare}" if bare else ""
-        where.add_argument(flag(f.name), dest=f.name, action=Given, metavar="VALUES", nargs="?" if bare else None,
-                           const=bare, help=f"{f.metadata['help']} (default: {space.text(f.default) or 'unset'}"
-                           f"{kinds}{alone})")
+        where.add_argument(
+            flag(f.name),
+            dest=f.name,
+            action=Given,
+            metavar="VALUES",
+            nargs="?" if bare else None,
+            const=bare,
+            help=f"{f.metadata['help']} (default: {space.text(f.default) or 'unset'}"
+            f"{kinds}{alone})",
+        )
     s = p.add_argument_group("the search")
-    s.add_argument("--trials", type=int, metavar="N", help="sample N trials of the ranges and lists, not the grid")
+    s.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="sample N trials of the ranges and lists, not the grid",
+    )
     s.add_argument("--search-seed", type=int, metavar="S", help="seed of --trials' sampling (0)")
-    s.add_argument("--jobs", type=int, default=1, metavar="N", help="trials at once, in N worker processes (1: here)")
-    s.add_argument("--scheduler", metavar="ADDRESS", type=address, help="run the trials on the Dask cluster there "
-                   "(tcp://HOST:PORT; needs the [dist] extra); each worker reads MNIST from its own data folder")
-    s.add_argument("--results", metavar="FILE.csv", type=writable_file,
-                   help="one row per finished trial, rewritten after each")
-    s.add_argument("--resume", action="store_true", help="keep the trials already in --results; run the rest")
-    s.add_argument("--test-best", action="store_true", help="retrain the best trial, score it once on the test split")
-    s.add_argument("--save", metavar="MODEL.npz", type=writable_file, help="with --test-best, keep that model")
+    s.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="trials at once, in N worker processes (1: here)",
+    )
+    s.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        type=address,
+        help="run the trials on the Dask cluster there "
+        "(tcp://HOST:PORT; needs the [dist] extra); each worker reads MNIST from its own data folder",
+    )
+    s.add_argument(
+        "--results",
+        metavar="FILE.csv",
+        type=writable_file,
+        help="one row per finished trial, rewritten after each",
+    )
+    s.add_argument(
+        "--resume", action="store_true", help="keep the trials already in --results; run the rest"
+    )
+    s.add_argument(
+        "--test-best",
+        action="store_true",
+        help="retrain the best trial, score it once on the test split",
+    )
+    s.add_argument(
+        "--save", metavar="MODEL.npz", type=writable_file, help="with --test-best, keep that model"
+    )
     add_data_args(p)
     p.set_defaults(run=run, given=[])
 
@@ -91,14 +142,20 @@ def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str], dic
     axes = [space.parse_axis(name, text) for name, text in args.given]
     varying = [a.name for a in axes if a.varies]
     if not varying:
-        raise ValueError("nothing to search: give a flag a comma list of values, or a range with --trials N")
+        raise ValueError(
+            "nothing to search: give a flag a comma list of values, or a range with --trials N"
+        )
     if any(a.name == "validate" and a.values != (True,) for a in axes):
-        raise ValueError("--validate is always on in a search: every trial is scored on the validation split")
+        raise ValueError(
+            "--validate is always on in a search: every trial is scored on the validation split"
+        )
     if args.trials is not None and args.trials < 1:
         raise ValueError(f"--trials must be positive, got {args.trials}")
     if args.search_seed is not None and args.trials is None:
         raise ValueError("--search-seed is the sampling's: it needs --trials")
-    todo = space.samples(axes, args.trials, args.search_seed or 0) if args.trials else space.grid(axes)
+    todo = (
+        space.samples(axes, args.trials, args.search_seed or 0) if args.trials else space.grid(axes)
+    )
     for i, settings in enumerate(todo, start=1):
         try:
             space.config(settings)
@@ -120,16 +177,29 @@ def check(args: argparse.Namespace) -> str | None:
     return None
 
 
-def resumed(path: Path, rows: list[tuple[space.Settings, results.Outcome]], todo: list[space.Settings],
-            varying: list[str]) -> dict[int, results.Outcome]:
+def resumed(
+    path: Path,
+    rows: list[tuple[space.Settings, results.Outcome]],
+    todo: list[space.Settings],
+    varying: list[str],
+) -> dict[int, results.Outcome]:
     """The trials of ``todo`` among the rows of the results file ``path``, by index;
     ``ValueError`` if it has a row that is not a trial of this search (or is there twice)."""
     done: dict[int, results.Outcome] = {}
     for settings, outcome in rows:
-        i = next((i for i, t in enumerate(todo) if i not in done and all(t[n] == settings[n] for n in varying)), None)
+        i = next(
+            (
+                i
+                for i, t in enumerate(todo)
+                if i not in done and all(t[n] == settings[n] for n in varying)
+            ),
+            None,
+        )
         if i is None:
-            raise ValueError(f"{path}: its trial {space.describe(settings, varying)} is not one of this search's "
-                             "(--resume needs the flags that wrote it)")
+            raise ValueError(
+                f"{path}: its trial {space.describe(settings, varying)} is not one of this search's "
+                "(--resume needs the flags that wrote it)"
+            )
         done[i] = outcome
     return done
 
@@ -150,14 +220,24 @@ def executor(args: argparse.Namespace, stop: Callable[[], bool]) -> Iterator[tup
 def table(best: list[tuple[space.Settings, results.Outcome]], varying: list[str]) -> list[str]:
     """The best trials as aligned text lines, a header first."""
     names = ["rank", *results.header(varying)]
-    cells = [[str(k), *(space.text(s[n]) for n in varying), f"{o.val_loss:.6f}", f"{o.val_accuracy:.4f}",
-              str(o.steps), f"{o.seconds:.2f}"] for k, (s, o) in enumerate(best, start=1)]
+    cells = [
+        [
+            str(k),
+            *(space.text(s[n]) for n in varying),
+            f"{o.val_loss:.6f}",
+            f"{o.val_accuracy:.4f}",
+            str(o.steps),
+            f"{o.seconds:.2f}",
+        ]
+        for k, (s, o) in enumerate(best, start=1)
+    ]
     widths = [max(len(row[j]) for row in [names, *cells]) for j in range(len(names))]
     return ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in [names, *cells]]
 
 
-def prepare(args: argparse.Namespace, todo: list[space.Settings], varying: list[str],
-            common: dict[str, str]) -> dict[int, results.Outcome]:
+def prepare(
+    args: argparse.Namespace, todo: list[space.Settings], varying: list[str], common: dict[str, str]
+) -> dict[int, results.Outcome]:
     """The trials a resumed results file already has (none without ``--resume``), the
     training files fetched and verified where the trials run on this machine. Raises
     ``ValueError`` (a file of another search), ``DownloadError`` or ``MNISTDataError``."""
@@ -167,8 +247,12 @@ def prepare(args: argparse.Namespace, todo: list[space.Settings], varying: list[
         results.check_shared(args.results, common)
         done = resumed(args.results, rows, todo, varying)
     elif args.results and args.results.exists() and not args.quiet:
-        print(f"{PROG} search: replacing {args.results} (--resume would continue it)", file=sys.stderr)
-    if not args.scheduler:  # here, or workers on this machine: fetch and verify the training files first
+        print(
+            f"{PROG} search: replacing {args.results} (--resume would continue it)", file=sys.stderr
+        )
+    if (
+        not args.scheduler
+    ):  # here, or workers on this machine: fetch and verify the training files first
         download.fetch_missing(args.data_dir, args.mirror, args.quiet, mnist.TRAIN_FILES)
         trials.data(args.data_dir, 0)
     return done
@@ -184,8 +268,10 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         return usage_error(problem)
     if args.scheduler and importlib.util.find_spec("distributed") is None:
-        return fail("--scheduler needs dask.distributed, the [dist] extra: pip install -e '.[dist]' in a checkout, "
-                    "or pip install distributed")
+        return fail(
+            "--scheduler needs dask.distributed, the [dist] extra: pip install -e '.[dist]' in a checkout, "
+            "or pip install distributed"
+        )
     try:
         done = prepare(args, todo, varying, common)
     except (ValueError, download.DownloadError, mnist.MNISTDataError) as exc:
@@ -196,18 +282,32 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{PROG} search: {len(todo)} trials ({len(done)} done), on {where}", file=sys.stderr)
     try:  # the workers start before the progress bar's thread, which could take a Ctrl-C meant for the search
-        with Interrupt() as interrupted, executor(args, interrupted) as (runner, width), \
-                progress(args, len(todo), len(done)) as bar:
+        with (
+            Interrupt() as interrupted,
+            executor(args, interrupted) as (runner, width),
+            progress(args, len(todo), len(done)) as bar,
+        ):
 
             def finished(i: int, outcome: results.Outcome) -> None:
                 done[i] = outcome
                 if args.results:
-                    results.write(args.results, [(todo[j], done[j]) for j in sorted(done)], varying, common)
+                    results.write(
+                        args.results, [(todo[j], done[j]) for j in sorted(done)], varying, common
+                    )
                 bar.update(1)
-                bar.set_postfix_str(f"best val_accuracy {max(o.val_accuracy for o in done.values()):.4f}")
+                bar.set_postfix_str(
+                    f"best val_accuracy {max(o.val_accuracy for o in done.values()):.4f}"
+                )
 
-            trials.run_all(runner, width, todo, [i for i in range(len(todo)) if i not in done], args.data_dir,
-                           finished, interrupted)
+            trials.run_all(
+                runner,
+                width,
+                todo,
+                [i for i in range(len(todo)) if i not in done],
+                args.data_dir,
+                finished,
+                interrupted,
+            )
             stopped = interrupted()  # a Ctrl-C from here on waits for --test-best's one run
             bar.close()
             best = show(args, [(todo[i], done[i]) for i in sorted(done)], varying)
@@ -220,7 +320,9 @@ def run(args: argparse.Namespace) -> int:
     except BrokenProcessPool as exc:
         return fail(f"a worker process died: {exc}")
     except OSError as exc:
-        return fail(f"cannot write {exc.filename or args.results or args.save}: {exc.strerror or exc}")
+        return fail(
+            f"cannot write {exc.filename or args.results or args.save}: {exc.strerror or exc}"
+        )
     if stopped:
         rest = "; --resume runs the rest" if args.results and len(done) < len(todo) else ""
         print(f"{PROG}: interrupted after {len(done)} of {len(todo)} trials{rest}", file=sys.stderr)
@@ -233,32 +335,48 @@ def progress(args: argparse.Namespace, total: int, done: int) -> Iterator[Any]:
     """A tqdm bar of trials on stderr, drawn only on a terminal (and not with ``--quiet``)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total, initial=done, desc="search", unit="trial", file=sys.stderr,
-               disable=args.quiet or not sys.stderr.isatty())
+    bar = tqdm(
+        total=total,
+        initial=done,
+        desc="search",
+        unit="trial",
+        file=sys.stderr,
+        disable=args.quiet or not sys.stderr.isatty(),
+    )
     try:
         yield bar
     finally:
         bar.close()
 
 
-def show(args: argparse.Namespace, rows: list[tuple[space.Settings, results.Outcome]],
-         varying: list[str]) -> tuple[space.Settings, results.Outcome] | None:
+def show(
+    args: argparse.Namespace, rows: list[tuple[space.Settings, results.Outcome]], varying: list[str]
+) -> tuple[space.Settings, results.Outcome] | None:
     """Print the best trials and the command that trains the best; return the best (None
     if no trial finished)."""
     if not rows:
         return None
     best = results.best(rows, TOP)
-    print(f"The {len(best)} best of {len(rows)} trials, by validation accuracy "
-          f"({'on ' + str(args.results) if args.results else 'not kept: give --results'}):")
+    print(
+        f"The {len(best)} best of {len(rows)} trials, by validation accuracy "
+        f"({'on ' + str(args.results) if args.results else 'not kept: give --results'}):"
+    )
     print("\n".join(table(best, varying)))
     data = [] if not args.data_dir else ["--data-dir", args.data_dir]
-    env = [f"{name}=1" for name in trials.ONE_BLAS_THREAD if os.environ.get(name, "1") != "1"]  # as the trials ran
-    print(f"Best: {' '.join(env + [''])}python -m {PROG} "
-          f"{shlex.join([*space.arguments(best[0][0]), '--device', 'cpu', *data])}", flush=True)
+    env = [
+        f"{name}=1" for name in trials.ONE_BLAS_THREAD if os.environ.get(name, "1") != "1"
+    ]  # as the trials ran
+    print(
+        f"Best: {' '.join(env + [''])}python -m {PROG} "
+        f"{shlex.join([*space.arguments(best[0][0]), '--device', 'cpu', *data])}",
+        flush=True,
+    )
     return best[0]
 
 
-def test_best(args: argparse.Namespace, runner: Executor, best: tuple[space.Settings, results.Outcome]) -> None:
+def test_best(
+    args: argparse.Namespace, runner: Executor, best: tuple[space.Settings, results.Outcome]
+) -> None:
     """Retrain the best trial where the trials ran, score it once on the test split, and keep
     the model if asked. The run is the trial's, bit for bit, so its validation accuracy is the
     trial's. ``OSError`` if the model cannot be written."""
@@ -266,7 +384,18 @@ def test_best(args: argparse.Namespace, runner: Executor, best: tuple[space.Sett
     if not args.scheduler:  # the test files, fetched and read now and only now
         download.fetch_missing(args.data_dir, args.mirror, args.quiet)
     tested = runner.submit(trials.run_tested, settings, args.data_dir).result()
-    print(f"Test accuracy of the best (the test split, read once): {tested.test_accuracy:.4f}", flush=True)
+    print(
+        f"Test accuracy of the best (the test split, read once): {tested.test_accuracy:.4f}",
+        flush=True,
+    )
     if args.save:
-        modelfile.save(args.save, modelfile.ModelFile(tested.W, tested.b, space.config(settings),
-                                                      outcome.val_accuracy, tested.test_accuracy))
+        modelfile.save(
+            args.save,
+            modelfile.ModelFile(
+                tested.W,
+                tested.b,
+                space.config(settings),
+                outcome.val_accuracy,
+                tested.test_accuracy,
+            ),
+        )

@@ -21,14 +21,21 @@ from .args import add_data_args, fail
 
 def add_parser(commands: Any) -> None:
     """The ``serve`` command and its flags."""
-    p = commands.add_parser("serve", help="a page where you draw a digit and watch the model decide",
-                            description="Serve a page (and its JSON API) where one draws a digit and sees what the "
-                            "model sees, its ten probabilities and logits, the pixels that push the two likeliest "
-                            "classes up or down, and the templates; or a random MNIST test image. Needs Pillow (the "
-                            "[serve] or [plot] extra). Ctrl-C stops it.")
+    p = commands.add_parser(
+        "serve",
+        help="a page where you draw a digit and watch the model decide",
+        description="Serve a page (and its JSON API) where one draws a digit and sees what the "
+        "model sees, its ten probabilities and logits, the pixels that push the two likeliest "
+        "classes up or down, and the templates; or a random MNIST test image. Needs Pillow (the "
+        "[serve] or [plot] extra). Ctrl-C stops it.",
+    )
     p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
-    p.add_argument("--port", type=port, default=8000, help="port to listen on (8000; 0: any free port)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)"
+    )
+    p.add_argument(
+        "--port", type=port, default=8000, help="port to listen on (8000; 0: any free port)"
+    )
     add_data_args(p, quiet="no access log, and no download progress bar")
     p.set_defaults(run=run_serve)
 
@@ -48,7 +55,9 @@ def run_serve(args: argparse.Namespace) -> int:
         m = modelfile.load(args.model)
         download.fetch_missing(args.data_dir, args.mirror, args.quiet, mnist.TEST_FILES)
         arrays = mnist.load_arrays(mnist.data_dir(args.data_dir), mnist.TEST_FILES)
-        test = mnist.Split(arrays["test_images"].reshape(-1, mnist.PIXELS), arrays["test_labels"].astype(np.int64))
+        test = mnist.Split(
+            arrays["test_images"].reshape(-1, mnist.PIXELS), arrays["test_labels"].astype(np.int64)
+        )
     except (modelfile.ModelFileError, download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     try:

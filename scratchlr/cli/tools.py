@@ -13,19 +13,29 @@ from .args import PROG, add_data_args, fail
 
 def add_parsers(commands: Any) -> None:
     """The ``download`` and ``gradcheck`` commands and their flags."""
-    p = commands.add_parser("download", help="fetch and verify MNIST",
-                            description="Fetch, verify (MD5 of the decompressed data) and cache the four MNIST files. "
-                            "Files already verified are not fetched again.")
+    p = commands.add_parser(
+        "download",
+        help="fetch and verify MNIST",
+        description="Fetch, verify (MD5 of the decompressed data) and cache the four MNIST files. "
+        "Files already verified are not fetched again.",
+    )
     add_data_args(p)
     p.set_defaults(run=run_download)
 
-    p = commands.add_parser("gradcheck", help="check the gradient against finite differences",
-                            description="Compare the analytic gradient with central differences (float64) on a "
-                            "random problem (with and without weight decay) and, when MNIST is present, on its first "
-                            f"32 examples. Exits 1 if the max relative error exceeds {gradcheck.TOLERANCE:g}.")
-    p.add_argument("--sweep", action="store_true", help="print the two- and five-point differences' errors at "
-                   "h = 1e-1 ... 1e-5 on the random problem, and both on MNIST's first 32 examples (docs/math.md "
-                   "section 9); check nothing")
+    p = commands.add_parser(
+        "gradcheck",
+        help="check the gradient against finite differences",
+        description="Compare the analytic gradient with central differences (float64) on a "
+        "random problem (with and without weight decay) and, when MNIST is present, on its first "
+        f"32 examples. Exits 1 if the max relative error exceeds {gradcheck.TOLERANCE:g}.",
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="print the two- and five-point differences' errors at "
+        "h = 1e-1 ... 1e-5 on the random problem, and both on MNIST's first 32 examples (docs/math.md "
+        "section 9); check nothing",
+    )
     add_data_args(p, fetches=False)
     p.set_defaults(run=run_gradcheck)
 
@@ -37,7 +47,11 @@ def run_download(args: argparse.Namespace) -> int:
     except (download.DownloadError, mnist.MNISTDataError) as exc:
         return fail(str(exc))
     directory = mnist.data_dir(args.data_dir)
-    print(f"fetched {', '.join(fetched)} into {directory}" if fetched else f"MNIST already verified in {directory}")
+    print(
+        f"fetched {', '.join(fetched)} into {directory}"
+        if fetched
+        else f"MNIST already verified in {directory}"
+    )
     return 0
 
 
@@ -53,11 +67,16 @@ def run_gradcheck(args: argparse.Namespace) -> int:
         present = directory.is_dir() and any(mnist.find(directory, f) for f in mnist.FILES.values())
         if present or directory.is_file():
             return fail(str(exc))  # a file, or files present but broken: say so rather than skip
-        print(f"{PROG}: MNIST not found in {directory}; checking the random problem only", file=sys.stderr)
+        print(
+            f"{PROG}: MNIST not found in {directory}; checking the random problem only",
+            file=sys.stderr,
+        )
     if args.sweep:
         gradcheck.run_sweep(arrays)
         return 0
     worst = gradcheck.run(arrays)
     verdict = "OK" if worst <= gradcheck.TOLERANCE else "FAILED"
-    print(f"gradcheck {verdict}: max relative error {worst:.3e} (tolerance {gradcheck.TOLERANCE:g})")
+    print(
+        f"gradcheck {verdict}: max relative error {worst:.3e} (tolerance {gradcheck.TOLERANCE:g})"
+    )
     return 0 if worst <= gradcheck.TOLERANCE else 1

@@ -22,22 +22,42 @@ from ..backend import DEVICES, BackendError, numpy_backend, select
 from ..dataset import download, mnist
 from ..files import history, modelfile
 from ..train import evaluate, train
-from .args import PROG, add_config_args, add_data_args, config_from, fail, load_data, usage_error, writable_file
+from .args import (
+    PROG,
+    add_config_args,
+    add_data_args,
+    config_from,
+    fail,
+    load_data,
+    usage_error,
+    writable_file,
+)
 from .progress import ProgressBar, say
 
 
 def add_parser(commands: Any) -> None:
     """The ``train`` command and its flags: one per :class:`scratchlr.config.Config` field (the
     seed's hyper-parameters are the defaults), then the device, the files it writes and the data."""
-    p = commands.add_parser("train", help="train softmax regression (the default command)",
-                            description="Train softmax regression on MNIST exactly like TensorFlow's eager example, "
-                            "or past it with the options below. 'scratchlr [FLAGS]' is 'scratchlr train [FLAGS]'.")
+    p = commands.add_parser(
+        "train",
+        help="train softmax regression (the default command)",
+        description="Train softmax regression on MNIST exactly like TensorFlow's eager example, "
+        "or past it with the options below. 'scratchlr [FLAGS]' is 'scratchlr train [FLAGS]'.",
+    )
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     add_config_args(p)
-    p.add_argument("--device", default="auto", choices=DEVICES, help="array backend (default: auto)")
-    p.add_argument("--history", metavar="FILE", type=writable_file, help="write the run's history as CSV")
-    p.add_argument("--save", metavar="MODEL.npz", type=writable_file,
-                   help="write the trained model (W, b and how they were made) to MODEL.npz")
+    p.add_argument(
+        "--device", default="auto", choices=DEVICES, help="array backend (default: auto)"
+    )
+    p.add_argument(
+        "--history", metavar="FILE", type=writable_file, help="write the run's history as CSV"
+    )
+    p.add_argument(
+        "--save",
+        metavar="MODEL.npz",
+        type=writable_file,
+        help="write the trained model (W, b and how they were made) to MODEL.npz",
+    )
     add_data_args(p)
     p.set_defaults(run=run)
 
@@ -66,8 +86,12 @@ class Interrupt:
             signal.signal(signal.SIGINT, self.handle)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         signal.signal(signal.SIGINT, self.previous)
 
 
@@ -89,28 +113,55 @@ def run(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - start
     try:
         with Interrupt() as interrupted:
-            result = train(data, config, backend, emit=say, progress=None if args.quiet else ProgressBar,
-                           stop=interrupted)
+            result = train(
+                data,
+                config,
+                backend,
+                emit=say,
+                progress=None if args.quiet else ProgressBar,
+                stop=interrupted,
+            )
     except MemoryError:
-        return fail(f"out of memory (batches of {config.batch_size} rows need "
-                    f"{config.batch_size * mnist.PIXELS * np.dtype(config.dtype).itemsize / 2**20:.0f} MiB "
-                    "each buffer)")
+        return fail(
+            f"out of memory (batches of {config.batch_size} rows need "
+            f"{config.batch_size * mnist.PIXELS * np.dtype(config.dtype).itemsize / 2**20:.0f} MiB "
+            "each buffer)"
+        )
     try:
         if args.history:
             history.write_csv(args.history, result.history)
-        if args.save:  # the result's W and b are host arrays: the validation score is NumPy's on any backend
-            validation = evaluate(result.W, result.b, data.validation, numpy_backend())[1] \
-                if config.validation_size else None
-            modelfile.save(args.save, modelfile.ModelFile(result.W, result.b, config, validation,
-                                                          result.test_accuracy,
-                                                          result.steps if result.interrupted else None))
+        if (
+            args.save
+        ):  # the result's W and b are host arrays: the validation score is NumPy's on any backend
+            validation = (
+                evaluate(result.W, result.b, data.validation, numpy_backend())[1]
+                if config.validation_size
+                else None
+            )
+            modelfile.save(
+                args.save,
+                modelfile.ModelFile(
+                    result.W,
+                    result.b,
+                    config,
+                    validation,
+                    result.test_accuracy,
+                    result.steps if result.interrupted else None,
+                ),
+            )
     except OSError as exc:
-        return fail(f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}")
+        return fail(
+            f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}"
+        )
     if result.interrupted:
-        print(f"{PROG}: interrupted at step {result.steps} of {config.total_steps(len(data.train.labels))}",
-              file=sys.stderr)
+        print(
+            f"{PROG}: interrupted at step {result.steps} of {config.total_steps(len(data.train.labels))}",
+            file=sys.stderr,
+        )
     us = 1e6 * result.train_seconds / max(result.steps, 1)
-    print(f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
-          f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})",
-          file=sys.stderr)
+    print(
+        f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
+        f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})",
+        file=sys.stderr,
+    )
     return 130 if result.interrupted else 0

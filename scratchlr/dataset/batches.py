@@ -48,8 +48,15 @@ def batch_ranges(n: int, batch_size: int, num_steps: int, batching: str) -> Iter
                 step += 1
 
 
-def batches(images: Any, labels: Any, batch_size: int, num_steps: int, batching: str, shuffle: bool = False,
-            seed: int = 0) -> Iterator[tuple[Any, ...]]:
+def batches(
+    images: Any,
+    labels: Any,
+    batch_size: int,
+    num_steps: int,
+    batching: str,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> Iterator[tuple[Any, ...]]:
     """(images, labels, ranges) for each of ``num_steps`` steps: the ranges of :func:`batch_ranges`
     into the examples as they are, or, with ``shuffle``, into a permutation of them drawn
     each epoch from ``numpy.random.default_rng(seed)`` (:func:`shuffled_batches`)."""
@@ -59,7 +66,9 @@ def batches(images: Any, labels: Any, batch_size: int, num_steps: int, batching:
     return ((images, labels, r) for r in ranges)
 
 
-def shuffled_batches(images: Any, labels: Any, batches: Iterator[Ranges], rng: Any) -> Iterator[tuple[Any, ...]]:
+def shuffled_batches(
+    images: Any, labels: Any, batches: Iterator[Ranges], rng: Any
+) -> Iterator[tuple[Any, ...]]:
     """(images, labels, ranges) per step, the ranges of ``batches`` read through a permutation.
 
     Each epoch (a range starting at example 0) draws ``rng.permutation(n)`` on the host
@@ -75,7 +84,11 @@ def shuffled_batches(images: Any, labels: Any, batches: Iterator[Ranges], rng: A
                 order = xp.asarray(rng.permutation(len(labels)))
             parts.append(order[lo:hi])
         index = parts[0] if len(parts) == 1 else xp.concatenate(parts)
-        yield xp.take(images, index, axis=0), xp.take(labels, index), [(0, len(index))]  # take: a row memcpy each
+        yield (
+            xp.take(images, index, axis=0),
+            xp.take(labels, index),
+            [(0, len(index))],
+        )  # take: a row memcpy each
 
 
 def rows(ranges: Ranges) -> int:

@@ -85,9 +85,13 @@ def check_mirror(mirror: str) -> str:
     """``mirror`` itself, or ``ValueError`` if its scheme is not http, https or file (or none:
     a folder)."""
     scheme = urllib.parse.urlparse(mirror).scheme
-    if scheme not in ("http", "https", "file", "") and len(scheme) > 1:  # one letter: a Windows drive
-        raise ValueError(f"mirror {mirror}: the scheme '{scheme}' is not supported "
-                         "(use http://, https://, file:// or a folder)")
+    if (
+        scheme not in ("http", "https", "file", "") and len(scheme) > 1
+    ):  # one letter: a Windows drive
+        raise ValueError(
+            f"mirror {mirror}: the scheme '{scheme}' is not supported "
+            "(use http://, https://, file:// or a folder)"
+        )
     return mirror
 
 
@@ -110,7 +114,9 @@ def local_path(mirror: str) -> Path | None:
     return Path(mirror)
 
 
-def http_get(http: requests.Session, url: str, out: BinaryIO, settings: Settings, name: str) -> None:
+def http_get(
+    http: requests.Session, url: str, out: BinaryIO, settings: Settings, name: str
+) -> None:
     """Stream ``url`` into ``out``, retrying connection errors and 5xx with backoff."""
     import requests
     from tqdm import tqdm
@@ -132,15 +138,23 @@ def http_get(http: requests.Session, url: str, out: BinaryIO, settings: Settings
                     raise MirrorFailed(f"HTTP {r.status_code} {r.reason}")
                 size = int(r.headers.get("Content-Length") or 0) or None
                 hide = settings.quiet or not sys.stderr.isatty()
-                with tqdm(total=size, unit="B", unit_scale=True, desc=name, disable=hide, leave=False) as bar:
+                with tqdm(
+                    total=size, unit="B", unit_scale=True, desc=name, disable=hide, leave=False
+                ) as bar:
                     for chunk in r.iter_content(1 << 16):
                         out.write(chunk)
                         bar.update(len(chunk))
                 return
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             last = describe(exc)
             unreachable = not isinstance(exc, requests.Timeout) and any(
-                text in str(exc) for text in ("NameResolution", "Failed to establish", "Failed to resolve"))
+                text in str(exc)
+                for text in ("NameResolution", "Failed to establish", "Failed to resolve")
+            )
     raise MirrorFailed(last, unreachable)
 
 
@@ -155,13 +169,17 @@ def describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 
-def fetch_from(mirror: str, f: mnist.MNISTFile, directory: Path, http: requests.Session, settings: Settings) -> Path:
+def fetch_from(
+    mirror: str, f: mnist.MNISTFile, directory: Path, http: requests.Session, settings: Settings
+) -> Path:
     """Fetch ``f`` from one mirror (its ``.gz`` name, else uncompressed), verify it and
     rename it into ``directory``. Raises ``NotFound`` or ``MirrorFailed``."""
     for name in (f.name, f.name[: -len(".gz")]):
         final = directory / name
         try:
-            with replacing(final) as tmp:  # renamed into place only if the block ends without an error
+            with replacing(
+                final
+            ) as tmp:  # renamed into place only if the block ends without an error
                 transfer(mirror, name, tmp, http, settings)
                 try:
                     array = mnist.read_verified(tmp, f, label=name)
@@ -174,13 +192,17 @@ def fetch_from(mirror: str, f: mnist.MNISTFile, directory: Path, http: requests.
     raise NotFound("not found")
 
 
-def transfer(mirror: str, name: str, target: Path, http: requests.Session, settings: Settings) -> None:
+def transfer(
+    mirror: str, name: str, target: Path, http: requests.Session, settings: Settings
+) -> None:
     """Copy the mirror's file ``name`` into the file ``target``. Raises ``NotFound`` or ``MirrorFailed``."""
     source = local_path(mirror)
     try:
         with open(target, "wb") as out:
             if source is None:
-                http_get(http, urllib.parse.urljoin(mirror.rstrip("/") + "/", name), out, settings, name)
+                http_get(
+                    http, urllib.parse.urljoin(mirror.rstrip("/") + "/", name), out, settings, name
+                )
             elif (source / name).is_file():
                 with open(source / name, "rb") as src:
                     shutil.copyfileobj(src, out)
@@ -190,7 +212,13 @@ def transfer(mirror: str, name: str, target: Path, http: requests.Session, setti
         raise MirrorFailed(f"{type(exc).__name__}: {exc}") from None
 
 
-def fetch(f: mnist.MNISTFile, directory: Path, tried: list[str], http: requests.Session, settings: Settings) -> Path:
+def fetch(
+    f: mnist.MNISTFile,
+    directory: Path,
+    tried: list[str],
+    http: requests.Session,
+    settings: Settings,
+) -> Path:
     """Try each mirror in ``tried`` in turn; the first verified copy wins."""
     failures: list[tuple[str, Exception]] = []
     for mirror in tried:
@@ -202,13 +230,19 @@ def fetch(f: mnist.MNISTFile, directory: Path, tried: list[str], http: requests.
         raise DownloadError(f"{f.name} is not in {directory} and no mirror is configured; {HINT}")
     detail = "; ".join(f"{m} ({e})" for m, e in failures)
     if all(isinstance(e, MirrorFailed) and e.unreachable for _, e in failures):
-        raise DownloadError(f"offline: no mirror could be reached and {directory} has no copy of {f.name} "
-                            f"(tried {detail}); {HINT}")
+        raise DownloadError(
+            f"offline: no mirror could be reached and {directory} has no copy of {f.name} "
+            f"(tried {detail}); {HINT}"
+        )
     raise DownloadError(f"could not fetch {f.name} into {directory}: tried {detail}; {HINT}")
 
 
-def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings(),
-           keys: Sequence[str] = tuple(mnist.FILES)) -> list[str]:
+def ensure(
+    directory: Path,
+    tried: Sequence[str],
+    settings: Settings = Settings(),
+    keys: Sequence[str] = tuple(mnist.FILES),
+) -> list[str]:
     """Make ``directory`` hold the verified files of ``keys`` (default: all four), fetching
     only what is missing or bad; no other file is opened. Returns the names fetched. Raises
     ``DownloadError`` (one line), or ``MNISTDataError`` if ``directory`` is a file. A
@@ -227,7 +261,9 @@ def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings(
         with store.locked(directory), session() as http:
             try:
                 for f, problem in problems.items():
-                    if problem is None or cached(directory, f) is None:  # another process may have fetched it
+                    if (
+                        problem is None or cached(directory, f) is None
+                    ):  # another process may have fetched it
                         continue
                     try:
                         fetched.append(fetch(f, directory, list(tried), http, settings).name)
@@ -235,7 +271,9 @@ def ensure(directory: Path, tried: Sequence[str], settings: Settings = Settings(
                         raise DownloadError(f"{problem}; {exc}" if problem else str(exc)) from None
             except BaseException:  # a failed fetch, or Ctrl-C: leave nothing this call made
                 if not lock_was_there:
-                    (directory / store.LOCK).unlink(missing_ok=True)  # while holding it (see store.locked)
+                    (directory / store.LOCK).unlink(
+                        missing_ok=True
+                    )  # while holding it (see store.locked)
                 remove_if_empty(made)
                 raise
     except OSError as exc:
@@ -251,8 +289,12 @@ def remove_if_empty(made: list[Path]) -> None:
             folder.rmdir()
 
 
-def fetch_missing(data_dir: str | None = None, explicit_mirrors: Sequence[str] | None = None,
-                  quiet: bool = False, keys: Sequence[str] = tuple(mnist.FILES)) -> list[str]:
+def fetch_missing(
+    data_dir: str | None = None,
+    explicit_mirrors: Sequence[str] | None = None,
+    quiet: bool = False,
+    keys: Sequence[str] = tuple(mnist.FILES),
+) -> list[str]:
     """Make the data folder (:func:`scratchlr.dataset.mnist.data_dir` of ``data_dir``) hold
     verified MNIST (the files of ``keys``: all four by default), fetching what is missing
     from :func:`mirrors` (``explicit_mirrors`` first). Returns the names fetched; raises

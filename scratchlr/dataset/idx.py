@@ -125,5 +125,7 @@ def _parse(f: Stream, name: str, size: int, gzipped: bool, digest: Any) -> np.nd
     try:
         array = buf.view(dtype).reshape(dims)
     except ValueError:  # e.g. (0, 2**31, 2**31): no data, but a shape NumPy cannot hold
-        raise IDXFormatError(f"{name}: dimensions {list(dims)} are too large for an array") from None
+        raise IDXFormatError(
+            f"{name}: dimensions {list(dims)} are too large for an array"
+        ) from None
     return array.astype(dtype.newbyteorder("="), copy=False)

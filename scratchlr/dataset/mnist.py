@@ -41,13 +41,19 @@ class MNISTFile:
 
 FILES = {
     "train_images": MNISTFile(
-        "train-images-idx3-ubyte.gz", "6bbc9ace898e44ae57da46a324031adb", 47040016, (TRAIN_SIZE, SIDE, SIDE)
+        "train-images-idx3-ubyte.gz",
+        "6bbc9ace898e44ae57da46a324031adb",
+        47040016,
+        (TRAIN_SIZE, SIDE, SIDE),
     ),
     "train_labels": MNISTFile(
         "train-labels-idx1-ubyte.gz", "a25bea736e30d166cdddb491f175f624", 60008, (TRAIN_SIZE,)
     ),
     "test_images": MNISTFile(
-        "t10k-images-idx3-ubyte.gz", "2646ac647ad5339dbf082846283269ea", 7840016, (TEST_SIZE, SIDE, SIDE)
+        "t10k-images-idx3-ubyte.gz",
+        "2646ac647ad5339dbf082846283269ea",
+        7840016,
+        (TEST_SIZE, SIDE, SIDE),
     ),
     "test_labels": MNISTFile(
         "t10k-labels-idx1-ubyte.gz", "27ae3e4e09519cfbb04c329615203637", 10008, (TEST_SIZE,)
@@ -106,7 +112,9 @@ def read_verified(path: Path, f: MNISTFile, label: str | None = None) -> np.ndar
     try:
         array = read_idx(path, digest)
     except IDXFormatError as exc:
-        raise MNISTDataError(f"{label}: corrupt MNIST file: {str(exc).split(': ', 1)[-1]}") from None
+        raise MNISTDataError(
+            f"{label}: corrupt MNIST file: {str(exc).split(': ', 1)[-1]}"
+        ) from None
     if digest is not None and digest.hexdigest() != f.md5:
         raise MNISTDataError(
             f"{label}: MD5 of the decompressed data is {digest.hexdigest()}, expected {f.md5}"
@@ -120,8 +128,10 @@ def read_verified(path: Path, f: MNISTFile, label: str | None = None) -> np.ndar
 def check_folder(directory: Path) -> None:
     """``MNISTDataError`` if ``directory`` is there but is not a folder."""
     if directory.exists() and not directory.is_dir():
-        raise MNISTDataError(f"{directory} is a file, not a folder: the data folder holds the four MNIST files "
-                             f"(set --data-dir or {DATA_ENV})")
+        raise MNISTDataError(
+            f"{directory} is a file, not a folder: the data folder holds the four MNIST files "
+            f"(set --data-dir or {DATA_ENV})"
+        )
 
 
 def load_arrays(directory: Path, keys: tuple[str, ...] = tuple(FILES)) -> dict[str, np.ndarray]:
@@ -205,7 +215,9 @@ def split(arrays: dict[str, np.ndarray], validation_size: int = DEFAULT_VALIDATI
     images = arrays["train_images"].reshape(n, -1)
     labels = arrays["train_labels"].astype(np.int64)
     test_labels = arrays.get("test_labels", np.zeros(0, np.uint8))  # none: a split of no rows
-    test_images = arrays.get("test_images", np.zeros((0, SIDE, SIDE), np.uint8)).reshape(len(test_labels), PIXELS)
+    test_images = arrays.get("test_images", np.zeros((0, SIDE, SIDE), np.uint8)).reshape(
+        len(test_labels), PIXELS
+    )
     return MNIST(
         train=Split(images[validation_size:], labels[validation_size:]),
         validation=Split(images[:validation_size], labels[:validation_size]),

@@ -24,8 +24,15 @@ import numpy as np
 from .. import gradcheck, model
 from .skeleton import FUNCTIONS
 
-RTOL, ULPS = 1e-5, 16  # room for another order of operations (16 ulps of the inputs' scale), not another formula
-DTYPED = ("pixels", "loss", "accuracy")  # the functions whose docstrings fix the dtype of the answer
+RTOL, ULPS = (
+    1e-5,
+    16,
+)  # room for another order of operations (16 ulps of the inputs' scale), not another formula
+DTYPED = (
+    "pixels",
+    "loss",
+    "accuracy",
+)  # the functions whose docstrings fix the dtype of the answer
 HINTS = {
     "pixels": "x = u8 * (1/255), the factor rounded to dtype first: astype(dtype) * dtype.type(1 / 255) (math.md §1)",
     "logits": "z = X W + b: (N, D) @ (D, C), plus b (C,) on every row (math.md §1)",
@@ -68,7 +75,9 @@ def load(path: Path) -> ModuleType:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     except Exception as exc:  # the learner's code: any error is theirs to see, in one line
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        at = "" if isinstance(exc, SyntaxError) else f" (line {where.lineno})" if where else ""  # SyntaxError has it
+        at = (
+            "" if isinstance(exc, SyntaxError) else f" (line {where.lineno})" if where else ""
+        )  # SyntaxError has it
         raise LearnerError(f"{path}: cannot be imported: {type(exc).__name__}: {exc}{at}") from None
     return module
 
@@ -79,26 +88,46 @@ def stages(mnist_images: np.ndarray | None, mnist_labels: np.ndarray | None) -> 
     X, W, b = rng.normal(size=(16, 12)), rng.normal(size=(12, 5)) / 3, rng.normal(size=5)
     z, y = rng.normal(size=(16, 5)) * 3, rng.integers(0, 5, 16)
     G = model.grad_logits(z, y)
-    out = {"random inputs": {"pixels": (rng.integers(0, 256, (16, 784)).astype(np.uint8),), "logits": (X, W, b),
-                             "grad_W": (X, G), "grad_b": (G,), **on_logits(z, y)}}
+    out = {
+        "random inputs": {
+            "pixels": (rng.integers(0, 256, (16, 784)).astype(np.uint8),),
+            "logits": (X, W, b),
+            "grad_W": (X, G),
+            "grad_b": (G,),
+            **on_logits(z, y),
+        }
+    }
     huge = rng.choice([-1e4, -30.0, 0.0, 5.0, 1e4], size=(16, 5)).astype(np.float32)
-    huge[0], y[0] = [0, 1e-8, -5, -5, -5], 1  # logits apart, probabilities tied: argmax p is class 0
+    huge[0], y[0] = (
+        [0, 1e-8, -5, -5, -5],
+        1,
+    )  # logits apart, probabilities tied: argmax p is class 0
     edges = np.where(rng.random((16, 784)) < 0.5, 0, 255).astype(np.uint8)
     out["extreme values"] = {"pixels": (edges, "float64"), **on_logits(huge, y)}
     if mnist_images is not None and mnist_labels is not None:
-        u8, labels = np.asarray(mnist_images[:256]).reshape(256, -1), np.asarray(mnist_labels[:256]).astype(np.int64)
+        u8, labels = (
+            np.asarray(mnist_images[:256]).reshape(256, -1),
+            np.asarray(mnist_labels[:256]).astype(np.int64),
+        )
         X32 = model.pixels(u8)
         W32 = (rng.normal(size=(X32.shape[1], 10)) * 0.05).astype(np.float32)
         z32 = model.logits(X32, W32, np.zeros(10, np.float32))
-        out["MNIST's first 256 images"] = {"pixels": (u8,), "logits": (X32, W32, np.zeros(10, np.float32)),
-                                           "grad_W": (X32, model.grad_logits(z32, labels)),
-                                           "grad_b": (model.grad_logits(z32, labels),), **on_logits(z32, labels)}
+        out["MNIST's first 256 images"] = {
+            "pixels": (u8,),
+            "logits": (X32, W32, np.zeros(10, np.float32)),
+            "grad_W": (X32, model.grad_logits(z32, labels)),
+            "grad_b": (model.grad_logits(z32, labels),),
+            **on_logits(z32, labels),
+        }
     return out
 
 
 def on_logits(z: np.ndarray, y: np.ndarray) -> Inputs:
     """The arguments of the functions of logits: softmax's, and those of (z, y)."""
-    return {"softmax": (z,), **{name: (z, y) for name in ("cross_entropy", "loss", "grad_logits", "accuracy")}}
+    return {
+        "softmax": (z,),
+        **{name: (z, y) for name in ("cross_entropy", "loss", "grad_logits", "accuracy")},
+    }
 
 
 def difference(got: Any, want: np.ndarray, n: int, scale: float, dtyped: bool) -> str | None:
@@ -117,13 +146,21 @@ def difference(got: Any, want: np.ndarray, n: int, scale: float, dtyped: bool) -
         return f"dtype {got.dtype}, expected floats ({want.dtype})"
     atol = ULPS * float(np.finfo(want.dtype).eps) * max(scale, 1.0)
     if np.allclose(got, want, rtol=RTOL, atol=atol):
-        return f"dtype {got.dtype}, expected {want.dtype}" if dtyped and got.dtype != want.dtype else None
-    for factor, words in ((n, "N times too large (the mean's 1/N is missing?)"),
-                          (1 / n, "N times too small (a 1/N too many?)")):
+        return (
+            f"dtype {got.dtype}, expected {want.dtype}"
+            if dtyped and got.dtype != want.dtype
+            else None
+        )
+    for factor, words in (
+        (n, "N times too large (the mean's 1/N is missing?)"),
+        (1 / n, "N times too small (a 1/N too many?)"),
+    ):
         if np.allclose(got, want * factor, rtol=RTOL, atol=atol):
             return words
     excess = np.abs(got.astype(np.float64) - want) / (atol + RTOL * np.abs(want.astype(np.float64)))
-    i = np.unravel_index(np.argmax(excess), want.shape) if want.ndim else ()  # the worst miss, for its tolerance
+    i = (
+        np.unravel_index(np.argmax(excess), want.shape) if want.ndim else ()
+    )  # the worst miss, for its tolerance
     return f"at {tuple(int(k) for k in i)} got {float(got[i]):.7g}, expected {float(want[i]):.7g}"
 
 
@@ -138,10 +175,20 @@ def check_function(name: str, learner: Callable[..., Any], inputs: dict[str, Inp
             with np.errstate(all="ignore"):  # an overflow is reported below, as nan or inf, once
                 got = learner(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
         except NotImplementedError:
-            return Verdict(name, "todo", "not written yet (it, or a function it calls, raises NotImplementedError)")
+            return Verdict(
+                name,
+                "todo",
+                "not written yet (it, or a function it calls, raises NotImplementedError)",
+            )
         except Exception as exc:  # the learner's code
-            return Verdict(name, "fail", f"{stage}: raised {type(exc).__name__}: {exc}; hint: {HINTS[name]}")
-        scale = max(float(np.abs(np.asarray(a, np.float64)).max(initial=0)) for a in (*args, want) if np.ndim(a))
+            return Verdict(
+                name, "fail", f"{stage}: raised {type(exc).__name__}: {exc}; hint: {HINTS[name]}"
+            )
+        scale = max(
+            float(np.abs(np.asarray(a, np.float64)).max(initial=0))
+            for a in (*args, want)
+            if np.ndim(a)
+        )
         problem = difference(got, want, len(args[0]), scale, name in DTYPED)
         if problem:
             return Verdict(name, "fail", f"{stage}: {problem}; hint: {HINTS[name]}")
@@ -161,20 +208,29 @@ def gradient_check(module: ModuleType) -> Verdict:
     numeric = gradcheck.numerical_gradients(X, y, W, b)
     for k in ("W", "b"):
         if analytic[k].shape != numeric[k].shape:
-            return Verdict("gradient check", "fail", f"dJ/d{k} has shape {analytic[k].shape}, "
-                           f"expected {numeric[k].shape}")
+            return Verdict(
+                "gradient check",
+                "fail",
+                f"dJ/d{k} has shape {analytic[k].shape}, expected {numeric[k].shape}",
+            )
     worst = max(float(gradcheck.relative_error(analytic[k], numeric[k]).max()) for k in analytic)
     words = f"max relative error {worst:.1e} against five-point differences of the cross-entropy"
     return Verdict("gradient check", "pass" if worst <= gradcheck.TOLERANCE else "fail", words)
 
 
-def check(module: ModuleType, mnist_images: np.ndarray | None = None,
-          mnist_labels: np.ndarray | None = None) -> list[Verdict]:
+def check(
+    module: ModuleType,
+    mnist_images: np.ndarray | None = None,
+    mnist_labels: np.ndarray | None = None,
+) -> list[Verdict]:
     """Every function of :data:`FUNCTIONS` the learner's module has (or not), then the gradient check."""
     inputs = stages(mnist_images, mnist_labels)
     out = []
     for name in FUNCTIONS:
         learner = getattr(module, name, None)
-        out.append(check_function(name, learner, inputs) if callable(learner)
-                   else Verdict(name, "fail", "missing from the file"))
+        out.append(
+            check_function(name, learner, inputs)
+            if callable(learner)
+            else Verdict(name, "fail", "missing from the file")
+        )
     return out + [gradient_check(module)]

@@ -14,7 +14,17 @@ from pathlib import Path
 from .. import model
 from ..files.atomic import atomic_write
 
-FUNCTIONS = ("pixels", "logits", "softmax", "cross_entropy", "loss", "grad_logits", "grad_W", "grad_b", "accuracy")
+FUNCTIONS = (
+    "pixels",
+    "logits",
+    "softmax",
+    "cross_entropy",
+    "loss",
+    "grad_logits",
+    "grad_W",
+    "grad_b",
+    "accuracy",
+)
 
 HEADER = '''"""Softmax regression, by your own hand. Write each function below (NumPy, no loop over the
 examples needed; a function may call the others), then check them:
@@ -70,7 +80,10 @@ def skeleton() -> str:
     parts = [HEADER]
     for name in FUNCTIONS:
         first, last = body_start(source, name)
-        parts.append("\n".join(lines[first - 1 : last]) + f'\n    raise NotImplementedError("write {name}")\n')
+        parts.append(
+            "\n".join(lines[first - 1 : last])
+            + f'\n    raise NotImplementedError("write {name}")\n'
+        )
     return "\n\n".join(parts)
 
 

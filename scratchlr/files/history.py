@@ -34,8 +34,6 @@ class Record:
     seconds: float
 
 
-
-
 COLUMNS = tuple(f.name for f in fields(Record))
 
 
@@ -45,7 +43,9 @@ def to_csv(records: list[Record]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for record in records:
-        writer.writerow("" if v is None else f"{v:.10g}" if isinstance(v, float) else v for v in astuple(record))
+        writer.writerow(
+            "" if v is None else f"{v:.10g}" if isinstance(v, float) else v for v in astuple(record)
+        )
     return out.getvalue()
 
 
@@ -67,13 +67,25 @@ def read_csv(path: Path) -> list[Record]:
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if not rows or tuple(rows[0]) != COLUMNS:
-        raise ValueError(f"{path}: not a scratchlr history file (its header is not {','.join(COLUMNS)})")
+        raise ValueError(
+            f"{path}: not a scratchlr history file (its header is not {','.join(COLUMNS)})"
+        )
     records = []
     for line, row in enumerate(rows[1:], start=2):
         try:
             step, epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds = row
-            records.append(Record(int(step), float(epoch), float(loss), float(accuracy), optional(val_loss),
-                                  optional(val_accuracy), float(lr), float(seconds)))
+            records.append(
+                Record(
+                    int(step),
+                    float(epoch),
+                    float(loss),
+                    float(accuracy),
+                    optional(val_loss),
+                    optional(val_accuracy),
+                    float(lr),
+                    float(seconds),
+                )
+            )
         except (TypeError, ValueError):
             raise ValueError(f"{path}, line {line}: not a history row: {','.join(row)}") from None
     return records

@@ -26,7 +26,9 @@ from ..dataset.mnist import SIDE
 
 BOX = 20  # MNIST's digits were scaled to fit 20 x 20, then centred in 28 x 28
 UPLOAD_FORMATS = ("PNG", "JPEG")  # what :func:`from_bytes` opens
-UPLOAD_PIXELS = 4_000_000  # the most pixels :func:`from_bytes` decodes (2000 x 2000; the pad is 280 x 280)
+UPLOAD_PIXELS = (
+    4_000_000  # the most pixels :func:`from_bytes` decodes (2000 x 2000; the pad is 280 x 280)
+)
 
 
 class ImageError(RuntimeError):
@@ -75,7 +77,9 @@ def mnist_like(x: np.ndarray) -> np.ndarray:
     crop = x[top:bottom, left:right]
     scale = BOX / max(crop.shape)
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-    small = np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS))
+    small = np.asarray(
+        Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
+    )
     small = np.clip(small, 0.0, 1.0)
     out = np.zeros((SIDE, SIDE), np.float32)
     r, c = center_of_mass(small)
@@ -93,7 +97,9 @@ def as_digit(x: np.ndarray) -> np.ndarray:
     if x.shape != (SIDE, SIDE):
         return mnist_like(model.pixels(x) if u8 else x).reshape(-1)
     if light_background(model.pixels(x) if u8 else x):
-        x = 255 - x if u8 else 1.0 - x  # bytes are inverted as bytes, so their pixels stay model.pixels's
+        x = (
+            255 - x if u8 else 1.0 - x
+        )  # bytes are inverted as bytes, so their pixels stay model.pixels's
     x = model.pixels(x) if u8 else x.astype(np.float32)
     if x.max() == 0:
         raise ImageError("no digit: the image is blank")
@@ -109,7 +115,9 @@ def read(path: Path) -> list[np.ndarray]:
     if kind is not None:
         return read_idx_images(path, kind)
     try:
-        return [as_digit(read_npy(path) if path.name.lower().endswith(".npy") else read_picture(path))]
+        return [
+            as_digit(read_npy(path) if path.name.lower().endswith(".npy") else read_picture(path))
+        ]
     except ImageError as exc:
         raise ImageError(f"{path}: {exc}") from None
 
@@ -126,13 +134,17 @@ def from_bytes(data: bytes) -> np.ndarray:
 def read_idx_images(path: Path, kind: int) -> list[np.ndarray]:
     """Each image of an IDX file of N x 28 x 28 uint8 images."""
     if kind != 3:
-        raise ImageError(f"{path}: an IDX file of {kind} dimension(s){' (labels)' if kind == 1 else ''}, not images")
+        raise ImageError(
+            f"{path}: an IDX file of {kind} dimension(s){' (labels)' if kind == 1 else ''}, not images"
+        )
     try:
         images = idx.read_idx(path)
     except idx.IDXFormatError as exc:
         raise ImageError(f"{path}: not an IDX image file ({exc})") from None
     if images.shape[1:] != (SIDE, SIDE) or images.dtype != np.uint8:
-        raise ImageError(f"{path}: IDX images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}")
+        raise ImageError(
+            f"{path}: IDX images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}"
+        )
     return list(model.pixels(images.reshape(len(images), -1)))
 
 
@@ -150,12 +162,15 @@ def read_npy(path: Path) -> np.ndarray:
     if a.dtype.kind != "f":
         raise ImageError(f"a .npy image must be uint8, or floats in [0, 1]; got {a.dtype}")
     if not (np.isfinite(a).all() and 0 <= a.min() and a.max() <= 1):
-        raise ImageError(f"a float .npy image must lie in [0, 1], got values from {a.min()} to {a.max()}")
+        raise ImageError(
+            f"a float .npy image must lie in [0, 1], got values from {a.min()} to {a.max()}"
+        )
     return a.reshape(SIDE, SIDE).astype(np.float32)
 
 
-def read_picture(source: Path | BinaryIO, formats: tuple[str, ...] | None = None,
-                 max_pixels: int | None = None) -> np.ndarray:
+def read_picture(
+    source: Path | BinaryIO, formats: tuple[str, ...] | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """A PNG, JPEG, ... (a path or an open binary file) read with Pillow, upright (EXIF
     orientation), as grayscale: 8-bit ones as uint8, 16-bit and float ones scaled by their
     range to float32 in [0, 1]. Transparent pixels count as white paper. ``formats`` limits
@@ -169,18 +184,28 @@ def read_picture(source: Path | BinaryIO, formats: tuple[str, ...] | None = None
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source, formats=formats) as file:
                 if max_pixels is not None and file.width * file.height > max_pixels:
-                    raise ImageError(f"too large: {file.width}x{file.height} pixels, over {max_pixels:,}")
+                    raise ImageError(
+                        f"too large: {file.width}x{file.height} pixels, over {max_pixels:,}"
+                    )
                 im = ImageOps.exif_transpose(file)
                 if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                     x = np.asarray(im, np.float32)
-                    return x / np.float32(65535 if im.mode.startswith("I;16") else max(float(x.max()), 1.0))
+                    return x / np.float32(
+                        65535 if im.mode.startswith("I;16") else max(float(x.max()), 1.0)
+                    )
                 if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-                    im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
+                    im = Image.alpha_composite(
+                        Image.new("RGBA", im.size, "white"), im.convert("RGBA")
+                    )
                 return np.asarray(im.convert("L"), np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"too large to be a digit's picture ({exc})") from None
     except UnidentifiedImageError as exc:
-        what = f"not a {' or '.join(formats)} image" if formats else f"not an image Pillow can read ({exc})"
+        what = (
+            f"not a {' or '.join(formats)} image"
+            if formats
+            else f"not an image Pillow can read ({exc})"
+        )
         raise ImageError(what) from None
     except (OSError, ValueError) as exc:
         raise ImageError(f"not an image Pillow can read ({exc})") from None

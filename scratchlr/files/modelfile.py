@@ -57,11 +57,17 @@ def save(path: Path, m: ModelFile) -> None:
     """Write ``m`` to ``path``, atomically."""
     W, b = np.asarray(m.W), np.asarray(m.b)
     meta = {
-        "format_version": FORMAT_VERSION, "scratchlr_version": __version__, "dtype": str(W.dtype),
+        "format_version": FORMAT_VERSION,
+        "scratchlr_version": __version__,
+        "dtype": str(W.dtype),
         "config": dataclasses.asdict(m.config),
-        "data": {"name": "MNIST", "validation_size": m.config.validation_size,
-                 "md5": {f.name: f.md5 for f in FILES.values()}},
-        "validation_accuracy": m.validation_accuracy, "test_accuracy": m.test_accuracy,
+        "data": {
+            "name": "MNIST",
+            "validation_size": m.config.validation_size,
+            "md5": {f.name: f.md5 for f in FILES.values()},
+        },
+        "validation_accuracy": m.validation_accuracy,
+        "test_accuracy": m.test_accuracy,
         "interrupted_at": m.interrupted_at,
     }
     buffer = io.BytesIO()
@@ -86,8 +92,11 @@ def load(path: Path) -> ModelFile:
     if not head:
         raise bad("empty file")
     if not zipfile.is_zipfile(path):
-        raise bad("truncated or damaged: a zip archive without its end" if head == b"PK\x03\x04"
-                  else "not a model file (.npz): not a zip archive")
+        raise bad(
+            "truncated or damaged: a zip archive without its end"
+            if head == b"PK\x03\x04"
+            else "not a model file (.npz): not a zip archive"
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = {"W", "b", "meta"} - set(f.files)
@@ -98,37 +107,61 @@ def load(path: Path) -> ModelFile:
         raise
     except ValueError as exc:
         if "allow_pickle" in str(exc):  # an object array, which only pickle could load
-            raise bad("refused: it holds a pickled object array, and model files are read without pickle") from None
+            raise bad(
+                "refused: it holds a pickled object array, and model files are read without pickle"
+            ) from None
         raise bad(f"damaged ({exc})") from None
     except Exception as exc:  # zip, zlib and numpy raise many kinds here; each means a damaged file
         raise bad(f"truncated or damaged ({type(exc).__name__}: {exc})") from None
     if not all(isinstance(a, np.ndarray) for a in (W, b, meta_text)):
         raise bad("not a scratchlr model: W, b and meta must be .npy arrays in the archive")
     meta = check(meta_text, W, b, bad)
-    return ModelFile(W, b, training_config(meta, bad), meta.get("validation_accuracy"), meta.get("test_accuracy"),
-                     meta.get("interrupted_at"))
+    return ModelFile(
+        W,
+        b,
+        training_config(meta, bad),
+        meta.get("validation_accuracy"),
+        meta.get("test_accuracy"),
+        meta.get("interrupted_at"),
+    )
 
 
 def check(meta_text: np.ndarray, W: np.ndarray, b: np.ndarray, bad: Any) -> dict[str, Any]:
     """The metadata, after checking it and the arrays against it."""
     try:
-        meta = json.loads(str(meta_text[()])) if meta_text.shape == () and meta_text.dtype.kind == "U" else None
+        meta = (
+            json.loads(str(meta_text[()]))
+            if meta_text.shape == () and meta_text.dtype.kind == "U"
+            else None
+        )
     except json.JSONDecodeError:
         meta = None
     if not isinstance(meta, dict) or not isinstance(meta.get("format_version"), int):
         raise bad("not a scratchlr model: its meta is not a JSON object with a format_version")
     if meta["format_version"] > FORMAT_VERSION:
-        raise bad(f"format version {meta['format_version']} is newer than this scratchlr reads "
-                  f"({FORMAT_VERSION}); upgrade scratchlr")
-    if W.dtype not in (np.float32, np.float64) or b.dtype != W.dtype or meta.get("dtype") != str(W.dtype):
-        raise bad(f"W and b must both be float32 or float64 as the meta says, got {W.dtype}, {b.dtype}")
+        raise bad(
+            f"format version {meta['format_version']} is newer than this scratchlr reads "
+            f"({FORMAT_VERSION}); upgrade scratchlr"
+        )
+    if (
+        W.dtype not in (np.float32, np.float64)
+        or b.dtype != W.dtype
+        or meta.get("dtype") != str(W.dtype)
+    ):
+        raise bad(
+            f"W and b must both be float32 or float64 as the meta says, got {W.dtype}, {b.dtype}"
+        )
     if W.shape != (PIXELS, CLASSES) or b.shape != (CLASSES,):
-        raise bad(f"W must be ({PIXELS}, {CLASSES}) and b ({CLASSES},), got {W.shape} and {b.shape}")
+        raise bad(
+            f"W must be ({PIXELS}, {CLASSES}) and b ({CLASSES},), got {W.shape} and {b.shape}"
+        )
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise bad("its weights are not all finite")
     stopped = meta.get("interrupted_at")
     if stopped is not None and not (isinstance(stopped, int) and stopped >= 1):
-        raise bad(f"not a scratchlr model: its interrupted_at is {stopped!r}, not a step number or null")
+        raise bad(
+            f"not a scratchlr model: its interrupted_at is {stopped!r}, not a step number or null"
+        )
     return meta
 
 
@@ -139,7 +172,9 @@ def training_config(meta: dict[str, Any], bad: Any) -> Config:
     if not isinstance(config, dict) or not isinstance(data, dict):
         raise bad("not a scratchlr model: its meta's config and data are not JSON objects")
     try:
-        config = Config(**{"validation_size": data.get("validation_size", DEFAULT_VALIDATION_SIZE), **config})
+        config = Config(
+            **{"validation_size": data.get("validation_size", DEFAULT_VALIDATION_SIZE), **config}
+        )
     except (TypeError, ValueError) as exc:
         raise bad(f"not a scratchlr model: its config is not a training config ({exc})") from None
     if config.dtype != meta["dtype"]:

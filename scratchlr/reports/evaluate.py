@@ -26,8 +26,9 @@ def scores(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.
 
 def confusion_matrix(y: np.ndarray, yhat: np.ndarray, num_classes: int = CLASSES) -> np.ndarray:
     """M_ij = #{n : y_n = i, yhat_n = j}.  y, yhat (N,) ints -> M (C, C) int64."""
-    return np.bincount(num_classes * np.asarray(y) + np.asarray(yhat), minlength=num_classes**2).reshape(
-        num_classes, num_classes)
+    return np.bincount(
+        num_classes * np.asarray(y) + np.asarray(yhat), minlength=num_classes**2
+    ).reshape(num_classes, num_classes)
 
 
 def precision_recall_f1(M: np.ndarray) -> dict[str, np.ndarray]:
@@ -72,15 +73,24 @@ def report(W: Any, b: Any, split: Split, backend: Backend) -> dict[str, Any]:
 def format_report(r: dict[str, Any], title: str) -> str:
     """The report as text: the numbers, the matrix (rows true, columns predicted), the table."""
     M, per = np.array(r["confusion_matrix"]), r["per_class"]
-    lines = [f"{title}: {r['examples']} examples, loss {r['loss']:.6f}, accuracy {r['accuracy']:.4f}", "",
-             "confusion matrix (rows: true class, columns: predicted)",
-             "      " + "".join(f"{j:>6d}" for j in range(len(M)))]
+    lines = [
+        f"{title}: {r['examples']} examples, loss {r['loss']:.6f}, accuracy {r['accuracy']:.4f}",
+        "",
+        "confusion matrix (rows: true class, columns: predicted)",
+        "      " + "".join(f"{j:>6d}" for j in range(len(M))),
+    ]
     lines += [f"{i:>6d}" + "".join(f"{c:>6d}" for c in row) for i, row in enumerate(M)]
     lines += ["", "class  precision  recall      f1  support"]
-    lines += [f"{c:>5d}  {per['precision'][c]:9.4f}  {per['recall'][c]:6.4f}  {per['f1'][c]:6.4f}  "
-              f"{per['support'][c]:7d}" for c in range(len(M))]
+    lines += [
+        f"{c:>5d}  {per['precision'][c]:9.4f}  {per['recall'][c]:6.4f}  {per['f1'][c]:6.4f}  "
+        f"{per['support'][c]:7d}"
+        for c in range(len(M))
+    ]
     avg = r["macro_avg"]
-    lines += [f"macro  {avg['precision']:9.4f}  {avg['recall']:6.4f}  {avg['f1']:6.4f}  {r['examples']:7d}", "",
-              "most confused: " + ", ".join(f"{p['true']} as {p['predicted']} ({p['count']})"
-                                             for p in r["most_confused"])]
+    lines += [
+        f"macro  {avg['precision']:9.4f}  {avg['recall']:6.4f}  {avg['f1']:6.4f}  {r['examples']:7d}",
+        "",
+        "most confused: "
+        + ", ".join(f"{p['true']} as {p['predicted']} ({p['count']})" for p in r["most_confused"]),
+    ]
     return "\n".join(lines)

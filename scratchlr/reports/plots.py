@@ -61,11 +61,22 @@ def curves(history: list[Record], averaged: bool = False) -> Figure:
     keeps, the running mean when ``averaged`` (``--average``), which is why it can lie below."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
-    labels = ("train: its batches, current weights",
-              "validation: averaged weights" if averaged else "validation: current weights")
+    labels = (
+        "train: its batches, current weights",
+        "validation: averaged weights" if averaged else "validation: current weights",
+    )
     for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        ax.plot([r.step for r in history], [getattr(r, name) for r in history], marker=".", label=labels[0])
-        val = [(r.step, getattr(r, f"val_{name}")) for r in history if getattr(r, f"val_{name}") is not None]
+        ax.plot(
+            [r.step for r in history],
+            [getattr(r, name) for r in history],
+            marker=".",
+            label=labels[0],
+        )
+        val = [
+            (r.step, getattr(r, f"val_{name}"))
+            for r in history
+            if getattr(r, f"val_{name}") is not None
+        ]
         if val:
             ax.plot(*zip(*val), marker="o", label=labels[1])
         ax.set_xlabel("step")
@@ -86,8 +97,15 @@ def confusion(M: np.ndarray) -> Figure:
     im = ax.imshow(M, cmap="Blues", norm=norm)
     for i in range(len(M)):
         for j in range(len(M)):
-            ax.text(j, i, str(int(M[i, j])), ha="center", va="center", fontsize=8,
-                    color="white" if norm(M[i, j]) > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                str(int(M[i, j])),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if norm(M[i, j]) > 0.6 else "black",
+            )
     ax.set_xticks(range(len(M)))
     ax.set_yticks(range(len(M)))
     ax.set_xlabel("predicted class")
@@ -97,7 +115,9 @@ def confusion(M: np.ndarray) -> Figure:
     return fig
 
 
-def most_wrong(W: np.ndarray, b: np.ndarray, images_u8: np.ndarray, labels: np.ndarray, k: int = 25) -> Figure:
+def most_wrong(
+    W: np.ndarray, b: np.ndarray, images_u8: np.ndarray, labels: np.ndarray, k: int = 25
+) -> Figure:
     """The k images whose wrong-class probability is highest, with true and predicted labels."""
     p = model.softmax(model.logits(model.pixels(images_u8, W.dtype), W, b))
     wrong = p.copy()
@@ -109,7 +129,9 @@ def most_wrong(W: np.ndarray, b: np.ndarray, images_u8: np.ndarray, labels: np.n
         ax.set_axis_off()
     for ax, n in zip(fig.axes, worst):
         ax.imshow(images_u8[n].reshape(SIDE, SIDE), cmap="gray_r")
-        ax.set_title(f"true {labels[n]}, said {wrong[n].argmax()}\n(p = {wrong[n].max():.3f})", fontsize=9)
+        ax.set_title(
+            f"true {labels[n]}, said {wrong[n].argmax()}\n(p = {wrong[n].max():.3f})", fontsize=9
+        )
     fig.suptitle(f"The {k} test images it is most sure of, and wrong")
     return fig
 
@@ -129,8 +151,11 @@ def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Fig
     for ax, c, part in zip(axes[1:], (first, second), parts):
         im = ax.imshow(part.reshape(SIDE, SIDE), cmap=DIVERGING, **scale)
         sign = "+" if b[c] >= 0 else "\u2212"
-        ax.set_title(f"class {c}: pixels {part.sum():.2f} {sign} b {abs(b[c]):.2f} = logit {z[c]:.2f}\n"
-                     f"(p = {p[c]:.3f})", fontsize=10)
+        ax.set_title(
+            f"class {c}: pixels {part.sum():.2f} {sign} b {abs(b[c]):.2f} = logit {z[c]:.2f}\n"
+            f"(p = {p[c]:.3f})",
+            fontsize=10,
+        )
     for ax in axes:
         ax.set_axis_off()
     fig.colorbar(im, ax=axes[1:], shrink=0.9, label="x_i W[i, c]: each pixel's share of the logit")
@@ -138,7 +163,9 @@ def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Fig
     return fig
 
 
-Table = list[dict[str, Any]]  # a search's rows, column -> value (scratchlr.search.results.read_table)
+Table = list[
+    dict[str, Any]
+]  # a search's rows, column -> value (scratchlr.search.results.read_table)
 BINS = 8  # cells along an axis of sampled values; a grid's axis has a cell per value
 
 
@@ -170,7 +197,9 @@ def cells(values: list[Any]) -> tuple[np.ndarray, Any, str]:
     starts at 0 and then spans decades (``--weight-decay 0,1e-5,1e-4``), gets evenly spaced cells."""
     distinct = in_order(values)
     positive = [v for v in distinct if numeric([v]) and v > 0]
-    if not numeric(distinct) or (len(distinct) <= 12 and not logarithmic(distinct) and logarithmic(positive)):
+    if not numeric(distinct) or (
+        len(distinct) <= 12 and not logarithmic(distinct) and logarithmic(positive)
+    ):
         return np.arange(len(distinct) + 1) - 0.5, distinct.index, "even"
     log = logarithmic(distinct)
     kind = "log" if log else "linear"
@@ -178,7 +207,11 @@ def cells(values: list[Any]) -> tuple[np.ndarray, Any, str]:
     points = warp(np.asarray(distinct, float))  # at least two: an axis that varies
     if len(distinct) > 12:
         edges = np.linspace(points[0], points[-1], BINS + 1)
-        return unwarp(edges), lambda v: min(int(np.searchsorted(edges, warp(float(v)), "right")) - 1, BINS - 1), kind
+        return (
+            unwarp(edges),
+            lambda v: min(int(np.searchsorted(edges, warp(float(v)), "right")) - 1, BINS - 1),
+            kind,
+        )
     half = np.diff(points) / 2
     edges = np.concatenate([[points[0] - half[0]], points[:-1] + half, [points[-1] + half[-1]]])
     return unwarp(edges), distinct.index, kind
@@ -187,13 +220,18 @@ def cells(values: list[Any]) -> tuple[np.ndarray, Any, str]:
 def search_map(names: list[str], table: Table) -> Figure:
     """Validation accuracy over the two settings with the most values: each cell is the best
     trial in it (over the other settings), annotated; log axes where the values span a decade."""
-    busy = sorted((n for n in names if len({row[n] for row in table}) > 1),
-                  key=lambda n: -len({row[n] for row in table}))[:2]
+    busy = sorted(
+        (n for n in names if len({row[n] for row in table}) > 1),
+        key=lambda n: -len({row[n] for row in table}),
+    )[:2]
     if not busy:
         raise ValueError("no setting varies in these results: there is nothing to map")
     x_edges, x_cell, x_kind = cells([row[busy[0]] for row in table])
-    y_edges, y_cell, y_kind = cells([row[busy[1]] for row in table]) if len(busy) == 2 \
-        else (np.array([0.0, 1.0]), lambda v: 0, "even")  # one setting: a strip of cells
+    y_edges, y_cell, y_kind = (
+        cells([row[busy[1]] for row in table])
+        if len(busy) == 2
+        else (np.array([0.0, 1.0]), lambda v: 0, "even")
+    )  # one setting: a strip of cells
     best = np.full((len(y_edges) - 1, len(x_edges) - 1), np.nan)
     for row in table:
         i, j = y_cell(row[busy[-1]]), x_cell(row[busy[0]])
@@ -202,13 +240,22 @@ def search_map(names: list[str], table: Table) -> Figure:
     ax = fig.subplots()
     mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(best), cmap="viridis")
     ax.set_facecolor("0.9")  # no trial there
-    x_mid, y_mid = (np.sqrt(e[:-1] * e[1:]) if kind == "log" else (e[:-1] + e[1:]) / 2
-                    for e, kind in ((x_edges, x_kind), (y_edges, y_kind)))
+    x_mid, y_mid = (
+        np.sqrt(e[:-1] * e[1:]) if kind == "log" else (e[:-1] + e[1:]) / 2
+        for e, kind in ((x_edges, x_kind), (y_edges, y_kind))
+    )
     low, high = np.nanmin(best), np.nanmax(best)
     for (i, j), acc in np.ndenumerate(best):
         if np.isfinite(acc) and best.size <= 144:
-            ax.text(x_mid[j], y_mid[i], f"{acc:.4f}", ha="center", va="center", fontsize=8,
-                    color="black" if high > low and (acc - low) / (high - low) > 0.6 else "white")
+            ax.text(
+                x_mid[j],
+                y_mid[i],
+                f"{acc:.4f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if high > low and (acc - low) / (high - low) > 0.6 else "white",
+            )
     label(ax.xaxis, busy[0], [row[busy[0]] for row in table], x_kind)
     if len(busy) == 2:
         label(ax.yaxis, busy[1], [row[busy[1]] for row in table], y_kind)
@@ -216,7 +263,10 @@ def search_map(names: list[str], table: Table) -> Figure:
         ax.set_yticks([])
     fig.colorbar(mesh, ax=ax, label="validation accuracy (best trial in the cell)")
     others = [n for n in names if n not in busy and len({row[n] for row in table}) > 1]
-    ax.set_title(f"Validation accuracy, {len(table)} trials" + (f" (over {', '.join(others)} too)" if others else ""))
+    ax.set_title(
+        f"Validation accuracy, {len(table)} trials"
+        + (f" (over {', '.join(others)} too)" if others else "")
+    )
     return fig
 
 
@@ -227,7 +277,9 @@ def label(axis: Any, name: str, values: list[Any], kind: str) -> None:
     axis.set_label_text(name + (" (log scale)" if kind == "log" else ""))
     getattr(axis.axes, f"set_{axis.axis_name}scale")("log" if kind == "log" else "linear")
     if len(distinct) <= 12 or kind == "even":
-        axis.set_ticks(range(len(distinct)) if kind == "even" else distinct, [shown(v) for v in distinct])
+        axis.set_ticks(
+            range(len(distinct)) if kind == "even" else distinct, [shown(v) for v in distinct]
+        )
         axis.set_minor_locator(NullLocator())
     else:
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -249,14 +301,30 @@ def search_front(names: list[str], table: Table) -> Figure:
     marked and labelled with its settings: "fast enough and good enough" is a point on it."""
     fig = Figure(figsize=(9, 6), layout="constrained")
     ax = fig.subplots()
-    ax.scatter([r["seconds"] for r in table], [r["val_accuracy"] for r in table], s=14, alpha=0.5,
-               label="a trial")
+    ax.scatter(
+        [r["seconds"] for r in table],
+        [r["val_accuracy"] for r in table],
+        s=14,
+        alpha=0.5,
+        label="a trial",
+    )
     best = front(table)
-    ax.step([r["seconds"] for r in best], [r["val_accuracy"] for r in best], where="post", color="C3",
-            marker="o", label="the Pareto front: nothing is both faster and more accurate")
+    ax.step(
+        [r["seconds"] for r in best],
+        [r["val_accuracy"] for r in best],
+        where="post",
+        color="C3",
+        marker="o",
+        label="the Pareto front: nothing is both faster and more accurate",
+    )
     for r in best:
-        ax.annotate(" ".join(f"{n}={shown(r[n])}" for n in names),
-                    (r["seconds"], r["val_accuracy"]), xytext=(5, -11), textcoords="offset points", fontsize=7)
+        ax.annotate(
+            " ".join(f"{n}={shown(r[n])}" for n in names),
+            (r["seconds"], r["val_accuracy"]),
+            xytext=(5, -11),
+            textcoords="offset points",
+            fontsize=7,
+        )
     seconds = [r["seconds"] for r in table]
     if logarithmic(seconds):
         ax.set_xscale("log")
@@ -268,8 +336,10 @@ def search_front(names: list[str], table: Table) -> Figure:
     ax.set_ylabel("validation accuracy")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    ax.set_title(f"Validation accuracy against training time, {len(table)} trials"
-                 + (f" ({hidden} far below, off the chart)" if hidden else ""))
+    ax.set_title(
+        f"Validation accuracy against training time, {len(table)} trials"
+        + (f" ({hidden} far below, off the chart)" if hidden else "")
+    )
     return fig
 
 

@@ -52,7 +52,9 @@ def to_csv(rows: list[tuple[space.Settings, Outcome]], varying: list[str]) -> st
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header(varying))
     for settings, outcome in rows:
-        writer.writerow([space.text(settings[n]) for n in varying] + [space.text(v) for v in astuple(outcome)])
+        writer.writerow(
+            [space.text(settings[n]) for n in varying] + [space.text(v) for v in astuple(outcome)]
+        )
     return out.getvalue()
 
 
@@ -66,12 +68,19 @@ def shared(first: space.Settings, varying: list[str]) -> dict[str, str]:
     the run uses (a default written out or left out is the same), as the file keeps them.
     ``first`` is any trial's settings."""
     config = space.config(first)
-    return {flag(f.name): space.text(getattr(config, f.name)) or "none" for f in fields(config)
-            if f.name not in varying and f.name != "validate"}
+    return {
+        flag(f.name): space.text(getattr(config, f.name)) or "none"
+        for f in fields(config)
+        if f.name not in varying and f.name != "validate"
+    }
 
 
-def write(path: Path, rows: list[tuple[space.Settings, Outcome]], varying: list[str],
-          common: dict[str, str]) -> None:
+def write(
+    path: Path,
+    rows: list[tuple[space.Settings, Outcome]],
+    varying: list[str],
+    common: dict[str, str],
+) -> None:
     """Write the CSV to ``path``, then the ``common`` settings (:func:`shared`) beside it,
     each atomically (a temporary file, then a rename)."""
     atomic_write(Path(path), to_csv(rows, varying).encode())
@@ -85,12 +94,16 @@ def check_shared(path: Path, common: dict[str, str]) -> None:
     except (OSError, ValueError):
         kept = None
     if not isinstance(kept, dict) or not all(isinstance(v, str) for v in kept.values()):
-        raise ValueError(f"{path}: {shared_path(path).name}, the flags its trials shared, is missing or "
-                         "damaged, so it cannot be resumed")
+        raise ValueError(
+            f"{path}: {shared_path(path).name}, the flags its trials shared, is missing or "
+            "damaged, so it cannot be resumed"
+        )
     for name in sorted(set(kept) | set(common)):
         if kept.get(name) != common.get(name):
-            raise ValueError(f"{path}: its trials ran with {name} {kept.get(name, '?')}, not "
-                             f"{common.get(name, '?')} (--resume needs the flags that wrote it)")
+            raise ValueError(
+                f"{path}: its trials ran with {name} {kept.get(name, '?')}, not "
+                f"{common.get(name, '?')} (--resume needs the flags that wrote it)"
+            )
 
 
 def rows_of(path: Path) -> list[list[str]]:
@@ -108,15 +121,19 @@ def read(path: Path, varying: list[str]) -> list[tuple[space.Settings, Outcome]]
     rows = rows_of(path)
     if not rows or rows[0] != header(varying):
         found = ",".join(rows[0]) if rows else "nothing"
-        raise ValueError(f"{path}: its columns are {found}, not this search's {','.join(header(varying))}")
+        raise ValueError(
+            f"{path}: its columns are {found}, not this search's {','.join(header(varying))}"
+        )
     out = []
     for line, row in enumerate(rows[1:], start=2):
         try:
             settings = {n: space.value(n, cell) for n, cell in zip(varying, row)}
-            loss, acc, steps, seconds = row[len(varying):]
+            loss, acc, steps, seconds = row[len(varying) :]
             out.append((settings, Outcome(float(loss), float(acc), int(steps), float(seconds))))
         except ValueError:
-            raise ValueError(f"{path}, line {line}: not a row of this search: {','.join(row)}") from None
+            raise ValueError(
+                f"{path}, line {line}: not a row of this search: {','.join(row)}"
+            ) from None
     return out
 
 
@@ -124,25 +141,34 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """Any results file, for pictures: its setting columns, and its rows as dicts of column ->
     value (numbers where the cell is one). ``ValueError`` naming the file if it is not one."""
     rows = rows_of(path)
-    if not rows or tuple(rows[0][-len(METRICS):]) != METRICS or len(rows[0]) == len(METRICS):
-        raise ValueError(f"{path}: not a search's results (its last columns are not {','.join(METRICS)})")
+    if not rows or tuple(rows[0][-len(METRICS) :]) != METRICS or len(rows[0]) == len(METRICS):
+        raise ValueError(
+            f"{path}: not a search's results (its last columns are not {','.join(METRICS)})"
+        )
     names, table = rows[0][: -len(METRICS)], []
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(rows[0]):
             raise ValueError(f"{path}, line {line}: {len(row)} cells, not {len(rows[0])}")
         try:
-            table.append({c: number(cell) for c, cell in zip(rows[0], row)}
-                         | {m: float(row[rows[0].index(m)]) for m in METRICS})
+            table.append(
+                {c: number(cell) for c, cell in zip(rows[0], row)}
+                | {m: float(row[rows[0].index(m)]) for m in METRICS}
+            )
         except ValueError:
-            raise ValueError(f"{path}, line {line}: a metric is not a number: {','.join(row)}") from None
+            raise ValueError(
+                f"{path}, line {line}: a metric is not a number: {','.join(row)}"
+            ) from None
     return names, table
 
 
-def as_table(rows: list[tuple[space.Settings, Outcome]], varying: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+def as_table(
+    rows: list[tuple[space.Settings, Outcome]], varying: list[str]
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Finished trials as :func:`read_table` reads their file: the setting columns, and a dict
     per row of column -> value (for the pictures, without a file)."""
-    return [column(n) for n in varying], [{column(n): settings[n] for n in varying} | asdict(outcome)
-                                          for settings, outcome in rows]
+    return [column(n) for n in varying], [
+        {column(n): settings[n] for n in varying} | asdict(outcome) for settings, outcome in rows
+    ]
 
 
 def number(cell: str) -> Any:
@@ -155,7 +181,11 @@ def number(cell: str) -> Any:
     return cell
 
 
-def best(rows: list[tuple[space.Settings, Outcome]], k: int = 5) -> list[tuple[space.Settings, Outcome]]:
+def best(
+    rows: list[tuple[space.Settings, Outcome]], k: int = 5
+) -> list[tuple[space.Settings, Outcome]]:
     """The k best trials: highest validation accuracy, then lowest validation loss, then first."""
-    order = sorted(range(len(rows)), key=lambda i: (-rows[i][1].val_accuracy, rows[i][1].val_loss, i))
+    order = sorted(
+        range(len(rows)), key=lambda i: (-rows[i][1].val_accuracy, rows[i][1].val_loss, i)
+    )
     return [rows[i] for i in order[:k]]

@@ -71,10 +71,15 @@ class Axis:
         """One value drawn from ``rng``: one of the values, or a point of the range."""
         if self.low is None or self.high is None:
             return self.values[int(rng.integers(len(self.values)))]
-        if kind(self.name) is int:  # integers low..high, each in log: floor of exp(U[log low, log(high + 1)))
+        if (
+            kind(self.name) is int
+        ):  # integers low..high, each in log: floor of exp(U[log low, log(high + 1)))
             if not self.log:
                 return int(rng.integers(int(self.low), int(self.high) + 1))
-            return min(int(math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))), int(self.high))
+            return min(
+                int(math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))),
+                int(self.high),
+            )
         if self.log:
             return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
         return float(rng.uniform(self.low, self.high))
@@ -87,7 +92,9 @@ def parse_axis(name: str, text: str) -> Axis:
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
             raise ValueError(f"{flag(name)}: {text!r} is not a range (LOW:HIGH or LOW:HIGH:log)")
         if kind(name) not in (int, float):
-            raise ValueError(f"{flag(name)}: a range needs a number flag; give a comma list of values")
+            raise ValueError(
+                f"{flag(name)}: a range needs a number flag; give a comma list of values"
+            )
         low, high = (value(name, part) for part in parts[:2])
         if low is None or high is None or not low < high:
             raise ValueError(f"{flag(name)}: the range {text!r} needs LOW < HIGH")
@@ -108,7 +115,10 @@ def grid(axes: list[Axis]) -> list[Settings]:
     ranges = [a for a in axes if a.low is not None]
     if ranges:
         raise ValueError(f"{flag(ranges[0].name)} is a range: sampling it needs --trials N")
-    return [dict(zip((a.name for a in axes), combo)) for combo in itertools.product(*(a.values for a in axes))]
+    return [
+        dict(zip((a.name for a in axes), combo))
+        for combo in itertools.product(*(a.values for a in axes))
+    ]
 
 
 def samples(axes: list[Axis], count: int, seed: int) -> list[Settings]:

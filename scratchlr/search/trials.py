@@ -23,7 +23,14 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    CancelledError,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from multiprocessing import resource_tracker
 from typing import Any, Callable
 
@@ -47,7 +54,9 @@ def data(data_dir: str | None, validation_size: int, test: bool = False) -> mnis
     files are read and the test split has no rows."""
     key = (data_dir, test)
     if key not in LOADED:
-        LOADED[key] = mnist.load_arrays(mnist.data_dir(data_dir), tuple(mnist.FILES) if test else mnist.TRAIN_FILES)
+        LOADED[key] = mnist.load_arrays(
+            mnist.data_dir(data_dir), tuple(mnist.FILES) if test else mnist.TRAIN_FILES
+        )
     return mnist.split(LOADED[key], validation_size)
 
 
@@ -81,7 +90,9 @@ def run_tested(settings: space.Settings, data_dir: str | None) -> Result:
     (read here, once): the run of ``--test-best``."""
     config = space.config(settings)
     with threadpool_limits(1):
-        return train(data(data_dir, config.validation_size, test=True), config, numpy_backend(), emit=quiet)
+        return train(
+            data(data_dir, config.validation_size, test=True), config, numpy_backend(), emit=quiet
+        )
 
 
 class InProcess(Executor):
@@ -122,13 +133,16 @@ def pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
     try:
         handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=ignore_sigint)
+            executor = ProcessPoolExecutor(
+                jobs, mp_context=multiprocessing.get_context("spawn"), initializer=ignore_sigint
+            )
             list(executor.map(abs, range(jobs)))  # a call each, so that every worker starts now
         finally:
             signal.signal(signal.SIGINT, handler)
     except OSError as exc:
-        raise RunnerError(f"--jobs {jobs}: cannot start the worker processes ({exc.strerror or exc})") from None
+        raise RunnerError(
+            f"--jobs {jobs}: cannot start the worker processes ({exc.strerror or exc})"
+        ) from None
     finally:
         if masks:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C meanwhile arrives now
@@ -167,7 +181,9 @@ class TrialError(RuntimeError):
 
 
 @contextlib.contextmanager
-def cluster(address: str, stop: Callable[[], bool], wait_s: float = 30.0) -> Iterator[tuple[Executor, int]]:
+def cluster(
+    address: str, stop: Callable[[], bool], wait_s: float = 30.0
+) -> Iterator[tuple[Executor, int]]:
     """The Dask cluster at ``address``: its ``concurrent.futures`` executor, and how many
     trials it runs at once (its workers' threads). Needs the ``[dist]`` extra;
     :class:`RunnerError` if no scheduler answers there, or no worker joins it within
@@ -177,12 +193,16 @@ def cluster(address: str, stop: Callable[[], bool], wait_s: float = 30.0) -> Ite
     try:
         client = Client(address, timeout="10s", set_as_default=False)
     except (OSError, ValueError, TypeError) as exc:  # refused, timed out, or not an address
-        raise RunnerError(f"--scheduler {address}: no Dask scheduler answers there ({exc})") from None
+        raise RunnerError(
+            f"--scheduler {address}: no Dask scheduler answers there ({exc})"
+        ) from None
     try:
         waited = 0.0
         while not client.nthreads() and not stop():
             if waited >= wait_s:
-                raise RunnerError(f"--scheduler {address}: no worker joined the cluster in {wait_s:g} s")
+                raise RunnerError(
+                    f"--scheduler {address}: no worker joined the cluster in {wait_s:g} s"
+                )
             time.sleep(0.2)
             waited += 0.2
         yield client.get_executor(pure=False), max(1, sum(client.nthreads().values()))
@@ -190,8 +210,15 @@ def cluster(address: str, stop: Callable[[], bool], wait_s: float = 30.0) -> Ite
         client.close()
 
 
-def run_all(executor: Executor, width: int, plan: list[space.Settings], todo: list[int], data_dir: str | None,
-            finished: Callable[[int, Outcome], None], stop: Callable[[], bool]) -> None:
+def run_all(
+    executor: Executor,
+    width: int,
+    plan: list[space.Settings],
+    todo: list[int],
+    data_dir: str | None,
+    finished: Callable[[int, Outcome], None],
+    stop: Callable[[], bool],
+) -> None:
     """Run the trials ``todo`` (indices into ``plan``), ``width`` at a time, handing each
     outcome to ``finished(index, outcome)`` as it comes. Once ``stop()`` says True, or a
     trial fails, no trial is started and the running ones finish; then the first failed
@@ -208,8 +235,11 @@ def run_all(executor: Executor, width: int, plan: list[space.Settings], todo: li
         done, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in sorted(done, key=running.__getitem__):
             i = running.pop(future)
-            error = CancelledError("cancelled: the cluster lost it (its scheduler or worker went away)") \
-                if future.cancelled() else future.exception()
+            error = (
+                CancelledError("cancelled: the cluster lost it (its scheduler or worker went away)")
+                if future.cancelled()
+                else future.exception()
+            )
             if error is None:
                 finished(i, future.result())
             else:

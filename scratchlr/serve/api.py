@@ -19,8 +19,19 @@ from ..reports.evaluate import scores
 
 # matplotlib's RdBu_r, the diverging map of plots.templates and plots.explain: ColorBrewer's
 # eleven RdBu colours, blue (most negative) to red (most positive), linearly interpolated.
-PALETTE = ("#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7",
-           "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f")
+PALETTE = (
+    "#053061",
+    "#2166ac",
+    "#4393c3",
+    "#92c5de",
+    "#d1e5f0",
+    "#f7f7f7",
+    "#fddbc7",
+    "#f4a582",
+    "#d6604d",
+    "#b2182b",
+    "#67001f",
+)
 
 
 def grid(x: np.ndarray) -> list[list[float]]:
@@ -46,8 +57,16 @@ def explanation(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> dict[str, Any]:
         "probabilities": [float(v) for v in p],
         "logits": [float(v) for v in z],
         "input": grid(x),
-        "contributions": [{"class": int(c), "map": grid(part), "pixels": float(part.sum()), "bias": float(b[c]),
-                           "logit": float(z[c])} for c, part in zip(top, maps)],
+        "contributions": [
+            {
+                "class": int(c),
+                "map": grid(part),
+                "pixels": float(part.sum()),
+                "bias": float(b[c]),
+                "logit": float(z[c]),
+            }
+            for c, part in zip(top, maps)
+        ],
         "scale": largest(*maps),
     }
 
@@ -55,8 +74,13 @@ def explanation(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> dict[str, Any]:
 def templates(W: np.ndarray, b: np.ndarray, test_images: int) -> dict[str, Any]:
     """The ten templates W[:, c] as grids, on one colour ``scale``; the biases; the
     ``palette`` of the maps; and how many ``test_images`` :func:`test_image` can show."""
-    return {"templates": [grid(W[:, c]) for c in range(W.shape[1])], "scale": largest(W),
-            "bias": [float(v) for v in b], "palette": list(PALETTE), "test_images": test_images}
+    return {
+        "templates": [grid(W[:, c]) for c in range(W.shape[1])],
+        "scale": largest(W),
+        "bias": [float(v) for v in b],
+        "palette": list(PALETTE),
+        "test_images": test_images,
+    }
 
 
 def test_image(W: np.ndarray, b: np.ndarray, split: Split, i: int) -> dict[str, Any]:
@@ -64,5 +88,8 @@ def test_image(W: np.ndarray, b: np.ndarray, split: Split, i: int) -> dict[str, 
     if there is no image i."""
     if not 0 <= i < len(split.labels):
         raise IndexError(f"no test image {i}: there are {len(split.labels)}, from 0")
-    return {"index": i, "label": int(split.labels[i]),
-            **explanation(W, b, model.pixels(np.asarray(split.images[i]), W.dtype))}
+    return {
+        "index": i,
+        "label": int(split.labels[i]),
+        **explanation(W, b, model.pixels(np.asarray(split.images[i]), W.dtype)),
+    }

@@ -21,11 +21,15 @@ MAX_BODY = 4 * 1024 * 1024  # bytes of an uploaded image
 TIMEOUT_S = 10.0  # seconds for a request to arrive whole, or for an idle connection to wait for one
 MAX_CONNECTIONS = 64  # connections served at once; more get 503
 REFUSING = 16  # 503s being sent at once; connections past those are closed unanswered
-PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
-              "/page.js": ("page.js", "text/javascript; charset=utf-8"),
-              "/page.css": ("page.css", "text/css; charset=utf-8")}
-POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-          "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+PAGE_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/page.js": ("page.js", "text/javascript; charset=utf-8"),
+    "/page.css": ("page.css", "text/css; charset=utf-8"),
+}
+POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 TEST_PATH = re.compile(r"/api/test/([0-9]{1,9})")
 ALLOWED = {"page": "GET, HEAD", "templates": "GET, HEAD", "test": "GET, HEAD", "predict": "POST"}
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -34,7 +38,10 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def page_files() -> dict[str, tuple[bytes, str]]:
     """Each page path's bytes and content type, read from the package's ``page`` folder."""
     folder = resources.files(__package__).joinpath("page")
-    return {path: (folder.joinpath(name).read_bytes(), kind) for path, (name, kind) in PAGE_FILES.items()}
+    return {
+        path: (folder.joinpath(name).read_bytes(), kind)
+        for path, (name, kind) in PAGE_FILES.items()
+    }
 
 
 def route(path: str) -> str | None:
@@ -53,13 +60,16 @@ def body_problem(headers: Message) -> tuple[HTTPStatus, dict[str, str]] | None:
     ``Content-Length``, a ``Transfer-Encoding`` (not supported), or over ``MAX_BODY``."""
     lengths = headers.get_all("Content-Length") or []
     if "Transfer-Encoding" in headers or not lengths:
-        return HTTPStatus.LENGTH_REQUIRED, {"error": "send the image with a Content-Length, and no Transfer-Encoding"}
+        return HTTPStatus.LENGTH_REQUIRED, {
+            "error": "send the image with a Content-Length, and no Transfer-Encoding"
+        }
     text = lengths[0].strip()
     if len(lengths) > 1 or not (text.isascii() and text.isdigit()):
         return HTTPStatus.BAD_REQUEST, {"error": f"bad Content-Length: {', '.join(lengths)!r}"}
     if int(text) > MAX_BODY:
-        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"the image is {int(text):,} bytes; at most "
-                                                     f"{MAX_BODY:,} are accepted"}
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
+            "error": f"the image is {int(text):,} bytes; at most {MAX_BODY:,} are accepted"
+        }
     return None
 
 
@@ -108,8 +118,10 @@ def refuse_busy(connection: socket.socket) -> None:
     """A 503 to a connection beyond ``MAX_CONNECTIONS``, then :func:`drain` for half a second,
     so that the client reads it rather than a reset."""
     body = b'{"error": "the server is busy: too many connections; try again"}'
-    head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+    ).encode()
     try:
         connection.settimeout(1.0)
         connection.sendall(head + body)

@@ -52,12 +52,28 @@ class DemoServer(ThreadingHTTPServer):
     whether to log. Binds at construction (``OSError`` if it cannot)."""
 
     daemon_threads = True  # a stalled client's thread does not hold up Ctrl-C
-    request_queue_size = 128  # connections waiting to be accepted (the standard library's 5 drops a crowd's SYNs)
+    request_queue_size = (
+        128  # connections waiting to be accepted (the standard library's 5 drops a crowd's SYNs)
+    )
 
-    def __init__(self, address: tuple[str, int], W: np.ndarray, b: np.ndarray, test: Split, quiet: bool = False,
-                 timeout_s: float = protocol.TIMEOUT_S, max_connections: int = protocol.MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        W: np.ndarray,
+        b: np.ndarray,
+        test: Split,
+        quiet: bool = False,
+        timeout_s: float = protocol.TIMEOUT_S,
+        max_connections: int = protocol.MAX_CONNECTIONS,
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.W, self.b, self.test, self.quiet, self.timeout_s = W.copy(), b.copy(), test, quiet, timeout_s
+        self.W, self.b, self.test, self.quiet, self.timeout_s = (
+            W.copy(),
+            b.copy(),
+            test,
+            quiet,
+            timeout_s,
+        )
         self.W.flags.writeable = self.b.flags.writeable = False
         self.files = protocol.page_files()
         self.templates = json.dumps(api.templates(self.W, self.b, len(test.labels))).encode()
@@ -116,7 +132,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the body does not wait for an ACK
+        self.connection.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+        )  # the body does not wait for an ACK
         self.rfile.close()  # read through the deadline instead: every read gives up when the request's time is up
         self.reader = protocol.DeadlineReader(self.connection)
         self.rfile = self.reader.file
@@ -132,8 +150,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.request_version == "HTTP/0.9":  # no headers could be sent back
             self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 is not served")
             return False
-        if self.has_body() and not (self.command == "POST" and route(urlsplit(self.path).path) == "predict"):
-            self.close_connection = True  # a body that is never read: the connection cannot be reused
+        if self.has_body() and not (
+            self.command == "POST" and route(urlsplit(self.path).path) == "predict"
+        ):
+            self.close_connection = (
+                True  # a body that is never read: the connection cannot be reused
+            )
         return True
 
     def handle_expect_100(self) -> bool:
@@ -163,11 +185,19 @@ class Handler(BaseHTTPRequestHandler):
         """Whether ``method`` may be used on the path; if not, the 404 or 405 is sent."""
         name, body = route(urlsplit(self.path).path), self.command != "HEAD"
         if name is None:
-            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {urlsplit(self.path).path}"}, body=body)
+            self.send_json(
+                HTTPStatus.NOT_FOUND,
+                {"error": f"no such page: {urlsplit(self.path).path}"},
+                body=body,
+            )
             return False
         if method not in ALLOWED[name].split(", "):
-            self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{method} is not allowed here"},
-                           {"Allow": ALLOWED[name]}, body=body)
+            self.send_json(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                {"error": f"{method} is not allowed here"},
+                {"Allow": ALLOWED[name]},
+                body=body,
+            )
             return False
         return True
 
@@ -178,12 +208,19 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path in PAGE_FILES:
             content, kind = self.server.files[path]
-            return self.send(HTTPStatus.OK, content, kind, {"Content-Security-Policy": POLICY} if path == "/" else {},
-                             body)
+            return self.send(
+                HTTPStatus.OK,
+                content,
+                kind,
+                {"Content-Security-Policy": POLICY} if path == "/" else {},
+                body,
+            )
         if path == "/api/templates":
             return self.send(HTTPStatus.OK, self.server.templates, "application/json", {}, body)
         try:
-            answer = api.test_image(self.server.W, self.server.b, self.server.test, int(path.rsplit("/", 1)[1]))
+            answer = api.test_image(
+                self.server.W, self.server.b, self.server.test, int(path.rsplit("/", 1)[1])
+            )
         except IndexError as exc:
             return self.send_json(HTTPStatus.NOT_FOUND, {"error": str(exc)}, body=body)
         self.send_json(HTTPStatus.OK, answer, body=body)
@@ -202,34 +239,56 @@ class Handler(BaseHTTPRequestHandler):
             data = self.rfile.read(length)
         except socket.timeout:
             self.close_connection = True
-            self.send_json(HTTPStatus.REQUEST_TIMEOUT, {"error": f"the request took over {self.server.timeout_s:g} s"})
+            self.send_json(
+                HTTPStatus.REQUEST_TIMEOUT,
+                {"error": f"the request took over {self.server.timeout_s:g} s"},
+            )
             return None
         if len(data) < length:
             self.close_connection = True
-            self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"truncated body: {len(data)} of {length} bytes"})
+            self.send_json(
+                HTTPStatus.BAD_REQUEST, {"error": f"truncated body: {len(data)} of {length} bytes"}
+            )
             return None
         return data
 
     def predict(self, data: bytes) -> None:
         """POST /api/predict: the image's explanation, or 400 naming what is wrong with it."""
-        with self.server.decoding:  # one image per core at a time: a crowd queues instead of exhausting memory
+        with (
+            self.server.decoding
+        ):  # one image per core at a time: a crowd queues instead of exhausting memory
             try:
                 x = images.from_bytes(data)
             except images.ImageError as exc:
                 return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-            except Exception as exc:  # a decoder's surprise on hostile bytes: answered, logged, and served on
+            except (
+                Exception
+            ) as exc:  # a decoder's surprise on hostile bytes: answered, logged, and served on
                 self.log_error("image reader failed: %s: %s", type(exc).__name__, exc)
-                return self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"unreadable image ({type(exc).__name__})"})
+                return self.send_json(
+                    HTTPStatus.BAD_REQUEST, {"error": f"unreadable image ({type(exc).__name__})"}
+                )
             answer = api.explanation(self.server.W, self.server.b, x)
         self.send_json(HTTPStatus.OK, answer)
 
-    def send_json(self, status: HTTPStatus, obj: Any, headers: dict[str, str] | None = None, body: bool = True) -> None:
+    def send_json(
+        self, status: HTTPStatus, obj: Any, headers: dict[str, str] | None = None, body: bool = True
+    ) -> None:
         """A JSON response."""
         self.send(status, json.dumps(obj).encode(), "application/json", headers or {}, body)
 
-    def send(self, status: HTTPStatus, content: bytes, kind: str, headers: dict[str, str], body: bool = True) -> None:
+    def send(
+        self,
+        status: HTTPStatus,
+        content: bytes,
+        kind: str,
+        headers: dict[str, str],
+        body: bool = True,
+    ) -> None:
         """A response with its type, length and headers; its content unless ``body`` is False (HEAD)."""
-        self.connection.settimeout(self.server.timeout_s)  # the writes' own time, not what the reads left
+        self.connection.settimeout(
+            self.server.timeout_s
+        )  # the writes' own time, not what the reads left
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(content)))
@@ -246,18 +305,26 @@ class Handler(BaseHTTPRequestHandler):
         """The standard library's own errors (a bad request line, a header too long, ...), as
         JSON; a method with no ``do_`` here (its 501) gets the 404 or 405 of any other method."""
         self.close_connection = True
-        self.request_version = self.protocol_version  # a status line and headers, even to a request line of junk
+        self.request_version = (
+            self.protocol_version
+        )  # a status line and headers, even to a request line of junk
         if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
             self.allowed(self.command)
             return
-        self.send_json(HTTPStatus(code), {"error": message or HTTPStatus(code).phrase}, body=self.command != "HEAD")
+        self.send_json(
+            HTTPStatus(code),
+            {"error": message or HTTPStatus(code).phrase},
+            body=self.command != "HEAD",
+        )
 
     def end_headers(self) -> None:
         self.send_header("X-Content-Type-Options", "nosniff")
         super().end_headers()
 
     def log_error(self, format: str, *args: Any) -> None:
-        if not (format.startswith("Request timed out") and not self.raw_requestline):  # an idle connection, closed
+        if not (
+            format.startswith("Request timed out") and not self.raw_requestline
+        ):  # an idle connection, closed
             super().log_error(format, *args)
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -27,13 +27,21 @@ def main() -> None:
     yhat = np.where(rng.random(2000) < 0.8, y, rng.integers(0, 10, 2000))
     yhat[yhat == 7] = 6  # no prediction of 7
     labels = list(range(10))
-    p, r, f, s = precision_recall_fscore_support(y, yhat, labels=labels, average=None, zero_division=0)
-    mp, mr, mf, _ = precision_recall_fscore_support(y, yhat, labels=labels, average="macro", zero_division=0)
+    p, r, f, s = precision_recall_fscore_support(
+        y, yhat, labels=labels, average=None, zero_division=0
+    )
+    mp, mr, mf, _ = precision_recall_fscore_support(
+        y, yhat, labels=labels, average="macro", zero_division=0
+    )
     out = {
         "sklearn_version": sklearn.__version__,
-        "y": y.tolist(), "yhat": yhat.tolist(),
+        "y": y.tolist(),
+        "yhat": yhat.tolist(),
         "confusion_matrix": confusion_matrix(y, yhat, labels=labels).tolist(),
-        "precision": p.tolist(), "recall": r.tolist(), "f1": f.tolist(), "support": s.tolist(),
+        "precision": p.tolist(),
+        "recall": r.tolist(),
+        "f1": f.tolist(),
+        "support": s.tolist(),
         "macro": {"precision": mp, "recall": mr, "f1": mf},
     }
     Path(__file__).with_name("sklearn_metrics.json").write_text(json.dumps(out))

@@ -29,16 +29,25 @@ from scratchlr import model
 from scratchlr.dataset import mnist
 
 STEPS, BATCH, LR, MOMENTUM, WEIGHT_DECAY, STEP_SIZE, GAMMA = 200, 128, 0.1, 0.9, 1e-4, 50, 0.5
-CASES = {f"{dtype}_{'nesterov' if nesterov else 'momentum'}": (dtype, nesterov)
-         for dtype in ("float32", "float64") for nesterov in (False, True)}
+CASES = {
+    f"{dtype}_{'nesterov' if nesterov else 'momentum'}": (dtype, nesterov)
+    for dtype in ("float32", "float64")
+    for nesterov in (False, True)
+}
 
 
-def run(images: np.ndarray, labels: np.ndarray, dtype: str, nesterov: bool) -> dict[str, np.ndarray]:
+def run(
+    images: np.ndarray, labels: np.ndarray, dtype: str, nesterov: bool
+) -> dict[str, np.ndarray]:
     """The 200 steps of one case."""
     W = torch.zeros((784, 10), dtype=getattr(torch, dtype), requires_grad=True)
     b = torch.zeros(10, dtype=getattr(torch, dtype), requires_grad=True)
-    opt = torch.optim.SGD([{"params": [W], "weight_decay": WEIGHT_DECAY}, {"params": [b], "weight_decay": 0.0}],
-                          lr=LR, momentum=MOMENTUM, nesterov=nesterov)
+    opt = torch.optim.SGD(
+        [{"params": [W], "weight_decay": WEIGHT_DECAY}, {"params": [b], "weight_decay": 0.0}],
+        lr=LR,
+        momentum=MOMENTUM,
+        nesterov=nesterov,
+    )
     schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=STEP_SIZE, gamma=GAMMA)
     losses = []
     for step in range(STEPS):
@@ -51,7 +60,11 @@ def run(images: np.ndarray, labels: np.ndarray, dtype: str, nesterov: bool) -> d
         opt.step()
         schedule.step()
         losses.append(loss.item())
-    return {"loss": np.array(losses), "W": W.detach().numpy().copy(), "b": b.detach().numpy().copy()}
+    return {
+        "loss": np.array(losses),
+        "W": W.detach().numpy().copy(),
+        "b": b.detach().numpy().copy(),
+    }
 
 
 def main() -> int:
@@ -59,7 +72,9 @@ def main() -> int:
     data = mnist.load(sys.argv[1])
     out = {}
     for case, (dtype, nesterov) in CASES.items():
-        for name, value in run(np.asarray(data.train.images), np.asarray(data.train.labels), dtype, nesterov).items():
+        for name, value in run(
+            np.asarray(data.train.images), np.asarray(data.train.labels), dtype, nesterov
+        ).items():
             out[f"{case}_{name}"] = value
     np.savez_compressed(Path(__file__).with_name("torch_sgd.npz"), **out)
     print(f"wrote torch_sgd.npz with torch {torch.__version__}: {', '.join(CASES)}")
