@@ -11,7 +11,6 @@ metadata holds its help), so a flag and its default are written once.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -19,10 +18,11 @@ import numpy as np
 
 from .dataset.batches import BATCHINGS
 from .dataset.mnist import DEFAULT_VALIDATION_SIZE, TRAIN_SIZE
-from .optim import SCHEDULES, scheduled_lr, stable_decay_limit
+from .optim import OPTIMIZERS, schedules
+from .optim.schedules import finite
 
 DTYPES = ("float32", "float64")
-STEPS = ("fast", "reference")
+IMPLEMENTATIONS = ("fast", "reference")
 SEED_NUM_STEPS = 1000
 
 
@@ -37,22 +37,7 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def finite(value: float) -> bool:
-    """Not inf or nan (an int always is finite, however large)."""
-    return isinstance(value, int) or math.isfinite(value)
-
-
-def used_by(name: str) -> str:
-    """Which schedules read the parameter ``name``, each with its default, for the flag's help."""
-    shown: dict[float | str | None, str] = {None: "needed", "steps": "the run's steps"}
-    return ", ".join(
-        f"{schedule}: {shown.get(p[name].default, p[name].default)}"
-        for schedule, p in SCHEDULES.items()
-        if name in p
-    )
-
-
-OPTIMISER = "optimiser (torch.optim.SGD and lr_scheduler semantics)"
+OPTIMISER = "optimiser (torch.optim and lr_scheduler semantics)"
 VALIDATION = "validation"
 
 
@@ -84,38 +69,51 @@ class Config:
         None, "seed of the shuffling's numpy.random.default_rng (0)", type=int
     )
     dtype: str = option("float32", "float type of the math", choices=DTYPES)
-    step: str = option(
+    implementation: str = option(
         "fast",
         "fast: preallocated, in place; reference: the readable math (the same numbers)",
-        choices=STEPS,
+        choices=IMPLEMENTATIONS,
+        aliases=("--step",),
     )
-    momentum: float = option(0.0, "mu in [0, 1): v = mu v + g", group=OPTIMISER)
-    nesterov: bool = option(False, "Nesterov momentum: step along g + mu v", group=OPTIMISER)
     weight_decay: float = option(
-        0.0, "lambda: the gradient of W gains lambda W (b is not decayed)", group=OPTIMISER
+        0.0,
+        "lambda: the objective gains (lambda/2) ||W||^2, the gradient of W lambda W "
+        "(b is not decayed)",
+        group=OPTIMISER,
     )
+    optimizer: str = option(
+        "sgd",
+        "the optimiser; sgd: torch.optim.SGD",
+        metavar="{" + ",".join(OPTIMIZERS) + "}",
+        group=OPTIMISER,
+    )
+    momentum: float = option(0.0, "sgd: mu in [0, 1), v = mu v + g", group=OPTIMISER)
+    nesterov: bool = option(False, "sgd: Nesterov momentum, step along g + mu v", group=OPTIMISER)
     lr_schedule: str = option(
         "constant",
         "learning rate per step t: step: lr gamma^(t // step-size); exponential: "
         "lr gamma^t; cosine: eta-min + (lr - eta-min)(1 + cos(pi t / t-max)) / 2; inverse: "
         "lr / (1 + gamma t)",
-        choices=tuple(SCHEDULES),
+        choices=schedules.SCHEDULES,
         group=OPTIMISER,
     )
     step_size: int | None = option(
-        None, f"steps between decays ({used_by('step_size')})", type=int, group=OPTIMISER
+        None, "steps between decays (step: needed)", type=int, group=OPTIMISER
     )
     gamma: float | None = option(
-        None, f"decay factor ({used_by('gamma')})", type=float, group=OPTIMISER
+        None,
+        f"decay factor (step: {schedules.STEP_GAMMA}, exponential: needed, inverse: needed)",
+        type=float,
+        group=OPTIMISER,
     )
     t_max: int | None = option(
         None,
-        f"steps of the way down to eta-min, half the period ({used_by('t_max')})",
+        "steps of the way down to eta-min, half the period (cosine: the run's steps)",
         type=int,
         group=OPTIMISER,
     )
     eta_min: float | None = option(
-        None, f"the least learning rate ({used_by('eta_min')})", type=float, group=OPTIMISER
+        None, "the least learning rate (cosine: 0.0)", type=float, group=OPTIMISER
     )
     average: int | None = option(
         None,
@@ -163,12 +161,11 @@ class Config:
         return self.validate or self.early_stopping is not None
 
     def total_steps(self, n: int) -> int:
-        """Steps in the run on n training examples: ``epochs`` passes, else ``num_steps``, else 1000."""
-        return (
-            self.epochs * self.steps_per_epoch(n)
-            if self.epochs
-            else self.num_steps or SEED_NUM_STEPS
-        )
+        """Steps in the run on n training examples: ``epochs`` passes, else ``num_steps``,
+        else the seed's 1000."""
+        if self.epochs:
+            return self.epochs * self.steps_per_epoch(n)
+        return self.num_steps or SEED_NUM_STEPS
 
     def steps_per_epoch(self, n: int) -> int:
         """Batches in one pass over n examples, the last one partial."""
@@ -182,7 +179,8 @@ class Config:
         return steps / self.steps_per_epoch(n)
 
     def displays_at(self, t: int) -> bool:
-        """Whether the seed's lines are printed after step t (from 1): the first and every display step."""
+        """Whether the seed's lines are printed after step t (from 1): the first and every
+        display step."""
         return t == 1 or t % self.display_step == 0
 
     def records_at(self, t: int, n: int) -> bool:
@@ -192,7 +190,8 @@ class Config:
 
     def validates_at(self, t: int, n: int, last: bool = False) -> bool:
         """Whether step t's record has a validation score: with validation, at each record,
-        or only at each epoch's end with epochs; and at the run's ``last`` step, however it ends."""
+        or only at each epoch's end with epochs; and at the run's ``last`` step, however it
+        ends."""
         return self.validates and (last or not self.epochs or self.ends_epoch(t, n))
 
     def ends_epoch(self, t: int, n: int) -> bool:
@@ -201,7 +200,7 @@ class Config:
 
     def learning_rate_at(self, t: int, total: int) -> float:
         """lr_t, the learning rate of step t (from 0) of a run of ``total`` steps."""
-        return scheduled_lr(
+        return schedules.scheduled_lr(
             self.lr_schedule,
             self.learning_rate,
             t,
@@ -235,13 +234,12 @@ class Config:
             raise ValueError(
                 f"--validation-size must be in [0, {TRAIN_SIZE}), got {self.validation_size}"
             )
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
 
     def check_choices(self) -> None:
         """Each named choice one of its kind, and the flags that only make sense together."""
         for f in fields(self):  # the choices live in the fields' metadata, shown by --help too
-            choices, value = f.metadata.get("choices"), getattr(self, f.name)
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
             unset = value is None and f.default is None
             if choices is not None and value not in choices and not unset:
                 raise ValueError(
@@ -258,44 +256,30 @@ class Config:
             raise ValueError("--seed is the shuffling's: it needs --shuffle")
 
     def check_optimiser(self) -> None:
-        """Nesterov needs momentum; weight decay must not make the weights diverge."""
-        if self.nesterov and not self.momentum:
-            raise ValueError("--nesterov needs --momentum above 0")
-        limit = stable_decay_limit(self.momentum, self.nesterov)
-        if self.learning_rate * self.weight_decay >= limit:
-            with_momentum = (
-                f" with --momentum {self.momentum:g}{' --nesterov' if self.nesterov else ''}"
-                if self.momentum
-                else ""
-            )
-            raise ValueError(
-                f"--learning-rate x --weight-decay is {self.learning_rate * self.weight_decay:g}; "
-                f"at {limit:g} or more{with_momentum} the weights diverge"
-            )
+        """The optimiser is a member of the family; the settings of other members are left
+        at their defaults; and the member checks its own (``Optimizer.check``)."""
+        if self.optimizer not in OPTIMIZERS:
+            names = ", ".join(OPTIMIZERS)
+            raise ValueError(f"--optimizer must be one of {names}, got {self.optimizer!r}")
+        member = OPTIMIZERS[self.optimizer]
+        defaults = {f.name: f.default for f in fields(self)}
+        for other in OPTIMIZERS.values():
+            for name in other.fields:
+                if name not in member.fields and getattr(self, name) != defaults[name]:
+                    raise ValueError(f"{flag(name)} is not used by --optimizer {self.optimizer}")
+        member.check(self)
 
     def check_schedule(self) -> None:
-        """Each schedule gets the parameters it needs, and only those, each in the range of
-        :data:`scratchlr.optim.SCHEDULES`."""
-        wanted = SCHEDULES[self.lr_schedule]
-        for name in sorted({name for parameters in SCHEDULES.values() for name in parameters}):
-            value, spec = getattr(self, name), wanted.get(name)
-            if value is None:
-                if spec is not None and spec.default is None:
-                    raise ValueError(f"--lr-schedule {self.lr_schedule} needs {flag(name)}")
-                continue
-            if spec is None:
-                raise ValueError(f"{flag(name)} is not used by --lr-schedule {self.lr_schedule}")
-            high = self.learning_rate if spec.high == "lr" else spec.high
-            above = value >= spec.low if spec.closed else value > spec.low
-            if not (finite(value) and above and (high is None or value <= high)):
-                where = (
-                    "positive"
-                    if high is None and not spec.closed
-                    else f"in {'[' if spec.closed else '('}{spec.low:g}, {'--learning-rate' if spec.high == 'lr' else high}]"
-                )
-                raise ValueError(
-                    f"{flag(name)} must be {where} for --lr-schedule {self.lr_schedule}, got {value}"
-                )
+        """Each schedule gets the parameters it needs, and only those, each in its range
+        (:func:`scratchlr.optim.schedules.check`)."""
+        schedules.check(
+            self.lr_schedule,
+            self.learning_rate,
+            self.step_size,
+            self.gamma,
+            self.t_max,
+            self.eta_min,
+        )
 
     def check_run(self, n_train: int, n_validation: int) -> None:
         """What depends on the data, n_train training and n_validation held-out images:

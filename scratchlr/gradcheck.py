@@ -1,8 +1,7 @@
-"""Numerical gradient check: the analytic dJ/dW, dJ/db against central differences.
+"""Numerical gradient check: the objective's df/dW, df/db against central differences.
 
-The objective is the mean cross-entropy plus, with weight decay lambda, the L2 penalty
-(lambda / 2) ||W||^2, whose gradient the optimiser adds as lambda W
-(:func:`scratchlr.optim.decayed_gradient`); b is not decayed.
+The objective (:class:`scratchlr.objective.Objective`) is the mean cross-entropy plus, with
+weight decay lambda, the L2 penalty (lambda / 2) ||W||^2; b is not decayed.
 
     dJ/dθ_i ≈ [8 (J(θ+h e_i) - J(θ-h e_i)) - (J(θ+2h e_i) - J(θ-2h e_i))] / 12h
     relative error = |a - n| / max(|a| + |n|, tiny)
@@ -19,7 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import model, optim
+from . import model
+from .objective import Objective, penalty_terms
 from .dataset.mnist import CLASSES
 
 TOLERANCE = 1e-7
@@ -84,21 +84,20 @@ def check(
     """Max relative error of the analytic gradients against central differences (five-point,
     or ``points=2``), in float64.
 
-    Analytic: :func:`model.grad_W` (plus lambda W, :func:`optim.decayed_gradient`) and
-    :func:`model.grad_b`. Numerical: of :func:`model.cross_entropy` at (W, b), plus that of
-    the terms of :func:`optim.l2_penalty`, each differenced on its own, like the examples (a
-    difference of the whole sum would drown a small lambda w_ij in the sum's rounding).
+    Analytic: :meth:`Objective.gradient`. Numerical: of :func:`model.cross_entropy` at
+    (W, b), plus that of the penalty's terms (:func:`scratchlr.objective.penalty_terms`), each
+    differenced on its own, like the examples (a difference of the whole sum would drown a
+    small lambda w_ij in the sum's rounding).
     """
-    X, W, b = (np.array(a, dtype=np.float64) for a in (X, W, b))
-    G = model.grad_logits(model.logits(X, W, b), y)
-    analytic = {
-        "W": optim.decayed_gradient(model.grad_W(X, G), W, weight_decay),
-        "b": model.grad_b(G),
-    }
+    X = np.array(X, dtype=np.float64)
+    W = np.array(W, dtype=np.float64)
+    b = np.array(b, dtype=np.float64)
+    grad_W, grad_b = Objective(X, y, weight_decay).gradient(W, b)
+    analytic = {"W": grad_W, "b": grad_b}
     numeric = numerical_gradients(X, y, W, b, points=points)
-    numeric["W"] += W.size * numerical_gradient(
-        lambda W_: optim.l2_penalty(W_, weight_decay).ravel(), W, points=points
-    )  # size x the mean's
+    numeric["W"] += W.size * numerical_gradient(  # W.size times the mean's
+        lambda W_: penalty_terms(W_, weight_decay).ravel(), W, points=points
+    )
     return {k: float(relative_error(analytic[k], numeric[k]).max()) for k in analytic}
 
 
@@ -113,8 +112,8 @@ def sweep(
     gradient of the cross-entropy, for W and b, at each step h: {(points, h): {"W", "b"}}.
     Truncation error shrinks with h (as h^2 or h^4), rounding error grows as 1/h."""
     X, y, W, b = (np.array(a, dtype=np.float64) if a.dtype.kind == "f" else a for a in problem)
-    G = model.grad_logits(model.logits(X, W, b), y)
-    analytic = {"W": model.grad_W(X, G), "b": model.grad_b(G)}
+    grad_W, grad_b = Objective(X, y).gradient(W, b)
+    analytic = {"W": grad_W, "b": grad_b}
     out = {}
     for points in (2, 5):
         for h in hs:

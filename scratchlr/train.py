@@ -1,10 +1,12 @@
-"""The training loop: zero init, SGD on mini-batches, the seed's log lines, and the options
-that train to convergence (epochs, shuffling, the optimiser's options, validation, history).
+"""The training loop: zero init, an optimiser on mini-batches, the seed's log lines, and the
+options that train to convergence (epochs, shuffling, the optimiser's options, validation,
+history).
 
 :func:`train` reads top to bottom. Batches come from :mod:`scratchlr.dataset.batches`; each
-step's loss, accuracy and gradients from :mod:`scratchlr.step` (the readable step or its
-in-place twin); the update from :class:`scratchlr.optim.SGD`. Each step's logged loss and
-accuracy are of that batch before its update, as in the seed, and are added to two
+step's loss, accuracy and gradients from :mod:`scratchlr.gradients` (the readable form or
+its in-place twin); the update from the optimiser the config names
+(:data:`scratchlr.optim.OPTIMIZERS`), averaged with ``--average``. Each step's logged loss
+and accuracy are of that batch before its update, as in the seed, and are added to two
 :class:`Meter` s kept on the device (read back only when shown, so a GPU run does not wait
 every step):
 - the seed's running averages, printed at step 1 and every display step;
@@ -19,6 +21,7 @@ else the last.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,15 +29,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import model, optim
+from . import model
 from .backend import Backend, namespace_of
 from .config import Config
 from .dataset.batches import batches
 from .dataset.mnist import CLASSES, MNIST, Split
+from .evaluation import evaluate
 from .files.history import Record
-from .step import FastGradients, reference_gradients
+from .gradients import FastGradients, reference_gradients
+from .optim import OPTIMIZERS, Averaged, Optimizer
 
-__all__ = ["Config", "Record", "Result", "evaluate", "train"]
+__all__ = ["Config", "Record", "Result", "train"]
 
 
 @dataclass
@@ -61,33 +66,29 @@ class Meter:
     (loss, accuracy) and read back only when asked, so a GPU run does not wait every step."""
 
     def __init__(self, xp: Any, dtypes: tuple[Any, Any]) -> None:
-        self.xp, self.dtypes = xp, tuple(np.dtype(d) for d in dtypes)
+        self.xp = xp
+        self.loss_dtype = np.dtype(dtypes[0])
+        self.accuracy_dtype = np.dtype(dtypes[1])
         self.reset()
 
     def reset(self) -> None:
         """Back to no batches."""
-        self.loss, self.acc, self.count = (
-            self.xp.zeros((), self.dtypes[0]),
-            self.xp.zeros((), self.dtypes[1]),
-            0,
-        )
+        self.loss = self.xp.zeros((), self.loss_dtype)
+        self.acc = self.xp.zeros((), self.accuracy_dtype)
+        self.count = 0
 
     def add(self, J: Any, acc: Any) -> None:
-        """Add one batch's J and acc (device scalars)."""
-        self.loss, self.acc, self.count = (
-            self.loss + J,
-            self.acc + acc,
-            self.count + 1,
-        )  # new sums: faster than +=
+        """Add one batch's J and acc (device scalars), as new sums (faster than +=)."""
+        self.loss = self.loss + J
+        self.acc = self.acc + acc
+        self.count += 1
 
     def read(self, backend: Backend, divisor: int | None = None) -> tuple[float, float]:
         """(loss, accuracy): the sums divided, each in its dtype, by ``divisor`` (default: the
         number of batches added), as host floats; then :meth:`reset`."""
         k = divisor or self.count
-        loss, acc = (
-            float(backend.to_numpy(s / d.type(k)))
-            for s, d in zip((self.loss, self.acc), self.dtypes)
-        )
+        loss = float(backend.to_numpy(self.loss / self.loss_dtype.type(k)))
+        acc = float(backend.to_numpy(self.acc / self.accuracy_dtype.type(k)))
         self.reset()
         return loss, acc
 
@@ -98,7 +99,10 @@ class EarlyStopping:
     None it never stops and keeps nothing."""
 
     def __init__(self, patience: int | None) -> None:
-        self.patience, self.waited, self.best_step, self.best_accuracy = patience, 0, 0, -math.inf
+        self.patience = patience
+        self.waited = 0  # validations since the best
+        self.best_step = 0
+        self.best_accuracy = -math.inf
         self.best_params: list[Any] = []
 
     def stops(self, record: Record, params: list[Any]) -> bool:
@@ -107,7 +111,9 @@ class EarlyStopping:
         if self.patience is None or record.val_accuracy is None:
             return False
         if record.val_accuracy > self.best_accuracy:
-            self.best_step, self.best_accuracy, self.waited = record.step, record.val_accuracy, 0
+            self.best_step = record.step
+            self.best_accuracy = record.val_accuracy
+            self.waited = 0
             self.best_params = [namespace_of(p).array(p, copy=True) for p in params]
         else:
             self.waited += 1
@@ -116,32 +122,9 @@ class EarlyStopping:
     def message(self) -> str:
         """Why the run stopped, and what it keeps."""
         return (
-            f"no better validation accuracy in {self.waited} evaluations; keeping step {self.best_step:04d} "
-            f"(validation accuracy {self.best_accuracy:.4f})"
+            f"no better validation accuracy in {self.waited} evaluations; "
+            f"keeping step {self.best_step:04d} (validation accuracy {self.best_accuracy:.4f})"
         )
-
-
-def predict_split(
-    W: Any, b: Any, split: Split, backend: Backend, chunk: int = 2048
-) -> tuple[Any, float]:
-    """(yhat (N,) on the backend's device, mean cross-entropy) of W, b on a split, in chunks
-    of rows to bound memory; the loss is summed in float64."""
-    xp, preds, total = backend.xp, [], 0.0
-    for lo in range(0, len(split.labels), chunk):
-        z = model.logits(model.pixels(xp.asarray(split.images[lo : lo + chunk]), W.dtype), W, b)
-        preds.append(model.predictions(z))
-        total += float(
-            model.cross_entropy(z, xp.asarray(split.labels[lo : lo + chunk])).sum(dtype=xp.float64)
-        )
-    return xp.concatenate(preds), total / len(split.labels)
-
-
-def evaluate(W: Any, b: Any, split: Split, backend: Backend) -> tuple[float, float]:
-    """(loss, accuracy) of W, b on a whole split. The accuracy is the seed's ``accuracy_fn``,
-    exactly: the count of correct predictions, an integer, then count / N in float32."""
-    yhat, loss = predict_split(W, b, split, backend)
-    correct = int((yhat == backend.xp.asarray(split.labels)).sum())
-    return loss, float(np.float32(correct) / np.float32(len(split.labels)))
 
 
 def test_scores(W: Any, b: Any, split: Split, backend: Backend, log: Log) -> tuple[float, float]:
@@ -154,21 +137,13 @@ def test_scores(W: Any, b: Any, split: Split, backend: Backend, log: Log) -> tup
     return loss, acc
 
 
-def validation_scores(
-    wanted: bool, params: list[Any], split: Split, backend: Backend
-) -> tuple[Any, Any]:
-    """(loss, accuracy) of ``params`` = [W, b] on the validation split if ``wanted``, else (None, None)."""
-    if not wanted:
-        return None, None
-    W, b = params
-    return evaluate(W, b, split, backend)
-
-
 def step_lines(t: int, loss: float, acc: float) -> list[str]:
-    """The seed's lines at step t: ``Initial loss= ...`` first, then ``Step: 0100  loss= ...  accuracy= ...``."""
-    return ([f"Initial loss= {loss:.9f}"] if t == 1 else []) + [
-        f"Step: {t:04d}  loss= {loss:.9f}  accuracy= {acc:.4f}"
-    ]
+    """The seed's lines at step t: ``Initial loss= ...`` first, then
+    ``Step: 0100  loss= ...  accuracy= ...``."""
+    step = f"Step: {t:04d}  loss= {loss:.9f}  accuracy= {acc:.4f}"
+    if t == 1:
+        return [f"Initial loss= {loss:.9f}", step]
+    return [step]
 
 
 def validation_line(record: Record, per_epoch: bool) -> str:
@@ -191,24 +166,6 @@ class Log(list):
             self.emit(line)
 
 
-class Ticks:
-    """A progress bar, ``progress(total)`` if given (it has ``update(n)`` and ``close()``),
-    moved every 1 % of the steps."""
-
-    def __init__(self, progress: Callable[[int], Any] | None, total: int) -> None:
-        self.bar, self.every = progress(total) if progress else None, max(1, total // 100)
-
-    def update(self, t: int) -> None:
-        """Step t is done."""
-        if self.bar is not None and t % self.every == 0:
-            self.bar.update(self.every)
-
-    def close(self) -> None:
-        """The run is over."""
-        if self.bar is not None:
-            self.bar.close()
-
-
 def upload(data: MNIST, config: Config, backend: Backend) -> tuple[Any, Any]:
     """The training images (uint8) and labels on the backend's device, sent once. The labels
     are checked once, for the fast step, which does not check them per batch, and the config
@@ -219,28 +176,53 @@ def upload(data: MNIST, config: Config, backend: Backend) -> tuple[Any, Any]:
     return images, labels
 
 
-def make_step(config: Config, images: Any) -> Callable[..., tuple[Any, ...]]:
-    """The step's gradients, ``gradients(images, labels, ranges, W, b)``: in place or readable."""
+def gradient_function(config: Config, images: Any) -> Callable[..., tuple[Any, ...]]:
+    """The function that gives each step's loss, accuracy and gradients,
+    ``gradients(images, labels, ranges, W, b)``: in place, or the readable form."""
+    if config.implementation == "fast":
+        xp = namespace_of(images)
+        dim = images.shape[1]
+        return FastGradients(
+            xp, config.batch_size, dim, CLASSES, config.dtype, config.weight_decay
+        )
+    return functools.partial(reference_gradients, weight_decay=config.weight_decay)
+
+
+def make_optimizer(config: Config, images: Any) -> Optimizer | Averaged:
+    """The config's optimiser over W (D, C) and b (C,), both zero at first, averaged after
+    ``config.average`` steps where that is set."""
     xp = namespace_of(images)
-    return (
-        FastGradients(xp, config.batch_size, images.shape[1], CLASSES, config.dtype)
-        if config.step == "fast"
-        else reference_gradients
-    )
+    W = xp.zeros((images.shape[1], CLASSES), config.dtype)
+    b = xp.zeros(CLASSES, config.dtype)
+    member = OPTIMIZERS[config.optimizer]
+    optimizer = member.from_config([W, b], config, in_place=config.implementation == "fast")
+    if config.average is None:
+        return optimizer
+    return Averaged(optimizer, config.average)
 
 
-def make_optimizer(config: Config, images: Any) -> optim.SGD:
-    """SGD on W (D, C) and b (C,), both zero at first; W is decayed, b is not."""
-    xp, dim = namespace_of(images), images.shape[1]
-    W, b = xp.zeros((dim, CLASSES), config.dtype), xp.zeros(CLASSES, config.dtype)
-    return optim.SGD(
-        [W, b],
-        [config.weight_decay, 0.0],
-        config.momentum,
-        config.nesterov,
-        config.average,
-        in_place=config.step == "fast",
-    )
+def validation_record(
+    t: int,
+    lr: float,
+    seconds: float,
+    recorded: Meter,
+    params: list[Any],
+    data: MNIST,
+    config: Config,
+    backend: Backend,
+    last: bool,
+) -> Record:
+    """The history's record after step t: the training batches' means since the last one,
+    and, where the run validates then, the validation loss and accuracy of ``params``."""
+    n = len(data.train.labels)
+    loss, accuracy = recorded.read(backend)
+    val_loss = None
+    val_accuracy = None
+    if config.validates_at(t, n, last):
+        W, b = params
+        val_loss, val_accuracy = evaluate(W, b, data.validation, backend)
+    epoch = round(config.epochs_done(t, n), 4)
+    return Record(t, epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds)
 
 
 def train(
@@ -251,76 +233,69 @@ def train(
     progress: Callable[[int], Any] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> Result:
-    """Train on ``backend`` as ``config`` says, ``emit``-ting each log line as it is made (what happens
-    when: the module's docstring). ``progress(total)`` makes a bar. ``stop()``, asked after each step,
-    ends the run there when it says True (a Ctrl-C), and the run finishes as at its end."""
-    xp, n, log, history, t, last = backend.xp, len(data.train.labels), Log(emit), [], 0, False
+    """Train on ``backend`` as ``config`` says, ``emit``-ting each log line as it is made
+    (what happens when: the module's docstring). ``progress(total)`` makes a bar, moved one
+    step at a time. ``stop()``, asked after each step, ends the run there when it says True
+    (a Ctrl-C), and the run finishes as at its end."""
+    n = len(data.train.labels)
+    log = Log(emit)
+    history: list[Record] = []
     images, labels = upload(data, config, backend)
-    total, gradients, optimizer = (
-        config.total_steps(n),
-        make_step(config, images),
-        make_optimizer(config, images),
-    )
+    total = config.total_steps(n)
+    gradients = gradient_function(config, images)
+    optimizer = make_optimizer(config, images)
+    shuffle_seed = config.seed or 0
     steps = batches(
-        images, labels, config.batch_size, total, config.batches, config.shuffle, config.seed or 0
+        images, labels, config.batch_size, total, config.batches, config.shuffle, shuffle_seed
     )
-    shown, recorded = (
-        Meter(xp, (config.dtype, "float32")),
-        Meter(xp, ("float64", "float64")),
-    )  # seed's; history's
-    stopper, ticks, start = (
-        EarlyStopping(config.early_stopping),
-        Ticks(progress, total),
-        time.perf_counter(),
-    )
-    for t, (X_u8, y, ranges) in enumerate(steps, start=1):  # t: the steps done
-        lr = config.learning_rate_at(
-            t - 1, total
-        )  # the schedule's lr_t, of the step counted from 0
-        J, acc, grad_W, grad_b = gradients(
-            X_u8, y, ranges, *optimizer.params
-        )  # forward and backward pass
+    shown = Meter(backend.xp, (config.dtype, "float32"))  # the seed's running means
+    recorded = Meter(backend.xp, ("float64", "float64"))  # the history's
+    stopper = EarlyStopping(config.early_stopping)
+    bar = progress(total) if progress else None
+    t = 0  # the steps done
+    last = False  # whether step t is the run's last
+    start = time.perf_counter()
+    for t, (X_u8, y, ranges) in enumerate(steps, start=1):
+        lr = config.learning_rate_at(t - 1, total)  # the schedule's lr_t, of the step from 0
+        J, acc, grad_W, grad_b = gradients(X_u8, y, ranges, *optimizer.params)
         optimizer.step([grad_W, grad_b], lr)  # theta <- theta - lr_t d, for W and b
         shown.add(J, acc)
         recorded.add(J, acc)
-        ticks.update(t)
-        last = stop is not None and stop()  # asked to stop (Ctrl-C): this step is the run's last
+        if bar is not None:
+            bar.update(1)
+        last = stop is not None and stop()  # asked to stop (Ctrl-C): this step is the last
         if config.displays_at(t):
-            log.say(*step_lines(t, *shown.read(backend, 1 if t == 1 else config.display_step)))
+            divisor = 1 if t == 1 else config.display_step
+            log.say(*step_lines(t, *shown.read(backend, divisor)))
         if config.records_at(t, n) or last:
-            scores = validation_scores(
-                config.validates_at(t, n, last), optimizer.final_params(), data.validation, backend
+            seconds = time.perf_counter() - start
+            params = optimizer.final_params()
+            record = validation_record(
+                t, lr, seconds, recorded, params, data, config, backend, last
             )
-            history.append(
-                Record(
-                    t,
-                    round(config.epochs_done(t, n), 4),
-                    *recorded.read(backend),
-                    *scores,
-                    lr,
-                    time.perf_counter() - start,
-                )
-            )
-            if history[-1].val_accuracy is not None:
-                log.say(validation_line(history[-1], bool(config.epochs)))
-            if stopper.stops(history[-1], optimizer.final_params()):
+            history.append(record)
+            if record.val_accuracy is not None:
+                log.say(validation_line(record, bool(config.epochs)))
+            if stopper.stops(record, params):
                 log.say(f"Early stopping at step {t:04d}: {stopper.message()}")
                 break
         if last:
             break
-    train_seconds, test_start = time.perf_counter() - start, time.perf_counter()
-    ticks.close()
+    train_seconds = time.perf_counter() - start
+    test_start = time.perf_counter()
+    if bar is not None:
+        bar.close()
     W, b = stopper.best_params or optimizer.final_params()
-    test_loss, test_acc = test_scores(W, b, data.test, backend, log)
+    test_loss, test_accuracy = test_scores(W, b, data.test, backend, log)
     return Result(
-        backend.to_numpy(W),
-        backend.to_numpy(b),
-        test_acc,
-        test_loss,
-        list(log),
-        history,
-        t,
-        train_seconds,
-        time.perf_counter() - test_start,
-        last,
+        W=backend.to_numpy(W),
+        b=backend.to_numpy(b),
+        test_accuracy=test_accuracy,
+        test_loss=test_loss,
+        lines=list(log),
+        history=history,
+        steps=t,
+        train_seconds=train_seconds,
+        test_seconds=time.perf_counter() - test_start,
+        interrupted=last,
     )

@@ -7,62 +7,61 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchlr import gradcheck, model, optim
+from scratchlr import gradcheck, model
+from scratchlr.objective import Objective
 
 
 def gradient(X, y, W, b):
-    G = model.grad_logits(model.logits(X, W, b), y)
-    return model.grad_W(X, G), model.grad_b(G)
+    """dJ/dW, dJ/db of the data alone."""
+    return Objective(X, y).gradient(W, b)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_the_hessian_vector_product_is_the_gradients_derivative(seed: int) -> None:
+@pytest.mark.parametrize("seed, weight_decay", [(0, 0.0), (1, 0.0), (2, 1e-3), (3, 0.5)])
+def test_the_hessian_vector_product_is_the_gradients_derivative(
+    seed: int, weight_decay: float
+) -> None:
+    """H (V, v) against five-point differences of the objective's gradient along (V, v), with
+    and without the penalty."""
     X, y, W, b = gradcheck.random_problem(seed, n=20, d=9, c=4)
+    objective = Objective(X, y, weight_decay)
     rng = np.random.default_rng(100 + seed)
-    V, v, h = rng.normal(size=W.shape), rng.normal(size=b.shape), 1e-4
+    V = rng.normal(size=W.shape)
+    v = rng.normal(size=b.shape)
+    h = 1e-4
 
     def at(t: float) -> list[np.ndarray]:
-        return list(gradient(X, y, W + t * V, b + t * v))
+        return list(objective.gradient(W + t * V, b + t * v))
 
     numeric = [
-        (8 * (p1 - m1) - (p2 - m2))
-        / (12 * h)  # five-point differences of the gradient along (V, v)
+        (8 * (p1 - m1) - (p2 - m2)) / (12 * h)
         for p1, m1, p2, m2 in zip(at(h), at(-h), at(2 * h), at(-2 * h))
     ]
-    for analytic, n in zip(model.hessian_vector_product(X, W, b, V, v), numeric):
-        assert gradcheck.relative_error(analytic, n).max() < 1e-7
+    analytic = objective.hessian_vector_product(W, b, V, v)
+    for a, n in zip(analytic, numeric):
+        assert gradcheck.relative_error(a, n).max() < 1e-7
 
 
 def test_the_loss_is_convex_with_one_flat_direction() -> None:
     X, y, W, b = gradcheck.random_problem(7, n=30, d=8, c=5)
+    data = Objective(X, y)
     rng = np.random.default_rng(0)
     for _ in range(50):  # v^T H v >= 0 along any direction
-        V, v = rng.normal(size=W.shape), rng.normal(size=b.shape)
-        HV, Hv = model.hessian_vector_product(X, W, b, V, v)
+        V = rng.normal(size=W.shape)
+        v = rng.normal(size=b.shape)
+        HV, Hv = data.hessian_vector_product(W, b, V, v)
         assert np.sum(V * HV) + np.sum(v * Hv) >= -1e-12
-    a, c = (
-        rng.normal(size=(W.shape[0], 1)),
-        0.7,
-    )  # the same vector added to every column of W, c to every b_j
-    V, v = np.repeat(a, W.shape[1], axis=1), np.full(b.shape, c)
-    HV, Hv = model.hessian_vector_product(X, W, b, V, v)
+    # the same vector added to every column of W, and one number to every b_j
+    V = np.repeat(rng.normal(size=(W.shape[0], 1)), W.shape[1], axis=1)
+    v = np.full(b.shape, 0.7)
+    HV, Hv = data.hessian_vector_product(W, b, V, v)
     assert np.abs(HV).max() < 1e-12 and np.abs(Hv).max() < 1e-12  # no curvature along it
-    J = model.loss(model.logits(X, W, b), y)
-    assert model.loss(model.logits(X, W + 3 * V, b + 3 * v), y) == pytest.approx(
-        J, rel=1e-12
-    )  # nor change
-    weight_decay, h = (
-        1e-3,
-        1e-4,
-    )  # L2 curves it: the penalised gradient changes by lambda V along it
-
-    def penalised(t: float) -> np.ndarray:
-        return optim.decayed_gradient(
-            gradient(X, y, W + t * V, b + t * v)[0], W + t * V, weight_decay
-        )
-
-    curvature = (penalised(h) - penalised(-h)) / (2 * h)
-    np.testing.assert_allclose(curvature, weight_decay * V, rtol=1e-6, atol=1e-12)
+    J = data.value(W, b)
+    assert data.value(W + 3 * V, b + 3 * v) == pytest.approx(J, rel=1e-12)  # nor change
+    # the penalty curves it: lambda V along it, and f grows by (lambda/2) ||3 V||^2 + ...
+    penalised = Objective(X, y, weight_decay=1e-3)
+    HV, Hv = penalised.hessian_vector_product(W, b, V, v)
+    np.testing.assert_allclose(HV, 1e-3 * V, rtol=1e-6, atol=1e-12)
+    assert np.abs(Hv).max() < 1e-12  # b is not penalised
 
 
 def test_cross_entropy_is_the_kl_divergence_from_the_one_hot_labels() -> None:

@@ -12,33 +12,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchlr import model, optim, train
+from scratchlr import model, train
 from scratchlr.backend import numpy_backend
-from scratchlr.config import STEPS
+from scratchlr.config import IMPLEMENTATIONS
 from scratchlr.dataset import mnist
-from scratchlr.step import FastGradients, reference_gradients
+from scratchlr.gradients import FastGradients, reference_gradients
+from scratchlr.optim.sgd import sgd_update
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def reference_step(images, labels, ranges, W, b, lr: float) -> tuple:
+def reference_step(images, labels, ranges, W, b, lr: float, weight_decay: float = 0.0) -> tuple:
     """The reference gradients, then plain SGD building new arrays: (J, acc, W', b')."""
-    J, acc, grad_W, grad_b = reference_gradients(images, labels, ranges, W, b)
-    return J, acc, optim.sgd_step(W, grad_W, None, lr)[0], optim.sgd_step(b, grad_b, None, lr)[0]
+    J, acc, grad_W, grad_b = reference_gradients(images, labels, ranges, W, b, weight_decay)
+    W_new, _ = sgd_update(W, grad_W, None, lr)
+    b_new, _ = sgd_update(b, grad_b, None, lr)
+    return J, acc, W_new, b_new
 
 
 def fast_step(gradients: FastGradients, images, labels, ranges, W, b, lr: float) -> tuple:
     """The fast gradients, then plain SGD in place, as the loop runs them: (J, acc, W', b')."""
     J, acc, grad_W, grad_b = gradients(images, labels, ranges, W, b)
-    W, _ = optim.sgd_step(W, grad_W, None, lr, in_place=True)
-    b, _ = optim.sgd_step(b, grad_b, None, lr, in_place=True)
+    W, _ = sgd_update(W, grad_W, None, lr, in_place=True)
+    b, _ = sgd_update(b, grad_b, None, lr, in_place=True)
     return J, acc, W, b
 
 
 def both(data: mnist.MNIST, config: train.Config) -> tuple[train.Result, train.Result]:
     runs = [
         train.train(
-            data, dataclasses.replace(config, step=s), numpy_backend(), emit=lambda line: None
+            data,
+            dataclasses.replace(config, implementation=s),
+            numpy_backend(),
+            emit=lambda line: None,
         )
         for s in ("fast", "reference")
     ]
@@ -85,14 +91,16 @@ data = mnist.load(sys.argv[1])
 blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
 out = {"blas": [(p["internal_api"], p["num_threads"]) for p in blas]}
 for s in ("fast", "reference"):
-    r = train.train(data, train.Config(num_steps=50, display_step=1, step=s), numpy_backend(), emit=lambda line: None)
+    config = train.Config(num_steps=50, display_step=1, implementation=s)
+    r = train.train(data, config, numpy_backend(), emit=lambda line: None)
     out[s] = {"W": r.W.tobytes().hex(), "b": r.b.tobytes().hex(), "lines": r.lines}
 print(json.dumps(out))
 """
 
 
 def seed_steps(mnist_dir: Path, threads: str) -> dict:
-    """The seed's first 50 steps with either step, in a process with ``threads`` OpenBLAS threads."""
+    """The seed's first 50 steps with either implementation, in a process with ``threads``
+    OpenBLAS threads."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, "-c", SEED_STEPS_IN_A_FRESH_PROCESS, str(mnist_dir)],
@@ -108,25 +116,25 @@ def seed_steps(mnist_dir: Path, threads: str) -> dict:
 def test_seed_steps_with_two_blas_threads(mnist_dir: Path) -> None:
     """With two OpenBLAS threads the fast step still makes the reference's bits; against one
     thread, the run is the same to float32 rounding (BLAS may split the sums otherwise)."""
-    one, two = seed_steps(mnist_dir, "1"), seed_steps(mnist_dir, "2")
+    one = seed_steps(mnist_dir, "1")
+    two = seed_steps(mnist_dir, "2")
     if [api for api, _ in two["blas"]] != ["openblas"]:
-        pytest.skip(
-            f"NumPy's BLAS here is {two['blas']}, not one OpenBLAS (OPENBLAS_NUM_THREADS is its setting)"
-        )
+        pytest.skip(f"NumPy's BLAS here is {two['blas']}, not one OpenBLAS (whose threads are set)")
     assert one["blas"] == [["openblas", 1]] and two["blas"] == [["openblas", 2]]
     for run in (one, two):
         assert run["fast"] == run["reference"]
-    W1, W2 = (np.frombuffer(bytes.fromhex(run["fast"]["W"]), np.float32) for run in (one, two))
+    W1 = np.frombuffer(bytes.fromhex(one["fast"]["W"]), np.float32)
+    W2 = np.frombuffer(bytes.fromhex(two["fast"]["W"]), np.float32)
     np.testing.assert_allclose(W2, W1, rtol=1e-4, atol=1e-6)
-    assert (
-        len(two["fast"]["lines"]) == len(one["fast"]["lines"]) == 52
-    )  # initial loss, 50 steps, test
+    lines = len(one["fast"]["lines"])
+    assert len(two["fast"]["lines"]) == lines == 52  # initial loss, 50 steps, test
 
 
 def problem(rng: np.random.Generator, n_images: int, dtype: type, scale: float = 0.05):
     images = rng.integers(0, 256, (n_images, 784), dtype=np.uint8)
     labels = rng.integers(0, 10, n_images)
-    W, b = rng.normal(0, scale, (784, 10)).astype(dtype), rng.normal(0, scale, 10).astype(dtype)
+    W = rng.normal(0, scale, (784, 10)).astype(dtype)
+    b = rng.normal(0, scale, 10).astype(dtype)
     return images, labels, W, b
 
 
@@ -143,12 +151,16 @@ def problem(rng: np.random.Generator, n_images: int, dtype: type, scale: float =
     ],
     ids=lambda r: "+".join(f"{a}:{b}" for a, b in r),
 )
-def test_one_step_equals_reference_step(dtype: type, ranges: list[tuple[int, int]]) -> None:
-    """One step, on random parameters, for batches of 1 to 128 rows, whole or wrapping."""
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_one_step_equals_reference_step(
+    dtype: type, ranges: list[tuple[int, int]], weight_decay: float
+) -> None:
+    """One step, on random parameters, for batches of 1 to 128 rows, whole or wrapping, with
+    and without the penalty."""
     rng = np.random.default_rng(len(ranges) * 1000 + ranges[0][0])
     images, labels, W, b = problem(rng, 200, dtype)
-    J_ref, acc_ref, W_ref, b_ref = reference_step(images, labels, ranges, W, b, 0.3)
-    fast = FastGradients(np, 128, 784, 10, dtype)
+    J_ref, acc_ref, W_ref, b_ref = reference_step(images, labels, ranges, W, b, 0.3, weight_decay)
+    fast = FastGradients(np, 128, 784, 10, dtype, weight_decay)
     J, acc, W_new, b_new = fast_step(fast, images, labels, ranges, W.copy(), b.copy(), 0.3)
     assert J.dtype == J_ref.dtype == dtype and acc.dtype == acc_ref.dtype == np.float32
     assert J.tobytes() == J_ref.tobytes() and acc.tobytes() == acc_ref.tobytes()
@@ -176,13 +188,16 @@ def test_fast_step_one_step_by_hand() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(7, 6), dtype=np.uint8)
     labels = rng.integers(0, 3, 7)
-    W, b = rng.normal(size=(6, 3)), np.zeros(3)
-    W0, b0 = W.copy(), b.copy()
+    W = rng.normal(size=(6, 3))
+    b = np.zeros(3)
+    W0 = W.copy()
+    b0 = b.copy()
     step = FastGradients(np, 5, 6, 3, np.float64)
     J, acc, W_new, b_new = fast_step(step, images, labels, [(5, 7), (0, 3)], W, b, 0.5)
     assert W_new is W and b_new is b  # updated in place
     idx = [5, 6, 0, 1, 2]
-    X, y = images[idx] / 255.0, labels[idx]
+    X = images[idx] / 255.0
+    y = labels[idx]
     z = X @ W0 + b0
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
@@ -198,7 +213,10 @@ def test_buffers_are_reused_across_batch_sizes() -> None:
     stale rows of an earlier batch leak into a later one."""
     images, labels, W, b = problem(np.random.default_rng(9), 300, np.float32)
     step = FastGradients(np, 128, 784, 10, np.float32)
-    W_ref, b_ref, W_fast, b_fast = W.copy(), b.copy(), W.copy(), b.copy()
+    W_ref = W.copy()
+    b_ref = b.copy()
+    W_fast = W.copy()
+    b_fast = b.copy()
     for ranges in ([(0, 128)], [(128, 131)], [(131, 259)], [(290, 300), (0, 20)], [(20, 148)]):
         J_ref, acc_ref, W_ref, b_ref = reference_step(images, labels, ranges, W_ref, b_ref, 0.2)
         J, acc, W_fast, b_fast = fast_step(step, images, labels, ranges, W_fast, b_fast, 0.2)
@@ -212,10 +230,10 @@ def test_a_batch_larger_than_the_step_is_refused() -> None:
         FastGradients(np, 32, 784, 10, np.float32)(images, labels, [(0, 33)], W, b)
 
 
-@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("bad", [10, -1])
-def test_labels_outside_the_classes_are_refused_by_either_step(
-    mnist_data: mnist.MNIST, step: str, bad: int
+def test_labels_outside_the_classes_are_refused_by_either_implementation(
+    mnist_data: mnist.MNIST, implementation: str, bad: int
 ) -> None:
     """The fast step does not check labels per batch; the loop checks them once, before training."""
     labels = mnist_data.train.labels.copy()
@@ -223,5 +241,8 @@ def test_labels_outside_the_classes_are_refused_by_either_step(
     data = dataclasses.replace(mnist_data, train=mnist.Split(mnist_data.train.images, labels))
     with pytest.raises(ValueError, match=f"label {bad} is outside the valid range"):
         train.train(
-            data, train.Config(num_steps=2, step=step), numpy_backend(), emit=lambda line: None
+            data,
+            train.Config(num_steps=2, implementation=implementation),
+            numpy_backend(),
+            emit=lambda line: None,
         )

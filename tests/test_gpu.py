@@ -37,7 +37,7 @@ def test_gpu_fast_step_is_bit_identical_to_reference(mnist_data) -> None:
     runs = [
         train.train(
             mnist_data,
-            train.Config(num_steps=300, display_step=1, step=s),
+            train.Config(num_steps=300, display_step=1, implementation=s),
             gpu,
             emit=lambda line: None,
         )

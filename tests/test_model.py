@@ -41,12 +41,6 @@ def test_matches_tensorflow(tf_cases: dict, case: int, dtype: str) -> None:
     assert close(G * len(y), tf_cases[f"{key}_dlogits"] * len(y))
 
 
-def test_golden_file_covers_extreme_logits(tf_cases: dict) -> None:
-    names = list(tf_cases["case_names"])
-    assert len(names) == CASES
-    assert np.abs(tf_cases["case02_float32_logits"]).max() > 1e4  # the ±1e4 case is there
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cross_entropy_is_minus_log_softmax_and_finite(dtype: type) -> None:
     """On logits of order 1e4, where exp overflows and p underflows: the loss is -log p_y as

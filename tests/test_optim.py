@@ -1,4 +1,5 @@
-"""The optimiser's equations: each function by hand, and 200 steps against PyTorch's SGD."""
+"""The optimisers: each function by hand, 200 steps against PyTorch's SGD, averaging around any
+member, and a second member made in a few lines and trained through train()."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from scratchlr import optim, train
+from scratchlr import objective, optim, train
 from scratchlr.backend import numpy_backend
+from scratchlr.gradients import reference_gradients
+from scratchlr.optim import schedules, sgd
+from scratchlr.optim.averaging import Averaged, polyak_average
 
 
 def quiet(data, config: train.Config) -> train.Result:
@@ -20,12 +24,12 @@ def torch_sgd() -> dict[str, np.ndarray]:
         return dict(f)
 
 
-@pytest.mark.parametrize("step", ["fast", "reference"])
+@pytest.mark.parametrize("implementation", ["fast", "reference"])
 @pytest.mark.parametrize(
     "case", ["float32_momentum", "float32_nesterov", "float64_momentum", "float64_nesterov"]
 )
 def test_200_steps_agree_with_torch_sgd_and_step_lr(
-    mnist_data, torch_sgd, case: str, step: str
+    mnist_data, torch_sgd, case: str, implementation: str
 ) -> None:
     """torch.optim.SGD(momentum 0.9, Nesterov off/on, weight decay 1e-4 on W) + StepLR(50, 0.5),
     on the same batches: the same run to float32 rounding (PyTorch fuses theta - lr d into
@@ -35,7 +39,7 @@ def test_200_steps_agree_with_torch_sgd_and_step_lr(
         num_steps=200,
         display_step=1,
         dtype=dtype,
-        step=step,
+        implementation=implementation,
         momentum=0.9,
         nesterov=kind == "nesterov",
         weight_decay=1e-4,
@@ -51,18 +55,24 @@ def test_200_steps_agree_with_torch_sgd_and_step_lr(
     assert [r.lr for r in result.history][49:51] == [0.1, 0.05]  # StepLR halves it after step 50
 
 
-def test_sgd_step_by_hand() -> None:
-    """One update of each kind, against the formula written out here, in float64."""
+def test_sgd_update_by_hand() -> None:
+    """One update of each kind, against the formula written out here, in float64; with weight
+    decay, the objective's gradient g + lambda theta goes in, as torch.optim.SGD adds it."""
     rng = np.random.default_rng(0)
-    theta, g, v = rng.normal(size=(3, 4)), rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
-    lr, mu, lam = 0.3, 0.9, 0.01
-    new, _ = optim.sgd_step(theta, g, None, lr)
+    theta = rng.normal(size=(3, 4))
+    g = rng.normal(size=(3, 4))
+    v = rng.normal(size=(3, 4))
+    lr = 0.3
+    mu = 0.9
+    lam = 0.01
+    new, _ = sgd.sgd_update(theta, g, None, lr)
     np.testing.assert_allclose(new, theta - lr * g, rtol=1e-15)
-    new, v1 = optim.sgd_step(theta, g, v, lr, momentum=mu)
+    new, v1 = sgd.sgd_update(theta, g, v, lr, momentum=mu)
     np.testing.assert_allclose(v1, mu * v + g, rtol=1e-15)
     np.testing.assert_allclose(new, theta - lr * (mu * v + g), rtol=1e-15)
-    new, v1 = optim.sgd_step(theta, g, v, lr, momentum=mu, nesterov=True, weight_decay=lam)
-    g_decayed = g + lam * theta
+    g_decayed = objective.decayed(g, theta, lam)
+    np.testing.assert_allclose(g_decayed, g + lam * theta, rtol=1e-15)
+    new, v1 = sgd.sgd_update(theta, g_decayed, v, lr, momentum=mu, nesterov=True)
     v_expected = mu * v + g_decayed
     np.testing.assert_allclose(v1, v_expected, rtol=1e-15)
     np.testing.assert_allclose(new, theta - lr * (g_decayed + mu * v_expected), rtol=1e-15)
@@ -70,23 +80,20 @@ def test_sgd_step_by_hand() -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "momentum, nesterov, decay",
-    [(0, False, 0), (0, False, 1e-3), (0.9, False, 0), (0.9, True, 1e-4), (0.5, False, 0.1)],
+    "momentum, nesterov", [(0, False), (0.9, False), (0.9, True), (0.5, False)]
 )
-def test_in_place_equals_new_arrays(
-    dtype: type, momentum: float, nesterov: bool, decay: float
-) -> None:
+def test_in_place_equals_new_arrays(dtype: type, momentum: float, nesterov: bool) -> None:
     """The fast step's in-place update makes the reference's bits, over several steps."""
     rng = np.random.default_rng(1)
     theta = rng.normal(size=(784, 10)).astype(dtype)
     v = np.zeros_like(theta) if momentum else None
-    theta_ip, v_ip = theta.copy(), None if v is None else v.copy()
+    theta_ip = theta.copy()
+    v_ip = None if v is None else v.copy()
     for k in range(4):
         g = rng.normal(size=theta.shape).astype(dtype)
-        theta, v = optim.sgd_step(theta, g.copy(), v, 0.1 / (k + 1), momentum, nesterov, decay)
-        out, v_out = optim.sgd_step(
-            theta_ip, g.copy(), v_ip, 0.1 / (k + 1), momentum, nesterov, decay, in_place=True
-        )
+        lr = 0.1 / (k + 1)
+        theta, v = sgd.sgd_update(theta, g.copy(), v, lr, momentum, nesterov)
+        out, v_out = sgd.sgd_update(theta_ip, g.copy(), v_ip, lr, momentum, nesterov, True)
         assert out is theta_ip and v_out is v_ip
         assert theta.tobytes() == theta_ip.tobytes()
         assert v is None or v.tobytes() == v_ip.tobytes()
@@ -95,7 +102,7 @@ def test_in_place_equals_new_arrays(
 def test_descend_rounds_learning_rate_to_param_dtype() -> None:
     W = np.ones(4, np.float32)
     g = np.full(4, 3.0, np.float32)
-    out = optim.descend(W, g, 0.1)
+    out = sgd.descend(W, g, 0.1)
     assert out.dtype == np.float32
     assert np.array_equal(out, W - np.float32(0.1) * g)
 
@@ -103,7 +110,7 @@ def test_descend_rounds_learning_rate_to_param_dtype() -> None:
 def test_first_velocity_is_the_gradient() -> None:
     """From v = 0, mu v + g is g exactly: PyTorch's first step, which sets buf = g."""
     g = np.random.default_rng(2).normal(size=100).astype(np.float32)
-    assert optim.momentum_buffer(np.zeros_like(g), g, 0.9).tobytes() == g.tobytes()
+    assert sgd.momentum_buffer(np.zeros_like(g), g, 0.9).tobytes() == g.tobytes()
 
 
 def test_polyak_average_is_the_mean_of_the_iterates() -> None:
@@ -111,51 +118,92 @@ def test_polyak_average_is_the_mean_of_the_iterates() -> None:
     iterates = rng.normal(size=(50, 7, 3))
     mean = np.zeros((7, 3))
     for k, theta in enumerate(iterates, start=1):
-        mean = optim.polyak_average(mean, theta, k)
+        mean = polyak_average(mean, theta, k)
         if k == 1:
             assert np.array_equal(mean, theta)  # from 0, the first mean is the first iterate
     np.testing.assert_allclose(mean, iterates.mean(axis=0), rtol=1e-12, atol=1e-14)
 
 
-def test_l2_penalty_terms() -> None:
-    W = np.array([[1.0, -2.0], [3.0, 0.5]])
-    terms = optim.l2_penalty(W, 0.1)
-    assert terms.shape == W.shape and terms.sum() == pytest.approx(0.05 * (1 + 4 + 9 + 0.25))
-
-
 @pytest.mark.parametrize("in_place", [False, True])
-def test_sgd_keeps_velocities_and_the_mean_of_the_iterates(in_place: bool) -> None:
+def test_sgd_keeps_velocities_and_averaging_keeps_the_mean(in_place: bool) -> None:
     """A constant gradient g, momentum mu, from theta_0 = 1: v_k = g (1 - mu^k) / (1 - mu) and
     theta_k = 1 - lr sum_{j <= k} v_j, in closed form; averaging from step 3 keeps the mean of
-    theta_4 .. theta_K. The second parameter, with a zero gradient, only decays, by its own
-    lambda: u <- mu u + lambda w, w <- w - lr u; the first has lambda 0."""
-    mu, lr, K, start, lam = 0.5, 0.1, 8, 3, 0.2
+    theta_4 .. theta_K."""
+    mu = 0.5
+    lr = 0.1
+    K = 8
+    start = 3
     g = np.array([1.0, -2.0, 0.5])
-    sgd = optim.SGD(
-        [np.ones(3), np.ones(2)], [0.0, lam], momentum=mu, average=start, in_place=in_place
-    )
-    iterates, w, u = [], 1.0, 0.0
+    averaged = Averaged(optim.SGD([np.ones(3)], momentum=mu, in_place=in_place), start)
+    iterates = []
     for _ in range(K):
-        sgd.step([g.copy(), np.zeros(2)], lr)
-        iterates.append(sgd.params[0].copy())
-        u = mu * u + lam * w
-        w = w - lr * u
+        averaged.step([g.copy()], lr)
+        iterates.append(averaged.params[0].copy())
     v = [g * (1 - mu**k) / (1 - mu) for k in range(1, K + 1)]
-    np.testing.assert_allclose(sgd.velocities[0], v[-1], rtol=1e-14)
-    np.testing.assert_allclose(
-        iterates, [1 - lr * np.sum(v[:k], axis=0) for k in range(1, K + 1)], rtol=1e-14
-    )
-    np.testing.assert_allclose(sgd.params[1], [w, w], rtol=1e-14)
-    assert w < 0.9  # it did decay
-    assert sgd.steps == K and sgd.averaged == K - start
-    np.testing.assert_allclose(sgd.final_params()[0], np.mean(iterates[start:], axis=0), rtol=1e-14)
-    fresh = optim.SGD([np.ones(3)], [0.0], average=start)
+    np.testing.assert_allclose(averaged.optimizer.state[0]["velocity"], v[-1], rtol=1e-14)
+    expected = [1 - lr * np.sum(v[:k], axis=0) for k in range(1, K + 1)]
+    np.testing.assert_allclose(iterates, expected, rtol=1e-14)
+    assert averaged.steps == K and averaged.averaged == K - start
+    mean = np.mean(iterates[start:], axis=0)
+    np.testing.assert_allclose(averaged.final_params()[0], mean, rtol=1e-14)
+    fresh = Averaged(optim.SGD([np.ones(3)]), start)
     assert fresh.final_params()[0] is fresh.params[0]  # before averaging begins: the iterates
+
+
+class SignDescent(optim.Optimizer):
+    """A second member in a few lines: theta <- theta - lr sign(g) (signSGD)."""
+
+    def step(self, grads: list[np.ndarray], learning_rate: float) -> None:
+        for i, g in enumerate(grads):
+            self.params[i] = self.params[i] - learning_rate * np.sign(g)
+
+
+def test_a_second_member_trains_through_train_with_averaging(
+    monkeypatch: pytest.MonkeyPatch, mnist_data
+) -> None:
+    """A member registered by name is picked by the config and trained by train(), with either
+    implementation, averaged; the run does what the member's rule says, step by step."""
+    monkeypatch.setitem(optim.OPTIMIZERS, "signsgd", SignDescent)
+    runs = {}
+    for implementation in ("fast", "reference"):
+        config = train.Config(
+            optimizer="signsgd",
+            implementation=implementation,
+            learning_rate=1e-3,
+            num_steps=30,
+            average=10,
+            display_step=10,
+        )
+        runs[implementation] = quiet(mnist_data, config)
+    fast = runs["fast"]
+    assert np.array_equal(fast.W, runs["reference"].W)
+    # by hand: the same rule on the same batches, then the mean of the iterates after step 10
+    W = np.zeros((784, 10), np.float32)
+    b = np.zeros(10, np.float32)
+    iterates = []
+    images = mnist_data.train.images
+    labels = mnist_data.train.labels
+    for t in range(30):
+        rows = slice(128 * t, 128 * (t + 1))
+        ranges = [(rows.start, rows.stop)]
+        _, _, grad_W, grad_b = reference_gradients(images, labels, ranges, W, b)
+        W = W - np.float32(1e-3) * np.sign(grad_W)
+        b = b - np.float32(1e-3) * np.sign(grad_b)
+        iterates.append(W)
+    np.testing.assert_allclose(fast.W, np.mean(iterates[10:], axis=0), rtol=1e-5, atol=1e-7)
+    assert fast.test_accuracy > 0.7  # it learns
+    with pytest.raises(ValueError, match="--momentum is not used by --optimizer signsgd"):
+        train.Config(optimizer="signsgd", momentum=0.9)
+
+
+def test_an_unknown_optimizer_is_one_line() -> None:
+    with pytest.raises(ValueError, match="--optimizer must be one of sgd, got 'adam'"):
+        train.Config(optimizer="adam")
 
 
 def test_schedules_by_formula() -> None:
     lr = 0.4
-    assert [optim.scheduled_lr("step", lr, t, step_size=3, gamma=0.5) for t in range(7)] == [
+    assert [schedules.scheduled_lr("step", lr, t, step_size=3, gamma=0.5) for t in range(7)] == [
         0.4,
         0.4,
         0.4,
@@ -164,29 +212,29 @@ def test_schedules_by_formula() -> None:
         0.2,
         0.1,
     ]
-    assert optim.scheduled_lr("exponential", lr, 3, gamma=0.5) == pytest.approx(0.05)
-    assert optim.scheduled_lr("cosine", lr, 0, t_max=10, eta_min=0.01) == pytest.approx(lr)
-    assert optim.scheduled_lr("cosine", lr, 5, t_max=10, eta_min=0.01) == pytest.approx(
+    assert schedules.scheduled_lr("exponential", lr, 3, gamma=0.5) == pytest.approx(0.05)
+    assert schedules.scheduled_lr("cosine", lr, 0, t_max=10, eta_min=0.01) == pytest.approx(lr)
+    assert schedules.scheduled_lr("cosine", lr, 5, t_max=10, eta_min=0.01) == pytest.approx(
         (lr + 0.01) / 2
     )
-    assert optim.scheduled_lr("cosine", lr, 10, t_max=10, eta_min=0.01) == pytest.approx(0.01)
-    assert optim.scheduled_lr("inverse", lr, 4, gamma=0.25) == pytest.approx(0.2)
-    assert optim.scheduled_lr("constant", lr, 10**6) == lr
+    assert schedules.scheduled_lr("cosine", lr, 10, t_max=10, eta_min=0.01) == pytest.approx(0.01)
+    assert schedules.scheduled_lr("inverse", lr, 4, gamma=0.25) == pytest.approx(0.2)
+    assert schedules.scheduled_lr("constant", lr, 10**6) == lr
     with pytest.raises(ValueError, match="unknown schedule 'linear'"):
-        optim.scheduled_lr("linear", lr, 0)
+        schedules.scheduled_lr("linear", lr, 0)
 
 
 def test_cosine_schedule_is_half_a_period() -> None:
     """T_max is half the period: down to eta_min at T_max, back up to lr at 2 T_max, as
     CosineAnnealingLR's closed form; a quarter of the way down it is at 1/2 + sqrt(2)/4."""
     lr, eta_min, t_max = 0.5, 0.05, 40
-    assert optim.cosine_lr(lr, 10, t_max, eta_min) == pytest.approx(
+    assert schedules.cosine_lr(lr, 10, t_max, eta_min) == pytest.approx(
         eta_min + (lr - eta_min) * (0.5 + 2**0.5 / 4)
     )
-    assert optim.cosine_lr(lr, 60, t_max, eta_min) == pytest.approx(
-        optim.cosine_lr(lr, 20, t_max, eta_min)
+    assert schedules.cosine_lr(lr, 60, t_max, eta_min) == pytest.approx(
+        schedules.cosine_lr(lr, 20, t_max, eta_min)
     )
-    assert optim.cosine_lr(lr, 80, t_max, eta_min) == pytest.approx(lr)
+    assert schedules.cosine_lr(lr, 80, t_max, eta_min) == pytest.approx(lr)
 
 
 @pytest.mark.parametrize(
@@ -206,14 +254,14 @@ def test_decay_limit_is_where_the_decay_alone_stops_contracting(
 ) -> None:
     """Iterate the decay term alone (g = lambda theta): just under the limit it shrinks,
     just over it grows."""
-    limit = optim.stable_decay_limit(momentum, nesterov)
+    limit = sgd.stable_decay_limit(momentum, nesterov)
 
     def size_after(a: float, steps: int = 4000) -> float:
-        theta, v = np.ones(1), np.zeros(1)
+        theta = np.ones(1)
+        v = np.zeros(1) if momentum else None
         for _ in range(steps):
-            theta, v = optim.sgd_step(
-                theta, np.zeros(1), v if momentum else None, 1.0, momentum, nesterov, a
-            )
+            g = objective.decayed(np.zeros(1), theta, a)  # the penalty's gradient alone
+            theta, v = sgd.sgd_update(theta, g, v, 1.0, momentum, nesterov)
         return float(abs(theta[0]))
 
     with np.errstate(over="ignore", invalid="ignore"):

@@ -1,5 +1,5 @@
 """Training past the seed: epochs, shuffling, the optimiser's options, validation, early
-stopping, history, and every one of them with either step, bit for bit."""
+stopping, history, and every one of them with either implementation, bit for bit."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ OPTIONS = {
 @pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
 def test_every_option_is_bit_identical_with_either_step(small: mnist.MNIST, options: dict) -> None:
     options = {"display_step": 7, **options}
-    fast, ref = (quiet(small, train.Config(step=s, **options)) for s in ("fast", "reference"))
+    fast = quiet(small, train.Config(implementation="fast", **options))
+    ref = quiet(small, train.Config(implementation="reference", **options))
     assert fast.W.tobytes() == ref.W.tobytes() and fast.b.tobytes() == ref.b.tobytes()
     assert fast.lines == ref.lines and fast.steps == ref.steps
     strip = [dataclasses.replace(r, seconds=0.0) for r in fast.history]
@@ -442,3 +443,15 @@ def test_a_stop_ends_the_run_as_at_its_end(small: mnist.MNIST) -> None:
     )
     shorter = quiet(small, train.Config(num_steps=25, batching="epoch", display_step=10, average=5))
     assert np.array_equal(result.W, shorter.W) and np.array_equal(result.b, shorter.b)
+
+
+@pytest.mark.parametrize("flag", ["--implementation", "--step"])
+def test_the_old_step_flag_still_picks_the_implementation(flag: str) -> None:
+    """``--step`` was the flag's name before ``--implementation``: existing commands still run."""
+    from scratchlr.cli.args import config_from
+    from scratchlr.cli.main import parser
+
+    _, commands = parser()
+    args = commands["train"].parse_args([flag, "reference"])
+    assert config_from(args).implementation == "reference"
+    assert config_from(commands["train"].parse_args([])).implementation == "fast"

@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from scratchlr import model, optim, train
+from scratchlr import model, train
+from scratchlr.optim.sgd import descend
 from scratchlr.backend import Backend, numpy_backend
 from scratchlr.dataset import batches
 
@@ -96,12 +97,14 @@ def manual_run(data, config: train.Config) -> tuple[np.ndarray, np.ndarray, list
         else:
             idx = np.arange(pos, min(pos + B, n))
             pos = 0 if pos + B >= n else pos + B
-        X, y = model.pixels(X_all[idx], config.dtype), y_all[idx]
+        X = model.pixels(X_all[idx], config.dtype)
+        y = y_all[idx]
         z = model.logits(X, W, b)
         losses.append(float(model.loss(z, y)))
         G = model.grad_logits(z, y)
         lr = config.learning_rate
-        W, b = optim.descend(W, model.grad_W(X, G), lr), optim.descend(b, model.grad_b(G), lr)
+        W = descend(W, model.grad_W(X, G), lr)
+        b = descend(b, model.grad_b(G), lr)
     return W, b, losses
 
 

@@ -56,6 +56,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
         options = dict(f.metadata)
         text = options.pop("help")
         options.pop("group", None)
+        names = [flag(f.name), *options.pop("aliases", ())]
         if f.default is False:
             where.add_argument(flag(f.name), action="store_true", help=text)
             continue
@@ -63,7 +64,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
         if "choices" in options:  # shown in the help; Config itself refuses any other value
             options["metavar"] = "{" + ",".join(options.pop("choices")) + "}"
         shown = "" if f.default is None else f" (default: {f.default})"
-        where.add_argument(flag(f.name), type=kind, default=f.default, help=text + shown, **options)
+        where.add_argument(*names, type=kind, default=f.default, help=text + shown, **options)
 
 
 def config_from(args: argparse.Namespace) -> Config:

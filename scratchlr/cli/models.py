@@ -18,7 +18,7 @@ from ..dataset import download, mnist
 from ..files import history, images, modelfile
 from ..reports.evaluate import confusion_matrix, format_report, report, scores
 from ..search import results
-from ..train import predict_split
+from ..evaluation import predict_split
 from .args import add_data_args, fail, load_data, usage_error
 
 

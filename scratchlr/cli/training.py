@@ -21,7 +21,8 @@ from .. import __version__
 from ..backend import DEVICES, BackendError, numpy_backend, select
 from ..dataset import download, mnist
 from ..files import history, modelfile
-from ..train import evaluate, train
+from ..evaluation import evaluate
+from ..train import train
 from .args import (
     PROG,
     add_config_args,

@@ -14,7 +14,7 @@ import numpy as np
 from .. import model
 from ..backend import Backend
 from ..dataset.mnist import CLASSES, Split
-from ..train import predict_split
+from ..evaluation import predict_split
 
 
 def scores(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,13 +1,13 @@
-"""One training step's loss, accuracy and gradients, twice: readable, and in place.
+"""One batch's loss, accuracy and gradients, twice: readable, and in place.
 
-:func:`reference_gradients` composes the functions of :mod:`scratchlr.model`: one forward
-pass makes the logits z, and the loss, the accuracy and the gradient each shift and
-exponentiate z again (three softmaxes, one per use), in fresh temporaries.
-:class:`FastGradients` makes the same array operations once each, writing into buffers it
-made when it was built:
+:func:`reference_gradients` calls the objective of :mod:`scratchlr.objective`, built on the
+functions of :mod:`scratchlr.model`: one forward pass makes the logits z, and the loss, the
+accuracy and the gradient each shift and exponentiate z again (three softmaxes, one per
+use), in fresh temporaries. :class:`FastGradients` makes the same array operations once
+each, writing into buffers it made when it was built:
 
 ==================================  =======================================
-model.py                            FastGradients
+model.py, objective.py              FastGradients
 ==================================  =======================================
 ``pixels``: x = u8 * (1/255)        uint8 copied into X, then X *= 1/255
 ``logits``: z = X W + b             matmul(X, W, out=z); z += b
@@ -19,27 +19,25 @@ model.py                            FastGradients
 ``loss``: J = mean L (float64)      L.sum(dtype=float64) / N, rounded once
 ``grad_logits``: G = (p - Y) / N    p -= 1 at the labels; G = p * (1/N)
 ``grad_W``: X^T G                   matmul(X.T, G, out=grad_W)
+``decayed``: + lambda W             add(grad_W, W * lambda, out=grad_W)
 ``grad_b``: sum_n G_n               G.sum(axis=0, out=grad_b)
 ==================================  =======================================
 
-The update that follows is :class:`scratchlr.optim.SGD`'s for either step; for the fast
-step it runs in place, so it writes into these gradient buffers and the parameters, making
-the same calls.
+The optimiser's update follows; for the fast step it runs in place, writing into these
+gradient buffers and the parameters, with the same calls.
 
 Why the results are bit-identical to the reference at any one BLAS kernel and thread count:
 every call above is the reference's own call, on operands of the same shapes, dtypes and
 memory layouts (the first n rows of a C-ordered buffer are a C-ordered (n, ...) array), so
 BLAS and NumPy's reductions sum in the same order, and exp and log take the same loops.
-(Another thread count splits the products differently, for both steps alike: the CLI
-fixes one thread.) The operations that differ in form give the same bits all the same:
-p - Y subtracts 1 at the labels in both (p - 1 rounds when p < 1/2, but it is the same
-rounded subtraction) and 0 elsewhere, which is exact; and max, argmax and counting hits are
-exact in any form. ``tests/test_fast.py`` checks the bits.
+(Another thread count splits the products differently, for both alike: the CLI fixes one
+thread.) The operations that differ in form give the same bits all the same: p - Y subtracts
+1 at the labels in both (the same rounded subtraction) and 0 elsewhere, which is exact; and
+max, argmax and counting hits are exact in any form. ``tests/test_fast.py`` checks the bits.
 
 Images stay uint8 until the step: a batch's rows are converted straight into X, range by
-range, so a batch that wraps around the end of the data needs no gathered copy. The step
-returns J and acc as device scalars (nothing is read back to the host). Works on NumPy and
-CuPy alike.
+range, so a batch that wraps around the end of the data needs no gathered copy. J and acc
+come back as device scalars (nothing is read back to the host). NumPy and CuPy alike.
 """
 
 from __future__ import annotations
@@ -48,37 +46,53 @@ from typing import Any
 
 from . import model
 from .dataset.batches import Ranges, fill_pixels, rows, take, take_into
+from .objective import Objective, decayed
 
 
 def reference_gradients(
-    images: Any, labels: Any, ranges: Ranges, W: Any, b: Any
+    images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, weight_decay: float = 0.0
 ) -> tuple[Any, ...]:
-    """The batch's loss, accuracy and gradients, in the readable math of :mod:`scratchlr.model`.
+    """The batch's loss, accuracy and gradients, in the readable math of the objective.
 
-    Returns (J, acc, dJ/dW, dJ/db) on the rows ``ranges`` of ``images`` (uint8) and
-    ``labels``, at W (D, C), b (C,). One forward pass (the logits) serves the loss, the
-    accuracy and the gradient, each of which takes its own softmax of it.
+    Returns (J, acc, df/dW, df/db) on the rows ``ranges`` of ``images`` (uint8) and
+    ``labels``, at W (D, C), b (C,): J is the data's mean cross-entropy (what is logged), the
+    gradients are those of f = J + (lambda/2) ||W||^2, lambda = ``weight_decay``. One forward
+    pass (the logits) serves the loss, the accuracy and the gradient.
     """
     X = model.pixels(take(images, ranges), W.dtype)
     y = take(labels, ranges)
-    z = model.logits(X, W, b)
-    G = model.grad_logits(z, y)
-    return model.loss(z, y), model.accuracy(z, y), model.grad_W(X, G), model.grad_b(G)
+    objective = Objective(X, y, weight_decay)
+    z = objective.logits(W, b)
+    grad_W, grad_b = objective.gradient(W, b, z)
+    return objective.data_loss(z), model.accuracy(z, y), grad_W, grad_b
 
 
 class FastGradients:
-    """``gradients(images, labels, ranges, W, b)`` -> (J, acc, dJ/dW, dJ/db), as
+    """``gradients(images, labels, ranges, W, b)`` -> (J, acc, df/dW, df/db), as
     :func:`reference_gradients`, in place.
 
     For batches of up to ``batch_size`` rows of ``dim`` pixels and ``num_classes`` classes,
-    in ``dtype``. The gradients are this object's buffers, overwritten by the next call.
-    Unlike the reference, it does not check the labels at every step (on a GPU each check is
-    a wait for the device): the caller checks them once, as :func:`scratchlr.train.train` does.
+    in ``dtype``, with the penalty's ``weight_decay``. The gradients are this object's
+    buffers, overwritten by the next call. Unlike the reference, it does not check the labels
+    at every step (on a GPU each check is a wait for the device): the caller checks them once,
+    as :func:`scratchlr.train.train` does.
     """
 
-    def __init__(self, xp: Any, batch_size: int, dim: int, num_classes: int, dtype: Any) -> None:
-        B, D, C = batch_size, dim, num_classes
-        self.xp, self.dtype = xp, xp.dtype(dtype)
+    def __init__(
+        self,
+        xp: Any,
+        batch_size: int,
+        dim: int,
+        num_classes: int,
+        dtype: Any,
+        weight_decay: float = 0.0,
+    ) -> None:
+        B = batch_size
+        D = dim
+        C = num_classes
+        self.xp = xp
+        self.dtype = xp.dtype(dtype)
+        self.weight_decay = weight_decay
         self.scale = self.dtype.type(1.0 / 255.0)  # 1/255, rounded to dtype, as model.pixels
         self.X = xp.empty((B, D), self.dtype)  # pixels of the batch
         self.y = xp.empty(B, xp.int64)  # labels of a batch that spans two ranges
@@ -96,24 +110,22 @@ class FastGradients:
         """The batch's loss, accuracy and gradients, on the rows ``ranges`` of ``images``
         (uint8) and ``labels``, at the parameters W, b.
 
-        Returns (J, acc, dJ/dW, dJ/db): J and acc as device scalars, the gradients in buffers.
+        Returns (J, acc, df/dW, df/db): J and acc as device scalars, the gradients in buffers.
         """
-        xp, n = self.xp, rows(ranges)
+        xp = self.xp
+        n = rows(ranges)
         if n > len(self.X):
             raise ValueError(f"a batch of {n} rows does not fit a step made for {len(self.X)}")
-        X, z, s, row, L, hit = (
-            self.X[:n],
-            self.z[:n],
-            self.s[:n],
-            self.row[:n],
-            self.L[:n],
-            self.hit[:n],
-        )
-        y = (
-            labels[ranges[0][0] : ranges[0][1]]
-            if len(ranges) == 1
-            else take_into(self.y[:n], labels, ranges)
-        )
+        X = self.X[:n]  # the first n rows of each buffer: C-ordered, as the reference's arrays
+        z = self.z[:n]
+        s = self.s[:n]
+        row = self.row[:n]
+        L = self.L[:n]
+        hit = self.hit[:n]
+        if len(ranges) == 1:
+            y = labels[ranges[0][0] : ranges[0][1]]  # a view
+        else:
+            y = take_into(self.y[:n], labels, ranges)
         at_label = self.at_row[:n] + y  # flat index of (n, y_n)
 
         fill_pixels(X, images, ranges, self.scale)  # x = u8 * (1/255)
@@ -133,5 +145,7 @@ class FastGradients:
         p.ravel()[at_label] -= 1  # p - Y
         G = xp.multiply(p, self.dtype.type(1.0 / n), out=p)  # G = (p - Y) * (1/N)
         grad_W = xp.matmul(X.T, G, out=self.grad_W)  # dJ/dW = X^T G
+        if self.weight_decay:
+            decayed(grad_W, W, self.weight_decay, out=grad_W)  # df/dW = X^T G + lambda W
         grad_b = G.sum(axis=0, out=self.grad_b)  # dJ/db = sum_n G_n
         return J, acc, grad_W, grad_b
