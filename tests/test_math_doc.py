@@ -62,7 +62,7 @@ def test_every_function_named_exists(module: str, name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("module", ["model", "optim"])
+@pytest.mark.parametrize("module", ["model", "objective", "optim.sgd", "optim.averaging"])
 def test_every_public_math_function_is_named(module: str) -> None:
     named = {name for m, name in NAMED if m == module}
     assert public_functions(module) - named == set()
