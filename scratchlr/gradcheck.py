@@ -14,13 +14,13 @@ pixel) contributes exactly 0 rather than the rounding noise of two nearly equal 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from . import model
-from .objective import Objective, penalty_terms
 from .dataset.mnist import CLASSES
+from .objective import Objective, penalty_terms
 
 TOLERANCE = 1e-7
 
@@ -40,7 +40,8 @@ def numerical_gradient(
     ``per_example_loss(θ)`` (N,). θ any shape -> gradient of the same shape. ``theta`` is
     restored afterwards."""
     grad = np.zeros_like(theta)
-    flat, gflat = theta.reshape(-1), grad.reshape(-1)  # views
+    flat = theta.reshape(-1)  # views
+    gflat = grad.reshape(-1)
 
     def at(i: int, value: float) -> np.ndarray:
         flat[i] = value
@@ -101,7 +102,15 @@ def check(
     return {k: float(relative_error(analytic[k], numeric[k]).max()) for k in analytic}
 
 
-Problem = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X, y, W, b
+class Problem(NamedTuple):
+    """A gradient check's problem: examples X (N, D), labels y (N,), and the point W, b."""
+
+    X: np.ndarray
+    y: np.ndarray
+    W: np.ndarray
+    b: np.ndarray
+
+
 SWEEP_H = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)  # the step sizes of :func:`sweep`
 
 
@@ -111,7 +120,10 @@ def sweep(
     """The largest absolute error of the two- and five-point differences against the analytic
     gradient of the cross-entropy, for W and b, at each step h: {(points, h): {"W", "b"}}.
     Truncation error shrinks with h (as h^2 or h^4), rounding error grows as 1/h."""
-    X, y, W, b = (np.array(a, dtype=np.float64) if a.dtype.kind == "f" else a for a in problem)
+    X = np.array(problem.X, dtype=np.float64)
+    W = np.array(problem.W, dtype=np.float64)
+    b = np.array(problem.b, dtype=np.float64)
+    y = problem.y
     grad_W, grad_b = Objective(X, y).gradient(W, b)
     analytic = {"W": grad_W, "b": grad_b}
     out = {}
@@ -126,14 +138,14 @@ def random_problem(seed: int = 0, n: int = 16, d: int = 12, c: int = 5) -> Probl
     """A small random problem (X, y, W, b) whose logits are O(1) (W scaled by 1/sqrt(d))."""
     rng = np.random.default_rng(seed)
     W = rng.normal(size=(d, c)) / np.sqrt(d)
-    return rng.normal(size=(n, d)), rng.integers(0, c, n), W, rng.normal(size=c)
+    return Problem(rng.normal(size=(n, d)), rng.integers(0, c, n), W, rng.normal(size=c))
 
 
 def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: int = 0) -> Problem:
     """The first ``n`` MNIST examples (scaled like TF) with small random W, b."""
     rng = np.random.default_rng(seed)
     X = model.pixels(np.asarray(images_u8[:n]), np.float64)
-    return (
+    return Problem(
         X,
         np.asarray(labels[:n]),
         0.01 * rng.normal(size=(X.shape[1], CLASSES)),
@@ -152,8 +164,8 @@ def run_sweep(mnist_arrays: Any | None = None, emit: Callable[[str], None] = pri
         for points in (2, 5):
             errors = check(*mnist_problem(*mnist_arrays), points=points)
             emit(
-                f"MNIST first 32 examples, {points}-point, h 1e-03: max relative error W {errors['W']:.1e}, "
-                f"b {errors['b']:.1e}"
+                f"MNIST first 32 examples, {points}-point, h 1e-03: "
+                f"max relative error W {errors['W']:.1e}, b {errors['b']:.1e}"
             )
 
 

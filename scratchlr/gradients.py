@@ -42,16 +42,26 @@ come back as device scalars (nothing is read back to the host). NumPy and CuPy a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import model
 from .dataset.batches import Ranges, fill_pixels, rows, take, take_into
 from .objective import Objective, decayed
 
 
+class BatchGradients(NamedTuple):
+    """What one batch gives: its loss J and accuracy (device scalars, before the update) and
+    the objective's gradients df/dW (D, C) and df/db (C,)."""
+
+    loss: Any
+    accuracy: Any
+    grad_W: Any
+    grad_b: Any
+
+
 def reference_gradients(
     images: Any, labels: Any, ranges: Ranges, W: Any, b: Any, weight_decay: float = 0.0
-) -> tuple[Any, ...]:
+) -> BatchGradients:
     """The batch's loss, accuracy and gradients, in the readable math of the objective.
 
     Returns (J, acc, df/dW, df/db) on the rows ``ranges`` of ``images`` (uint8) and
@@ -64,7 +74,7 @@ def reference_gradients(
     objective = Objective(X, y, weight_decay)
     z = objective.logits(W, b)
     grad_W, grad_b = objective.gradient(W, b, z)
-    return objective.data_loss(z), model.accuracy(z, y), grad_W, grad_b
+    return BatchGradients(objective.data_loss(z), model.accuracy(z, y), grad_W, grad_b)
 
 
 class FastGradients:
@@ -106,7 +116,7 @@ class FastGradients:
         self.grad_W = xp.empty((D, C), self.dtype)
         self.grad_b = xp.empty(C, self.dtype)
 
-    def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any) -> tuple[Any, ...]:
+    def __call__(self, images: Any, labels: Any, ranges: Ranges, W: Any, b: Any) -> BatchGradients:
         """The batch's loss, accuracy and gradients, on the rows ``ranges`` of ``images``
         (uint8) and ``labels``, at the parameters W, b.
 
@@ -148,4 +158,4 @@ class FastGradients:
         if self.weight_decay:
             decayed(grad_W, W, self.weight_decay, out=grad_W)  # df/dW = X^T G + lambda W
         grad_b = G.sum(axis=0, out=self.grad_b)  # dJ/db = sum_n G_n
-        return J, acc, grad_W, grad_b
+        return BatchGradients(J, acc, grad_W, grad_b)

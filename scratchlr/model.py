@@ -117,12 +117,12 @@ def grad_b(G: Array) -> Array:
 
 def hessian_vector_product(X: Array, W: Array, b: Array, V: Array, v: Array) -> tuple[Array, Array]:
     """H (V, v): the Hessian of J at (W, b) times a direction (V (D, C), v (C,)), never forming
-    H's (DC + C)^2 entries.  X (N, D) -> ((D, C), (C,)).
+    H itself.  X (N, D) -> ((D, C), (C,)).
 
     Along the direction the logits move by dz = X V + v; each row's softmax Jacobian
-    diag(p_n) - p_n p_n^T turns that into the change of G, dG_n = (p_n * dz_n - p_n (p_n . dz_n)) / N;
-    then, as for the gradient, (X^T dG, sum_n dG_n). The labels do not appear: the
-    cross-entropy's curvature depends only on the probabilities.
+    diag(p_n) - p_n p_n^T turns that into the change of G,
+    dG_n = (p_n * dz_n - p_n (p_n . dz_n)) / N; then, as for the gradient, (X^T dG, sum_n dG_n).
+    The labels do not appear: the curvature depends only on the probabilities (math.md §11).
     """
     p = softmax(logits(X, W, b))
     dz = X @ V + v

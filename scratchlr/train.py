@@ -36,7 +36,7 @@ from .dataset.batches import batches
 from .dataset.mnist import CLASSES, MNIST, Split
 from .evaluation import evaluate
 from .files.history import Record
-from .gradients import FastGradients, reference_gradients
+from .gradients import BatchGradients, FastGradients, reference_gradients
 from .optim import OPTIMIZERS, Averaged, Optimizer
 
 __all__ = ["Config", "Record", "Result", "train"]
@@ -170,21 +170,20 @@ def upload(data: MNIST, config: Config, backend: Backend) -> tuple[Any, Any]:
     """The training images (uint8) and labels on the backend's device, sent once. The labels
     are checked once, for the fast step, which does not check them per batch, and the config
     against this data (Config checked it against MNIST's split)."""
-    images, labels = backend.xp.asarray(data.train.images), backend.xp.asarray(data.train.labels)
+    images = backend.xp.asarray(data.train.images)
+    labels = backend.xp.asarray(data.train.labels)
     model.check_labels(labels, CLASSES)
     config.check_run(len(labels), len(data.validation.labels))
     return images, labels
 
 
-def gradient_function(config: Config, images: Any) -> Callable[..., tuple[Any, ...]]:
+def gradient_function(config: Config, images: Any) -> Callable[..., BatchGradients]:
     """The function that gives each step's loss, accuracy and gradients,
     ``gradients(images, labels, ranges, W, b)``: in place, or the readable form."""
     if config.implementation == "fast":
         xp = namespace_of(images)
         dim = images.shape[1]
-        return FastGradients(
-            xp, config.batch_size, dim, CLASSES, config.dtype, config.weight_decay
-        )
+        return FastGradients(xp, config.batch_size, dim, CLASSES, config.dtype, config.weight_decay)
     return functools.partial(reference_gradients, weight_decay=config.weight_decay)
 
 
@@ -257,10 +256,10 @@ def train(
     start = time.perf_counter()
     for t, (X_u8, y, ranges) in enumerate(steps, start=1):
         lr = config.learning_rate_at(t - 1, total)  # the schedule's lr_t, of the step from 0
-        J, acc, grad_W, grad_b = gradients(X_u8, y, ranges, *optimizer.params)
-        optimizer.step([grad_W, grad_b], lr)  # theta <- theta - lr_t d, for W and b
-        shown.add(J, acc)
-        recorded.add(J, acc)
+        batch = gradients(X_u8, y, ranges, *optimizer.params)  # forward and backward pass
+        optimizer.step([batch.grad_W, batch.grad_b], lr)  # theta <- theta - lr_t d, W and b
+        shown.add(batch.loss, batch.accuracy)
+        recorded.add(batch.loss, batch.accuracy)
         if bar is not None:
             bar.update(1)
         last = stop is not None and stop()  # asked to stop (Ctrl-C): this step is the last

@@ -22,7 +22,11 @@ def test_the_hessian_vector_product_is_the_gradients_derivative(
 ) -> None:
     """H (V, v) against five-point differences of the objective's gradient along (V, v), with
     and without the penalty."""
-    X, y, W, b = gradcheck.random_problem(seed, n=20, d=9, c=4)
+    example = gradcheck.random_problem(seed, n=20, d=9, c=4)
+    X = example.X
+    y = example.y
+    W = example.W
+    b = example.b
     objective = Objective(X, y, weight_decay)
     rng = np.random.default_rng(100 + seed)
     V = rng.normal(size=W.shape)
@@ -42,7 +46,11 @@ def test_the_hessian_vector_product_is_the_gradients_derivative(
 
 
 def test_the_loss_is_convex_with_one_flat_direction() -> None:
-    X, y, W, b = gradcheck.random_problem(7, n=30, d=8, c=5)
+    example = gradcheck.random_problem(7, n=30, d=8, c=5)
+    X = example.X
+    y = example.y
+    W = example.W
+    b = example.b
     data = Objective(X, y)
     rng = np.random.default_rng(0)
     for _ in range(50):  # v^T H v >= 0 along any direction
@@ -65,9 +73,14 @@ def test_the_loss_is_convex_with_one_flat_direction() -> None:
 
 
 def test_cross_entropy_is_the_kl_divergence_from_the_one_hot_labels() -> None:
-    X, y, W, b = gradcheck.random_problem(3)
+    example = gradcheck.random_problem(3)
+    X = example.X
+    y = example.y
+    W = example.W
+    b = example.b
     z = model.logits(X, W, b)
-    p, q = model.softmax(z), model.onehot(y, z.shape[1], z.dtype)
+    p = model.softmax(z)
+    q = model.onehot(y, z.shape[1], z.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         kl = np.where(q > 0, q * np.log(q / p), 0.0).sum(
             axis=1
@@ -86,9 +99,13 @@ def test_two_classes_are_the_sigmoid_of_the_logit_difference() -> None:
 
 def test_the_batch_gradient_is_unbiased_and_its_spread_falls_as_one_over_b() -> None:
     rng = np.random.default_rng(2)
-    n, d, c = 4096, 10, 4
-    X, y = rng.normal(size=(n, d)), rng.integers(0, c, n)
-    W, b = rng.normal(size=(d, c)) / 3, np.zeros(c)
+    n = 4096
+    d = 10
+    c = 4
+    X = rng.normal(size=(n, d))
+    y = rng.integers(0, c, n)
+    W = rng.normal(size=(d, c)) / 3
+    b = np.zeros(c)
     full = gradient(X, y, W, b)[0]
     spread = {}
     for B in (16, 64, 256):

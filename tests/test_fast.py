@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -22,20 +23,38 @@ from scratchlr.optim.sgd import sgd_update
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def reference_step(images, labels, ranges, W, b, lr: float, weight_decay: float = 0.0) -> tuple:
-    """The reference gradients, then plain SGD building new arrays: (J, acc, W', b')."""
-    J, acc, grad_W, grad_b = reference_gradients(images, labels, ranges, W, b, weight_decay)
-    W_new, _ = sgd_update(W, grad_W, None, lr)
-    b_new, _ = sgd_update(b, grad_b, None, lr)
-    return J, acc, W_new, b_new
+class Example(NamedTuple):
+    """uint8 images (N, 784), labels (N,) and a point W, b."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    W: np.ndarray
+    b: np.ndarray
 
 
-def fast_step(gradients: FastGradients, images, labels, ranges, W, b, lr: float) -> tuple:
-    """The fast gradients, then plain SGD in place, as the loop runs them: (J, acc, W', b')."""
-    J, acc, grad_W, grad_b = gradients(images, labels, ranges, W, b)
-    W, _ = sgd_update(W, grad_W, None, lr, in_place=True)
-    b, _ = sgd_update(b, grad_b, None, lr, in_place=True)
-    return J, acc, W, b
+class After(NamedTuple):
+    """One step's loss J and accuracy, and the parameters after its update."""
+
+    J: np.ndarray
+    acc: np.ndarray
+    W: np.ndarray
+    b: np.ndarray
+
+
+def reference_step(ex: Example, ranges, W, b, lr: float, weight_decay: float = 0.0) -> After:
+    """The reference gradients, then plain SGD building new arrays."""
+    batch = reference_gradients(ex.images, ex.labels, ranges, W, b, weight_decay)
+    W_new, _ = sgd_update(W, batch.grad_W, None, lr)
+    b_new, _ = sgd_update(b, batch.grad_b, None, lr)
+    return After(batch.loss, batch.accuracy, W_new, b_new)
+
+
+def fast_step(gradients: FastGradients, ex: Example, ranges, W, b, lr: float) -> After:
+    """The fast gradients, then plain SGD in place, as the loop runs them."""
+    batch = gradients(ex.images, ex.labels, ranges, W, b)
+    W, _ = sgd_update(W, batch.grad_W, None, lr, in_place=True)
+    b, _ = sgd_update(b, batch.grad_b, None, lr, in_place=True)
+    return After(batch.loss, batch.accuracy, W, b)
 
 
 def both(data: mnist.MNIST, config: train.Config) -> tuple[train.Result, train.Result]:
@@ -130,12 +149,12 @@ def test_seed_steps_with_two_blas_threads(mnist_dir: Path) -> None:
     assert len(two["fast"]["lines"]) == lines == 52  # initial loss, 50 steps, test
 
 
-def problem(rng: np.random.Generator, n_images: int, dtype: type, scale: float = 0.05):
+def problem(rng: np.random.Generator, n_images: int, dtype: type, scale: float = 0.05) -> Example:
     images = rng.integers(0, 256, (n_images, 784), dtype=np.uint8)
     labels = rng.integers(0, 10, n_images)
     W = rng.normal(0, scale, (784, 10)).astype(dtype)
     b = rng.normal(0, scale, 10).astype(dtype)
-    return images, labels, W, b
+    return Example(images, labels, W, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -158,29 +177,26 @@ def test_one_step_equals_reference_step(
     """One step, on random parameters, for batches of 1 to 128 rows, whole or wrapping, with
     and without the penalty."""
     rng = np.random.default_rng(len(ranges) * 1000 + ranges[0][0])
-    images, labels, W, b = problem(rng, 200, dtype)
-    J_ref, acc_ref, W_ref, b_ref = reference_step(images, labels, ranges, W, b, 0.3, weight_decay)
+    ex = problem(rng, 200, dtype)
+    ref = reference_step(ex, ranges, ex.W, ex.b, 0.3, weight_decay)
     fast = FastGradients(np, 128, 784, 10, dtype, weight_decay)
-    J, acc, W_new, b_new = fast_step(fast, images, labels, ranges, W.copy(), b.copy(), 0.3)
-    assert J.dtype == J_ref.dtype == dtype and acc.dtype == acc_ref.dtype == np.float32
-    assert J.tobytes() == J_ref.tobytes() and acc.tobytes() == acc_ref.tobytes()
-    assert W_new.tobytes() == W_ref.tobytes() and b_new.tobytes() == b_ref.tobytes()
+    got = fast_step(fast, ex, ranges, ex.W.copy(), ex.b.copy(), 0.3)
+    assert got.J.dtype == ref.J.dtype == dtype and got.acc.dtype == ref.acc.dtype == np.float32
+    assert got.J.tobytes() == ref.J.tobytes() and got.acc.tobytes() == ref.acc.tobytes()
+    assert got.W.tobytes() == ref.W.tobytes() and got.b.tobytes() == ref.b.tobytes()
 
 
 def test_extreme_logits_stay_finite_and_equal() -> None:
     """Logits of order 1e4 overflow a naive exp; both steps stay finite and agree."""
-    images, labels, W, b = problem(np.random.default_rng(5), 64, np.float32, scale=300.0)
+    ex = problem(np.random.default_rng(5), 64, np.float32, scale=300.0)
     ranges = [(0, 64)]
-    assert np.abs(model.logits(model.pixels(images), W, b)).max() > 1e4
-    J_ref, acc_ref, W_ref, b_ref = reference_step(images, labels, ranges, W, b, 0.1)
+    assert np.abs(model.logits(model.pixels(ex.images), ex.W, ex.b)).max() > 1e4
+    ref = reference_step(ex, ranges, ex.W, ex.b, 0.1)
     fast = FastGradients(np, 64, 784, 10, np.float32)
-    J, acc, W_new, b_new = fast_step(fast, images, labels, ranges, W.copy(), b.copy(), 0.1)
-    assert np.isfinite(J) and np.isfinite(W_new).all() and np.isfinite(b_new).all()
-    assert (
-        J.tobytes() == J_ref.tobytes()
-        and np.array_equal(W_new, W_ref)
-        and np.array_equal(b_new, b_ref)
-    )
+    got = fast_step(fast, ex, ranges, ex.W.copy(), ex.b.copy(), 0.1)
+    assert np.isfinite(got.J) and np.isfinite(got.W).all() and np.isfinite(got.b).all()
+    assert got.J.tobytes() == ref.J.tobytes()
+    assert np.array_equal(got.W, ref.W) and np.array_equal(got.b, ref.b)
 
 
 def test_fast_step_one_step_by_hand() -> None:
@@ -192,17 +208,17 @@ def test_fast_step_one_step_by_hand() -> None:
     b = np.zeros(3)
     W0 = W.copy()
     b0 = b.copy()
-    step = FastGradients(np, 5, 6, 3, np.float64)
-    J, acc, W_new, b_new = fast_step(step, images, labels, [(5, 7), (0, 3)], W, b, 0.5)
-    assert W_new is W and b_new is b  # updated in place
+    fast = FastGradients(np, 5, 6, 3, np.float64)
+    got = fast_step(fast, Example(images, labels, W, b), [(5, 7), (0, 3)], W, b, 0.5)
+    assert got.W is W and got.b is b  # updated in place
     idx = [5, 6, 0, 1, 2]
     X = images[idx] / 255.0
     y = labels[idx]
     z = X @ W0 + b0
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
-    np.testing.assert_allclose(J, -np.log(p[range(5), y]).mean(), rtol=1e-12)
-    assert acc == np.float32(np.mean(p.argmax(1) == y))
+    np.testing.assert_allclose(got.J, -np.log(p[range(5), y]).mean(), rtol=1e-12)
+    assert got.acc == np.float32(np.mean(p.argmax(1) == y))
     G = (p - np.eye(3)[y]) / 5
     np.testing.assert_allclose(W, W0 - 0.5 * X.T @ G, rtol=1e-12)
     np.testing.assert_allclose(b, b0 - 0.5 * G.sum(0), rtol=1e-12)
@@ -211,23 +227,21 @@ def test_fast_step_one_step_by_hand() -> None:
 def test_buffers_are_reused_across_batch_sizes() -> None:
     """A full batch after a smaller one (and the reverse) still equals the reference: no
     stale rows of an earlier batch leak into a later one."""
-    images, labels, W, b = problem(np.random.default_rng(9), 300, np.float32)
-    step = FastGradients(np, 128, 784, 10, np.float32)
-    W_ref = W.copy()
-    b_ref = b.copy()
-    W_fast = W.copy()
-    b_fast = b.copy()
+    ex = problem(np.random.default_rng(9), 300, np.float32)
+    fast = FastGradients(np, 128, 784, 10, np.float32)
+    ref = After(None, None, ex.W.copy(), ex.b.copy())
+    got = After(None, None, ex.W.copy(), ex.b.copy())
     for ranges in ([(0, 128)], [(128, 131)], [(131, 259)], [(290, 300), (0, 20)], [(20, 148)]):
-        J_ref, acc_ref, W_ref, b_ref = reference_step(images, labels, ranges, W_ref, b_ref, 0.2)
-        J, acc, W_fast, b_fast = fast_step(step, images, labels, ranges, W_fast, b_fast, 0.2)
-        assert J.tobytes() == J_ref.tobytes() and acc == acc_ref
-        assert np.array_equal(W_fast, W_ref) and np.array_equal(b_fast, b_ref)
+        ref = reference_step(ex, ranges, ref.W, ref.b, 0.2)
+        got = fast_step(fast, ex, ranges, got.W, got.b, 0.2)
+        assert got.J.tobytes() == ref.J.tobytes() and got.acc == ref.acc
+        assert np.array_equal(got.W, ref.W) and np.array_equal(got.b, ref.b)
 
 
 def test_a_batch_larger_than_the_step_is_refused() -> None:
-    images, labels, W, b = problem(np.random.default_rng(2), 40, np.float32)
+    ex = problem(np.random.default_rng(2), 40, np.float32)
     with pytest.raises(ValueError, match="batch of 33 rows does not fit a step made for 32"):
-        FastGradients(np, 32, 784, 10, np.float32)(images, labels, [(0, 33)], W, b)
+        FastGradients(np, 32, 784, 10, np.float32)(ex.images, ex.labels, [(0, 33)], ex.W, ex.b)
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)

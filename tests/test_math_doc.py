@@ -105,7 +105,8 @@ def test_the_step_size_table_of_section_9_is_what_the_sweep_measures() -> None:
     for exponent, two, five in rows:
         h = 10.0 ** int(exponent)
         for points, tex in ((2, two), (5, five)):
-            doc, got = doc_number(tex), measured[points, h]["W"]
+            doc = doc_number(tex)
+            got = measured[points, h]["W"]
             truncation = h >= (1e-4 if points == 2 else 1e-2)
             if truncation:
                 assert f"{got:.1e}" == f"{doc:.1e}", (points, h, got, doc)
@@ -164,7 +165,8 @@ def validation_accuracy(mnist_data, **settings) -> str:
 
 
 def test_sections_14_and_15_tables_are_what_a_run_gives(mnist_data) -> None:
-    """Two cells of each table, each one run of the flags it names (a search's trial is such a run)."""
+    """Two cells of each table, each one run of the flags it names (a search's trial is such
+    a run)."""
     rows = {
         int(m[0]): m[1].split(" | ")
         for m in re.findall(r"^\| (\d+) \| (0\.\S+(?: \| \S+)+) \|$", section("14."), re.M)

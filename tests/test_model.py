@@ -25,7 +25,8 @@ def close(ours: np.ndarray, tf: np.ndarray, ulps: float = 8) -> bool:
 @pytest.mark.parametrize("case", range(CASES))
 def test_matches_tensorflow(tf_cases: dict, case: int, dtype: str) -> None:
     key = f"case{case:02d}_{dtype}"
-    z, y = tf_cases[f"{key}_logits"], tf_cases[f"{key}_labels"]
+    z = tf_cases[f"{key}_logits"]
+    y = tf_cases[f"{key}_labels"]
     assert z.dtype == np.dtype(dtype)
     per_example = model.cross_entropy(z, y)
     mean = model.loss(z, y)
@@ -104,7 +105,8 @@ def test_pixels_are_tf_input_data_scaling() -> None:
 
 def test_zero_weights_give_log_c_loss_and_uniform_softmax() -> None:
     X = np.random.default_rng(0).random((128, 784), dtype=np.float32)
-    W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
+    W = np.zeros((784, 10), np.float32)
+    b = np.zeros(10, np.float32)
     z = model.logits(X, W, b)
     assert model.loss(z, np.zeros(128, int)) == np.float32(np.log(10))
     assert np.all(model.softmax(z) == np.float32(0.1))
@@ -119,7 +121,8 @@ def test_prediction_ties_go_to_lower_class() -> None:
 
 def test_gradients_shapes_and_onehot() -> None:
     rng = np.random.default_rng(3)
-    X, y = rng.random((5, 7)), np.array([0, 2, 1, 2, 0])
+    X = rng.random((5, 7))
+    y = np.array([0, 2, 1, 2, 0])
     G = model.grad_logits(model.logits(X, np.zeros((7, 3)), np.zeros(3)), y)
     Y = model.onehot(y, 3, np.float64)
     assert np.array_equal(Y.argmax(axis=1), y) and np.all(Y.sum(axis=1) == 1)

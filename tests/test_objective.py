@@ -25,7 +25,11 @@ def test_the_gradient_is_the_values_derivative(
     seed: int, n: int, d: int, c: int, weight_decay: float
 ) -> None:
     """Along random directions of W and of b, (f(. + h V) - f(. - h V)) / 2h against <grad, V>."""
-    X, y, W, b = gradcheck.random_problem(seed, n, d, c)
+    example = gradcheck.random_problem(seed, n, d, c)
+    X = example.X
+    y = example.y
+    W = example.W
+    b = example.b
     f = Objective(X, y, weight_decay)
     grad_W, grad_b = f.gradient(W, b)
     rng = np.random.default_rng(seed)
@@ -42,7 +46,11 @@ def test_the_gradient_is_the_values_derivative(
 def test_the_hessian_vector_product_is_the_gradients_derivative(
     seed: int, n: int, d: int, c: int, weight_decay: float
 ) -> None:
-    X, y, W, b = gradcheck.random_problem(seed, n, d, c)
+    example = gradcheck.random_problem(seed, n, d, c)
+    X = example.X
+    y = example.y
+    W = example.W
+    b = example.b
     f = Objective(X, y, weight_decay)
     rng = np.random.default_rng(10 + seed)
     V = rng.normal(size=W.shape)
@@ -58,7 +66,11 @@ def test_the_hessian_vector_product_is_the_gradients_derivative(
 
 
 def test_the_value_is_the_mean_cross_entropy_plus_the_penalty() -> None:
-    X, y, W, b = gradcheck.random_problem(5)
+    example = gradcheck.random_problem(5)
+    X = example.X
+    y = example.y
+    W = example.W
+    b = example.b
     f = Objective(X, y, 0.3)
     z = model.logits(X, W, b)
     expected = np.mean(model.cross_entropy(z, y)) + 0.15 * np.sum(W**2)
@@ -71,9 +83,11 @@ def test_the_value_is_the_mean_cross_entropy_plus_the_penalty() -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_penalty_adds_lambda_W_to_W_only(dtype: type) -> None:
-    X, y, W, b = (
-        a.astype(dtype) if a.dtype.kind == "f" else a for a in gradcheck.random_problem(6)
-    )
+    example = gradcheck.random_problem(6)
+    X = example.X.astype(dtype)
+    y = example.y
+    W = example.W.astype(dtype)
+    b = example.b.astype(dtype)
     plain_W, plain_b = Objective(X, y).gradient(W, b)
     grad_W, grad_b = Objective(X, y, 0.25).gradient(W, b)
     assert grad_W.dtype == dtype and grad_b.dtype == dtype
@@ -90,11 +104,10 @@ def test_the_readable_step_is_the_objectives_gradient(weight_decay: float) -> No
     labels = rng.integers(0, 3, 50)
     W = rng.normal(size=(20, 3)).astype(np.float32)
     b = rng.normal(size=3).astype(np.float32)
-    J, acc, grad_W, grad_b = reference_gradients(
-        images, labels, [(40, 50), (0, 6)], W, b, weight_decay
-    )
+    batch = reference_gradients(images, labels, [(40, 50), (0, 6)], W, b, weight_decay)
     rows = list(range(40, 50)) + list(range(6))
     f = Objective(model.pixels(images[rows]), labels[rows], weight_decay)
     expected_W, expected_b = f.gradient(W, b)
-    assert J.tobytes() == f.data_loss(f.logits(W, b)).tobytes()
-    assert grad_W.tobytes() == expected_W.tobytes() and grad_b.tobytes() == expected_b.tobytes()
+    assert batch.loss.tobytes() == f.data_loss(f.logits(W, b)).tobytes()
+    assert batch.grad_W.tobytes() == expected_W.tobytes()
+    assert batch.grad_b.tobytes() == expected_b.tobytes()

@@ -186,9 +186,9 @@ def test_a_second_member_trains_through_train_with_averaging(
     for t in range(30):
         rows = slice(128 * t, 128 * (t + 1))
         ranges = [(rows.start, rows.stop)]
-        _, _, grad_W, grad_b = reference_gradients(images, labels, ranges, W, b)
-        W = W - np.float32(1e-3) * np.sign(grad_W)
-        b = b - np.float32(1e-3) * np.sign(grad_b)
+        batch = reference_gradients(images, labels, ranges, W, b)
+        W = W - np.float32(1e-3) * np.sign(batch.grad_W)
+        b = b - np.float32(1e-3) * np.sign(batch.grad_b)
         iterates.append(W)
     np.testing.assert_allclose(fast.W, np.mean(iterates[10:], axis=0), rtol=1e-5, atol=1e-7)
     assert fast.test_accuracy > 0.7  # it learns
@@ -227,7 +227,9 @@ def test_schedules_by_formula() -> None:
 def test_cosine_schedule_is_half_a_period() -> None:
     """T_max is half the period: down to eta_min at T_max, back up to lr at 2 T_max, as
     CosineAnnealingLR's closed form; a quarter of the way down it is at 1/2 + sqrt(2)/4."""
-    lr, eta_min, t_max = 0.5, 0.05, 40
+    lr = 0.5
+    eta_min = 0.05
+    t_max = 40
     assert schedules.cosine_lr(lr, 10, t_max, eta_min) == pytest.approx(
         eta_min + (lr - eta_min) * (0.5 + 2**0.5 / 4)
     )

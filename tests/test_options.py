@@ -151,7 +151,8 @@ def test_epoch_history_holds_the_means_since_the_record_before(small: mnist.MNIS
 
 
 def test_shuffled_batches_are_a_fresh_permutation_each_epoch() -> None:
-    n, B = 10, 4
+    n = 10
+    B = 4
     images = np.arange(n, dtype=np.uint8)[:, None].repeat(3, axis=1)
     labels = np.arange(n)
     for batching, steps in (("epoch", 9), ("repeat", 10)):
@@ -298,7 +299,8 @@ def test_history_csv_round_trip(small: mnist.MNIST, tmp_path: Path) -> None:
     assert [r.step for r in back] == [r.step for r in records]
     for a, b in zip(back, records):
         for name in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
-            x, y = getattr(a, name), getattr(b, name)
+            x = getattr(a, name)
+            y = getattr(b, name)
             assert (x is None and y is None) or x == pytest.approx(y, rel=1e-9)
     assert not list(tmp_path.glob(".*part"))  # written atomically: no temporary left
 
@@ -320,7 +322,9 @@ def test_history_reader_names_a_bad_file(tmp_path: Path, text: str, words: str) 
 
 class Bar:
     def __init__(self, total: int) -> None:
-        self.total, self.done, self.closed = total, 0, False
+        self.total = total
+        self.done = 0
+        self.closed = False
 
     def update(self, n: int) -> None:
         self.done += n

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from scratchlr import model, train
-from scratchlr.optim.sgd import descend
 from scratchlr.backend import Backend, numpy_backend
 from scratchlr.dataset import batches
+from scratchlr.optim.sgd import descend
 
 NUMBER = re.compile(r"\d+\.\d+")
 
@@ -86,10 +86,14 @@ def test_default_run_matches_tensorflow(mnist_data, golden_lines: list[str]) -> 
 
 def manual_run(data, config: train.Config) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """The loop re-done with plain index arrays, for comparison."""
-    X_all, y_all = data.train.images, data.train.labels
-    n, B = len(y_all), config.batch_size
-    W, b = np.zeros((784, 10), config.dtype), np.zeros(10, config.dtype)
-    losses, pos = [], 0
+    X_all = data.train.images
+    y_all = data.train.labels
+    n = len(y_all)
+    B = config.batch_size
+    W = np.zeros((784, 10), config.dtype)
+    b = np.zeros(10, config.dtype)
+    losses = []
+    pos = 0
     for _ in range(config.total_steps(n)):
         if config.batches == "repeat":
             idx = np.arange(pos, pos + B) % n

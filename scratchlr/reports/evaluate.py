@@ -39,7 +39,8 @@ def precision_recall_f1(M: np.ndarray) -> dict[str, np.ndarray]:
     scikit-learn's ``precision_recall_fscore_support`` gives (its ``zero_division`` default).
     """
     hits = np.diag(M).astype(np.float64)
-    predicted, support = M.sum(axis=0), M.sum(axis=1)
+    predicted = M.sum(axis=0)
+    support = M.sum(axis=1)
     precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
     recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
     both = precision + recall
@@ -72,7 +73,8 @@ def report(W: Any, b: Any, split: Split, backend: Backend) -> dict[str, Any]:
 
 def format_report(r: dict[str, Any], title: str) -> str:
     """The report as text: the numbers, the matrix (rows true, columns predicted), the table."""
-    M, per = np.array(r["confusion_matrix"]), r["per_class"]
+    M = np.array(r["confusion_matrix"])
+    per = r["per_class"]
     lines = [
         f"{title}: {r['examples']} examples, loss {r['loss']:.6f}, accuracy {r['accuracy']:.4f}",
         "",
