@@ -14,7 +14,7 @@ import numpy as np
 from .. import model
 from ..backend import Backend
 from ..dataset.mnist import CLASSES, Split
-from ..evaluation import predict_split
+from ..evaluation import accuracy, predict_split
 
 
 def scores(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +63,7 @@ def report(W: Any, b: Any, split: Split, backend: Backend) -> dict[str, Any]:
     return {
         "examples": int(M.sum()),
         "loss": loss,
-        "accuracy": float(np.trace(M) / M.sum()),  # exact count / N
+        "accuracy": accuracy(int(np.trace(M)), int(M.sum())),  # as training scores it
         "confusion_matrix": M.tolist(),
         "per_class": {name: values.tolist() for name, values in scores.items()},
         "macro_avg": {name: float(scores[name].mean()) for name in ("precision", "recall", "f1")},
