@@ -189,11 +189,8 @@ def check_function(name: str, learner: Callable[..., Any], inputs: dict[str, Inp
             return Verdict(
                 name, "fail", f"{stage}: raised {type(exc).__name__}: {exc}; hint: {HINTS[name]}"
             )
-        scale = max(
-            float(np.abs(np.asarray(a, np.float64)).max(initial=0))
-            for a in (*args, want)
-            if np.ndim(a)
-        )
+        arrays = [a for a in (*args, want) if np.ndim(a)]  # not a dtype's name, nor a scalar
+        scale = max(float(np.abs(np.asarray(a, np.float64)).max(initial=0)) for a in arrays)
         problem = difference(got, want, len(args[0]), scale, name in DTYPED)
         if problem:
             return Verdict(name, "fail", f"{stage}: {problem}; hint: {HINTS[name]}")
