@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = [
@@ -36,17 +37,28 @@ PEERS = [
     "jax-jit",
     "tf-eager",
 ]
-SUMMARY = re.compile(r"load (\S+) s, train (\S+) s \((\S+) us/step\), test (\S+) s, backend (\S+)")
+SUMMARY = re.compile(r"load (?P<load>\S+) s, train (?P<train>\S+) s \(\S+ us/step\)")
+
+
+class Run(NamedTuple):
+    """A finished process: its exit status, its stdout and stderr, its peak RSS in MB."""
+
+    status: int
+    out: str
+    err: str
+    rss: float
 
 
 def once(name: str, data_dir: str, steps: int) -> dict | None:
     """One process of contender ``name``: its numbers, or None if not installed.
     ``scratchlr@DIR`` is the scratchlr of another checkout (``--baseline DIR``);
     ``scratchlr-reference`` is scratchlr with ``--step reference``."""
-    env, cwd = {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cwd = ROOT
     if name.startswith("scratchlr@"):  # run from there: `-m` looks in the working directory first
         cwd = Path(name.split("@", 1)[1]).resolve()
-        env["PYTHONPATH"], name = str(cwd), "scratchlr"
+        env["PYTHONPATH"] = str(cwd)
+        name = "scratchlr"
     if name.startswith("scratchlr"):
         cmd = [
             sys.executable,
@@ -64,27 +76,28 @@ def once(name: str, data_dir: str, steps: int) -> dict | None:
         name = "scratchlr"
     else:
         if name.endswith("-1thread"):
-            name, env["OPENBLAS_NUM_THREADS"] = name[: -len("-1thread")], "1"
+            name = name.removesuffix("-1thread")
+            env["OPENBLAS_NUM_THREADS"] = "1"
         cmd = [sys.executable, str(ROOT / "benchmarks" / "peers.py"), name, data_dir, str(steps)]
-    status, out, err, rss = run_with_rusage(cmd, env, cwd)
-    if status == 3:
+    run = run_with_rusage(cmd, env, cwd)
+    if run.status == 3:
         return None
-    if status != 0:
-        raise SystemExit(f"bench: {name} failed: {err.strip().splitlines()[-1:]}")
+    if run.status != 0:
+        raise SystemExit(f"bench: {name} failed: {run.err.strip().splitlines()[-1:]}")
     if name == "scratchlr":
-        load, train, _, _, _ = SUMMARY.search(err).groups()
-        acc = float(out.strip().splitlines()[-1].split()[-1])
+        summary = SUMMARY.search(run.err)
+        acc = float(run.out.strip().splitlines()[-1].split()[-1])
         return {
-            "load_s": float(load),
-            "train_s": float(train),
+            "load_s": float(summary["load"]),
+            "train_s": float(summary["train"]),
             "steps": steps,
             "test_accuracy": acc,
-            "rss": rss,
+            "rss": run.rss,
         }
-    return {**json.loads(out), "rss": rss}
+    return {**json.loads(run.out), "rss": run.rss}
 
 
-def run_with_rusage(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str, float]:
+def run_with_rusage(cmd: list[str], env: dict[str, str], cwd: Path) -> Run:
     """Run ``cmd``, reaping the child with ``wait4`` to read its own peak RSS."""
     p = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd
@@ -93,14 +106,15 @@ def run_with_rusage(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int
     err = p.stderr.read()
     _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, out, err, usage.ru_maxrss / 1024
+    return Run(p.returncode, out, err, usage.ru_maxrss / 1024)
 
 
 def table(results: dict[str, list[dict]]) -> str:
     """The Markdown table of per-contender medians."""
     base = statistics.median(r["train_s"] / r["steps"] for r in results["scratchlr"])
     rows = [
-        "| contender | median us/step | min us/step | x scratchlr | peak RSS MB | load s | test acc |",
+        "| contender | median us/step | min us/step | x scratchlr | peak RSS MB | load s "
+        "| test acc |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, runs in results.items():
@@ -124,25 +138,24 @@ def round_ratios(ours: list[dict], theirs: list[dict], name: str) -> str:
     )
 
 
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (else the platform's word for it; "" off Linux)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return ""
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def machine() -> str:
     """One line describing this machine."""
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if Path("/proc/cpuinfo").exists()
-        else ""
-    )
     import numpy
 
     return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {numpy.__version__}, "
-        f"{platform.system()} {platform.release()}"
+        f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"NumPy {numpy.__version__}, {platform.system()} {platform.release()}"
     )
 
 
@@ -199,7 +212,10 @@ def main() -> int:
             continue
         results[name] = [first]
     for r in range(1, args.repeats):  # rounds interleaved, every other one reversed (ABBA)
-        for name in reversed(list(results)) if r % 2 else list(results):
+        order = list(results)
+        if r % 2:
+            order.reverse()
+        for name in order:
             results[name].append(once(name, args.data_dir, args.steps))
     print(table(results))
     for name in results:
@@ -209,9 +225,8 @@ def main() -> int:
         print("\n| steps | train s | us/step | peak RSS MB |\n|---:|---:|---:|---:|")
         for steps in (1_000, 10_000, 100_000):
             r = once("scratchlr", args.data_dir, steps)
-            print(
-                f"| {steps} | {r['train_s']:.2f} | {1e6 * r['train_s'] / steps:.0f} | {r['rss']:.0f} |"
-            )
+            us_per_step = 1e6 * r["train_s"] / steps
+            print(f"| {steps} | {r['train_s']:.2f} | {us_per_step:.0f} | {r['rss']:.0f} |")
     return 0
 
 

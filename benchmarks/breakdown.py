@@ -36,19 +36,23 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
     data = mnist.load(args.data_dir)
-    images, labels = data.train.images, data.train.labels
+    images = data.train.images
+    labels = data.train.labels
     gradients = FastGradients(np, 128, 784, 10, np.float32)
-    W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
+    W = np.zeros((784, 10), np.float32)
+    b = np.zeros(10, np.float32)
 
     def step(ranges):  # the seed's fast step, as the loop makes it
-        J, acc, grad_W, grad_b = gradients(images, labels, ranges, W, b)
+        grad_W, grad_b = gradients(images, labels, ranges, W, b)[2:]  # after the loss, accuracy
         optim.sgd_step(W, grad_W, None, 0.1, in_place=True)
         optim.sgd_step(b, grad_b, None, 0.1, in_place=True)
 
     batches = list(batch_ranges(len(labels), 128, 1000, "repeat"))
     for ranges in batches:  # train first, so the products see real weights and gradients
         step(ranges)
-    X, z, G = gradients.X, gradients.z, gradients.z  # G is written where z was
+    X = gradients.X
+    z = gradients.z
+    G = gradients.z  # G is written where z was
     it = iter(batches * 1000)
     parts = {
         "whole step": lambda: step(next(it)),

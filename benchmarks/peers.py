@@ -17,7 +17,8 @@ import numpy as np
 
 from scratchlr.dataset import mnist
 
-LR, BATCH = 0.1, 128
+LR = 0.1
+BATCH = 128
 
 
 def batches(n: int, steps: int):
@@ -31,11 +32,13 @@ def numpy_tutorial(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
     gathers, fresh temporaries everywhere, but already one forward pass per step."""
     X_all = data.train.images.astype(np.float32) / np.float32(255)
     y_all = data.train.labels
-    W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
+    W = np.zeros((784, 10), np.float32)
+    b = np.zeros(10, np.float32)
     loss_sum = 0.0
     t0 = time.perf_counter()
     for idx in batches(len(y_all), steps):
-        X, y = X_all[idx], y_all[idx]
+        X = X_all[idx]
+        y = y_all[idx]
         logits = X @ W + b
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
@@ -49,7 +52,8 @@ def numpy_tutorial(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
         b -= LR * dlogits.sum(axis=0)
     train_s = time.perf_counter() - t0
     Xt = data.test.images.astype(np.float32) / np.float32(255)
-    return train_s, float(((Xt @ W + b).argmax(axis=1) == data.test.labels).mean()), loss_sum
+    acc = float(((Xt @ W + b).argmax(axis=1) == data.test.labels).mean())
+    return train_s, acc, loss_sum
 
 
 def torch_loop(data: mnist.MNIST, steps: int, compile: bool) -> tuple[float, float, float]:
@@ -74,13 +78,14 @@ def torch_loop(data: mnist.MNIST, steps: int, compile: bool) -> tuple[float, flo
         step = torch.compile(step)
         for idx in batches(len(labels), 20):  # compile outside the timed loop
             step(images[idx].float() / 255, labels[idx])
-        W.data.zero_(), b.data.zero_()
+        W.data.zero_()
+        b.data.zero_()
     loss_sum = torch.zeros(())
     t0 = time.perf_counter()
     for idx in batches(len(labels), steps):
-        loss, _acc = step(
-            images[torch.from_numpy(idx)].float() * (1 / 255), labels[torch.from_numpy(idx)]
-        )
+        X = images[torch.from_numpy(idx)].float() * (1 / 255)
+        y = labels[torch.from_numpy(idx)]
+        loss, _acc = step(X, y)
         loss_sum += loss
     train_s = time.perf_counter() - t0
     with torch.no_grad():
@@ -94,7 +99,8 @@ def jax_jit(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
     import jax
     import jax.numpy as jnp
 
-    images, labels = jnp.asarray(data.train.images), jnp.asarray(data.train.labels)
+    images = jnp.asarray(data.train.images)
+    labels = jnp.asarray(data.train.labels)
     n = len(data.train.labels)
 
     def loss_fn(params, X, y):
@@ -106,7 +112,8 @@ def jax_jit(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
     @jax.jit
     def step(params, k):
         idx = (k * BATCH + jnp.arange(BATCH)) % n
-        X, y = images[idx].astype(jnp.float32) * jnp.float32(1 / 255), labels[idx]
+        X = images[idx].astype(jnp.float32) * jnp.float32(1 / 255)
+        y = labels[idx]
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, X, y)
         acc = (jax.nn.softmax(logits).argmax(1) == y).mean()
         return [p - LR * g for p, g in zip(params, grads)], loss, acc
@@ -121,23 +128,22 @@ def jax_jit(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
     loss_sum = float(loss_sum)  # waits for the last step
     train_s = time.perf_counter() - t0
     Xt = jnp.asarray(data.test.images) / 255.0
-    return (
-        train_s,
-        float(((Xt @ params[0] + params[1]).argmax(1) == jnp.asarray(data.test.labels)).mean()),
-        loss_sum,
-    )
+    acc = float(((Xt @ params[0] + params[1]).argmax(1) == jnp.asarray(data.test.labels)).mean())
+    return train_s, acc, loss_sum
 
 
 def tf_eager(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
     import tensorflow as tf
 
     X_all = data.train.images.astype(np.float32) * np.float32(1 / 255)
-    W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+    W = tf.Variable(tf.zeros([784, 10]))
+    b = tf.Variable(tf.zeros([10]))
     opt = tf.keras.optimizers.SGD(LR)
     loss_sum = 0.0
     t0 = time.perf_counter()
     for idx in batches(len(data.train.labels), steps):
-        X, y = tf.constant(X_all[idx]), tf.constant(data.train.labels[idx])
+        X = tf.constant(X_all[idx])
+        y = tf.constant(data.train.labels[idx])
         with tf.GradientTape() as tape:
             logits = tf.matmul(X, W) + b
             loss = tf.reduce_mean(
@@ -148,11 +154,8 @@ def tf_eager(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
         loss_sum += loss
     train_s = time.perf_counter() - t0
     Xt = data.test.images.astype(np.float32) / 255
-    return (
-        train_s,
-        float(np.mean(np.argmax(Xt @ W.numpy() + b.numpy(), 1) == data.test.labels)),
-        float(loss_sum),
-    )
+    acc = float(np.mean(np.argmax(Xt @ W.numpy() + b.numpy(), 1) == data.test.labels))
+    return train_s, acc, float(loss_sum)
 
 
 CONTENDERS = {
@@ -165,7 +168,9 @@ CONTENDERS = {
 
 
 def main() -> int:
-    name, data_dir, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    name = sys.argv[1]
+    data_dir = sys.argv[2]
+    steps = int(sys.argv[3])
     t0 = time.perf_counter()
     data = mnist.load(data_dir)
     load_s = time.perf_counter() - t0
@@ -174,17 +179,14 @@ def main() -> int:
     except ImportError as exc:
         print(f"{name}: not installed ({exc})", file=sys.stderr)
         return 3
-    print(
-        json.dumps(
-            {
-                "load_s": load_s,
-                "train_s": train_s,
-                "steps": steps,
-                "test_accuracy": acc,
-                "loss_sum": float(loss_sum),
-            }
-        )
-    )
+    result = {
+        "load_s": load_s,
+        "train_s": train_s,
+        "steps": steps,
+        "test_accuracy": acc,
+        "loss_sum": float(loss_sum),
+    }
+    print(json.dumps(result))
     return 0
 
 

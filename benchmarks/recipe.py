@@ -26,6 +26,7 @@ from scratchlr import train  # noqa: E402
 from scratchlr.backend import numpy_backend  # noqa: E402
 from scratchlr.dataset import mnist  # noqa: E402
 
+# The README's recipe, and the recipe before it.
 RECIPE = dict(
     shuffle=True,
     batching="epoch",
@@ -35,10 +36,10 @@ RECIPE = dict(
     learning_rate=1.1,
     average=80,
     weight_decay=1e-5,
-)  # the README's
-PREVIOUS = dict(
-    epochs=3, shuffle=True, momentum=0.9, learning_rate=0.5, average=430
-)  # the recipe before it
+)
+PREVIOUS = dict(epochs=3, shuffle=True, momentum=0.9, learning_rate=0.5, average=430)
+SETTINGS = {"recipe": RECIPE, "previous": PREVIOUS}
+LABELS = {"recipe": "README's", "previous": "previous"}  # their rows in the table
 
 
 def main() -> int:
@@ -46,34 +47,34 @@ def main() -> int:
     p.add_argument("--data-dir", default="data/mnist")
     p.add_argument("--rounds", type=int, default=16)
     args = p.parse_args()
-    data, backend = mnist.load(args.data_dir), numpy_backend()
+    data = mnist.load(args.data_dir)
+    backend = numpy_backend()
 
     def run(settings: dict, seed: int | None = None) -> train.Result:
         return train.train(
             data, train.Config(**settings, seed=seed), backend, emit=lambda line: None
         )
 
-    run(RECIPE), run(PREVIOUS)  # warm up
+    run(RECIPE)  # warm up
+    run(PREVIOUS)
     seconds: dict[str, list[float]] = {"recipe": [], "previous": []}
     ratios = []
     for r in range(args.rounds):
         order = ("recipe", "previous") if r % 2 == 0 else ("previous", "recipe")
         for name in order:
-            seconds[name].append(run(RECIPE if name == "recipe" else PREVIOUS).train_seconds)
+            seconds[name].append(run(SETTINGS[name]).train_seconds)
         ratios.append(seconds["recipe"][-1] / seconds["previous"][-1])
     q1, median, q3 = statistics.quantiles(ratios, n=4)
     print(f"machine: {machine()}\n")
     print(
-        f"time ratio, README's recipe / previous: median {median:.3f} (quartiles {q1:.3f}, {q3:.3f}) "
-        f"over {args.rounds} rounds\n"
+        f"time ratio, README's recipe / previous: median {median:.3f} "
+        f"(quartiles {q1:.3f}, {q3:.3f}) over {args.rounds} rounds\n"
     )
     print("| recipe | training s (median) | test accuracy, seeds 0, 1, 2 |\n|---|---:|---|")
-    for name, settings in (("README's", RECIPE), ("previous", PREVIOUS)):
+    for name, settings in SETTINGS.items():
         accuracies = [run(settings, seed).test_accuracy for seed in (0, 1, 2)]
-        key = "recipe" if settings is RECIPE else "previous"
-        print(
-            f"| {name} | {statistics.median(seconds[key]):.3f} | {', '.join(f'{a:.4f}' for a in accuracies)} |"
-        )
+        listed = ", ".join(f"{a:.4f}" for a in accuracies)
+        print(f"| {LABELS[name]} | {statistics.median(seconds[name]):.3f} | {listed} |")
     return 0
 
 

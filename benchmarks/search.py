@@ -1,7 +1,8 @@
 """How long a 16-point tuning grid takes: ``scratchlr search`` at ``--jobs 1`` and
 ``--jobs 2``, and scikit-learn's ``GridSearchCV`` over ``LogisticRegression(C=...)``.
 
-    python benchmarks/search.py --data-dir data/mnist [--repeats 3] [--only scratchlr] [--sklearn-jobs 2]
+    python benchmarks/search.py --data-dir data/mnist [--repeats 3] [--only scratchlr]
+                                [--sklearn-jobs 2]
 
 Both tune on the seed's split: train on the 55,000 training images, score on the 5,000
 validation images (``PredefinedSplit``; ``refit=False``, so the test set is not touched
@@ -35,17 +36,9 @@ from bench import machine  # noqa: E402
 
 from scratchlr.dataset import mnist  # noqa: E402
 
-GRID = [
-    "--epochs",
-    "3",
-    "--shuffle",
-    "--average",
-    "430",
-    "--learning-rate",
-    "0.1,0.3,0.5,1",
-    "--momentum",
-    "0,0.5,0.9,0.95",
-]
+GRID = (
+    "--epochs 3 --shuffle --average 430 --learning-rate 0.1,0.3,0.5,1 --momentum 0,0.5,0.9,0.95"
+).split()
 CONTENDERS = ("scratchlr", "sklearn")
 
 
@@ -54,21 +47,10 @@ def scratchlr(data_dir: str, jobs: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.csv"
         start = time.perf_counter()
+        command = [sys.executable, "-m", "scratchlr", "search", "--data-dir", data_dir, *GRID]
+        command += ["--jobs", str(jobs), "--results", str(out), "--quiet"]
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "scratchlr",
-                "search",
-                "--data-dir",
-                data_dir,
-                *GRID,
-                "--jobs",
-                str(jobs),
-                "--results",
-                str(out),
-                "--quiet",
-            ],
+            command,
             check=True,
             capture_output=True,
             cwd=ROOT,
@@ -89,13 +71,11 @@ def sklearn(data_dir: str, jobs: int) -> tuple[float, float, float] | None:
     except ImportError:
         return None
     data = mnist.load(data_dir)
-    X = np.concatenate([data.train.images, data.validation.images]).astype(np.float32) * np.float32(
-        1 / 255
-    )
+    images = np.concatenate([data.train.images, data.validation.images])
+    X = images.astype(np.float32) * np.float32(1 / 255)
     y = np.concatenate([data.train.labels, data.validation.labels])
-    fold = np.r_[
-        np.full(len(data.train.labels), -1), np.zeros(len(data.validation.labels), int)
-    ]  # -1: train only
+    # Each example's fold: -1, train only; 0, the one validation fold.
+    fold = np.r_[np.full(len(data.train.labels), -1), np.zeros(len(data.validation.labels), int)]
     grid = GridSearchCV(
         LogisticRegression(),
         {"C": np.logspace(-3, 2, 16)},
@@ -127,18 +107,19 @@ def main() -> int:
         )
         return 2
     print(f"machine: {machine()}\n", flush=True)
-    rows, notes = [], []
+    rows = []
+    notes = []
     if "scratchlr" in names:
         runs: dict[int, list[float]] = {1: [], 2: []}
         best = 0.0
         for r in range(args.repeats):
-            for jobs in (1, 2) if r % 2 == 0 else (2, 1):
+            order = (1, 2) if r % 2 == 0 else (2, 1)
+            for jobs in order:
                 seconds, best = scratchlr(args.data_dir, jobs)
                 runs[jobs].append(seconds)
-        rows += [
-            f"| scratchlr search, 16 trials | {jobs} | {statistics.median(seconds):.2f} | {best:.4f} |"
-            for jobs, seconds in runs.items()
-        ]
+        for jobs, times in runs.items():
+            median = statistics.median(times)
+            rows.append(f"| scratchlr search, 16 trials | {jobs} | {median:.2f} | {best:.4f} |")
         ratios = [two / one for one, two in zip(runs[1], runs[2])]
         notes.append(
             f"--jobs 2 / --jobs 1, median of per-round ratios: {statistics.median(ratios):.3f} "
@@ -154,9 +135,8 @@ def main() -> int:
                 f"| GridSearchCV(LogisticRegression), 16 values of C (best: C = {C:.3g}) | "
                 f"{args.sklearn_jobs} | {seconds:.2f} | {score:.4f} |"
             )
-    print(
-        "| system | trials at once | wall s (median) | best validation accuracy |\n|---|---:|---:|---:|"
-    )
+    print("| system | trials at once | wall s (median) | best validation accuracy |")
+    print("|---|---:|---:|---:|")
     print("\n".join(rows + [""] + notes))
     return 0
 

@@ -33,27 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from bench import machine  # noqa: E402
+from converge import RECIPE  # noqa: E402  (the README's)
 from PIL import Image  # noqa: E402
 
 from scratchlr.dataset import mnist  # noqa: E402
 
-RECIPE = [
-    "--shuffle",
-    "--batching",
-    "epoch",
-    "--batch-size",
-    "512",
-    "--num-steps",
-    "300",
-    "--momentum",
-    "0.93",
-    "--learning-rate",
-    "1.1",
-    "--average",
-    "80",
-    "--weight-decay",
-    "1e-5",
-]  # the README's
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
@@ -62,16 +46,16 @@ def drawings(data_dir: str, count: int = 50) -> list[bytes]:
     out = []
     for image in mnist.load(data_dir).test.images[:count]:
         png = io.BytesIO()
-        Image.fromarray(np.kron(image.reshape(28, 28), np.ones((10, 10), np.uint8))).save(
-            png, "PNG"
-        )
+        drawn = np.kron(image.reshape(28, 28), np.ones((10, 10), np.uint8))
+        Image.fromarray(drawn).save(png, "PNG")
         out.append(png.getvalue())
     return out
 
 
 def client(address: tuple[str, int], bodies: list[bytes]) -> list[float]:
     """Post each body on one kept-alive connection; the seconds each took, answer read."""
-    conn, seconds = http.client.HTTPConnection(*address, timeout=60), []
+    conn = http.client.HTTPConnection(*address, timeout=60)
+    seconds = []
     for body in bodies:
         start = time.perf_counter()
         conn.request("POST", "/api/predict", body=body, headers={"Content-Type": "image/png"})
@@ -94,9 +78,9 @@ def round_of(
     ]
     with ThreadPoolExecutor(clients) as pool:
         seconds = sorted(s for part in pool.map(lambda b: client(address, b), per) for s in part)
-    return 1e3 * seconds[len(seconds) // 2], 1e3 * seconds[
-        min(len(seconds) - 1, int(0.99 * len(seconds)))
-    ]
+    p50 = seconds[len(seconds) // 2]
+    p99 = seconds[min(len(seconds) - 1, int(0.99 * len(seconds)))]
+    return 1e3 * p50, 1e3 * p99
 
 
 def main() -> int:
@@ -111,35 +95,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(Path(tmp) / "m.npz")
         if not args.model:
+            command = [sys.executable, "-m", "scratchlr", "--data-dir", args.data_dir, "--quiet"]
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "scratchlr",
-                    "--data-dir",
-                    args.data_dir,
-                    "--quiet",
-                    *RECIPE,
-                    "--save",
-                    model,
-                ],
+                [*command, *RECIPE, "--save", model],
                 check=True,
                 env=ENV,
                 capture_output=True,
             )
+        command = [sys.executable, "-m", "scratchlr", "serve", model, "--port", "0", "--quiet"]
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "scratchlr",
-                "serve",
-                model,
-                "--port",
-                "0",
-                "--quiet",
-                "--data-dir",
-                args.data_dir,
-            ],
+            [*command, "--data-dir", args.data_dir],
             stdout=subprocess.PIPE,
             text=True,
             env=ENV,
@@ -147,11 +112,13 @@ def main() -> int:
         try:
             url = server.stdout.readline().split(" on ")[1].split()[0]
             host, port = url.split("//")[1].strip("/").rsplit(":", 1)
-            address, pngs = (host, int(port)), drawings(args.data_dir)
+            address = (host, int(port))
+            pngs = drawings(args.data_dir)
             client(address, pngs[:20])  # warm up
             results: dict[int, list[tuple[float, float]]] = {1: [], 16: []}
             for r in range(args.repeats):
-                for clients in (1, 16) if r % 2 == 0 else (16, 1):  # alternating order
+                order = (1, 16) if r % 2 == 0 else (16, 1)  # alternating
+                for clients in order:
                     results[clients].append(round_of(address, pngs, clients, args.requests))
         finally:
             server.send_signal(signal.SIGINT)

@@ -6,10 +6,11 @@ Section 14: how far the mini-batch gradient of dJ/dW strays from the full one, a
 start (W = 0, b = 0) on the 55,000 training images: the mean of |g_B - g|^2 over one epoch's
 batches (a permutation from ``default_rng(0)``), for B = 16, 64, 256 and 1024.
 
-Section 15: the three-epoch recipe (docs/training.md) at weight decay lambda = 0, 1e-5, 1e-4, 1e-3, 1e-2 and 1e-1,
-through ``scratchlr search`` (validation accuracy only: a choice made on the test set would
-be a choice fitted to it); then ``decay_accuracy.png`` (validation accuracy against
-lambda) and ``decay_templates.png`` (the templates at lambda = 0, 1e-3 and 1e-2).
+Section 15: the three-epoch recipe (docs/training.md) at weight decay lambda = 0, 1e-5,
+1e-4, 1e-3, 1e-2 and 1e-1, through ``scratchlr search`` (validation accuracy only: a choice
+made on the test set would be a choice fitted to it); then ``decay_accuracy.png``
+(validation accuracy against lambda) and ``decay_templates.png`` (the templates at
+lambda = 0, 1e-3 and 1e-2).
 """
 
 from __future__ import annotations
@@ -44,56 +45,30 @@ def gradient_spread(
     """{B: mean over one epoch's batches of |g_B - g|^2}, g = dJ/dW at W = 0, b = 0 on all the
     images, g_B on each batch of B of a permutation from ``default_rng(0)`` (float64)."""
     X = model.pixels(np.asarray(images), np.float64)
-    W, b = np.zeros((X.shape[1], mnist.CLASSES)), np.zeros(mnist.CLASSES)
+    W = np.zeros((X.shape[1], mnist.CLASSES))
+    b = np.zeros(mnist.CLASSES)
 
     def grad(rows: np.ndarray) -> np.ndarray:
         return model.grad_W(X[rows], model.grad_logits(model.logits(X[rows], W, b), labels[rows]))
 
     full = grad(np.arange(len(labels)))
     order = np.random.default_rng(0).permutation(len(labels))
-    return {
-        B: float(
-            np.mean(
-                [
-                    np.sum((grad(order[lo : lo + B]) - full) ** 2)
-                    for lo in range(0, len(order) - B + 1, B)
-                ]
-            )
-        )
-        for B in sizes
-    }
+    spread = {}
+    for B in sizes:
+        starts = range(0, len(order) - B + 1, B)  # the epoch's whole batches
+        squares = [np.sum((grad(order[lo : lo + B]) - full) ** 2) for lo in starts]
+        spread[B] = float(np.mean(squares))
+    return spread
 
 
 def decay_search(data_dir: str, results: Path) -> dict[str, float]:
     """{lambda as written: validation accuracy} of the recipe, by ``scratchlr search``."""
-    flags = [
-        "--epochs",
-        "3",
-        "--shuffle",
-        "--momentum",
-        "0.9",
-        "--learning-rate",
-        "0.5",
-        "--average",
-        "430",
-    ]
+    flags = "--epochs 3 --shuffle --momentum 0.9 --learning-rate 0.5 --average 430".split()
+    command = [sys.executable, "-m", "scratchlr", "search", *flags]
+    command += ["--weight-decay", ",".join(DECAYS), "--jobs", "2", "--quiet"]
+    command += ["--data-dir", data_dir, "--results", str(results)]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scratchlr",
-            "search",
-            *flags,
-            "--weight-decay",
-            ",".join(DECAYS),
-            "--jobs",
-            "2",
-            "--quiet",
-            "--data-dir",
-            data_dir,
-            "--results",
-            str(results),
-        ],
+        command,
         check=True,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},

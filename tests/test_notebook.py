@@ -13,20 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "docs" / "walkthrough.ipynb"
-RECIPE = [
-    "--epochs",
-    "3",
-    "--shuffle",
-    "--momentum",
-    "0.9",
-    "--learning-rate",
-    "0.5",
-    "--average",
-    "430",
-    "--validate",
-    "--display-step",
-    "430",
-]  # the notebook's converged run, as a command
+RECIPE = (  # the notebook's converged run, as a command
+    "--epochs 3 --shuffle --momentum 0.9 --learning-rate 0.5 --average 430 --validate "
+    "--display-step 430"
+).split()
 
 
 def test_notebook_is_committed_without_outputs() -> None:
@@ -53,9 +43,8 @@ def test_notebook_executes(
         monkeypatch.delenv("SCRATCHLR_DATA", raising=False)
     else:
         monkeypatch.setenv("SCRATCHLR_DATA", setting)  # the kernel inherits it
-    monkeypatch.setenv(
-        "OPENBLAS_NUM_THREADS", "2"
-    )  # the kernel's BLAS may use threads; the notebook limits it
+    # The kernel's BLAS may use threads; the notebook limits it.
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbclient.NotebookClient(
         nb,
@@ -67,16 +56,13 @@ def test_notebook_executes(
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Testset Accuracy: 0.9079" in text  # the seed's run
     assert "J = 2.3025851 = ln 10" in text and "dJ/dW  (784, 10)" in text
-    assert re.search(
-        r"best on validation: --learning-rate \S+ --momentum \S+ 0\.9\d{3}", text
-    )  # the search
-    assert (
-        sum("image/png" in o.get("data", {}) for o in outputs) == 5
-    )  # templates, curves, confusion, explain, map
+    searched = r"best on validation: --learning-rate \S+ --momentum \S+ 0\.9\d{3}"
+    assert re.search(searched, text)  # the search
+    pictures = sum("image/png" in o.get("data", {}) for o in outputs)
+    assert pictures == 5  # templates, curves, confusion, explain, map
     recipe = next(c for c in nb.cells if c.cell_type == "code" and "average=430" in c.source)
-    lines = "".join(
-        o.get("text", "") for o in recipe.outputs if o.output_type == "stream"
-    ).splitlines()
+    printed = "".join(o.get("text", "") for o in recipe.outputs if o.output_type == "stream")
+    lines = printed.splitlines()
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     cli = subprocess.run(
         [sys.executable, "-m", "scratchlr", *RECIPE, "--data-dir", str(mnist_dir), "--quiet"],
@@ -85,6 +71,5 @@ def test_notebook_executes(
         env={**env, "PYTHONPATH": str(ROOT)},
         timeout=300,
     )
-    assert (
-        cli.returncode == 0 and len(lines) > 5 and lines[:-1] == cli.stdout.splitlines()
-    )  # the CLI's digits
+    assert cli.returncode == 0 and len(lines) > 5
+    assert lines[:-1] == cli.stdout.splitlines()  # the CLI's digits

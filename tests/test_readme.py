@@ -50,11 +50,16 @@ def test_readme_is_short_and_its_links_resolve() -> None:
             assert anchor in {slug(h) for h in headings}, f"{path}#{anchor}"
 
 
+def verb(command: str) -> str:
+    """The command's subcommand: the word after ``python -m scratchlr``, else ``train``."""
+    words = command.split()
+    if len(words) > 3 and not words[3].startswith("-"):
+        return words[3]
+    return "train"
+
+
 def test_readme_names_each_command() -> None:
-    verbs = [
-        c.split()[3] if len(c.split()) > 3 and not c.split()[3].startswith("-") else "train"
-        for c in commands()
-    ]
+    verbs = [verb(c) for c in commands()]
     assert set(verbs) >= {
         "train",
         "search",
@@ -73,9 +78,8 @@ def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_
         "PIL.Image", reason="the README's predict and plot need the [plot] extra"
     )
     pytest.importorskip("matplotlib")
-    shutil.copytree(
-        mnist_dir, tmp_path / "data" / "mnist"
-    )  # the default data folder of a fresh clone
+    # The default data folder of a fresh clone:
+    shutil.copytree(mnist_dir, tmp_path / "data" / "mnist")
     Image.fromarray(mnist_data.test.images[0].reshape(28, 28)).save(tmp_path / "my-digit.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for command in commands():
@@ -90,14 +94,10 @@ def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_
             text=True,
             timeout=300,
         )
-        if command.split()[3:5] == [
-            "exercise",
-            "check",
-        ]:  # on the skeleton just written: nothing passes yet
-            assert proc.returncode == 1 and "10 not written yet" in proc.stdout, (
-                command,
-                proc.stdout,
-            )
+        if command.split()[3:5] == ["exercise", "check"]:
+            # On the skeleton just written: nothing passes yet.
+            assert proc.returncode == 1, (command, proc.stdout)
+            assert "10 not written yet" in proc.stdout, (command, proc.stdout)
             continue
         assert proc.returncode == 0, (command, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr, command
@@ -159,18 +159,9 @@ def test_the_readme_recipe_meets_its_accuracy_bar(mnist_dir: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     scores = []
     for seed in ("0", "1", "2"):
+        command = [sys.executable, "-m", "scratchlr", *recipe, "--seed", seed, "--quiet"]
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "scratchlr",
-                *recipe,
-                "--seed",
-                seed,
-                "--quiet",
-                "--data-dir",
-                str(mnist_dir),
-            ],
+            [*command, "--data-dir", str(mnist_dir)],
             capture_output=True,
             text=True,
             env=env,

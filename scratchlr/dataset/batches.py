@@ -32,11 +32,13 @@ def batch_ranges(n: int, batch_size: int, num_steps: int, batching: str) -> Iter
     if batching == "repeat":
         pos = 0
         for _ in range(num_steps):
-            ranges, need = [], batch_size
+            ranges = []
+            need = batch_size
             while need:
                 take = min(need, n - pos)
                 ranges.append((pos, pos + take))
-                pos, need = (pos + take) % n, need - take
+                pos = (pos + take) % n
+                need -= take
             yield ranges
     else:
         step = 0
@@ -57,9 +59,10 @@ def batches(
     shuffle: bool = False,
     seed: int = 0,
 ) -> Iterator[tuple[Any, ...]]:
-    """(images, labels, ranges) for each of ``num_steps`` steps: the ranges of :func:`batch_ranges`
-    into the examples as they are, or, with ``shuffle``, into a permutation of them drawn
-    each epoch from ``numpy.random.default_rng(seed)`` (:func:`shuffled_batches`)."""
+    """(images, labels, ranges) for each of ``num_steps`` steps: the ranges of
+    :func:`batch_ranges` into the examples as they are, or, with ``shuffle``, into a
+    permutation of them drawn each epoch from ``numpy.random.default_rng(seed)``
+    (:func:`shuffled_batches`)."""
     ranges = batch_ranges(len(labels), batch_size, num_steps, batching)
     if shuffle:
         return shuffled_batches(images, labels, ranges, np.random.default_rng(seed))
@@ -84,11 +87,8 @@ def shuffled_batches(
                 order = xp.asarray(rng.permutation(len(labels)))
             parts.append(order[lo:hi])
         index = parts[0] if len(parts) == 1 else xp.concatenate(parts)
-        yield (
-            xp.take(images, index, axis=0),
-            xp.take(labels, index),
-            [(0, len(index))],
-        )  # take: a row memcpy each
+        # take: a row memcpy each
+        yield xp.take(images, index, axis=0), xp.take(labels, index), [(0, len(index))]
 
 
 def rows(ranges: Ranges) -> int:
@@ -99,7 +99,8 @@ def rows(ranges: Ranges) -> int:
 def take_into(out: Any, array: Any, ranges: Ranges) -> Any:
     """out = the rows of ``array`` in ``ranges``, back to back (cast to out's dtype): no
     gathered copy. out has exactly ``rows(ranges)`` rows."""
-    xp, at = namespace_of(out), 0
+    xp = namespace_of(out)
+    at = 0
     for lo, hi in ranges:
         xp.copyto(out[at : at + hi - lo], array[lo:hi])
         at += hi - lo

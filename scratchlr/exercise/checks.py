@@ -5,10 +5,10 @@ and its answer compared, in three stages: random inputs (float64, small shapes),
 values (logits of +-1e4, where a softmax without the max-shift gives nan, and two logits
 that round to one probability; pixels of 0 and 255 in float64), and MNIST's first 256
 training images (float32, where the data folder has them). Answers may differ by rounding:
-a relative 1e-5, and 16 ulps of the inputs' size (at logits of 1e4, a float32 ulp is 1e-3). Then the learner's gradient,
-``grad_W(X, grad_logits(z, y))`` and ``grad_b(...)``, is checked against five-point
-differences of the engine's cross-entropy (:mod:`scratchlr.gradcheck`). A function that
-raises ``NotImplementedError`` is reported as not written yet, and skipped.
+a relative 1e-5, and 16 ulps of the inputs' size (at logits of 1e4, a float32 ulp is 1e-3).
+Then the learner's gradient, ``grad_W(X, grad_logits(z, y))`` and ``grad_b(...)``, is checked
+against five-point differences of the engine's cross-entropy (:mod:`scratchlr.gradcheck`).
+A function that raises ``NotImplementedError`` is reported as not written yet, and skipped.
 """
 
 from __future__ import annotations
@@ -24,25 +24,30 @@ import numpy as np
 from .. import gradcheck, model
 from .skeleton import FUNCTIONS
 
-RTOL, ULPS = (
-    1e-5,
-    16,
-)  # room for another order of operations (16 ulps of the inputs' scale), not another formula
-DTYPED = (
-    "pixels",
-    "loss",
-    "accuracy",
-)  # the functions whose docstrings fix the dtype of the answer
+# Room for another order of operations, not another formula: a relative tolerance, and ulps
+# of the inputs' scale.
+RTOL = 1e-5
+ULPS = 16
+DTYPED = ("pixels", "loss", "accuracy")  # the functions whose docstrings fix the answer's dtype
 HINTS = {
-    "pixels": "x = u8 * (1/255), the factor rounded to dtype first: astype(dtype) * dtype.type(1 / 255) (math.md §1)",
+    "pixels": (
+        "x = u8 * (1/255), the factor rounded to dtype first: "
+        "astype(dtype) * dtype.type(1 / 255) (math.md §1)"
+    ),
     "logits": "z = X W + b: (N, D) @ (D, C), plus b (C,) on every row (math.md §1)",
-    "softmax": "p = exp(s) / sum_k exp(s_k) per row, with s = z - max(z) of that row (math.md §2, §4)",
-    "cross_entropy": "L_n = log sum_j exp(s_nj) - s_n,y_n, with s = z - max(z) per row (math.md §3, §4)",
+    "softmax": (
+        "p = exp(s) / sum_k exp(s_k) per row, with s = z - max(z) of that row (math.md §2, §4)"
+    ),
+    "cross_entropy": (
+        "L_n = log sum_j exp(s_nj) - s_n,y_n, with s = z - max(z) per row (math.md §3, §4)"
+    ),
     "loss": "J = the mean of cross_entropy(z, y) over the N examples, in z's dtype (math.md §3)",
     "grad_logits": "G = (softmax(z) - onehot(y)) / N (math.md §5)",
     "grad_W": "dJ/dW = X^T G, of shape (D, C) (math.md §6)",
     "grad_b": "dJ/db = sum over the examples of G's rows, of shape (C,) (math.md §6)",
-    "accuracy": "the share of rows whose argmax of softmax(z) is the label, in float32 (math.md §2)",
+    "accuracy": (
+        "the share of rows whose argmax of softmax(z) is the label, in float32 (math.md §2)"
+    ),
 }
 Inputs = dict[str, tuple[Any, ...]]  # function name -> its arguments
 
@@ -75,9 +80,9 @@ def load(path: Path) -> ModuleType:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     except Exception as exc:  # the learner's code: any error is theirs to see, in one line
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        at = (
-            "" if isinstance(exc, SyntaxError) else f" (line {where.lineno})" if where else ""
-        )  # SyntaxError has it
+        at = ""
+        if where and not isinstance(exc, SyntaxError):  # a SyntaxError's message has its line
+            at = f" (line {where.lineno})"
         raise LearnerError(f"{path}: cannot be imported: {type(exc).__name__}: {exc}{at}") from None
     return module
 
@@ -85,8 +90,11 @@ def load(path: Path) -> ModuleType:
 def stages(mnist_images: np.ndarray | None, mnist_labels: np.ndarray | None) -> dict[str, Inputs]:
     """The inputs of each stage, per function: random, extreme logits, and (if given) MNIST."""
     rng = np.random.default_rng(0)
-    X, W, b = rng.normal(size=(16, 12)), rng.normal(size=(12, 5)) / 3, rng.normal(size=5)
-    z, y = rng.normal(size=(16, 5)) * 3, rng.integers(0, 5, 16)
+    X = rng.normal(size=(16, 12))
+    W = rng.normal(size=(12, 5)) / 3
+    b = rng.normal(size=5)
+    z = rng.normal(size=(16, 5)) * 3
+    y = rng.integers(0, 5, 16)
     G = model.grad_logits(z, y)
     out = {
         "random inputs": {
@@ -98,17 +106,14 @@ def stages(mnist_images: np.ndarray | None, mnist_labels: np.ndarray | None) -> 
         }
     }
     huge = rng.choice([-1e4, -30.0, 0.0, 5.0, 1e4], size=(16, 5)).astype(np.float32)
-    huge[0], y[0] = (
-        [0, 1e-8, -5, -5, -5],
-        1,
-    )  # logits apart, probabilities tied: argmax p is class 0
+    # Row 0: logits apart, probabilities tied, so argmax p is class 0; its label is 1.
+    huge[0] = [0, 1e-8, -5, -5, -5]
+    y[0] = 1
     edges = np.where(rng.random((16, 784)) < 0.5, 0, 255).astype(np.uint8)
     out["extreme values"] = {"pixels": (edges, "float64"), **on_logits(huge, y)}
     if mnist_images is not None and mnist_labels is not None:
-        u8, labels = (
-            np.asarray(mnist_images[:256]).reshape(256, -1),
-            np.asarray(mnist_labels[:256]).astype(np.int64),
-        )
+        u8 = np.asarray(mnist_images[:256]).reshape(256, -1)
+        labels = np.asarray(mnist_labels[:256]).astype(np.int64)
         X32 = model.pixels(u8)
         W32 = (rng.normal(size=(X32.shape[1], 10)) * 0.05).astype(np.float32)
         z32 = model.logits(X32, W32, np.zeros(10, np.float32))
@@ -141,16 +146,17 @@ def difference(got: Any, want: np.ndarray, n: int, scale: float, dtyped: bool) -
         turned = " (transposed?)" if got.shape == want.shape[::-1] and want.ndim == 2 else ""
         return f"shape {got.shape}, expected {want.shape}{turned}"
     if np.isfinite(want).all() and not np.isfinite(got).all():
-        return "nan or inf where the answer is finite (does exp overflow? subtract each row's max first, §4)"
+        return (
+            "nan or inf where the answer is finite "
+            "(does exp overflow? subtract each row's max first, §4)"
+        )
     if got.dtype.kind != "f" and want.dtype.kind == "f":
         return f"dtype {got.dtype}, expected floats ({want.dtype})"
     atol = ULPS * float(np.finfo(want.dtype).eps) * max(scale, 1.0)
     if np.allclose(got, want, rtol=RTOL, atol=atol):
-        return (
-            f"dtype {got.dtype}, expected {want.dtype}"
-            if dtyped and got.dtype != want.dtype
-            else None
-        )
+        if dtyped and got.dtype != want.dtype:
+            return f"dtype {got.dtype}, expected {want.dtype}"
+        return None
     for factor, words in (
         (n, "N times too large (the mean's 1/N is missing?)"),
         (1 / n, "N times too small (a 1/N too many?)"),
@@ -158,9 +164,8 @@ def difference(got: Any, want: np.ndarray, n: int, scale: float, dtyped: bool) -
         if np.allclose(got, want * factor, rtol=RTOL, atol=atol):
             return words
     excess = np.abs(got.astype(np.float64) - want) / (atol + RTOL * np.abs(want.astype(np.float64)))
-    i = (
-        np.unravel_index(np.argmax(excess), want.shape) if want.ndim else ()
-    )  # the worst miss, for its tolerance
+    # The worst miss, for its tolerance:
+    i = np.unravel_index(np.argmax(excess), want.shape) if want.ndim else ()
     return f"at {tuple(int(k) for k in i)} got {float(got[i]):.7g}, expected {float(want[i]):.7g}"
 
 
@@ -184,11 +189,8 @@ def check_function(name: str, learner: Callable[..., Any], inputs: dict[str, Inp
             return Verdict(
                 name, "fail", f"{stage}: raised {type(exc).__name__}: {exc}; hint: {HINTS[name]}"
             )
-        scale = max(
-            float(np.abs(np.asarray(a, np.float64)).max(initial=0))
-            for a in (*args, want)
-            if np.ndim(a)
-        )
+        arrays = [a for a in (*args, want) if np.ndim(a)]  # not a dtype's name, nor a scalar
+        scale = max(float(np.abs(np.asarray(a, np.float64)).max(initial=0)) for a in arrays)
         problem = difference(got, want, len(args[0]), scale, name in DTYPED)
         if problem:
             return Verdict(name, "fail", f"{stage}: {problem}; hint: {HINTS[name]}")
@@ -196,8 +198,11 @@ def check_function(name: str, learner: Callable[..., Any], inputs: dict[str, Inp
 
 
 def gradient_check(module: ModuleType) -> Verdict:
-    """The learner's dJ/dW and dJ/db against five-point differences of the engine's cross-entropy."""
-    X, y, W, b = gradcheck.random_problem()
+    """The learner's dJ/dW and dJ/db against five-point differences of the engine's
+    cross-entropy, on a small random problem."""
+    problem = gradcheck.random_problem()
+    X, y = problem[:2]
+    W, b = problem[2:]
     try:
         G = module.grad_logits(model.logits(X, W, b), y)
         analytic = {"W": np.asarray(module.grad_W(X, G)), "b": np.asarray(module.grad_b(G))}
@@ -223,14 +228,14 @@ def check(
     mnist_images: np.ndarray | None = None,
     mnist_labels: np.ndarray | None = None,
 ) -> list[Verdict]:
-    """Every function of :data:`FUNCTIONS` the learner's module has (or not), then the gradient check."""
+    """A verdict for every function of :data:`FUNCTIONS` (a missing one fails), then the
+    gradient check's."""
     inputs = stages(mnist_images, mnist_labels)
     out = []
     for name in FUNCTIONS:
         learner = getattr(module, name, None)
-        out.append(
-            check_function(name, learner, inputs)
-            if callable(learner)
-            else Verdict(name, "fail", "missing from the file")
-        )
+        if callable(learner):
+            out.append(check_function(name, learner, inputs))
+        else:
+            out.append(Verdict(name, "fail", "missing from the file"))
     return out + [gradient_check(module)]

@@ -26,7 +26,8 @@ FUNCTIONS = (
     "accuracy",
 )
 
-HEADER = '''"""Softmax regression, by your own hand. Write each function below (NumPy, no loop over the
+HEADER = '''\
+"""Softmax regression, by your own hand. Write each function below (NumPy, no loop over the
 examples needed; a function may call the others), then check them:
 
     python -m scratchlr exercise check my_model.py

@@ -43,10 +43,17 @@ def to_csv(records: list[Record]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for record in records:
-        writer.writerow(
-            "" if v is None else f"{v:.10g}" if isinstance(v, float) else v for v in astuple(record)
-        )
+        writer.writerow(cell(value) for value in astuple(record))
     return out.getvalue()
+
+
+def cell(value: int | float | None) -> int | str:
+    """A value as :func:`to_csv` writes it: empty for None, a float to ten digits."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return value
 
 
 def write_csv(path: Path, records: list[Record]) -> None:
@@ -54,9 +61,27 @@ def write_csv(path: Path, records: list[Record]) -> None:
     atomic_write(Path(path), to_csv(records).encode())
 
 
-def optional(cell: str) -> float | None:
+def optional(text: str) -> float | None:
     """A cell of a value that may not have been measured: empty for None."""
-    return None if cell == "" else float(cell)
+    return None if text == "" else float(text)
+
+
+def parse_row(row: list[str]) -> Record:
+    """A row of cells, in the order of :data:`COLUMNS`, as a record; ``ValueError`` if it
+    has another length or a cell is not a number."""
+    if len(row) != len(COLUMNS):
+        raise ValueError(f"{len(row)} cells, not {len(COLUMNS)}")
+    cells = dict(zip(COLUMNS, row))
+    return Record(
+        step=int(cells["step"]),
+        epoch=float(cells["epoch"]),
+        loss=float(cells["loss"]),
+        accuracy=float(cells["accuracy"]),
+        val_loss=optional(cells["val_loss"]),
+        val_accuracy=optional(cells["val_accuracy"]),
+        lr=float(cells["lr"]),
+        seconds=float(cells["seconds"]),
+    )
 
 
 def read_csv(path: Path) -> list[Record]:
@@ -73,19 +98,7 @@ def read_csv(path: Path) -> list[Record]:
     records = []
     for line, row in enumerate(rows[1:], start=2):
         try:
-            step, epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds = row
-            records.append(
-                Record(
-                    int(step),
-                    float(epoch),
-                    float(loss),
-                    float(accuracy),
-                    optional(val_loss),
-                    optional(val_accuracy),
-                    float(lr),
-                    float(seconds),
-                )
-            )
+            records.append(parse_row(row))
         except (TypeError, ValueError):
             raise ValueError(f"{path}, line {line}: not a history row: {','.join(row)}") from None
     return records

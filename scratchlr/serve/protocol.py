@@ -27,8 +27,8 @@ PAGE_FILES = {
     "/page.css": ("page.css", "text/css; charset=utf-8"),
 }
 POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 TEST_PATH = re.compile(r"/api/test/([0-9]{1,9})")
 ALLOWED = {"page": "GET, HEAD", "templates": "GET, HEAD", "test": "GET, HEAD", "predict": "POST"}
@@ -45,7 +45,8 @@ def page_files() -> dict[str, tuple[bytes, str]]:
 
 
 def route(path: str) -> str | None:
-    """Which resource a request's path names (``page``, ``templates``, ``test``, ``predict``), or None."""
+    """Which resource a request's path names (``page``, ``templates``, ``test``, ``predict``),
+    or None."""
     if path in PAGE_FILES:
         return "page"
     if path == "/api/templates":
@@ -80,7 +81,8 @@ class DeadlineReader(io.RawIOBase):
 
     def __init__(self, connection: socket.socket) -> None:
         super().__init__()
-        self.connection, self.deadline = connection, math.inf
+        self.connection = connection
+        self.deadline = math.inf
         self.file = io.BufferedReader(self)
 
     def deadline_in(self, seconds: float) -> None:
@@ -103,7 +105,8 @@ def drain(connection: socket.socket, seconds: float = 2.0) -> None:
     a moment, so that it reads the refusal rather than a connection reset."""
     try:
         connection.shutdown(socket.SHUT_WR)
-        end, dropped = time.monotonic() + seconds, 0
+        end = time.monotonic() + seconds
+        dropped = 0
         while dropped < 16 * MAX_BODY and time.monotonic() < end:
             connection.settimeout(max(end - time.monotonic(), 0.01))
             chunk = connection.recv(1 << 16)
@@ -119,8 +122,11 @@ def refuse_busy(connection: socket.socket) -> None:
     so that the client reads it rather than a reset."""
     body = b'{"error": "the server is busy: too many connections; try again"}'
     head = (
-        f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        "Connection: close\r\n\r\n"
     ).encode()
     try:
         connection.settimeout(1.0)

@@ -20,6 +20,8 @@ import numpy as np
 import sklearn
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+SCORES = ("precision", "recall", "f1", "support")  # what precision_recall_fscore_support returns
+
 
 def main() -> None:
     rng = np.random.default_rng(0)
@@ -27,22 +29,22 @@ def main() -> None:
     yhat = np.where(rng.random(2000) < 0.8, y, rng.integers(0, 10, 2000))
     yhat[yhat == 7] = 6  # no prediction of 7
     labels = list(range(10))
-    p, r, f, s = precision_recall_fscore_support(
-        y, yhat, labels=labels, average=None, zero_division=0
-    )
-    mp, mr, mf, _ = precision_recall_fscore_support(
-        y, yhat, labels=labels, average="macro", zero_division=0
-    )
+
+    def scores(average: str | None) -> dict:
+        found = precision_recall_fscore_support(
+            y, yhat, labels=labels, average=average, zero_division=0
+        )
+        return dict(zip(SCORES, found))
+
+    per_class = scores(None)
+    macro = scores("macro")
     out = {
         "sklearn_version": sklearn.__version__,
         "y": y.tolist(),
         "yhat": yhat.tolist(),
         "confusion_matrix": confusion_matrix(y, yhat, labels=labels).tolist(),
-        "precision": p.tolist(),
-        "recall": r.tolist(),
-        "f1": f.tolist(),
-        "support": s.tolist(),
-        "macro": {"precision": mp, "recall": mr, "f1": mf},
+        **{name: per_class[name].tolist() for name in SCORES},
+        "macro": {name: macro[name] for name in ("precision", "recall", "f1")},
     }
     Path(__file__).with_name("sklearn_metrics.json").write_text(json.dumps(out))
     print(f"wrote sklearn_metrics.json with scikit-learn {sklearn.__version__}")

@@ -28,7 +28,13 @@ import torch.nn.functional as F
 from scratchlr import model
 from scratchlr.dataset import mnist
 
-STEPS, BATCH, LR, MOMENTUM, WEIGHT_DECAY, STEP_SIZE, GAMMA = 200, 128, 0.1, 0.9, 1e-4, 50, 0.5
+STEPS = 200
+BATCH = 128
+LR = 0.1
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+STEP_SIZE = 50  # StepLR's
+GAMMA = 0.5
 CASES = {
     f"{dtype}_{'nesterov' if nesterov else 'momentum'}": (dtype, nesterov)
     for dtype in ("float32", "float64")
@@ -70,11 +76,11 @@ def run(
 def main() -> int:
     torch.set_num_threads(1)
     data = mnist.load(sys.argv[1])
+    images = np.asarray(data.train.images)
+    labels = np.asarray(data.train.labels)
     out = {}
     for case, (dtype, nesterov) in CASES.items():
-        for name, value in run(
-            np.asarray(data.train.images), np.asarray(data.train.labels), dtype, nesterov
-        ).items():
+        for name, value in run(images, labels, dtype, nesterov).items():
             out[f"{case}_{name}"] = value
     np.savez_compressed(Path(__file__).with_name("torch_sgd.npz"), **out)
     print(f"wrote torch_sgd.npz with torch {torch.__version__}: {', '.join(CASES)}")

@@ -6,7 +6,7 @@
 const pad = document.getElementById("pad");
 const pen = pad.getContext("2d");
 const statusLine = document.getElementById("status");
-let palette = null;        // the maps' colours, blue (negative) to red (positive), from /api/templates
+let palette = null;        // the maps' colours, blue (-) to red (+), from /api/templates
 let testImages = 0;        // how many test images /api/test/{i} has
 let drawing = null;        // the pointer drawing now, and where it was
 let sent = 0;              // requests sent (and clears); only the latest one's answer is shown
@@ -21,7 +21,9 @@ function clearPad() {
 
 function where(event) {
   const box = pad.getBoundingClientRect();
-  return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
+  const x = (event.clientX - box.left) * pad.width / box.width;
+  const y = (event.clientY - box.top) * pad.height / box.height;
+  return [x, y];
 }
 
 const WIDTH = 18;  // the pen's width, in pad pixels
@@ -75,7 +77,8 @@ function say(text, isError) {
   statusLine.classList.toggle("error", Boolean(isError));
 }
 
-async function ask(url, options) {  // the JSON answer; an Error with the server's message if it refused
+// The JSON answer; an Error with the server's message if it refused.
+async function ask(url, options) {
   const response = await fetch(url, options);
   const answer = await response.json();
   if (!response.ok) throw new Error(answer.error || response.statusText);
@@ -85,7 +88,8 @@ async function ask(url, options) {  // the JSON answer; an Error with the server
 async function predict(png, number) {
   say("Thinking\u2026");
   try {
-    const answer = await ask("/api/predict", { method: "POST", headers: { "Content-Type": "image/png" }, body: png });
+    const request = { method: "POST", headers: { "Content-Type": "image/png" }, body: png };
+    const answer = await ask("/api/predict", request);
     if (number === sent) { show(answer); say("Draw again, or clear the pad."); }
   } catch (error) {
     if (number === sent) say(error.message, true);  // an old request's failure is not news
@@ -100,8 +104,9 @@ async function testImage() {
     const answer = await ask("/api/test/" + i);
     if (number === sent) {
       show(answer);
-      say("Test image " + answer.index + ": a " + answer.label + "; the model says " + answer.prediction +
-          (answer.label === answer.prediction ? " (right)." : " (wrong)."));
+      const verdict = answer.label === answer.prediction ? " (right)." : " (wrong).";
+      say("Test image " + answer.index + ": a " + answer.label + "; the model says " +
+          answer.prediction + verdict);
     }
   } catch (error) {
     if (number === sent) say(error.message, true);
@@ -115,7 +120,8 @@ document.getElementById("clear").addEventListener("click", () => {
 });
 document.getElementById("test").addEventListener("click", testImage);
 
-function colour(t) {  // t in [0, 1] -> the palette's colour there, interpolated linearly between its stops
+// t in [0, 1] -> the palette's colour there, interpolated linearly between its stops.
+function colour(t) {
   const x = Math.min(Math.max(t, 0), 1) * (palette.length - 1);
   const k = Math.min(Math.floor(x), palette.length - 2);
   const f = x - k;
@@ -151,7 +157,12 @@ function show(answer) {
     const cells = [String(c), bar, p.toFixed(4), answer.logits[c].toFixed(3)];
     cells.forEach((content, j) => {
       const cell = document.createElement("td");
-      if (j === 1) { cell.className = "bar-cell"; cell.append(content); } else { cell.textContent = content; }
+      if (j === 1) {
+        cell.className = "bar-cell";
+        cell.append(content);
+      } else {
+        cell.textContent = content;
+      }
       if (j >= 2) cell.classList.add("num");
       row.append(cell);
     });
@@ -163,7 +174,9 @@ function show(answer) {
     document.getElementById("why" + k + "-text").textContent = "class " + part.class + ": pixels " +
       part.pixels.toFixed(2) + " " + signed(part.bias) + " (b) = logit " + part.logit.toFixed(2);
   });
-  document.querySelectorAll(".template").forEach((box, c) => box.classList.toggle("winner", c === answer.prediction));
+  document.querySelectorAll(".template").forEach((box, c) => {
+    box.classList.toggle("winner", c === answer.prediction);
+  });
 }
 
 async function start() {
