@@ -9,7 +9,7 @@ so a machine that slows down mid-run slows all alike. Prints a Markdown table: m
 min us/step of the training loop, the ratio of medians to scratchlr's, the process's peak
 RSS, its load time and test accuracy. With ``--baseline``, also the median over rounds of
 each round's ratio scratchlr / baseline: the two builds measured side by side.
-``scratchlr-reference`` is scratchlr with ``--step reference`` (the readable math).
+``scratchlr-reference`` is scratchlr with ``--implementation reference`` (the readable math).
 ``--scaling`` also runs scratchlr for 1,000 / 10,000 / 100,000 steps to show time linear
 and memory flat.
 """
@@ -52,7 +52,7 @@ class Run(NamedTuple):
 def once(name: str, data_dir: str, steps: int) -> dict | None:
     """One process of contender ``name``: its numbers, or None if not installed.
     ``scratchlr@DIR`` is the scratchlr of another checkout (``--baseline DIR``);
-    ``scratchlr-reference`` is scratchlr with ``--step reference``."""
+    ``scratchlr-reference`` is scratchlr with ``--implementation reference``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cwd = ROOT
     if name.startswith("scratchlr@"):  # run from there: `-m` looks in the working directory first
@@ -71,7 +71,7 @@ def once(name: str, data_dir: str, steps: int) -> dict | None:
             "--display-step",
             "100",
             "--quiet",
-            *(["--step", "reference"] if name.endswith("-reference") else []),
+            *(["--implementation", "reference"] if name.endswith("-reference") else []),
         ]
         name = "scratchlr"
     else:

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from scratchlr import optim  # noqa: E402
 from scratchlr.dataset import mnist  # noqa: E402
 from scratchlr.dataset.batches import batch_ranges, fill_pixels  # noqa: E402
-from scratchlr.step import FastGradients  # noqa: E402
+from scratchlr.gradients import FastGradients  # noqa: E402
+from scratchlr.optim.sgd import sgd_update  # noqa: E402
 
 
 def main() -> int:
@@ -43,9 +43,9 @@ def main() -> int:
     b = np.zeros(10, np.float32)
 
     def step(ranges):  # the seed's fast step, as the loop makes it
-        grad_W, grad_b = gradients(images, labels, ranges, W, b)[2:]  # after the loss, accuracy
-        optim.sgd_step(W, grad_W, None, 0.1, in_place=True)
-        optim.sgd_step(b, grad_b, None, 0.1, in_place=True)
+        batch = gradients(images, labels, ranges, W, b)
+        sgd_update(W, batch.grad_W, None, 0.1, in_place=True)
+        sgd_update(b, batch.grad_b, None, 0.1, in_place=True)
 
     batches = list(batch_ranges(len(labels), 128, 1000, "repeat"))
     for ranges in batches:  # train first, so the products see real weights and gradients

@@ -7,7 +7,7 @@ import pytest
 
 from scratchlr import model, train
 from scratchlr.backend import numpy_backend, select
-from scratchlr.config import STEPS
+from scratchlr.config import IMPLEMENTATIONS
 
 pytestmark = pytest.mark.gpu
 
@@ -42,7 +42,7 @@ def test_gpu_fast_step_is_bit_identical_to_reference(mnist_data) -> None:
             gpu,
             emit=lambda line: None,
         )
-        for s in STEPS
+        for s in IMPLEMENTATIONS
     ]
     assert np.array_equal(runs[0].W, runs[1].W) and np.array_equal(runs[0].b, runs[1].b)
     assert runs[0].lines == runs[1].lines

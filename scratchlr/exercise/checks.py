@@ -201,8 +201,10 @@ def gradient_check(module: ModuleType) -> Verdict:
     """The learner's dJ/dW and dJ/db against five-point differences of the engine's
     cross-entropy, on a small random problem."""
     problem = gradcheck.random_problem()
-    X, y = problem[:2]
-    W, b = problem[2:]
+    X = problem.X
+    y = problem.y
+    W = problem.W
+    b = problem.b
     try:
         G = module.grad_logits(model.logits(X, W, b), y)
         analytic = {"W": np.asarray(module.grad_W(X, G)), "b": np.asarray(module.grad_b(G))}
