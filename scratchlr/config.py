@@ -77,7 +77,7 @@ class Config:
     )
     weight_decay: float = option(
         0.0,
-        "lambda: the objective gains (lambda/2) ||W||^2, the gradient of W lambda W "
+        "lambda: the objective gains (lambda/2) ||W||^2, so W's gradient gains lambda W "
         "(b is not decayed)",
         group=OPTIMISER,
     )

@@ -71,9 +71,7 @@ class Objective:
             grad_W = decayed(grad_W, W, self.weight_decay)
         return grad_W, model.grad_b(G)
 
-    def hessian_vector_product(
-        self, W: Array, b: Array, V: Array, v: Array
-    ) -> tuple[Array, Array]:
+    def hessian_vector_product(self, W: Array, b: Array, V: Array, v: Array) -> tuple[Array, Array]:
         """H (V, v) for the direction V (D, C), v (C,): J's Hessian times it
         (:func:`scratchlr.model.hessian_vector_product`), plus lambda V, the penalty's
         (which has no b part). -> ((D, C), (C,))."""

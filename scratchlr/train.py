@@ -179,7 +179,8 @@ def upload(data: MNIST, config: Config, backend: Backend) -> tuple[Any, Any]:
 
 def gradient_function(config: Config, images: Any) -> Callable[..., BatchGradients]:
     """The function that gives each step's loss, accuracy and gradients,
-    ``gradients(images, labels, ranges, W, b)``: in place, or the readable form."""
+    ``gradients(images, labels, ranges, W, b)``: in place (its buffers, and lambda, fixed when
+    it is made), or the readable form with lambda bound."""
     if config.implementation == "fast":
         xp = namespace_of(images)
         dim = images.shape[1]
@@ -200,27 +201,28 @@ def make_optimizer(config: Config, images: Any) -> Optimizer | Averaged:
     return Averaged(optimizer, config.average)
 
 
-def validation_record(
+def history_record(
     t: int,
     lr: float,
-    seconds: float,
-    recorded: Meter,
+    training: tuple[float, float],
+    validated: bool,
     params: list[Any],
     data: MNIST,
     config: Config,
     backend: Backend,
-    last: bool,
+    start: float,
 ) -> Record:
-    """The history's record after step t: the training batches' means since the last one,
-    and, where the run validates then, the validation loss and accuracy of ``params``."""
-    n = len(data.train.labels)
-    loss, accuracy = recorded.read(backend)
+    """The history's record after step t: the ``training`` batches' mean loss and accuracy
+    since the last one, and, where it is ``validated``, the validation loss and accuracy of
+    ``params``; its seconds count from ``start`` to the record's end."""
     val_loss = None
     val_accuracy = None
-    if config.validates_at(t, n, last):
+    if validated:
         W, b = params
         val_loss, val_accuracy = evaluate(W, b, data.validation, backend)
-    epoch = round(config.epochs_done(t, n), 4)
+    epoch = round(config.epochs_done(t, len(data.train.labels)), 4)
+    seconds = time.perf_counter() - start
+    loss, accuracy = training
     return Record(t, epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds)
 
 
@@ -257,7 +259,7 @@ def train(
     for t, (X_u8, y, ranges) in enumerate(steps, start=1):
         lr = config.learning_rate_at(t - 1, total)  # the schedule's lr_t, of the step from 0
         batch = gradients(X_u8, y, ranges, *optimizer.params)  # forward and backward pass
-        optimizer.step([batch.grad_W, batch.grad_b], lr)  # theta <- theta - lr_t d, W and b
+        optimizer.step([batch.grad_W, batch.grad_b], lr)  # one update of W and b
         shown.add(batch.loss, batch.accuracy)
         recorded.add(batch.loss, batch.accuracy)
         if bar is not None:
@@ -267,10 +269,17 @@ def train(
             divisor = 1 if t == 1 else config.display_step
             log.say(*step_lines(t, *shown.read(backend, divisor)))
         if config.records_at(t, n) or last:
-            seconds = time.perf_counter() - start
             params = optimizer.final_params()
-            record = validation_record(
-                t, lr, seconds, recorded, params, data, config, backend, last
+            record = history_record(
+                t,
+                lr,
+                training=recorded.read(backend),
+                validated=config.validates_at(t, n, last),
+                params=params,
+                data=data,
+                config=config,
+                backend=backend,
+                start=start,
             )
             history.append(record)
             if record.val_accuracy is not None:

@@ -62,7 +62,16 @@ def test_every_function_named_exists(module: str, name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("module", ["model", "objective", "optim.sgd", "optim.averaging"])
+def math_modules() -> list[str]:
+    """The modules whose every public function math.md names: the model, the objective,
+    averaging and each optimiser of the family."""
+    from scratchlr.optim import OPTIMIZERS
+
+    members = {member.__module__.removeprefix("scratchlr.") for member in OPTIMIZERS.values()}
+    return sorted({"model", "objective", "optim.averaging"} | members)
+
+
+@pytest.mark.parametrize("module", math_modules())
 def test_every_public_math_function_is_named(module: str) -> None:
     named = {name for m, name in NAMED if m == module}
     assert public_functions(module) - named == set()

@@ -75,7 +75,7 @@ def test_the_value_is_the_mean_cross_entropy_plus_the_penalty() -> None:
     z = model.logits(X, W, b)
     expected = np.mean(model.cross_entropy(z, y)) + 0.15 * np.sum(W**2)
     assert f.value(W, b) == pytest.approx(expected, rel=1e-14)
-    assert f.data_loss(z) == model.loss(z, y)  # what training logs: J alone
+    assert f.value(W, b) - f.penalty(W) == pytest.approx(f.data_loss(z), rel=1e-14)  # J alone
     assert f.penalty(W) == pytest.approx(0.15 * np.sum(W**2), rel=1e-14)
     np.testing.assert_allclose(penalty_terms(W, 0.3), 0.15 * W**2, rtol=1e-15)
     assert Objective(X, y).penalty(W) == 0
@@ -97,8 +97,8 @@ def test_the_penalty_adds_lambda_W_to_W_only(dtype: type) -> None:
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_the_readable_step_is_the_objectives_gradient(weight_decay: float) -> None:
-    """reference_gradients on a batch of uint8 rows gives the objective's J and gradient of
-    those rows, bit for bit."""
+    """reference_gradients is the objective on the batch's rows: it picks the rows (here a
+    batch that wraps around the end), scales them and passes lambda on; the same bits."""
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, (50, 20), dtype=np.uint8)
     labels = rng.integers(0, 3, 50)

@@ -5,7 +5,8 @@
 - :mod:`.averaging`: Polyak-Ruppert averaging, a wrapper around any member;
 - :mod:`.schedules`: the learning rate of each step.
 :data:`OPTIMIZERS` names the members; ``--optimizer NAME`` picks one. A new optimiser is
-one class in a module of its own, its entry here, its Config fields and its tests.
+one class in a module of its own, its entry here, its Config fields, its tests and its section
+of docs/math.md.
 """
 
 from __future__ import annotations

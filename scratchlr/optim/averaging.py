@@ -18,8 +18,9 @@ def polyak_average(mean: Array, theta: Array, k: int, out: Array | None = None) 
 
 
 class Averaged:
-    """``optimizer``, whose iterates after step ``start`` are averaged. It has the family's
-    shape (``params``, ``step``, ``final_params``), so the trainer uses it as any member."""
+    """``optimizer``, whose iterates after step ``start`` are averaged. It takes the member's
+    place in the training loop (``params``, ``step``, ``final_params``); the means are its
+    state."""
 
     def __init__(self, optimizer: Optimizer, start: int) -> None:
         self.optimizer = optimizer

@@ -131,8 +131,7 @@ def check(
         in_range = eta_min is None or (finite(eta_min) and 0 <= eta_min <= lr)
         if not in_range:
             raise ValueError(
-                f"--eta-min must be in [0, --learning-rate] for --lr-schedule cosine, "
-                f"got {eta_min}"
+                f"--eta-min must be in [0, --learning-rate] for --lr-schedule cosine, got {eta_min}"
             )
         positive(schedule, "--t-max", t_max)
     if schedule == "inverse":

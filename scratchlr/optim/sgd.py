@@ -116,8 +116,13 @@ class SGD(Optimizer):
         for i, g in enumerate(grads):
             velocity = self.state[i].get("velocity")
             theta, velocity = sgd_update(
-                self.params[i], g, velocity, learning_rate, self.momentum, self.nesterov,
-                self.in_place,
+                self.params[i],
+                g,
+                velocity,
+                learning_rate,
+                momentum=self.momentum,
+                nesterov=self.nesterov,
+                in_place=self.in_place,
             )
             self.params[i] = theta
             if velocity is not None:
