@@ -32,11 +32,13 @@ def batch_ranges(n: int, batch_size: int, num_steps: int, batching: str) -> Iter
     if batching == "repeat":
         pos = 0
         for _ in range(num_steps):
-            ranges, need = [], batch_size
+            ranges = []
+            need = batch_size
             while need:
                 take = min(need, n - pos)
                 ranges.append((pos, pos + take))
-                pos, need = (pos + take) % n, need - take
+                pos = (pos + take) % n
+                need -= take
             yield ranges
     else:
         step = 0
@@ -99,7 +101,8 @@ def rows(ranges: Ranges) -> int:
 def take_into(out: Any, array: Any, ranges: Ranges) -> Any:
     """out = the rows of ``array`` in ``ranges``, back to back (cast to out's dtype): no
     gathered copy. out has exactly ``rows(ranges)`` rows."""
-    xp, at = namespace_of(out), 0
+    xp = namespace_of(out)
+    at = 0
     for lo, hi in ranges:
         xp.copyto(out[at : at + hi - lo], array[lo:hi])
         at += hi - lo
