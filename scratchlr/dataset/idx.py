@@ -1,4 +1,4 @@
-"""Strict reader for the IDX format MNIST ships in.
+"""Strict reader for the IDX format MNIST (and Fashion-MNIST, and KMNIST) ships in.
 
 An IDX file is ``0x00 0x00 <dtype code> <ndim>``, then ``ndim`` big-endian uint32
 dimensions, then exactly ``prod(dims)`` big-endian items. Files may be gzipped.
@@ -91,7 +91,8 @@ def _parse(f: Stream, name: str, size: int, gzipped: bool, digest: Any) -> np.nd
         raise IDXFormatError(f"{name}: truncated header ({len(head)} of 4 bytes)")
     if head[:2] != b"\x00\x00":
         raise IDXFormatError(f"{name}: bad magic {head[:2].hex()} (expected 0000)")
-    code, ndim = head[2], head[3]
+    code = head[2]
+    ndim = head[3]
     if code not in DTYPES:
         raise IDXFormatError(f"{name}: unknown IDX dtype code 0x{code:02x}")
     dim_bytes = _read_exact(f, 4 * ndim)
