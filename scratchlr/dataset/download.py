@@ -227,7 +227,7 @@ def fetch(
 ) -> Path:
     """Try each mirror in ``tried`` in turn for the record's file ``key``; the first verified
     copy wins."""
-    f = dataset.files[key]
+    what = f"{dataset.title}'s {dataset.files[key].name}"
     failures: list[tuple[str, Exception]] = []
     for mirror in tried:
         try:
@@ -235,14 +235,14 @@ def fetch(
         except (NotFound, MirrorFailed) as exc:
             failures.append((mirror, exc))
     if not failures:
-        raise DownloadError(f"{f.name} is not in {directory} and no mirror is configured; {HINT}")
+        raise DownloadError(f"{what} is not in {directory} and no mirror is configured; {HINT}")
     detail = "; ".join(f"{m} ({e})" for m, e in failures)
     if all(isinstance(e, MirrorFailed) and e.unreachable for _, e in failures):
         raise DownloadError(
-            f"offline: no mirror could be reached and {directory} has no copy of {f.name} "
+            f"offline: no mirror could be reached and {directory} has no copy of {what} "
             f"(tried {detail}); {HINT}"
         )
-    raise DownloadError(f"could not fetch {f.name} into {directory}: tried {detail}; {HINT}")
+    raise DownloadError(f"could not fetch {what} into {directory}: tried {detail}; {HINT}")
 
 
 def ensure(
