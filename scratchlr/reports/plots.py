@@ -145,9 +145,13 @@ def most_wrong(
         ax.set_axis_off()
     for ax, n in zip(fig.axes, worst):
         ax.imshow(images_u8[n].reshape(SIDE, SIDE), cmap="gray_r")
-        true = class_label(labels[n], classes)
-        said = class_label(wrong[n].argmax(), classes)
-        ax.set_title(f"true {true}, said {said}\n(p = {wrong[n].max():.3f})", fontsize=9)
+        said = wrong[n].argmax()
+        p_said = f"p = {wrong[n].max():.3f}"
+        if classes is None:
+            title = f"true {labels[n]}, said {said}\n({p_said})"
+        else:  # names are longer: one line each
+            title = f"true {classes[labels[n]]}\nsaid {classes[said]} ({p_said})"
+        ax.set_title(title, fontsize=9)
     fig.suptitle(f"The {k} test images it is most sure of, and wrong")
     return fig
 
