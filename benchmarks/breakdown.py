@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from scratchlr.dataset import mnist  # noqa: E402
+from scratchlr.dataset import splits  # noqa: E402
 from scratchlr.dataset.batches import batch_ranges, fill_pixels  # noqa: E402
+from scratchlr.dataset.records import DATASETS  # noqa: E402
 from scratchlr.gradients import FastGradients  # noqa: E402
 from scratchlr.optim.sgd import sgd_update  # noqa: E402
 
@@ -35,7 +36,7 @@ def main() -> int:
     p.add_argument("--data-dir", default="data/mnist")
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
-    data = mnist.load(args.data_dir)
+    data = splits.load(DATASETS["mnist"], args.data_dir)
     images = data.train.images
     labels = data.train.labels
     gradients = FastGradients(np, 128, 784, 10, np.float32)

@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from bench import machine  # noqa: E402
 
-from scratchlr.dataset import mnist  # noqa: E402
+from scratchlr.dataset import splits  # noqa: E402
+from scratchlr.dataset.records import DATASETS  # noqa: E402
 
 RECIPE = (  # the README's
     "--shuffle --batching epoch --batch-size 512 --num-steps 300 --momentum 0.93 "
@@ -71,13 +72,13 @@ def scratchlr(data_dir: str, repeats: int) -> Checkpoints:
     return [(statistics.median(times), acc)]
 
 
-def arrays(split: mnist.Split) -> tuple[np.ndarray, np.ndarray]:
+def arrays(split: splits.Split) -> tuple[np.ndarray, np.ndarray]:
     """A split's pixels scaled to [0, 1] in float32, and its labels."""
     pixels = np.asarray(split.images, np.float32) * np.float32(1 / 255)
     return pixels, np.asarray(split.labels)
 
 
-def fits(make: Callable[[int], object], iterations: list[int], data: mnist.MNIST) -> Checkpoints:
+def fits(make: Callable[[int], object], iterations: list[int], data: splits.Splits) -> Checkpoints:
     """A fresh fit of ``make(max_iter)`` per entry of ``iterations``: (fit seconds, accuracy)."""
     X, y = arrays(data.train)
     Xt, yt = arrays(data.test)
@@ -93,7 +94,7 @@ def fits(make: Callable[[int], object], iterations: list[int], data: mnist.MNIST
     return out
 
 
-def sklearn(name: str, data: mnist.MNIST) -> Checkpoints | None:
+def sklearn(name: str, data: splits.Splits) -> Checkpoints | None:
     try:
         from sklearn.linear_model import LogisticRegression, SGDClassifier
     except ImportError:
@@ -105,7 +106,7 @@ def sklearn(name: str, data: mnist.MNIST) -> Checkpoints | None:
     return fits(lambda k: SGDClassifier(loss="log_loss", random_state=0), [1000], data)
 
 
-def torch_sgd(data: mnist.MNIST) -> Checkpoints | None:
+def torch_sgd(data: splits.Splits) -> Checkpoints | None:
     """lr 0.5, batch 128, 10 shuffled epochs of plain SGD; scored after each epoch."""
     try:
         import torch
@@ -151,7 +152,7 @@ def main() -> int:
         raise SystemExit(
             f"converge: unknown contender {unknown[0]!r}; one of {', '.join(CONTENDERS)}"
         )
-    data = mnist.load(args.data_dir)
+    data = splits.load(DATASETS["mnist"], args.data_dir)
     print(f"machine: {machine()}\n")
     print("| system | s to 0.920 | s to 0.925 | final test accuracy | training s |")
     print("|---|---:|---:|---:|---:|")

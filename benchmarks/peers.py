@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from scratchlr.dataset import mnist
+from scratchlr.dataset import splits
+from scratchlr.dataset.records import DATASETS
 
 LR = 0.1
 BATCH = 128
@@ -27,7 +28,7 @@ def batches(n: int, steps: int):
         yield np.arange(k * BATCH, (k + 1) * BATCH) % n
 
 
-def numpy_tutorial(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
+def numpy_tutorial(data: splits.Splits, steps: int) -> tuple[float, float, float]:
     """The loop a NumPy tutorial writes: whole float32 train set up front, fancy-index
     gathers, fresh temporaries everywhere, but already one forward pass per step."""
     X_all = data.train.images.astype(np.float32) / np.float32(255)
@@ -56,7 +57,7 @@ def numpy_tutorial(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
     return train_s, acc, loss_sum
 
 
-def torch_loop(data: mnist.MNIST, steps: int, compile: bool) -> tuple[float, float, float]:
+def torch_loop(data: splits.Splits, steps: int, compile: bool) -> tuple[float, float, float]:
     import torch
 
     images = torch.from_numpy(np.array(data.train.images))  # a writable copy of the memmap
@@ -94,7 +95,7 @@ def torch_loop(data: mnist.MNIST, steps: int, compile: bool) -> tuple[float, flo
     return train_s, float(acc), float(loss_sum)
 
 
-def jax_jit(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
+def jax_jit(data: splits.Splits, steps: int) -> tuple[float, float, float]:
     """The whole step, batch gather included, under one ``jax.jit``."""
     import jax
     import jax.numpy as jnp
@@ -132,7 +133,7 @@ def jax_jit(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
     return train_s, acc, loss_sum
 
 
-def tf_eager(data: mnist.MNIST, steps: int) -> tuple[float, float, float]:
+def tf_eager(data: splits.Splits, steps: int) -> tuple[float, float, float]:
     import tensorflow as tf
 
     X_all = data.train.images.astype(np.float32) * np.float32(1 / 255)
@@ -172,7 +173,7 @@ def main() -> int:
     data_dir = sys.argv[2]
     steps = int(sys.argv[3])
     t0 = time.perf_counter()
-    data = mnist.load(data_dir)
+    data = splits.load(DATASETS["mnist"], data_dir)
     load_s = time.perf_counter() - t0
     try:
         train_s, acc, loss_sum = CONTENDERS[name](data, steps)

@@ -24,7 +24,8 @@ from bench import machine  # noqa: E402
 
 from scratchlr import train  # noqa: E402
 from scratchlr.backend import numpy_backend  # noqa: E402
-from scratchlr.dataset import mnist  # noqa: E402
+from scratchlr.dataset import splits  # noqa: E402
+from scratchlr.dataset.records import DATASETS  # noqa: E402
 
 # The README's recipe, and the recipe before it.
 RECIPE = dict(
@@ -47,7 +48,7 @@ def main() -> int:
     p.add_argument("--data-dir", default="data/mnist")
     p.add_argument("--rounds", type=int, default=16)
     args = p.parse_args()
-    data = mnist.load(args.data_dir)
+    data = splits.load(DATASETS["mnist"], args.data_dir)
     backend = numpy_backend()
 
     def run(settings: dict, seed: int | None = None) -> train.Result:

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from bench import machine  # noqa: E402
 
-from scratchlr.dataset import mnist  # noqa: E402
+from scratchlr.dataset import splits  # noqa: E402
+from scratchlr.dataset.records import DATASETS  # noqa: E402
 
 GRID = (
     "--epochs 3 --shuffle --average 430 --learning-rate 0.1,0.3,0.5,1 --momentum 0,0.5,0.9,0.95"
@@ -70,7 +71,7 @@ def sklearn(data_dir: str, jobs: int) -> tuple[float, float, float] | None:
         from sklearn.model_selection import GridSearchCV, PredefinedSplit
     except ImportError:
         return None
-    data = mnist.load(data_dir)
+    data = splits.load(DATASETS["mnist"], data_dir)
     images = np.concatenate([data.train.images, data.validation.images])
     X = images.astype(np.float32) * np.float32(1 / 255)
     y = np.concatenate([data.train.labels, data.validation.labels])

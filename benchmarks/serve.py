@@ -36,7 +36,8 @@ from bench import machine  # noqa: E402
 from converge import RECIPE  # noqa: E402  (the README's)
 from PIL import Image  # noqa: E402
 
-from scratchlr.dataset import mnist  # noqa: E402
+from scratchlr.dataset import splits  # noqa: E402
+from scratchlr.dataset.records import DATASETS  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -44,7 +45,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 def drawings(data_dir: str, count: int = 50) -> list[bytes]:
     """PNGs of the first ``count`` test images, each pixel drawn 10 x 10, as the pad sends them."""
     out = []
-    for image in mnist.load(data_dir).test.images[:count]:
+    for image in splits.load(DATASETS["mnist"], data_dir).test.images[:count]:
         png = io.BytesIO()
         drawn = np.kron(image.reshape(28, 28), np.ones((10, 10), np.uint8))
         Image.fromarray(drawn).save(png, "PNG")

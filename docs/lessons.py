@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 
 from scratchlr import model, train  # noqa: E402
 from scratchlr.backend import numpy_backend  # noqa: E402
-from scratchlr.dataset import mnist  # noqa: E402
+from scratchlr.dataset import splits  # noqa: E402
+from scratchlr.dataset.records import DATASETS  # noqa: E402
 
 SIZES = (16, 64, 256, 1024)
 DECAYS = ("0", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1")
@@ -45,8 +46,8 @@ def gradient_spread(
     """{B: mean over one epoch's batches of |g_B - g|^2}, g = dJ/dW at W = 0, b = 0 on all the
     images, g_B on each batch of B of a permutation from ``default_rng(0)`` (float64)."""
     X = model.pixels(np.asarray(images), np.float64)
-    W = np.zeros((X.shape[1], mnist.CLASSES))
-    b = np.zeros(mnist.CLASSES)
+    W = np.zeros((X.shape[1], DATASETS["mnist"].num_classes))
+    b = np.zeros(DATASETS["mnist"].num_classes)
 
     def grad(rows: np.ndarray) -> np.ndarray:
         return model.grad_W(X[rows], model.grad_logits(model.logits(X[rows], W, b), labels[rows]))
@@ -125,7 +126,7 @@ def main() -> int:
     p.add_argument("--data-dir", default="data/mnist")
     p.add_argument("--out", default=str(ROOT / "docs"), help="folder for the two PNGs (docs/)")
     args = p.parse_args()
-    data = mnist.load(args.data_dir)
+    data = splits.load(DATASETS["mnist"], args.data_dir)
     print("| B | mean \\|g_B - g\\|^2 | ratio to the next |\n|---:|---:|---:|")
     spread = gradient_spread(data.train.images, data.train.labels)
     for B, s in spread.items():

@@ -21,7 +21,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from browser import STROKES, chromium, draw, missing  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from scratchlr.dataset import mnist  # noqa: E402
+from scratchlr.dataset import splits  # noqa: E402
+from scratchlr.dataset.records import DATASETS  # noqa: E402
 from scratchlr.files import modelfile  # noqa: E402
 from scratchlr.serve.server import DemoServer  # noqa: E402
 
@@ -38,7 +39,8 @@ def main() -> int:
     if missing():
         raise SystemExit(f"screenshot: {missing()}")
     m = modelfile.load(args.model)
-    server = DemoServer(("127.0.0.1", 0), m.W, m.b, mnist.load(args.data_dir).test, quiet=True)
+    test = splits.load(DATASETS["mnist"], args.data_dir).test
+    server = DemoServer(("127.0.0.1", 0), m.W, m.b, test, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with tempfile.TemporaryDirectory() as profile:
         driver = chromium(Path(profile), width=1100, height=1250)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .dataset.batches import BATCHINGS
-from .dataset.mnist import DEFAULT_VALIDATION_SIZE, TRAIN_SIZE
+from .dataset.records import DATASETS, DEFAULT_VALIDATION_SIZE
 from .optim import OPTIMIZERS, schedules
 from .optim.schedules import finite
 
@@ -57,6 +57,9 @@ class Config:
     display_step: int = option(100, "log every N steps")
     validation_size: int = option(
         DEFAULT_VALIDATION_SIZE, "the first N training images are held out for validation"
+    )
+    dataset: str = option(
+        "mnist", "the data set: its files, classes and folder", choices=tuple(DATASETS)
     )
     batching: str | None = option(
         None,
@@ -144,9 +147,8 @@ class Config:
         self.check_choices()
         self.check_optimiser()
         self.check_schedule()
-        self.check_run(
-            TRAIN_SIZE - self.validation_size, self.validation_size
-        )  # MNIST, split as it says
+        train_size = DATASETS[self.dataset].train_size  # the data set, split as it says
+        self.check_run(train_size - self.validation_size, self.validation_size)
 
     # What the run does with the settings.
 
@@ -230,9 +232,10 @@ class Config:
             value = getattr(self, name)
             if value is not None and not (finite(value) and value >= 0):
                 raise ValueError(f"{flag(name)} must be zero or positive, got {value}")
-        if not 0 <= self.validation_size < TRAIN_SIZE:
+        record = DATASETS.get(self.dataset)  # an unknown one: check_choices says so
+        if record is not None and not 0 <= self.validation_size < record.train_size:
             raise ValueError(
-                f"--validation-size must be in [0, {TRAIN_SIZE}), got {self.validation_size}"
+                f"--validation-size must be in [0, {record.train_size}), got {self.validation_size}"
             )
 
     def check_choices(self) -> None:
@@ -284,7 +287,7 @@ class Config:
     def check_run(self, n_train: int, n_validation: int) -> None:
         """What depends on the data, n_train training and n_validation held-out images:
         averaging must start before the run's end, and validation needs held-out images. Made
-        against MNIST's split when a config is built, and by :func:`scratchlr.train.train`
+        against its data set's split when a config is built, and by :func:`scratchlr.train.train`
         against the data it is given."""
         steps = self.total_steps(n_train)
         if self.average is not None and self.average >= steps:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import model
 from .backend import Backend
-from .dataset.mnist import Split
+from .dataset.splits import Split
 
 CHUNK = 2048  # rows per forward pass, to bound memory
 

@@ -19,7 +19,6 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import model
-from .dataset.mnist import CLASSES
 from .objective import Objective, penalty_terms
 
 TOLERANCE = 1e-7
@@ -141,15 +140,18 @@ def random_problem(seed: int = 0, n: int = 16, d: int = 12, c: int = 5) -> Probl
     return Problem(rng.normal(size=(n, d)), rng.integers(0, c, n), W, rng.normal(size=c))
 
 
-def mnist_problem(images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: int = 0) -> Problem:
-    """The first ``n`` MNIST examples (scaled like TF) with small random W, b."""
+def mnist_problem(
+    images_u8: np.ndarray, labels: np.ndarray, n: int = 32, seed: int = 0, c: int = 10
+) -> Problem:
+    """The first ``n`` MNIST examples (scaled like TF) with small random W, b of ``c``
+    classes."""
     rng = np.random.default_rng(seed)
     X = model.pixels(np.asarray(images_u8[:n]), np.float64)
     return Problem(
         X,
         np.asarray(labels[:n]),
-        0.01 * rng.normal(size=(X.shape[1], CLASSES)),
-        0.01 * rng.normal(size=CLASSES),
+        0.01 * rng.normal(size=(X.shape[1], c)),
+        0.01 * rng.normal(size=c),
     )
 
 

@@ -33,7 +33,7 @@ from . import model
 from .backend import Backend, namespace_of
 from .config import Config
 from .dataset.batches import batches
-from .dataset.mnist import CLASSES, MNIST, Split
+from .dataset.splits import Split, Splits
 from .evaluation import evaluate
 from .files.history import Record
 from .gradients import BatchGradients, FastGradients, reference_gradients
@@ -166,34 +166,39 @@ class Log(list):
             self.emit(line)
 
 
-def upload(data: MNIST, config: Config, backend: Backend) -> tuple[Any, Any]:
+def upload(data: Splits, config: Config, backend: Backend) -> tuple[Any, Any]:
     """The training images (uint8) and labels on the backend's device, sent once. The labels
-    are checked once, for the fast step, which does not check them per batch, and the config
-    against this data (Config checked it against MNIST's split)."""
+    are checked once (against the data set's classes), for the fast step, which does not check
+    them per batch, and the config against this data (Config checked it against its data
+    set's whole split)."""
     images = backend.xp.asarray(data.train.images)
     labels = backend.xp.asarray(data.train.labels)
-    model.check_labels(labels, CLASSES)
+    model.check_labels(labels, data.dataset.num_classes)
     config.check_run(len(labels), len(data.validation.labels))
     return images, labels
 
 
-def gradient_function(config: Config, images: Any) -> Callable[..., BatchGradients]:
+def gradient_function(
+    config: Config, images: Any, num_classes: int
+) -> Callable[..., BatchGradients]:
     """The function that gives each step's loss, accuracy and gradients,
     ``gradients(images, labels, ranges, W, b)``: in place (its buffers, and lambda, fixed when
     it is made), or the readable form with lambda bound."""
     if config.implementation == "fast":
         xp = namespace_of(images)
         dim = images.shape[1]
-        return FastGradients(xp, config.batch_size, dim, CLASSES, config.dtype, config.weight_decay)
+        return FastGradients(
+            xp, config.batch_size, dim, num_classes, config.dtype, config.weight_decay
+        )
     return functools.partial(reference_gradients, weight_decay=config.weight_decay)
 
 
-def make_optimizer(config: Config, images: Any) -> Optimizer | Averaged:
+def make_optimizer(config: Config, images: Any, num_classes: int) -> Optimizer | Averaged:
     """The config's optimiser over W (D, C) and b (C,), both zero at first, averaged after
     ``config.average`` steps where that is set."""
     xp = namespace_of(images)
-    W = xp.zeros((images.shape[1], CLASSES), config.dtype)
-    b = xp.zeros(CLASSES, config.dtype)
+    W = xp.zeros((images.shape[1], num_classes), config.dtype)
+    b = xp.zeros(num_classes, config.dtype)
     member = OPTIMIZERS[config.optimizer]
     optimizer = member.from_config([W, b], config, in_place=config.implementation == "fast")
     if config.average is None:
@@ -207,7 +212,7 @@ def history_record(
     training: tuple[float, float],
     validated: bool,
     params: list[Any],
-    data: MNIST,
+    data: Splits,
     config: Config,
     backend: Backend,
     start: float,
@@ -227,7 +232,7 @@ def history_record(
 
 
 def train(
-    data: MNIST,
+    data: Splits,
     config: Config,
     backend: Backend,
     emit: Callable[[str], None] = print,
@@ -243,8 +248,9 @@ def train(
     history: list[Record] = []
     images, labels = upload(data, config, backend)
     total = config.total_steps(n)
-    gradients = gradient_function(config, images)
-    optimizer = make_optimizer(config, images)
+    num_classes = data.dataset.num_classes
+    gradients = gradient_function(config, images, num_classes)
+    optimizer = make_optimizer(config, images, num_classes)
     shuffle_seed = config.seed or 0
     steps = batches(
         images, labels, config.batch_size, total, config.batches, config.shuffle, shuffle_seed

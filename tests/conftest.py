@@ -19,19 +19,22 @@ import pytest
 
 from scratchlr import train
 from scratchlr.backend import BackendError, cupy_backend, numpy_backend
-from scratchlr.dataset import mnist
-from scratchlr.dataset.mnist import Split
+from scratchlr.dataset import splits
+from scratchlr.dataset.records import DATASETS
+from scratchlr.dataset.splits import Split
 from scratchlr.files import modelfile
 from scratchlr.serve.server import DemoServer
 
-# Read the settings once, then clear them so no test (or CLI it starts) writes there.
-REAL_MNIST = os.environ.pop(mnist.DATA_ENV, None)
+MNIST = DATASETS["mnist"]
+# Read the settings once, then clear them (and every data set's) so no test (or CLI it
+# starts) writes there.
+REAL_MNIST = os.environ.pop(MNIST.env, None)
+for record in DATASETS.values():
+    os.environ.pop(record.env, None)
 os.environ.pop("SCRATCHLR_MIRROR", None)
 os.environ["SCRATCHLR_BUILTIN_MIRRORS"] = ""  # no test may reach the public mirrors
 DATA = Path(__file__).parent / "data"
-DEFAULT_MNIST = Path(
-    mnist.DEFAULT_DATA_DIR
-).resolve()  # ./data/mnist, from where pytest was started
+DEFAULT_MNIST = Path(MNIST.folder).resolve()  # ./data/mnist, from where pytest was started
 
 
 def find_real_mnist(setting: str | None, default: Path) -> Path | None:
@@ -40,12 +43,12 @@ def find_real_mnist(setting: str | None, default: Path) -> Path | None:
     if setting:
         return (
             Path(setting)
-            if all(mnist.find(Path(setting), f) for f in mnist.FILES.values())
+            if all(splits.find(Path(setting), f) for f in MNIST.files.values())
             else None
         )
     try:
-        mnist.load_arrays(default)  # verified (by their MD5, or by the stamps of an earlier check)
-    except mnist.MNISTDataError:
+        splits.load_arrays(MNIST, default)  # verified (by their MD5s, or an earlier check's stamps)
+    except splits.DataError:
         return None
     return default
 
@@ -56,8 +59,8 @@ def real_mnist_dir() -> Path:
     if found is not None:
         return found
     reason = (
-        f"real MNIST not found: set {mnist.DATA_ENV} to a folder with the four files, or fetch them into "
-        "./data/mnist with 'python -m scratchlr download'"
+        f"real MNIST not found: set {MNIST.env} to a folder with the four files, or fetch them "
+        "into ./data/mnist with 'python -m scratchlr download'"
     )
     if os.environ.get("CI"):
         pytest.fail(reason + " (required under CI)")
@@ -75,18 +78,18 @@ def mnist_source() -> Path:
 def mnist_dir(mnist_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the real MNIST folder (tests and the CLI may write beside it)."""
     target = tmp_path_factory.mktemp("mnist")
-    for f in mnist.FILES.values():
-        shutil.copy(mnist.find(mnist_source, f), target)
+    for f in MNIST.files.values():
+        shutil.copy(splits.find(mnist_source, f), target)
     return target
 
 
 @pytest.fixture(scope="session")
-def mnist_data(mnist_dir: Path) -> mnist.MNIST:
-    return mnist.load(str(mnist_dir))
+def mnist_data(mnist_dir: Path) -> splits.Splits:
+    return splits.load(MNIST, str(mnist_dir))
 
 
 @pytest.fixture(scope="session")
-def saved(mnist_data: mnist.MNIST, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def saved(mnist_data: splits.Splits, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model file of 500 seed steps on the real MNIST, for the commands that read one."""
     config = train.Config(num_steps=500)
     result = train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
@@ -127,10 +130,8 @@ def synthetic() -> DemoServer:
     """A server of a random model and five random test images, on an ephemeral port, with a
     1 s connection timeout: no MNIST needed."""
     rng = np.random.default_rng(0)
-    W, b = (
-        rng.normal(0, 0.05, (784, 10)).astype(np.float32),
-        rng.normal(0, 0.1, 10).astype(np.float32),
-    )
+    W = rng.normal(0, 0.05, (784, 10)).astype(np.float32)
+    b = rng.normal(0, 0.1, 10).astype(np.float32)
     test = Split(rng.integers(0, 256, (5, 784)).astype(np.uint8), np.arange(5))
     server = DemoServer(("127.0.0.1", 0), W, b, test, quiet=True, timeout_s=1.0)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -9,20 +9,22 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchlr.dataset import mnist
+from scratchlr.dataset import splits
 from scratchlr.dataset.idx import DTYPES
+from scratchlr.dataset.records import DATASETS
 
 
 def damaged_copy(source: Path, target: Path, key: str, how: str) -> Path:
-    """``target`` holding links to ``source``'s files, except ``FILES[key]`` damaged:
+    """``target`` holding links to ``source``'s MNIST files, except file ``key`` damaged:
     ``missing``, ``truncated`` (gzip cut short), ``corrupted`` (one payload byte changed,
     re-gzipped: parses, fails the MD5) or ``uncompressed`` (valid, stored without gzip)."""
     target.mkdir(parents=True, exist_ok=True)
-    for k, f in mnist.FILES.items():
+    files = DATASETS["mnist"].files
+    for k, f in files.items():
         if k != key:
-            os.symlink(mnist.find(source, f), target / f.name)
-    f = mnist.FILES[key]
-    raw = mnist.find(source, f).read_bytes()
+            os.symlink(splits.find(source, f), target / f.name)
+    f = files[key]
+    raw = splits.find(source, f).read_bytes()
     if how == "truncated":
         (target / f.name).write_bytes(raw[: len(raw) // 2])
     elif how == "corrupted":

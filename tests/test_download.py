@@ -13,16 +13,18 @@ import pytest
 from helpers import damaged_copy
 from mirror import Mirror, dropping, stalling
 
-from scratchlr.dataset import download, mnist, store
+from scratchlr.dataset import download, splits, store
+from scratchlr.dataset.records import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = download.Settings(timeout=(2.0, 0.5), retries=1, backoff=0.0, quiet=True)
-NAMES = [f.name for f in mnist.FILES.values()]
+MNIST = DATASETS["mnist"]
+NAMES = [f.name for f in MNIST.files.values()]
 
 
 @pytest.fixture(scope="module")
 def real_files(mnist_source: Path) -> dict[str, bytes]:
-    return {f.name: mnist.find(mnist_source, f).read_bytes() for f in mnist.FILES.values()}
+    return {f.name: splits.find(mnist_source, f).read_bytes() for f in MNIST.files.values()}
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def cache_is_clean(directory: Path) -> bool:
     """Only verified files under canonical names, plus the cache's own bookkeeping
     (stamps, lock, decompressed .npy copies): no temporary or partial file."""
     extra = {store.STAMPS, store.LOCK} | {
-        mnist.npy_path(directory / f.name, f).name for f in mnist.FILES.values()
+        splits.npy_path(directory / f.name, f).name for f in MNIST.files.values()
     }
     return all(p.name in extra or p.name in NAMES for p in directory.iterdir())
 
@@ -57,28 +59,28 @@ def test_clean_download_then_no_request_then_training_offline(
     serve, real_files, tmp_path: Path
 ) -> None:
     good = serve(real_files)
-    assert sorted(download.ensure(tmp_path, [good.url], FAST)) == sorted(NAMES)
+    assert sorted(download.ensure(MNIST, tmp_path, [good.url], FAST)) == sorted(NAMES)
     assert sorted(good.requests) == sorted("/" + n for n in NAMES)
     assert all(ua.startswith("scratchlr/") for ua in good.user_agents)
     assert cache_is_clean(tmp_path)
-    assert download.ensure(tmp_path, [good.url], FAST) == []
+    assert download.ensure(MNIST, tmp_path, [good.url], FAST) == []
     assert len(good.requests) == 4  # nothing asked the second time
-    assert mnist.load(str(tmp_path)).train.images.shape == (55000, 784)
+    assert splits.load(MNIST, str(tmp_path)).train.images.shape == (55000, 784)
 
 
 def test_second_run_does_not_rehash(
     serve, real_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    download.ensure(tmp_path, [serve(real_files).url], FAST)
+    download.ensure(MNIST, tmp_path, [serve(real_files).url], FAST)
     monkeypatch.setattr(
-        mnist, "read_verified", lambda *a, **k: pytest.fail("re-hashed a stamped file")
+        splits, "read_verified", lambda *a, **k: pytest.fail("re-hashed a stamped file")
     )
-    assert download.ensure(tmp_path, [], FAST) == []
+    assert download.ensure(MNIST, tmp_path, [], FAST) == []
     # a changed file is no longer trusted
     (tmp_path / NAMES[1]).write_bytes(b"junk")
     monkeypatch.undo()
     with pytest.raises(download.DownloadError, match="removed bad cached file"):
-        download.ensure(tmp_path, [], FAST)
+        download.ensure(MNIST, tmp_path, [], FAST)
     assert not (tmp_path / NAMES[1]).exists()
 
 
@@ -88,7 +90,7 @@ def test_fallback_past_404_500_refused_and_timeout(serve, real_files, tmp_path: 
     slow = serve({n: stalling(2.0) for n in NAMES})
     good = serve(real_files)
     fetched = download.ensure(
-        tmp_path, [missing.url, broken.url, refused_url(), slow.url, good.url], FAST
+        MNIST, tmp_path, [missing.url, broken.url, refused_url(), slow.url, good.url], FAST
     )
     assert sorted(fetched) == sorted(NAMES) and cache_is_clean(tmp_path)
     assert broken.requests.count("/" + NAMES[0]) == 2  # 5xx retried once (retries=1), then moved on
@@ -111,48 +113,51 @@ def test_bad_mirror_is_rejected_and_next_one_used(
         bad_routes[name] = dropping(body)
     bad = serve(bad_routes)
     with pytest.raises(download.DownloadError) as info:
-        download.ensure(tmp_path, [bad.url], FAST)
+        download.ensure(MNIST, tmp_path, [bad.url], FAST)
     message = str(info.value)
     assert name in message and bad.url in message and "--mirror" in message and "\n" not in message
     assert not (tmp_path / name).exists() and not (tmp_path / name[:-3]).exists()
     assert cache_is_clean(tmp_path)  # no partial file under any name
     good = serve(real_files)
-    assert download.ensure(tmp_path, [bad.url, good.url], FAST)[0] == name
+    assert download.ensure(MNIST, tmp_path, [bad.url, good.url], FAST)[0] == name
     assert not any(p.startswith(f"/{name}") for p in good.requests[1:])  # fetched once
-    assert mnist.load(str(tmp_path)).test.labels.shape == (10000,)
+    assert splits.load(MNIST, str(tmp_path)).test.labels.shape == (10000,)
 
 
 def test_local_mirrors_file_url_and_folder(mnist_source: Path, tmp_path: Path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
-    assert sorted(download.ensure(a, [mnist_source.resolve().as_uri()], FAST)) == sorted(NAMES)
-    assert sorted(download.ensure(b, [str(mnist_source)], FAST)) == sorted(NAMES)
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    assert sorted(download.ensure(MNIST, a, [mnist_source.resolve().as_uri()], FAST)) == sorted(
+        NAMES
+    )
+    assert sorted(download.ensure(MNIST, b, [str(mnist_source)], FAST)) == sorted(NAMES)
     assert cache_is_clean(a) and cache_is_clean(b)
 
 
 def test_uncompressed_mirror(serve, real_files, tmp_path: Path) -> None:
     plain = serve({n[:-3]: gzip.decompress(b) for n, b in real_files.items()})
-    download.ensure(tmp_path, [plain.url], FAST)
+    download.ensure(MNIST, tmp_path, [plain.url], FAST)
     kept = sorted(
         p.name for p in tmp_path.iterdir() if not p.name.startswith(".") and p.suffix != ".npy"
     )
     assert kept == sorted(n[:-3] for n in NAMES)
-    assert mnist.load(str(tmp_path)).test.images.shape == (10000, 784)
+    assert splits.load(MNIST, str(tmp_path)).test.images.shape == (10000, 784)
 
 
 def test_offline_with_no_cache_says_so(tmp_path: Path) -> None:
     with pytest.raises(
         download.DownloadError, match=r"^offline: no mirror could be reached and .* has no copy"
     ):
-        download.ensure(tmp_path, [refused_url(), "https://mnist.invalid/"], FAST)
+        download.ensure(MNIST, tmp_path, [refused_url(), "https://mnist.invalid/"], FAST)
     with pytest.raises(download.DownloadError, match="no mirror is configured"):
-        download.ensure(tmp_path, [], FAST)
+        download.ensure(MNIST, tmp_path, [], FAST)
 
 
 def test_interrupt_mid_download_leaves_no_partial_file(
     serve, real_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good = serve(real_files)
-    download.ensure(tmp_path, [good.url], FAST)
+    download.ensure(MNIST, tmp_path, [good.url], FAST)
     big = tmp_path / NAMES[0]
     big.unlink()
     written = []
@@ -165,7 +170,7 @@ def test_interrupt_mid_download_leaves_no_partial_file(
 
     monkeypatch.setattr(download, "http_get", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        download.ensure(tmp_path, [good.url], FAST)
+        download.ensure(MNIST, tmp_path, [good.url], FAST)
     assert written and written[0] > 0
     assert not big.exists() and cache_is_clean(tmp_path)
     assert all((tmp_path / n).exists() for n in NAMES[1:])  # verified files are kept
@@ -174,10 +179,12 @@ def test_interrupt_mid_download_leaves_no_partial_file(
 def test_mirror_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(download.BUILTIN_ENV, raising=False)
     monkeypatch.setenv(download.MIRROR_ENV, "http://a/, /b")
-    assert download.mirrors() == ["http://a/", "/b", *download.BUILTIN_MIRRORS]
-    assert download.mirrors(["http://c/"])[0] == "http://c/"
+    assert download.mirrors(MNIST) == ["http://a/", "/b", *MNIST.mirrors]
+    assert download.mirrors(MNIST, ["http://c/"])[0] == "http://c/"
+    kmnist = DATASETS["kmnist"]  # each data set's own public mirrors
+    assert download.mirrors(kmnist)[2:] == list(kmnist.mirrors) != list(MNIST.mirrors)
     monkeypatch.setenv(download.BUILTIN_ENV, "")
-    assert download.mirrors(["http://c/"]) == ["http://c/"]
+    assert download.mirrors(MNIST, ["http://c/"]) == ["http://c/"]
 
 
 def cli(*args: str) -> subprocess.Popen:
@@ -218,7 +225,7 @@ def test_two_concurrent_downloads(serve, real_files, tmp_path: Path) -> None:
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     assert cache_is_clean(tmp_path)
-    assert mnist.load(str(tmp_path)).train.labels.shape == (55000,)
+    assert splits.load(MNIST, str(tmp_path)).train.labels.shape == (55000,)
     assert len(good.requests) == 4  # the lock made the second wait, then find them verified
 
 
@@ -228,7 +235,7 @@ def test_downloaded_files_and_caches_are_readable_by_all(serve, real_files, tmp_
     although each was written to a private temporary file first."""
     old = os.umask(0o022)
     try:
-        download.ensure(tmp_path / "d", [serve(real_files).url], FAST)
+        download.ensure(MNIST, tmp_path / "d", [serve(real_files).url], FAST)
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "d").iterdir()}
@@ -239,18 +246,18 @@ def test_a_failed_first_download_leaves_nothing(tmp_path: Path) -> None:
     """No folder made for it, and no lock, stays behind when nothing could be fetched."""
     target = tmp_path / "new" / "data" / "mnist"
     with pytest.raises(download.DownloadError, match="offline"):
-        download.ensure(target, [refused_url()], FAST)
+        download.ensure(MNIST, target, [refused_url()], FAST)
     assert list(tmp_path.iterdir()) == []
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
     with pytest.raises(download.DownloadError):
-        download.ensure(kept / "mnist", [refused_url()], FAST)
+        download.ensure(MNIST, kept / "mnist", [refused_url()], FAST)
     assert [p.name for p in kept.iterdir()] == ["notes.txt"]  # only what this call made goes
     existing = tmp_path / "existing"
     existing.mkdir()  # made by the user: it stays, but not the lock
     with pytest.raises(download.DownloadError):
-        download.ensure(existing, [refused_url()], FAST)
+        download.ensure(MNIST, existing, [refused_url()], FAST)
     assert existing.is_dir() and list(existing.iterdir()) == []
 
 
@@ -261,7 +268,7 @@ def test_a_bad_file_in_a_read_only_folder_is_reported_not_removed(
     d.chmod(0o555)
     try:
         with pytest.raises(download.DownloadError, match="read-only"):
-            download.ensure(d, [], FAST)
-        assert (d / mnist.FILES["test_labels"].name).exists()
+            download.ensure(MNIST, d, [], FAST)
+        assert (d / MNIST.files["test_labels"].name).exists()
     finally:
         d.chmod(0o755)

@@ -19,7 +19,8 @@ from helpers import scores_by_hand
 from scratchlr import train
 from scratchlr.backend import numpy_backend
 from scratchlr.config import Config
-from scratchlr.dataset import mnist
+from scratchlr.dataset import splits
+from scratchlr.dataset.records import DATASETS
 from scratchlr.files import modelfile
 from scratchlr.reports import evaluate
 
@@ -32,8 +33,9 @@ def sklearn_metrics() -> dict:
 
 
 def test_confusion_matrix_and_scores_equal_sklearn(sklearn_metrics: dict) -> None:
-    y, yhat = np.array(sklearn_metrics["y"]), np.array(sklearn_metrics["yhat"])
-    M = evaluate.confusion_matrix(y, yhat)
+    y = np.array(sklearn_metrics["y"])
+    yhat = np.array(sklearn_metrics["yhat"])
+    M = evaluate.confusion_matrix(y, yhat, 10)
     assert M.dtype.kind == "i" and M.tolist() == sklearn_metrics["confusion_matrix"]
     scores = evaluate.precision_recall_f1(M)
     for name in ("precision", "recall", "f1"):
@@ -78,7 +80,8 @@ def test_report_on_a_model(mnist_data, trained: train.Result) -> None:
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_save_load_round_trip_is_bit_exact(tmp_path: Path, dtype: str) -> None:
     rng = np.random.default_rng(0)
-    W, b = rng.normal(size=(784, 10)).astype(dtype), rng.normal(size=10).astype(dtype)
+    W = rng.normal(size=(784, 10)).astype(dtype)
+    b = rng.normal(size=10).astype(dtype)
     config = Config(
         dtype=dtype, epochs=2, momentum=0.5, lr_schedule="cosine", eta_min=0.01, validation_size=100
     )
@@ -120,8 +123,54 @@ def test_a_file_from_before_the_config_held_the_validation_size(tmp_path: Path) 
     assert modelfile.load(path).config == Config(validation_size=1000, **old)
 
 
+def test_a_model_file_names_its_dataset_and_is_checked_against_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data set's name and its files' MD5s are written; W's shape is checked against the
+    data set's record when the file is read."""
+    kmnist = DATASETS["kmnist"]
+    path = tmp_path / "k.npz"
+    W = np.zeros((784, 10), np.float32)
+    modelfile.save(path, modelfile.ModelFile(W, W[0], Config(dataset="kmnist")))
+    with np.load(path) as f:
+        meta = json.loads(str(f["meta"]))
+    assert meta["config"]["dataset"] == meta["data"]["name"] == "kmnist"
+    assert meta["data"]["md5"] == {f.name: f.md5 for f in kmnist.files.values()}
+    assert modelfile.load(path).dataset is kmnist
+    five = dataclasses.replace(kmnist, classes=kmnist.classes[:5])  # a record of 5 classes
+    monkeypatch.setitem(DATASETS, "kmnist", five)
+    with pytest.raises(modelfile.ModelFileError, match=r"W must be \(784, 5\) .* for KMNIST"):
+        modelfile.load(path)
+
+
+def test_a_format_1_file_from_before_datasets_were_records(tmp_path: Path) -> None:
+    """As the format-1 writer wrote it: its data "MNIST", no dataset in its config, and "step"
+    where the config now says "implementation". It loads as what it means."""
+    # the config's fields as format 1 wrote them: before --dataset, with "step"
+    config = dataclasses.asdict(Config(num_steps=300, implementation="reference"))
+    del config["dataset"]
+    del config["optimizer"]
+    config["step"] = config.pop("implementation")
+    data = {
+        "name": "MNIST",
+        "validation_size": 5000,
+        "md5": {f.name: f.md5 for f in DATASETS["mnist"].files.values()},
+    }
+    meta = {"format_version": 1, "dtype": "float32", "config": config, "data": data}
+    path = good_file(tmp_path / "old.npz", meta=np.array(json.dumps(meta)))
+    m = modelfile.load(path)
+    assert m.config.dataset == "mnist" and m.dataset is DATASETS["mnist"]
+    assert m.config.implementation == "reference" and m.config.num_steps == 300
+    data["name"] = "KMNIST"  # a format-1 file's data is MNIST, as its config must agree
+    meta["config"] = {**config, "dataset": "mnist"}
+    path = good_file(tmp_path / "odd.npz", meta=np.array(json.dumps(meta)))
+    with pytest.raises(modelfile.ModelFileError, match="its data is KMNIST but its config says"):
+        modelfile.load(path)
+
+
 def good_file(path: Path, **arrays) -> Path:
-    W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
+    W = np.zeros((784, 10), np.float32)
+    b = np.zeros(10, np.float32)
     meta = {"format_version": 1, "dtype": "float32"}
     parts = {"W": W, "b": b, "meta": np.array(json.dumps(meta)), **arrays}
     np.savez(path, **{k: v for k, v in parts.items() if v is not None})
@@ -301,11 +350,11 @@ def test_a_config_rebuilt_from_a_model_file_trains_that_model_again(
         early_stopping=4,
         display_step=50,
         weight_decay=1e-4,
-        step="reference",
+        implementation="reference",
     )
     assert dataclasses.replace(m.config, epochs=3).epochs == 3
     again = train.train(
-        mnist.load(str(mnist_dir), m.config.validation_size),
+        splits.load(DATASETS["mnist"], str(mnist_dir), m.config.validation_size),
         m.config,
         numpy_backend(),
         emit=lambda line: None,

@@ -16,7 +16,8 @@ import pytest
 from scratchlr import model, train
 from scratchlr.backend import numpy_backend
 from scratchlr.config import IMPLEMENTATIONS
-from scratchlr.dataset import mnist
+from scratchlr.dataset import splits
+from scratchlr.dataset.records import DATASETS
 from scratchlr.gradients import FastGradients, reference_gradients
 from scratchlr.optim.sgd import sgd_update
 
@@ -57,7 +58,7 @@ def fast_step(gradients: FastGradients, ex: Example, ranges, W, b, lr: float) ->
     return After(batch.loss, batch.accuracy, W, b)
 
 
-def both(data: mnist.MNIST, config: train.Config) -> tuple[train.Result, train.Result]:
+def both(data: splits.Splits, config: train.Config) -> tuple[train.Result, train.Result]:
     runs = [
         train.train(
             data,
@@ -85,7 +86,7 @@ def both(data: mnist.MNIST, config: train.Config) -> tuple[train.Result, train.R
     ids=["seed", "repeat-wrap", "epoch-partial", "float64"],
 )
 def test_fast_step_is_bit_identical_to_reference(
-    mnist_data: mnist.MNIST, config: train.Config
+    mnist_data: splits.Splits, config: train.Config
 ) -> None:
     fast, ref = both(mnist_data, config)
     assert fast.W.dtype == ref.W.dtype == np.dtype(config.dtype)
@@ -95,7 +96,9 @@ def test_fast_step_is_bit_identical_to_reference(
 
 
 def test_batch_larger_than_training_set(mnist_dir: Path) -> None:
-    data = mnist.load(str(mnist_dir), validation_size=59990)  # 10 training examples, batch 128
+    data = splits.load(
+        DATASETS["mnist"], str(mnist_dir), validation_size=59990
+    )  # 10 training examples, batch 128
     fast, ref = both(data, train.Config(num_steps=5, display_step=1))
     assert np.array_equal(fast.W, ref.W) and fast.lines == ref.lines
 
@@ -104,9 +107,10 @@ SEED_STEPS_IN_A_FRESH_PROCESS = """
 import json, sys
 import threadpoolctl
 from scratchlr import train
-from scratchlr.dataset import mnist
+from scratchlr.dataset import splits
+from scratchlr.dataset.records import DATASETS
 from scratchlr.backend import numpy_backend
-data = mnist.load(sys.argv[1])
+data = splits.load(DATASETS["mnist"], sys.argv[1])
 blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
 out = {"blas": [(p["internal_api"], p["num_threads"]) for p in blas]}
 for s in ("fast", "reference"):
@@ -247,12 +251,12 @@ def test_a_batch_larger_than_the_step_is_refused() -> None:
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("bad", [10, -1])
 def test_labels_outside_the_classes_are_refused_by_either_implementation(
-    mnist_data: mnist.MNIST, implementation: str, bad: int
+    mnist_data: splits.Splits, implementation: str, bad: int
 ) -> None:
     """The fast step does not check labels per batch; the loop checks them once, before training."""
     labels = mnist_data.train.labels.copy()
     labels[54_999] = bad
-    data = dataclasses.replace(mnist_data, train=mnist.Split(mnist_data.train.images, labels))
+    data = dataclasses.replace(mnist_data, train=splits.Split(mnist_data.train.images, labels))
     with pytest.raises(ValueError, match=f"label {bad} is outside the valid range"):
         train.train(
             data,

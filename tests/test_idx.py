@@ -37,7 +37,8 @@ def test_roundtrip_every_dtype(tmp_path: Path, code: int, compress: bool) -> Non
 
 
 def test_a_header_written_by_hand(tmp_path: Path) -> None:
-    """The format as its spec gives it: 0 0, the dtype code, ndim, big-endian uint32 dims, big-endian items."""
+    """The format as its spec gives it: 0 0, the dtype code, ndim, big-endian uint32 dims,
+    big-endian items."""
     (tmp_path / "h").write_bytes(
         bytes([0, 0, 0x0B, 2]) + struct.pack(">2I", 2, 3) + struct.pack(">6h", *range(-3, 3))
     )

@@ -13,19 +13,20 @@ from helpers import scores_by_hand
 
 from scratchlr import train
 from scratchlr.backend import numpy_backend
-from scratchlr.dataset import batches, mnist
+from scratchlr.dataset import batches, splits
+from scratchlr.dataset.records import DATASETS
 from scratchlr.files import history
 
 
-def quiet(data: mnist.MNIST, config: train.Config, **kwargs) -> train.Result:
+def quiet(data: splits.Splits, config: train.Config, **kwargs) -> train.Result:
     return train.train(data, config, numpy_backend(), emit=lambda line: None, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def small(mnist_dir: Path) -> mnist.MNIST:
+def small(mnist_dir: Path) -> splits.Splits:
     """2,000 training images (and 1,000 for validation): epochs of 16 batches of 128."""
-    data = mnist.load(str(mnist_dir), validation_size=1000)
-    train_ = mnist.Split(data.train.images[:2000], data.train.labels[:2000])
+    data = splits.load(DATASETS["mnist"], str(mnist_dir), validation_size=1000)
+    train_ = splits.Split(data.train.images[:2000], data.train.labels[:2000])
     return dataclasses.replace(data, train=train_)
 
 
@@ -56,7 +57,9 @@ OPTIONS = {
 
 
 @pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
-def test_every_option_is_bit_identical_with_either_step(small: mnist.MNIST, options: dict) -> None:
+def test_every_option_is_bit_identical_with_either_step(
+    small: splits.Splits, options: dict
+) -> None:
     options = {"display_step": 7, **options}
     fast = quiet(small, train.Config(implementation="fast", **options))
     ref = quiet(small, train.Config(implementation="reference", **options))
@@ -67,7 +70,7 @@ def test_every_option_is_bit_identical_with_either_step(small: mnist.MNIST, opti
     assert fast.W.dtype == np.dtype(options.get("dtype", "float32"))
 
 
-def test_epochs_run_whole_passes_with_a_partial_last_batch(small: mnist.MNIST) -> None:
+def test_epochs_run_whole_passes_with_a_partial_last_batch(small: splits.Splits) -> None:
     result = quiet(small, train.Config(epochs=3, batch_size=300, display_step=5, validate=True))
     assert result.steps == 3 * 7  # 2000 = 6 x 300 + 200
     assert [r.step for r in result.history] == [
@@ -95,7 +98,7 @@ def test_epochs_run_whole_passes_with_a_partial_last_batch(small: mnist.MNIST) -
     assert steps == [1, 5, 10, 15, 20]
 
 
-def test_history_counts_epochs_of_either_batching(small: mnist.MNIST) -> None:
+def test_history_counts_epochs_of_either_batching(small: splits.Splits) -> None:
     repeat = quiet(small, train.Config(num_steps=20, batch_size=300, display_step=10)).history
     assert [r.epoch for r in repeat] == [0.15, 1.5, 3.0]  # 300, 3000, 6000 of 2000 examples
     epoch = quiet(
@@ -109,7 +112,7 @@ def test_history_counts_epochs_of_either_batching(small: mnist.MNIST) -> None:
 
 
 def test_history_holds_the_means_since_the_last_record_and_the_last_step(
-    small: mnist.MNIST,
+    small: splits.Splits,
 ) -> None:
     """Records at step 1, each display step and the last step; each holds the mean of the
     batches since the one before (unlike the seed's printed average, which divides the
@@ -129,7 +132,7 @@ def test_history_holds_the_means_since_the_last_record_and_the_last_step(
     assert result.history[-1].val_loss == pytest.approx(loss, rel=1e-5)
 
 
-def test_early_stopping_never_drops_the_steps_after_the_last_display(small: mnist.MNIST) -> None:
+def test_early_stopping_never_drops_the_steps_after_the_last_display(small: splits.Splits) -> None:
     """50 steps, displayed every 100: the run is judged at step 1 and at step 50, and keeps
     step 50's parameters, which are better."""
     stopped = quiet(small, train.Config(num_steps=50, display_step=100, early_stopping=3))
@@ -138,7 +141,7 @@ def test_early_stopping_never_drops_the_steps_after_the_last_display(small: mnis
     assert np.array_equal(stopped.W, plain.W)
 
 
-def test_epoch_history_holds_the_means_since_the_record_before(small: mnist.MNIST) -> None:
+def test_epoch_history_holds_the_means_since_the_record_before(small: splits.Splits) -> None:
     """With epochs (16 batches each) and a display every 10 steps: records at 1, 10, 16, 20,
     30 and 32, each the mean of the batches since the one before."""
     per_step = quiet(small, train.Config(num_steps=32, batching="epoch", display_step=1)).history
@@ -176,7 +179,7 @@ def test_shuffled_batches_are_a_fresh_permutation_each_epoch() -> None:
         )
 
 
-def test_the_same_seed_gives_the_same_run(small: mnist.MNIST) -> None:
+def test_the_same_seed_gives_the_same_run(small: splits.Splits) -> None:
     a, b, c = (quiet(small, train.Config(epochs=1, shuffle=True, seed=s)) for s in (5, 5, 6))
     assert a.lines == b.lines and np.array_equal(a.W, b.W)
     assert a.lines != c.lines and not np.array_equal(a.W, c.W)
@@ -184,7 +187,7 @@ def test_the_same_seed_gives_the_same_run(small: mnist.MNIST) -> None:
     assert not np.array_equal(a.W, plain.W)
 
 
-def test_validation_lines_and_values(small: mnist.MNIST) -> None:
+def test_validation_lines_and_values(small: splits.Splits) -> None:
     result = quiet(small, train.Config(num_steps=30, display_step=10, validate=True))
     shown = [line for line in result.lines if line.startswith("Validation")]
     assert [line.split()[2] for line in shown] == ["0001", "0010", "0020", "0030"]
@@ -201,7 +204,7 @@ def test_validation_lines_and_values(small: mnist.MNIST) -> None:
     assert 0 < loss < 3 and 0 < acc <= 1
 
 
-def test_early_stopping_keeps_the_best_parameters(small: mnist.MNIST) -> None:
+def test_early_stopping_keeps_the_best_parameters(small: splits.Splits) -> None:
     config = train.Config(num_steps=400, display_step=5, learning_rate=5.0, early_stopping=3)
     result = quiet(small, config)
     accs = [r.val_accuracy for r in result.history]
@@ -219,7 +222,7 @@ def test_early_stopping_keeps_the_best_parameters(small: mnist.MNIST) -> None:
     assert np.array_equal(result.W, shorter.W) and np.array_equal(result.b, shorter.b)
 
 
-def test_early_stopping_with_averaging_keeps_the_best_average(small: mnist.MNIST) -> None:
+def test_early_stopping_with_averaging_keeps_the_best_average(small: splits.Splits) -> None:
     """With both, each validation judges the running mean, and the mean at the best one is
     kept: a run that ends at that step, averaging alike, ends with the same parameters."""
     config = train.Config(
@@ -244,7 +247,7 @@ def test_early_stopping_with_averaging_keeps_the_best_average(small: mnist.MNIST
     )  # what was kept is the mean, not the iterate
 
 
-def test_averaging_returns_the_mean_of_the_iterates(small: mnist.MNIST) -> None:
+def test_averaging_returns_the_mean_of_the_iterates(small: splits.Splits) -> None:
     config = train.Config(num_steps=12, momentum=0.5, display_step=100)
     averaged = quiet(small, dataclasses.replace(config, average=8))
     iterates = [quiet(small, dataclasses.replace(config, num_steps=t)).W for t in range(9, 13)]
@@ -273,7 +276,7 @@ COMBINATIONS = [
 @pytest.mark.parametrize(
     "options", COMBINATIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "sgd"
 )
-def test_no_nan_or_inf_at_learning_rate_1e3(small: mnist.MNIST, options: dict) -> None:
+def test_no_nan_or_inf_at_learning_rate_1e3(small: splits.Splits, options: dict) -> None:
     result = quiet(
         small, train.Config(learning_rate=1e3, epochs=4, display_step=8, validate=True, **options)
     )
@@ -285,7 +288,7 @@ def test_no_nan_or_inf_at_learning_rate_1e3(small: mnist.MNIST, options: dict) -
     assert not any(word in line for line in result.lines for word in ("nan", "inf"))
 
 
-def test_history_csv_round_trip(small: mnist.MNIST, tmp_path: Path) -> None:
+def test_history_csv_round_trip(small: splits.Splits, tmp_path: Path) -> None:
     records = quiet(small, train.Config(num_steps=20, display_step=5, validate=True)).history
     records += quiet(
         small, train.Config(num_steps=10, display_step=5)
@@ -333,7 +336,7 @@ class Bar:
         self.closed = True
 
 
-def test_progress_bar_is_moved_and_closed(small: mnist.MNIST) -> None:
+def test_progress_bar_is_moved_and_closed(small: splits.Splits) -> None:
     bars = []
     quiet(
         small,
@@ -407,12 +410,12 @@ def test_checks_against_the_run_and_the_split() -> None:
             train.Config(validation_size=size)
 
 
-def test_train_checks_the_config_against_the_data_it_is_given(small: mnist.MNIST) -> None:
+def test_train_checks_the_config_against_the_data_it_is_given(small: splits.Splits) -> None:
     """A config checked against MNIST's split may not suit a smaller set: train() says so."""
     with pytest.raises(ValueError, match="--average 16: the run has only 16 steps"):
         quiet(small, train.Config(epochs=1, average=16))  # 2,000 images: 16 batches, not 430
     no_validation = dataclasses.replace(
-        small, validation=mnist.Split(small.validation.images[:0], small.validation.labels[:0])
+        small, validation=splits.Split(small.validation.images[:0], small.validation.labels[:0])
     )
     with pytest.raises(ValueError, match="--validation-size above 0"):
         quiet(no_validation, train.Config(num_steps=5, validate=True))
@@ -434,7 +437,7 @@ def test_a_config_keeps_what_it_was_given() -> None:
         dataclasses.replace(three, num_steps=5)  # replace checks as construction does
 
 
-def test_a_stop_ends_the_run_as_at_its_end(small: mnist.MNIST) -> None:
+def test_a_stop_ends_the_run_as_at_its_end(small: splits.Splits) -> None:
     """stop() saying True after step 25 of 48: that step is recorded and validated, the kept
     parameters are the average so far (those of a 25-step run), and the test line follows."""
     asked = []

@@ -17,10 +17,10 @@ import scratchlr  # noqa: E402
 from scratchlr import model, train  # noqa: E402
 from scratchlr.backend import numpy_backend  # noqa: E402
 from scratchlr.cli.main import main  # noqa: E402
+from scratchlr.evaluation import predict_split  # noqa: E402
 from scratchlr.files import history, modelfile  # noqa: E402
 from scratchlr.reports import plots  # noqa: E402
 from scratchlr.reports.evaluate import confusion_matrix  # noqa: E402
-from scratchlr.train import predict_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_weight_template_of_0_looks_like_a_0(mnist_data, result: train.Result) -
 
 def test_confusion_counts_sum_to_the_test_set(mnist_data, result: train.Result) -> None:
     yhat, _ = predict_split(result.W, result.b, mnist_data.test, numpy_backend())
-    M = confusion_matrix(mnist_data.test.labels, yhat)
+    M = confusion_matrix(mnist_data.test.labels, yhat, 10)
     fig = plots.confusion(M)
     counts = [int(t.get_text()) for t in fig.axes[0].texts]
     assert len(counts) == 100 and sum(counts) == 10_000
@@ -114,7 +114,9 @@ def test_train_save_evaluate_predict_plot_from_fresh_processes(
     mnist_data, mnist_dir: Path, tmp_path: Path
 ) -> None:
     data = ["--data-dir", str(mnist_dir)]
-    m, h, figs = tmp_path / "m.npz", tmp_path / "h.csv", tmp_path / "figs"
+    m = tmp_path / "m.npz"
+    h = tmp_path / "h.csv"
+    figs = tmp_path / "figs"
     steps = cli(
         *data, "--epochs", "2", "--shuffle", "--validate", "--save", str(m), "--history", str(h)
     )
@@ -208,7 +210,8 @@ def test_the_search_map_shows_each_trial_in_its_cell_on_log_axes(tmp_path: Path)
     assert ax.get_xlabel() == "learning-rate (log scale)" and ax.get_ylabel() == "momentum"
     shown = ax.collections[0].get_array().reshape(3, 3)  # rows: momentum, columns: learning rate
     for row in table:
-        i, j = (0.0, 0.5, 0.9).index(row["momentum"]), (0.01, 0.1, 1.0).index(row["learning-rate"])
+        i = (0.0, 0.5, 0.9).index(row["momentum"])
+        j = (0.01, 0.1, 1.0).index(row["learning-rate"])
         assert shown[i, j] == row["val_accuracy"]
     texts = {t.get_text() for t in ax.texts}
     assert texts == {f"{row['val_accuracy']:.4f}" for row in table}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchlr.dataset import mnist
+from scratchlr.dataset import splits
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -73,7 +73,9 @@ def test_readme_names_each_command() -> None:
     }
 
 
-def test_each_readme_command_runs(mnist_dir: Path, mnist_data: mnist.MNIST, tmp_path: Path) -> None:
+def test_each_readme_command_runs(
+    mnist_dir: Path, mnist_data: splits.Splits, tmp_path: Path
+) -> None:
     Image = pytest.importorskip(
         "PIL.Image", reason="the README's predict and plot need the [plot] extra"
     )

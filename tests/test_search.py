@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from test_cli import assert_one_line_error, in_process
 
-from scratchlr.dataset import mnist
+from scratchlr.dataset import splits
+from scratchlr.dataset.records import DATASETS
 from scratchlr.search import results, space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +93,7 @@ def test_each_row_is_the_run_alone_with_validate(mnist_dir: Path, tmp_path: Path
     from scratchlr import train
     from scratchlr.backend import numpy_backend
 
-    data = mnist.load(str(mnist_dir))
+    data = splits.load(DATASETS["mnist"], str(mnist_dir))
     for row in found:  # the same bits as the run made in this process
         run = train.train(
             data,
@@ -323,9 +324,9 @@ def test_the_search_never_reads_the_test_files(mnist_dir: Path, tmp_path: Path, 
     would have removed them as bad); only --test-best, at the end, reads them."""
     d = tmp_path / "d"
     d.mkdir()
-    for key, f in mnist.FILES.items():
+    for key, f in DATASETS["mnist"].files.items():
         if key.startswith("train"):
-            (d / f.name).symlink_to(mnist.find(mnist_dir, f))
+            (d / f.name).symlink_to(splits.find(mnist_dir, f))
         else:
             (d / f.name).write_bytes(b"not MNIST")
     grid = [
@@ -343,7 +344,7 @@ def test_the_search_never_reads_the_test_files(mnist_dir: Path, tmp_path: Path, 
     assert "Test" not in proc.stdout
     assert all(
         (d / f.name).read_bytes() == b"not MNIST"
-        for key, f in mnist.FILES.items()
+        for key, f in DATASETS["mnist"].files.items()
         if key.startswith("test")
     )
     assert_one_line_error(in_process(capsys, *grid, "--test-best"), 1, "t10k-")

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..config import Config, flag
-from ..dataset import download, mnist
+from ..dataset import download, splits
+from ..dataset.records import DATASETS, Dataset
 from ..files.atomic import temporary
 
 PROG = "scratchlr"
@@ -91,7 +92,8 @@ def writable_file(text: str) -> Path:
 
 
 def mirror(text: str) -> str:
-    """An argparse type: a mirror of a supported scheme (:func:`scratchlr.dataset.download.check_mirror`)."""
+    """An argparse type: a mirror of a supported scheme
+    (:func:`scratchlr.dataset.download.check_mirror`)."""
     try:
         return download.check_mirror(text)
     except ValueError as exc:
@@ -102,26 +104,37 @@ def add_data_args(
     p: argparse.ArgumentParser,
     fetches: bool = True,
     quiet: str = "no progress bars (download, training)",
+    dataset: str = "flag",
 ) -> None:
-    """Flags saying where MNIST lives and (if the command ``fetches`` it) where to fetch it
-    from, and ``--quiet``, with the help ``quiet``."""
-    p.add_argument(
-        "--data-dir", help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist)"
-    )
+    """Flags saying which data set, where it lives and (if the command ``fetches`` it) where
+    to fetch it from, and ``--quiet``, with the help ``quiet``. ``dataset`` says where
+    ``--dataset`` comes from: ``flag``, a flag here (default mnist); ``model``, a flag here
+    whose default is the model file's data set (``args.dataset`` None); ``config``, the
+    :class:`Config` field's flag, made elsewhere."""
+    if dataset != "config":
+        p.add_argument(
+            "--dataset",
+            choices=tuple(DATASETS),
+            default="mnist" if dataset == "flag" else None,
+            help="the data set (default: "
+            + ("mnist)" if dataset == "flag" else "the one that trained the model)"),
+        )
+    folders = "; ".join(f"{r.name}: ${r.env} or ./{r.folder}" for r in DATASETS.values())
+    p.add_argument("--data-dir", help=f"the data set's folder (default {folders})")
     if fetches:
         p.add_argument(
             "--mirror",
             action="append",
             metavar="URL",
             type=mirror,
-            help=f"fetch missing files from URL first (http(s)://, file:// or a folder; repeatable; "
-            f"default ${download.MIRROR_ENV}, then the public mirrors)",
+            help="fetch missing files from URL first (http(s)://, file:// or a folder; "
+            f"repeatable; default ${download.MIRROR_ENV}, then the data set's public mirrors)",
         )
         p.add_argument("--quiet", action="store_true", help=quiet)
 
 
-def load_data(args: argparse.Namespace, validation_size: int) -> mnist.MNIST:
-    """MNIST from the folder the flags name, fetched first where files are missing, split
-    with ``validation_size`` held out. Raises ``DownloadError`` or ``MNISTDataError``."""
-    download.fetch_missing(args.data_dir, args.mirror, args.quiet)
-    return mnist.load(args.data_dir, validation_size)
+def load_data(args: argparse.Namespace, dataset: Dataset, validation_size: int) -> splits.Splits:
+    """``dataset`` from the folder the flags name, fetched first where files are missing,
+    split with ``validation_size`` held out. Raises ``DownloadError`` or ``DataError``."""
+    download.fetch_missing(dataset, args.data_dir, args.mirror, args.quiet)
+    return splits.load(dataset, args.data_dir, validation_size)

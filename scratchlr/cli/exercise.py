@@ -10,9 +10,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..dataset import mnist
+from ..dataset import splits
+from ..dataset.records import DATASETS, TRAIN_FILES
 from ..exercise import checks, skeleton
-from .args import Parser, fail
+from .args import Parser, add_data_args, fail
 
 
 def add_parser(commands: Any) -> None:
@@ -37,15 +38,12 @@ def add_parser(commands: Any) -> None:
         "check",
         help="check a my_model.py against scratchlr's functions",
         description="Import FILE and check each function against scratchlr's on random inputs, "
-        "extreme logits and MNIST (where the data folder has it), then the gradient against "
-        "finite differences. Exits 0 only when everything passes.",
+        "extreme logits and the data set's first images (where its folder has them: without "
+        "them, that stage is skipped), then the gradient against finite differences. Exits 0 "
+        "only when everything passes.",
     )
     q.add_argument("file", metavar="FILE", type=Path)
-    q.add_argument(
-        "--data-dir",
-        help=f"MNIST directory (default: ${mnist.DATA_ENV} or ./data/mnist); without "
-        "it, the MNIST stage is skipped",
-    )
+    add_data_args(q, fetches=False)
     q.set_defaults(run=run_check)
 
 
@@ -72,16 +70,20 @@ def run_check(args: argparse.Namespace) -> int:
         module = checks.load(args.file)
     except checks.LearnerError as exc:
         return fail(str(exc))
+    dataset = DATASETS[args.dataset]
+    directory = splits.data_dir(dataset, args.data_dir)
     try:
-        arrays: dict[str, Any] = mnist.load_arrays(mnist.data_dir(args.data_dir), mnist.TRAIN_FILES)
-    except mnist.MNISTDataError:
+        arrays: dict[str, Any] = splits.load_arrays(dataset, directory, TRAIN_FILES)
+    except splits.DataError:
         arrays = {}
-        print(f"(MNIST not found in {mnist.data_dir(args.data_dir)}: the MNIST stage is skipped)")
+        title = dataset.title
+        print(f"({title} not found in {directory}: the {title} stage is skipped)")
     verdicts = checks.check(module, arrays.get("train_images"), arrays.get("train_labels"))
     for v in verdicts:
         print(v.line(), flush=True)
     counts = {s: sum(v.status == s for v in verdicts) for s in ("pass", "fail", "todo")}
     print(
-        f"{counts['pass']} of {len(verdicts)} pass, {counts['fail']} fail, {counts['todo']} not written yet"
+        f"{counts['pass']} of {len(verdicts)} pass, {counts['fail']} fail, "
+        f"{counts['todo']} not written yet"
     )
     return 0 if counts["pass"] == len(verdicts) else 1

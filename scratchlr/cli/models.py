@@ -14,11 +14,12 @@ import numpy as np
 
 from .. import model
 from ..backend import numpy_backend
-from ..dataset import download, mnist
+from ..dataset import download, splits
+from ..dataset.records import DATASETS, Dataset
+from ..evaluation import predict_split
 from ..files import history, images, modelfile
 from ..reports.evaluate import confusion_matrix, format_report, report, scores
 from ..search import results
-from ..evaluation import predict_split
 from .args import add_data_args, fail, load_data, usage_error
 
 
@@ -28,7 +29,7 @@ def add_parsers(commands: Any) -> None:
         "evaluate",
         help="score a saved model on a split",
         description="Loss, accuracy, confusion matrix, per-class precision, recall and F1, and "
-        "the most confused pairs of a saved model on one split of MNIST.",
+        "the most confused pairs of a saved model on one split of its data set.",
     )
     p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
     p.add_argument(
@@ -38,7 +39,7 @@ def add_parsers(commands: Any) -> None:
         help="which split (test)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_data_args(p)
+    add_data_args(p, dataset="model")
     p.set_defaults(run=run_evaluate)
 
     p = commands.add_parser(
@@ -80,27 +81,43 @@ def add_parsers(commands: Any) -> None:
     p.add_argument(
         "--explain", metavar="FILE", help="an image to explain (default: the first test image)"
     )
-    add_data_args(p)
+    add_data_args(p, dataset="model")
     p.set_defaults(run=run_plot)
+
+
+def dataset_for(args: argparse.Namespace, m: modelfile.ModelFile) -> Dataset:
+    """The data set a command reads for the model ``m``: ``--dataset`` where given, else the
+    one that trained it. ``ModelFileError`` if its W does not fit that data set's images and
+    classes."""
+    dataset = DATASETS[args.dataset or m.config.dataset]
+    if m.W.shape != (dataset.pixels, dataset.num_classes):
+        raise modelfile.ModelFileError(
+            f"{args.model}: its W is {m.W.shape}, but {dataset.title} has {dataset.pixels} "
+            f"pixels and {dataset.num_classes} classes"
+        )
+    return dataset
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``scratchlr evaluate``: the report of a saved model on a split."""
     try:
         m = modelfile.load(args.model)
-        data = load_data(args, m.config.validation_size)  # split as the model was trained
-    except (modelfile.ModelFileError, download.DownloadError, mnist.MNISTDataError) as exc:
+        dataset = dataset_for(args, m)
+        data = load_data(args, dataset, m.config.validation_size)  # split as it was trained
+    except (modelfile.ModelFileError, download.DownloadError, splits.DataError) as exc:
         return fail(str(exc))
     split = getattr(data, args.split)
     if not len(split.labels):
         return fail(
-            f"{args.model}: trained with no validation images held out, so there is no validation split"
+            f"{args.model}: trained with no validation images held out, so there is no "
+            "validation split"
         )
     r = report(m.W, m.b, split, numpy_backend())
+    title = f"{args.model}, {args.split} split"
     print(
         json.dumps({"model": str(args.model), "split": args.split, **r}, indent=1)
         if args.json
-        else format_report(r, f"{args.model}, {args.split} split")
+        else format_report(r, title, dataset.named_classes)
     )
     return 0
 
@@ -120,13 +137,16 @@ def predicted(m: modelfile.ModelFile, x: np.ndarray, label: str) -> dict[str, An
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """``scratchlr predict``: each file's predicted class and top-3 probabilities; files
-    that cannot be read get one line each on stderr, and the exit status 1."""
+    """``scratchlr predict``: each file's predicted class (named, where the model's data set
+    names its classes) and top-3 probabilities; files that cannot be read get one line each
+    on stderr, and the exit status 1."""
     try:
         m = modelfile.load(args.model)
     except modelfile.ModelFileError as exc:
         return fail(str(exc))
-    failed, out = 0, []
+    names = m.dataset.named_classes
+    failed = 0
+    out = []
     for name in args.files:
         try:
             xs = images.read(name)
@@ -139,10 +159,9 @@ def run_predict(args: argparse.Namespace) -> int:
             out.append(predicted(m, x, label))
             if not args.json:
                 top = out[-1]["top3"]
-                print(
-                    f"{label}: {top[0][0]}  ({', '.join(f'{c}: {p:.4f}' for c, p in top)})",
-                    flush=True,
-                )
+                said = top[0][0] if names is None else f"{top[0][0]} {names[top[0][0]]}"
+                shares = ", ".join(f"{c}: {p:.4f}" for c, p in top)
+                print(f"{label}: {said}  ({shares})", flush=True)
     if args.json:
         print(json.dumps(out, indent=1))
     return 1 if failed else 0
@@ -156,7 +175,8 @@ def run_plot(args: argparse.Namespace) -> int:
         return fail("plot needs matplotlib: pip install 'scratchlr[plot]'")
     if args.model is None and (args.search is None or args.history or args.explain):
         return usage_error(
-            "give a MODEL.npz (with --history or --explain if wanted), or --search FILE.csv, or both"
+            "give a MODEL.npz (with --history or --explain if wanted), or --search FILE.csv, "
+            "or both"
         )
     try:
         searched = search_figures(plots, Path(args.search)) if args.search else {}
@@ -168,20 +188,19 @@ def run_plot(args: argparse.Namespace) -> int:
         records = history.read_csv(Path(args.history)) if args.history else None
         if records == []:
             return fail(f"{args.history}: the history has no records to draw")
-        data = load_data(args, m.config.validation_size)
-        x, title = (
-            (images.read(args.explain)[0], Path(args.explain).name)
-            if args.explain
-            else (
-                model.pixels(data.test.images[0], np.float32),
-                f"test image 0 (a {data.test.labels[0]})",
-            )
-        )
+        dataset = dataset_for(args, m)
+        data = load_data(args, dataset, m.config.validation_size)
+        if args.explain:
+            x = images.read(args.explain)[0]
+            title = Path(args.explain).name
+        else:
+            x = model.pixels(data.test.images[0], np.float32)
+            title = f"test image 0 ({shown_class(data.test.labels[0], dataset)})"
         out.mkdir(parents=True, exist_ok=True)
     except (
         modelfile.ModelFileError,
         download.DownloadError,
-        mnist.MNISTDataError,
+        splits.DataError,
         images.ImageError,
         ValueError,
     ) as exc:
@@ -189,11 +208,14 @@ def run_plot(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"{exc.filename or args.out}: {exc.strerror or exc}")
     yhat, _ = predict_split(m.W, m.b, data.test, numpy_backend())
+    names = dataset.named_classes
+    M = confusion_matrix(data.test.labels, yhat, dataset.num_classes)
+    test_images = np.asarray(data.test.images)
     figures = {
-        "templates.png": lambda: plots.weight_templates(m.W),
-        "confusion.png": lambda: plots.confusion(confusion_matrix(data.test.labels, yhat)),
+        "templates.png": lambda: plots.weight_templates(m.W, names),
+        "confusion.png": lambda: plots.confusion(M, names),
         "most_wrong.png": lambda: plots.most_wrong(
-            m.W, m.b, np.asarray(data.test.images), data.test.labels
+            m.W, m.b, test_images, data.test.labels, classes=names
         ),
         "explain.png": lambda: plots.explain(m.W, m.b, x, title),
         **(
@@ -206,15 +228,20 @@ def run_plot(args: argparse.Namespace) -> int:
     return write_figures(plots, figures, out)
 
 
+def shown_class(c: int, dataset: Dataset) -> str:
+    """Class c in a title: "a 7" (a digit's number), else its name ("Ankle boot")."""
+    names = dataset.named_classes
+    return f"a {c}" if names is None else names[c]
+
+
 def search_figures(plots: Any, path: Path) -> dict[str, Callable[[], Any]]:
     """The two pictures of a search's results file, to be drawn; ``ValueError`` if the file
     is not one, or has no trial, or no setting that varies."""
     names, table = results.read_table(path)
     if not table:
         raise ValueError(f"{path}: no trial has finished: there is nothing to draw")
-    mapped = plots.search_map(
-        names, table
-    )  # drawn now: it refuses results where nothing varies, before any file
+    # drawn now: it refuses results where nothing varies, before any file is written
+    mapped = plots.search_map(names, table)
     return {
         "search_map.png": lambda: mapped,
         "search_front.png": lambda: plots.search_front(names, table),
@@ -222,7 +249,8 @@ def search_figures(plots: Any, path: Path) -> dict[str, Callable[[], Any]]:
 
 
 def write_figures(plots: Any, figures: dict[str, Callable[[], Any]], out: Path) -> int:
-    """Draw and save each figure as ``out/NAME``, printing each path; 0, or 1 if one cannot be written."""
+    """Draw and save each figure as ``out/NAME``, printing each path; 0, or 1 if one cannot
+    be written."""
     try:
         for name, make in figures.items():
             plots.save(make(), out / name)

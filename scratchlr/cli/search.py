@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import flag
-from ..dataset import download, mnist
+from ..dataset import download, splits
+from ..dataset.records import DATASETS, TRAIN_FILES
 from ..files import modelfile
 from ..search import results, space, trials
 from .args import PROG, add_data_args, config_fields, fail, usage_error, writable_file
@@ -131,7 +132,7 @@ def add_parser(commands: Any) -> None:
     s.add_argument(
         "--save", metavar="MODEL.npz", type=writable_file, help="with --test-best, keep that model"
     )
-    add_data_args(p)
+    add_data_args(p, dataset="config")
     p.set_defaults(run=run, given=[])
 
 
@@ -240,7 +241,7 @@ def prepare(
 ) -> dict[int, results.Outcome]:
     """The trials a resumed results file already has (none without ``--resume``), the
     training files fetched and verified where the trials run on this machine. Raises
-    ``ValueError`` (a file of another search), ``DownloadError`` or ``MNISTDataError``."""
+    ``ValueError`` (a file of another search), ``DownloadError`` or ``DataError``."""
     done: dict[int, results.Outcome] = {}
     if args.resume and args.results.exists():
         rows = results.read(args.results, varying)  # its columns first: the same settings vary
@@ -250,11 +251,10 @@ def prepare(
         print(
             f"{PROG} search: replacing {args.results} (--resume would continue it)", file=sys.stderr
         )
-    if (
-        not args.scheduler
-    ):  # here, or workers on this machine: fetch and verify the training files first
-        download.fetch_missing(args.data_dir, args.mirror, args.quiet, mnist.TRAIN_FILES)
-        trials.data(args.data_dir, 0)
+    if not args.scheduler:  # here, or workers on this machine: fetch and verify them first
+        for dataset in trials.datasets(todo):
+            download.fetch_missing(dataset, args.data_dir, args.mirror, args.quiet, TRAIN_FILES)
+            trials.data(dataset, args.data_dir, 0)
     return done
 
 
@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         )
     try:
         done = prepare(args, todo, varying, common)
-    except (ValueError, download.DownloadError, mnist.MNISTDataError) as exc:
+    except (ValueError, download.DownloadError, splits.DataError) as exc:
         return fail(str(exc))
     except OSError as exc:
         return fail(f"{exc.filename or args.results}: {exc.strerror or exc}")
@@ -315,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
                 test_best(args, runner, best)
     except trials.TrialError as exc:
         return fail(f"trial {exc.index + 1} ({space.describe(todo[exc.index], varying)}): {exc}")
-    except (trials.RunnerError, download.DownloadError, mnist.MNISTDataError) as exc:
+    except (trials.RunnerError, download.DownloadError, splits.DataError) as exc:
         return fail(str(exc))
     except BrokenProcessPool as exc:
         return fail(f"a worker process died: {exc}")
@@ -382,7 +382,8 @@ def test_best(
     trial's. ``OSError`` if the model cannot be written."""
     settings, outcome = best
     if not args.scheduler:  # the test files, fetched and read now and only now
-        download.fetch_missing(args.data_dir, args.mirror, args.quiet)
+        dataset = DATASETS[space.config(settings).dataset]
+        download.fetch_missing(dataset, args.data_dir, args.mirror, args.quiet)
     tested = runner.submit(trials.run_tested, settings, args.data_dir).result()
     print(
         f"Test accuracy of the best (the test split, read once): {tested.test_accuracy:.4f}",

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ..dataset import download, mnist
+from ..dataset import download, splits
+from ..dataset.records import TEST_FILES
 from ..files import modelfile
 from ..serve.server import DemoServer
 from .args import add_data_args, fail
+from .models import dataset_for
 
 
 def add_parser(commands: Any) -> None:
@@ -26,8 +28,8 @@ def add_parser(commands: Any) -> None:
         help="a page where you draw a digit and watch the model decide",
         description="Serve a page (and its JSON API) where one draws a digit and sees what the "
         "model sees, its ten probabilities and logits, the pixels that push the two likeliest "
-        "classes up or down, and the templates; or a random MNIST test image. Needs Pillow (the "
-        "[serve] or [plot] extra). Ctrl-C stops it.",
+        "classes up or down, and the templates; or a random test image of the model's data "
+        "set. Needs Pillow (the [serve] or [plot] extra). Ctrl-C stops it.",
     )
     p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
     p.add_argument(
@@ -36,7 +38,7 @@ def add_parser(commands: Any) -> None:
     p.add_argument(
         "--port", type=port, default=8000, help="port to listen on (8000; 0: any free port)"
     )
-    add_data_args(p, quiet="no access log, and no download progress bar")
+    add_data_args(p, quiet="no access log, and no download progress bar", dataset="model")
     p.set_defaults(run=run_serve)
 
 
@@ -48,17 +50,20 @@ def port(text: str) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """``scratchlr serve``: load the model and the test images, bind, print the URL, serve until Ctrl-C."""
+    """``scratchlr serve``: load the model and the test images, bind, print the URL, serve
+    until Ctrl-C."""
     if importlib.util.find_spec("PIL") is None:
         return fail("serve reads the drawings with Pillow: pip install 'scratchlr[serve]'")
     try:
         m = modelfile.load(args.model)
-        download.fetch_missing(args.data_dir, args.mirror, args.quiet, mnist.TEST_FILES)
-        arrays = mnist.load_arrays(mnist.data_dir(args.data_dir), mnist.TEST_FILES)
-        test = mnist.Split(
-            arrays["test_images"].reshape(-1, mnist.PIXELS), arrays["test_labels"].astype(np.int64)
+        dataset = dataset_for(args, m)
+        download.fetch_missing(dataset, args.data_dir, args.mirror, args.quiet, TEST_FILES)
+        arrays = splits.load_arrays(dataset, splits.data_dir(dataset, args.data_dir), TEST_FILES)
+        test = splits.Split(
+            arrays["test_images"].reshape(-1, dataset.pixels),
+            arrays["test_labels"].astype(np.int64),
         )
-    except (modelfile.ModelFileError, download.DownloadError, mnist.MNISTDataError) as exc:
+    except (modelfile.ModelFileError, download.DownloadError, splits.DataError) as exc:
         return fail(str(exc))
     try:
         server = DemoServer((args.host, args.port), m.W, m.b, test, args.quiet)

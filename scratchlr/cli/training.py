@@ -19,9 +19,10 @@ import numpy as np
 
 from .. import __version__
 from ..backend import DEVICES, BackendError, numpy_backend, select
-from ..dataset import download, mnist
-from ..files import history, modelfile
+from ..dataset import download, splits
+from ..dataset.records import DATASETS
 from ..evaluation import evaluate
+from ..files import history, modelfile
 from ..train import train
 from .args import (
     PROG,
@@ -42,7 +43,8 @@ def add_parser(commands: Any) -> None:
     p = commands.add_parser(
         "train",
         help="train softmax regression (the default command)",
-        description="Train softmax regression on MNIST exactly like TensorFlow's eager example, "
+        description="Train softmax regression on MNIST (or another --dataset) exactly like "
+        "TensorFlow's eager example, "
         "or past it with the options below. 'scratchlr [FLAGS]' is 'scratchlr train [FLAGS]'.",
     )
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -59,7 +61,7 @@ def add_parser(commands: Any) -> None:
         type=writable_file,
         help="write the trained model (W, b and how they were made) to MODEL.npz",
     )
-    add_data_args(p)
+    add_data_args(p, dataset="config")
     p.set_defaults(run=run)
 
 
@@ -108,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(str(exc))
     start = time.perf_counter()
     try:
-        data = load_data(args, config.validation_size)
-    except (download.DownloadError, mnist.MNISTDataError) as exc:
+        data = load_data(args, DATASETS[config.dataset], config.validation_size)
+    except (download.DownloadError, splits.DataError) as exc:
         return fail(str(exc))
     load_s = time.perf_counter() - start
     try:
@@ -123,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
                 stop=interrupted,
             )
     except MemoryError:
+        buffer = config.batch_size * data.dataset.pixels * np.dtype(config.dtype).itemsize
         return fail(
             f"out of memory (batches of {config.batch_size} rows need "
-            f"{config.batch_size * mnist.PIXELS * np.dtype(config.dtype).itemsize / 2**20:.0f} MiB "
-            "each buffer)"
+            f"{buffer / 2**20:.0f} MiB each buffer)"
         )
     try:
         if args.history:
@@ -155,8 +157,9 @@ def run(args: argparse.Namespace) -> int:
             f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}"
         )
     if result.interrupted:
+        total = config.total_steps(len(data.train.labels))
         print(
-            f"{PROG}: interrupted at step {result.steps} of {config.total_steps(len(data.train.labels))}",
+            f"{PROG}: interrupted at step {result.steps} of {total}",
             file=sys.stderr,
         )
     us = 1e6 * result.train_seconds / max(result.steps, 1)

@@ -1,8 +1,9 @@
-"""Fetch the four MNIST files into the data directory: mirrors in order, verified, cached.
+"""Fetch a data set's four files into its data directory: mirrors in order, verified, cached.
 
-Each file is streamed to a temporary file beside its final name, its decompressed bytes
-are checked against the published MD5, and only then is it renamed into place, so an
-interrupted or bad download never leaves a partial or corrupt file under the real name.
+Each file is streamed to a temporary file beside its final name, checked against the MD5 its
+record publishes (:func:`scratchlr.dataset.splits.read_verified`), and only then renamed into
+place, so an interrupted or bad download never leaves a partial or corrupt file under the
+real name. The public mirrors are the record's.
 """
 
 from __future__ import annotations
@@ -21,19 +22,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .. import __version__
 from ..files.atomic import replacing
-from . import mnist, store
+from . import splits, store
+from .records import ALL_FILES, GZ_FILE, Dataset
 
 if TYPE_CHECKING:
     import requests  # imported where used: it costs ~0.1 s, and warm runs fetch nothing
 
-#: Public mirrors of the original IDX files: torchvision's, TensorFlow's, LeCun's.
-BUILTIN_MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
 MIRROR_ENV = "SCRATCHLR_MIRROR"  # comma-separated mirrors tried before the built-in ones
-BUILTIN_ENV = "SCRATCHLR_BUILTIN_MIRRORS"  # replaces the built-in list ("" = none)
+BUILTIN_ENV = "SCRATCHLR_BUILTIN_MIRRORS"  # replaces the record's public mirrors ("" = none)
 HINT = f"use --mirror URL or ${MIRROR_ENV} for a reachable copy, or --data-dir for a local one"
 READ_ONLY_HINT = "copy the four files into a folder you can write, and give it as --data-dir"
 
@@ -66,12 +62,13 @@ class Settings:
     quiet: bool = False
 
 
-def mirrors(explicit: Sequence[str] | None = None) -> list[str]:
-    """Mirrors in the order tried: ``explicit`` (else ``$SCRATCHLR_MIRROR``), then the built-in
-    ones. ``DownloadError`` names one whose scheme is not http, https or file (or none: a folder)."""
+def mirrors(dataset: Dataset, explicit: Sequence[str] | None = None) -> list[str]:
+    """Mirrors in the order tried: ``explicit`` (else ``$SCRATCHLR_MIRROR``), then the data
+    set's public ones (else ``$SCRATCHLR_BUILTIN_MIRRORS``). ``DownloadError`` names one whose
+    scheme is not http, https or file (or none: a folder)."""
     first = list(explicit or []) or os.environ.get(MIRROR_ENV, "").split(",")
     builtin = os.environ.get(BUILTIN_ENV)
-    rest = list(BUILTIN_MIRRORS) if builtin is None else builtin.split(",")
+    rest = list(dataset.mirrors) if builtin is None else builtin.split(",")
     found = [m.strip() for m in first + rest if m.strip()]
     for mirror in found:
         try:
@@ -85,9 +82,8 @@ def check_mirror(mirror: str) -> str:
     """``mirror`` itself, or ``ValueError`` if its scheme is not http, https or file (or none:
     a folder)."""
     scheme = urllib.parse.urlparse(mirror).scheme
-    if (
-        scheme not in ("http", "https", "file", "") and len(scheme) > 1
-    ):  # one letter: a Windows drive
+    drive = len(scheme) == 1  # one letter: a Windows drive
+    if scheme not in ("http", "https", "file", "") and not drive:
         raise ValueError(
             f"mirror {mirror}: the scheme '{scheme}' is not supported "
             "(use http://, https://, file:// or a folder)"
@@ -100,7 +96,7 @@ def session() -> requests.Session:
     import requests
 
     s = requests.Session()
-    s.headers["User-Agent"] = f"scratchlr/{__version__} (+MNIST downloader; python-requests)"
+    s.headers["User-Agent"] = f"scratchlr/{__version__} (+IDX downloader; python-requests)"
     return s
 
 
@@ -121,7 +117,8 @@ def http_get(
     import requests
     from tqdm import tqdm
 
-    last, unreachable = "", False
+    last = ""
+    unreachable = False
     for attempt in range(settings.retries + 1):
         if attempt:
             time.sleep(settings.backoff * 2 ** (attempt - 1))
@@ -132,7 +129,8 @@ def http_get(
                 if r.status_code in (404, 410):
                     raise NotFound(f"HTTP {r.status_code}")
                 if r.status_code >= 500:
-                    last, unreachable = f"HTTP {r.status_code} {r.reason}", False
+                    last = f"HTTP {r.status_code} {r.reason}"
+                    unreachable = False
                     continue
                 if r.status_code != 200:
                     raise MirrorFailed(f"HTTP {r.status_code} {r.reason}")
@@ -170,24 +168,31 @@ def describe(exc: Exception) -> str:
 
 
 def fetch_from(
-    mirror: str, f: mnist.MNISTFile, directory: Path, http: requests.Session, settings: Settings
+    mirror: str,
+    dataset: Dataset,
+    key: str,
+    directory: Path,
+    http: requests.Session,
+    settings: Settings,
 ) -> Path:
-    """Fetch ``f`` from one mirror (its ``.gz`` name, else uncompressed), verify it and
-    rename it into ``directory``. Raises ``NotFound`` or ``MirrorFailed``."""
-    for name in (f.name, f.name[: -len(".gz")]):
+    """Fetch the record's file ``key`` from one mirror (its ``.gz`` name, else uncompressed
+    where the MD5 is of the payload), verify it and rename it into ``directory``. Raises
+    ``NotFound`` or ``MirrorFailed``."""
+    f = dataset.files[key]
+    names = (f.name,) if f.md5_of == GZ_FILE else (f.name, f.plain_name)
+    for name in names:
         final = directory / name
         try:
-            with replacing(
-                final
-            ) as tmp:  # renamed into place only if the block ends without an error
+            # renamed into place only if the block ends without an error
+            with replacing(final) as tmp:
                 transfer(mirror, name, tmp, http, settings)
                 try:
-                    array = mnist.read_verified(tmp, f, label=name)
-                except mnist.MNISTDataError as exc:
+                    array = splits.read_verified(tmp, dataset, key, label=name)
+                except splits.DataError as exc:
                     raise MirrorFailed(f"rejected: {exc}") from None
         except NotFound:
             continue
-        mnist.remember(final, f, array)  # stamp it and cache the array: no second decompression
+        splits.remember(final, f, array)  # stamp it and cache the array: no second decompression
         return final
     raise NotFound("not found")
 
@@ -195,14 +200,14 @@ def fetch_from(
 def transfer(
     mirror: str, name: str, target: Path, http: requests.Session, settings: Settings
 ) -> None:
-    """Copy the mirror's file ``name`` into the file ``target``. Raises ``NotFound`` or ``MirrorFailed``."""
+    """Copy the mirror's file ``name`` into the file ``target``. Raises ``NotFound`` or
+    ``MirrorFailed``."""
     source = local_path(mirror)
     try:
         with open(target, "wb") as out:
             if source is None:
-                http_get(
-                    http, urllib.parse.urljoin(mirror.rstrip("/") + "/", name), out, settings, name
-                )
+                url = urllib.parse.urljoin(mirror.rstrip("/") + "/", name)
+                http_get(http, url, out, settings, name)
             elif (source / name).is_file():
                 with open(source / name, "rb") as src:
                     shutil.copyfileobj(src, out)
@@ -213,67 +218,70 @@ def transfer(
 
 
 def fetch(
-    f: mnist.MNISTFile,
+    dataset: Dataset,
+    key: str,
     directory: Path,
     tried: list[str],
     http: requests.Session,
     settings: Settings,
 ) -> Path:
-    """Try each mirror in ``tried`` in turn; the first verified copy wins."""
+    """Try each mirror in ``tried`` in turn for the record's file ``key``; the first verified
+    copy wins."""
+    what = f"{dataset.title}'s {dataset.files[key].name}"
     failures: list[tuple[str, Exception]] = []
     for mirror in tried:
         try:
-            return fetch_from(mirror, f, directory, http, settings)
+            return fetch_from(mirror, dataset, key, directory, http, settings)
         except (NotFound, MirrorFailed) as exc:
             failures.append((mirror, exc))
     if not failures:
-        raise DownloadError(f"{f.name} is not in {directory} and no mirror is configured; {HINT}")
+        raise DownloadError(f"{what} is not in {directory} and no mirror is configured; {HINT}")
     detail = "; ".join(f"{m} ({e})" for m, e in failures)
     if all(isinstance(e, MirrorFailed) and e.unreachable for _, e in failures):
         raise DownloadError(
-            f"offline: no mirror could be reached and {directory} has no copy of {f.name} "
+            f"offline: no mirror could be reached and {directory} has no copy of {what} "
             f"(tried {detail}); {HINT}"
         )
-    raise DownloadError(f"could not fetch {f.name} into {directory}: tried {detail}; {HINT}")
+    raise DownloadError(f"could not fetch {what} into {directory}: tried {detail}; {HINT}")
 
 
 def ensure(
+    dataset: Dataset,
     directory: Path,
     tried: Sequence[str],
     settings: Settings = Settings(),
-    keys: Sequence[str] = tuple(mnist.FILES),
+    keys: Sequence[str] = ALL_FILES,
 ) -> list[str]:
-    """Make ``directory`` hold the verified files of ``keys`` (default: all four), fetching
-    only what is missing or bad; no other file is opened. Returns the names fetched. Raises
-    ``DownloadError`` (one line), or ``MNISTDataError`` if ``directory`` is a file. A
+    """Make ``directory`` hold the verified files ``keys`` of ``dataset`` (default: all four),
+    fetching only what is missing or bad; no other file is opened. Returns the names fetched.
+    Raises ``DownloadError`` (one line), or ``DataError`` if ``directory`` is a file. A
     failure leaves no folder this call made, nor its lock."""
-    mnist.check_folder(directory)
-    problems = {f: cached(directory, f) for f in (mnist.FILES[key] for key in keys)}
+    splits.check_folder(dataset, directory)
+    problems = {key: cached(directory, dataset, key) for key in keys}
     if all(p is None for p in problems.values()):
         return []
     if directory.is_dir() and not store.writable(directory):
-        missing = ", ".join(f.name for f, p in problems.items() if p is not None)
+        missing = ", ".join(dataset.files[k].name for k, p in problems.items() if p is not None)
         raise DownloadError(f"{directory} is read-only and lacks {missing}; {READ_ONLY_HINT}")
     made = [p for p in (directory, *directory.parents) if not p.exists()]  # deepest first
-    lock_was_there, fetched = (directory / store.LOCK).exists(), []
+    lock_was_there = (directory / store.LOCK).exists()
+    fetched = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with store.locked(directory), session() as http:
             try:
-                for f, problem in problems.items():
-                    if (
-                        problem is None or cached(directory, f) is None
-                    ):  # another process may have fetched it
+                for key, problem in problems.items():
+                    # None: good already; or another process may have fetched it meanwhile
+                    if problem is None or cached(directory, dataset, key) is None:
                         continue
                     try:
-                        fetched.append(fetch(f, directory, list(tried), http, settings).name)
+                        path = fetch(dataset, key, directory, list(tried), http, settings)
                     except DownloadError as exc:
                         raise DownloadError(f"{problem}; {exc}" if problem else str(exc)) from None
+                    fetched.append(path.name)
             except BaseException:  # a failed fetch, or Ctrl-C: leave nothing this call made
-                if not lock_was_there:
-                    (directory / store.LOCK).unlink(
-                        missing_ok=True
-                    )  # while holding it (see store.locked)
+                if not lock_was_there:  # removed while holding it (see store.locked)
+                    (directory / store.LOCK).unlink(missing_ok=True)
                 remove_if_empty(made)
                 raise
     except OSError as exc:
@@ -283,38 +291,44 @@ def ensure(
 
 
 def remove_if_empty(made: list[Path]) -> None:
-    """Remove the folders a failed first download made (deepest first), where nothing is in them."""
+    """Remove the folders a failed first download made (deepest first), where nothing is in
+    them."""
     for folder in made:
         with contextlib.suppress(OSError):
             folder.rmdir()
 
 
 def fetch_missing(
+    dataset: Dataset,
     data_dir: str | None = None,
     explicit_mirrors: Sequence[str] | None = None,
     quiet: bool = False,
-    keys: Sequence[str] = tuple(mnist.FILES),
+    keys: Sequence[str] = ALL_FILES,
 ) -> list[str]:
-    """Make the data folder (:func:`scratchlr.dataset.mnist.data_dir` of ``data_dir``) hold
-    verified MNIST (the files of ``keys``: all four by default), fetching what is missing
-    from :func:`mirrors` (``explicit_mirrors`` first). Returns the names fetched; raises
-    ``DownloadError``, or ``MNISTDataError`` for a file."""
-    return ensure(mnist.data_dir(data_dir), mirrors(explicit_mirrors), Settings(quiet=quiet), keys)
+    """Make the data set's folder (:func:`scratchlr.dataset.splits.data_dir` of ``data_dir``)
+    hold its verified files ``keys`` (all four by default), fetching what is missing from
+    :func:`mirrors` (``explicit_mirrors`` first). Returns the names fetched; raises
+    ``DownloadError``, or ``DataError`` for a file."""
+    directory = splits.data_dir(dataset, data_dir)
+    tried = mirrors(dataset, explicit_mirrors)
+    return ensure(dataset, directory, tried, Settings(quiet=quiet), keys)
 
 
-def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
-    """None if ``directory`` holds a good copy of ``f``; "" if it holds none; else why its
-    copy was bad. A bad copy is deleted: in a cache, a corrupt file must not stay under
-    the real name (in a read-only folder, that is a ``DownloadError`` instead)."""
-    path = mnist.find(directory, f)
+def cached(directory: Path, dataset: Dataset, key: str) -> str | None:
+    """None if ``directory`` holds a good copy of the record's file ``key``; "" if it holds
+    none; else why its copy was bad. A bad copy is deleted: in a cache, a corrupt file must
+    not stay under the real name (in a read-only folder, that is a ``DownloadError`` instead)."""
+    f = dataset.files[key]
+    path = splits.find(directory, f)
     if path is None:
         return ""
     if store.is_stamped(path, f.md5):
         return None
     try:
-        mnist.cached_array(path, f)  # verifies, stamps, and writes the .npy cache for the loader
+        # verifies, stamps, and writes the .npy cache for the loader
+        splits.cached_array(path, dataset, key)
         return None
-    except mnist.MNISTDataError as exc:
+    except splits.DataError as exc:
         if not store.writable(directory):
             raise DownloadError(f"{exc}, in a read-only folder; {READ_ONLY_HINT}") from None
         path.unlink()

@@ -1,4 +1,4 @@
-"""Strict reader for the IDX format MNIST ships in.
+"""Strict reader for the IDX format MNIST (and Fashion-MNIST, and KMNIST) ships in.
 
 An IDX file is ``0x00 0x00 <dtype code> <ndim>``, then ``ndim`` big-endian uint32
 dimensions, then exactly ``prod(dims)`` big-endian items. Files may be gzipped.

@@ -1,9 +1,10 @@
 """The data directory as a cache: verification stamps and a lock.
 
-A stamp records (size, mtime_ns) of a file whose decompressed bytes matched the
-published MD5, in ``.scratchlr-verified.json``; while a file's size and mtime are
-unchanged it is not hashed again. A stamp is an optimisation, never a requirement: a folder
-scratchlr may not write (:func:`writable`) is used as it is, and nothing is written there.
+A stamp records (size, mtime_ns) of a file that matched the MD5 its record publishes
+(:mod:`scratchlr.dataset.records`), in ``.scratchlr-verified.json``; while a file's size and
+mtime are unchanged it is not hashed again. A stamp is an optimisation, never a requirement:
+a folder scratchlr may not write (:func:`writable`) is used as it is, and nothing is written
+there.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def is_stamped(path: Path, md5: str) -> bool:
 
 
 def stamp(path: Path, md5: str) -> None:
-    """Record that ``path`` (just verified) has decompressed MD5 ``md5``: in this process, and
+    """Record that ``path`` (just verified) has the MD5 ``md5``: in this process, and
     in the folder's stamps where scratchlr may write there."""
     SEEN[path.resolve()] = [*fingerprint(path), md5]
     if writable(path.parent):

@@ -22,13 +22,11 @@ import numpy as np
 
 from .. import model
 from ..dataset import idx
-from ..dataset.mnist import SIDE
 
+SIDE = 28  # the images a model reads are SIDE x SIDE, as MNIST's (and its kin's) are
 BOX = 20  # MNIST's digits were scaled to fit 20 x 20, then centred in 28 x 28
 UPLOAD_FORMATS = ("PNG", "JPEG")  # what :func:`from_bytes` opens
-UPLOAD_PIXELS = (
-    4_000_000  # the most pixels :func:`from_bytes` decodes (2000 x 2000; the pad is 280 x 280)
-)
+UPLOAD_PIXELS = 4_000_000  # the most pixels :func:`from_bytes` decodes (2000 x 2000)
 
 
 class ImageError(RuntimeError):
@@ -73,7 +71,8 @@ def mnist_like(x: np.ndarray) -> np.ndarray:
         raise ImageError("no digit: the image is blank")
     x = np.clip((x - paper) / (x.max() - paper), 0.0, 1.0)
     ink = np.argwhere(x > 0.1)
-    (top, left), (bottom, right) = ink.min(axis=0), ink.max(axis=0) + 1
+    top, left = ink.min(axis=0)  # the bounding box of the ink
+    bottom, right = ink.max(axis=0) + 1
     crop = x[top:bottom, left:right]
     scale = BOX / max(crop.shape)
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
@@ -83,8 +82,10 @@ def mnist_like(x: np.ndarray) -> np.ndarray:
     small = np.clip(small, 0.0, 1.0)
     out = np.zeros((SIDE, SIDE), np.float32)
     r, c = center_of_mass(small)
-    top, left = round(SIDE / 2 - r), round(SIDE / 2 - c)  # the centre of mass lands at (14, 14)
-    top, left = min(max(top, 0), SIDE - small.shape[0]), min(max(left, 0), SIDE - small.shape[1])
+    top = round(SIDE / 2 - r)  # the centre of mass lands at (14, 14)
+    left = round(SIDE / 2 - c)
+    top = min(max(top, 0), SIDE - small.shape[0])  # and the digit stays inside
+    left = min(max(left, 0), SIDE - small.shape[1])
     out[top : top + small.shape[0], left : left + small.shape[1]] = small
     return out
 
@@ -97,9 +98,8 @@ def as_digit(x: np.ndarray) -> np.ndarray:
     if x.shape != (SIDE, SIDE):
         return mnist_like(model.pixels(x) if u8 else x).reshape(-1)
     if light_background(model.pixels(x) if u8 else x):
-        x = (
-            255 - x if u8 else 1.0 - x
-        )  # bytes are inverted as bytes, so their pixels stay model.pixels's
+        # bytes are inverted as bytes, so that their pixels stay model.pixels's
+        x = 255 - x if u8 else 1.0 - x
     x = model.pixels(x) if u8 else x.astype(np.float32)
     if x.max() == 0:
         raise ImageError("no digit: the image is blank")
@@ -134,9 +134,8 @@ def from_bytes(data: bytes) -> np.ndarray:
 def read_idx_images(path: Path, kind: int) -> list[np.ndarray]:
     """Each image of an IDX file of N x 28 x 28 uint8 images."""
     if kind != 3:
-        raise ImageError(
-            f"{path}: an IDX file of {kind} dimension(s){' (labels)' if kind == 1 else ''}, not images"
-        )
+        labels = " (labels)" if kind == 1 else ""
+        raise ImageError(f"{path}: an IDX file of {kind} dimension(s){labels}, not images")
     try:
         images = idx.read_idx(path)
     except idx.IDXFormatError as exc:

@@ -4,12 +4,15 @@ A model file holds three arrays:
 - ``W`` (D, C) and ``b`` (C,), float32 or float64, both of one dtype;
 - ``meta``, a 0-d string array holding one JSON object: ``format_version``,
   ``scratchlr_version``, ``dtype``, the training ``config`` (the fields of
-  :class:`scratchlr.config.Config`, as given), the ``data`` (the data set, its validation
-  size and the MD5 of each of its files' decompressed payload), ``validation_accuracy``
-  and ``test_accuracy`` (null where not measured), and ``interrupted_at``: the step after
-  which a Ctrl-C ended the run (null if none did).
+  :class:`scratchlr.config.Config`, as given, its ``dataset`` among them), the ``data`` (the
+  data set's name, its validation size and its files' MD5s as its record publishes them),
+  ``validation_accuracy`` and ``test_accuracy`` (null where not measured), and
+  ``interrupted_at``: the step after which a Ctrl-C ended the run (null if none did).
 
-In memory it is a :class:`ModelFile`.
+In memory it is a :class:`ModelFile`. W's shape is checked against the data set's record:
+(its pixels, its classes). Files of format 1 (before data sets were records) name the data
+"MNIST", have no ``dataset`` in their config, and say ``step`` for ``implementation``: they
+are read as what they mean.
 
 Files are written atomically (a temporary file, then a rename), and read with
 ``allow_pickle=False``, so a file cannot run code. :func:`load` checks everything and
@@ -30,10 +33,12 @@ import numpy as np
 
 from .. import __version__
 from ..config import Config
-from ..dataset.mnist import CLASSES, DEFAULT_VALIDATION_SIZE, FILES, PIXELS
+from ..dataset.records import DATASETS, DEFAULT_VALIDATION_SIZE, Dataset
 from .atomic import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FORMAT_1_DATA = {"MNIST": "mnist"}  # the data's name in files of format 1 -> its --dataset
+RENAMED = {"step": "implementation"}  # config keys of older files -> their name now
 
 
 class ModelFileError(RuntimeError):
@@ -52,19 +57,25 @@ class ModelFile:
     test_accuracy: float | None = None
     interrupted_at: int | None = None  # the step a Ctrl-C ended the run after, if one did
 
+    @property
+    def dataset(self) -> Dataset:
+        """The record of the data set that trained it."""
+        return DATASETS[self.config.dataset]
+
 
 def save(path: Path, m: ModelFile) -> None:
     """Write ``m`` to ``path``, atomically."""
-    W, b = np.asarray(m.W), np.asarray(m.b)
+    W = np.asarray(m.W)
+    b = np.asarray(m.b)
     meta = {
         "format_version": FORMAT_VERSION,
         "scratchlr_version": __version__,
         "dtype": str(W.dtype),
         "config": dataclasses.asdict(m.config),
         "data": {
-            "name": "MNIST",
+            "name": m.dataset.name,
             "validation_size": m.config.validation_size,
-            "md5": {f.name: f.md5 for f in FILES.values()},
+            "md5": {f.name: f.md5 for f in m.dataset.files.values()},
         },
         "validation_accuracy": m.validation_accuracy,
         "test_accuracy": m.test_accuracy,
@@ -102,7 +113,9 @@ def load(path: Path) -> ModelFile:
             missing = {"W", "b", "meta"} - set(f.files)
             if missing:
                 raise bad(f"not a scratchlr model: no {', '.join(sorted(missing))} array")
-            W, b, meta_text = f["W"], f["b"], f["meta"]
+            W = f["W"]
+            b = f["b"]
+            meta_text = f["meta"]
     except ModelFileError:
         raise
     except ValueError as exc:
@@ -111,15 +124,17 @@ def load(path: Path) -> ModelFile:
                 "refused: it holds a pickled object array, and model files are read without pickle"
             ) from None
         raise bad(f"damaged ({exc})") from None
-    except Exception as exc:  # zip, zlib and numpy raise many kinds here; each means a damaged file
+    except Exception as exc:  # zip, zlib and numpy raise many kinds: each a damaged file
         raise bad(f"truncated or damaged ({type(exc).__name__}: {exc})") from None
     if not all(isinstance(a, np.ndarray) for a in (W, b, meta_text)):
         raise bad("not a scratchlr model: W, b and meta must be .npy arrays in the archive")
     meta = check(meta_text, W, b, bad)
+    config = training_config(meta, bad)
+    check_shapes(W, b, DATASETS[config.dataset], bad)
     return ModelFile(
         W,
         b,
-        training_config(meta, bad),
+        config,
         meta.get("validation_accuracy"),
         meta.get("test_accuracy"),
         meta.get("interrupted_at"),
@@ -151,10 +166,6 @@ def check(meta_text: np.ndarray, W: np.ndarray, b: np.ndarray, bad: Any) -> dict
         raise bad(
             f"W and b must both be float32 or float64 as the meta says, got {W.dtype}, {b.dtype}"
         )
-    if W.shape != (PIXELS, CLASSES) or b.shape != (CLASSES,):
-        raise bad(
-            f"W must be ({PIXELS}, {CLASSES}) and b ({CLASSES},), got {W.shape} and {b.shape}"
-        )
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise bad("its weights are not all finite")
     stopped = meta.get("interrupted_at")
@@ -165,18 +176,40 @@ def check(meta_text: np.ndarray, W: np.ndarray, b: np.ndarray, bad: Any) -> dict
     return meta
 
 
+def check_shapes(W: np.ndarray, b: np.ndarray, dataset: Dataset, bad: Any) -> None:
+    """W (D, C) and b (C,) as the data set that trained them has D pixels and C classes."""
+    D = dataset.pixels
+    C = dataset.num_classes
+    if W.shape != (D, C) or b.shape != (C,):
+        raise bad(
+            f"W must be ({D}, {C}) and b ({C},) for {dataset.title}, got {W.shape} and {b.shape}"
+        )
+
+
 def training_config(meta: dict[str, Any], bad: Any) -> Config:
-    """The :class:`Config` the meta records, checked as training checks it. (Files written
-    before the config held the validation size keep it in ``data`` only.)"""
-    config, data = meta.get("config", {}), meta.get("data", {})
+    """The :class:`Config` the meta records, checked as training checks it. Older files: the
+    config of one written before it held the validation size keeps it in ``data`` only; one
+    of format 1 names its data set in ``data`` only, and may use a key since renamed."""
+    config = meta.get("config", {})
+    data = meta.get("data", {})
     if not isinstance(config, dict) or not isinstance(data, dict):
         raise bad("not a scratchlr model: its meta's config and data are not JSON objects")
+    fields = {f.name for f in dataclasses.fields(Config)}
+    given = {
+        (RENAMED[key] if key in RENAMED and key not in fields else key): value
+        for key, value in config.items()
+    }
+    name = data.get("name")
+    older = {
+        "validation_size": data.get("validation_size", DEFAULT_VALIDATION_SIZE),
+        **({"dataset": FORMAT_1_DATA.get(name, name)} if isinstance(name, str) else {}),
+    }
     try:
-        config = Config(
-            **{"validation_size": data.get("validation_size", DEFAULT_VALIDATION_SIZE), **config}
-        )
+        built = Config(**{**older, **given})
     except (TypeError, ValueError) as exc:
         raise bad(f"not a scratchlr model: its config is not a training config ({exc})") from None
-    if config.dtype != meta["dtype"]:
-        raise bad(f"its weights are {meta['dtype']} but its config says {config.dtype}")
-    return config
+    if built.dtype != meta["dtype"]:
+        raise bad(f"its weights are {meta['dtype']} but its config says {built.dtype}")
+    if isinstance(name, str) and FORMAT_1_DATA.get(name, name) != built.dataset:
+        raise bad(f"its data is {name} but its config says --dataset {built.dataset}")
+    return built

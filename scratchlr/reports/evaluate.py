@@ -7,13 +7,14 @@ exact integers; the rates are computed from them in float64.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import model
 from ..backend import Backend
-from ..dataset.mnist import CLASSES, Split
+from ..dataset.splits import Split
 from ..evaluation import accuracy, predict_split
 
 
@@ -24,8 +25,8 @@ def scores(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.
     return z[0], model.softmax(z)[0]
 
 
-def confusion_matrix(y: np.ndarray, yhat: np.ndarray, num_classes: int = CLASSES) -> np.ndarray:
-    """M_ij = #{n : y_n = i, yhat_n = j}.  y, yhat (N,) ints -> M (C, C) int64."""
+def confusion_matrix(y: np.ndarray, yhat: np.ndarray, num_classes: int) -> np.ndarray:
+    """M_ij = #{n : y_n = i, yhat_n = j}.  y, yhat (N,) ints in [0, C) -> M (C, C) int64."""
     return np.bincount(
         num_classes * np.asarray(y) + np.asarray(yhat), minlength=num_classes**2
     ).reshape(num_classes, num_classes)
@@ -58,7 +59,7 @@ def most_confused(M: np.ndarray, k: int = 5) -> list[tuple[int, int, int]]:
 def report(W: Any, b: Any, split: Split, backend: Backend) -> dict[str, Any]:
     """Everything ``scratchlr evaluate`` prints, as plain Python values (JSON-ready)."""
     yhat, loss = predict_split(W, b, split, backend)
-    M = confusion_matrix(split.labels, backend.to_numpy(yhat))
+    M = confusion_matrix(split.labels, backend.to_numpy(yhat), W.shape[1])
     scores = precision_recall_f1(M)
     return {
         "examples": int(M.sum()),
@@ -71,10 +72,16 @@ def report(W: Any, b: Any, split: Split, backend: Backend) -> dict[str, Any]:
     }
 
 
-def format_report(r: dict[str, Any], title: str) -> str:
-    """The report as text: the numbers, the matrix (rows true, columns predicted), the table."""
+def format_report(r: dict[str, Any], title: str, classes: Sequence[str] | None = None) -> str:
+    """The report as text: the numbers, the matrix (rows true, columns predicted), the table.
+    ``classes``, the class names (None: the numbers say it all, as MNIST's digits do), are
+    written beside the numbers in the table and the most confused pairs."""
     M = np.array(r["confusion_matrix"])
     per = r["per_class"]
+
+    def named(c: int) -> str:
+        return str(c) if classes is None else f"{c} {classes[c]}"
+
     lines = [
         f"{title}: {r['examples']} examples, loss {r['loss']:.6f}, accuracy {r['accuracy']:.4f}",
         "",
@@ -82,17 +89,20 @@ def format_report(r: dict[str, Any], title: str) -> str:
         "      " + "".join(f"{j:>6d}" for j in range(len(M))),
     ]
     lines += [f"{i:>6d}" + "".join(f"{c:>6d}" for c in row) for i, row in enumerate(M)]
-    lines += ["", "class  precision  recall      f1  support"]
+    lines += ["", "class  precision  recall      f1  support" + ("  name" if classes else "")]
     lines += [
         f"{c:>5d}  {per['precision'][c]:9.4f}  {per['recall'][c]:6.4f}  {per['f1'][c]:6.4f}  "
-        f"{per['support'][c]:7d}"
+        f"{per['support'][c]:7d}" + (f"  {classes[c]}" if classes else "")
         for c in range(len(M))
     ]
     avg = r["macro_avg"]
+    pairs = [
+        f"{named(p['true'])} as {named(p['predicted'])} ({p['count']})" for p in r["most_confused"]
+    ]
     lines += [
-        f"macro  {avg['precision']:9.4f}  {avg['recall']:6.4f}  {avg['f1']:6.4f}  {r['examples']:7d}",
+        f"macro  {avg['precision']:9.4f}  {avg['recall']:6.4f}  {avg['f1']:6.4f}  "
+        f"{r['examples']:7d}",
         "",
-        "most confused: "
-        + ", ".join(f"{p['true']} as {p['predicted']} ({p['count']})" for p in r["most_confused"]),
+        "most confused: " + ", ".join(pairs),
     ]
     return "\n".join(lines)

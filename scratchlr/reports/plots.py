@@ -15,6 +15,7 @@ and show inline in a notebook. Needs the ``[plot]`` extra (matplotlib).
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
 from .. import model
-from ..dataset.mnist import SIDE
 from ..files.atomic import atomic_write
 from ..files.history import Record
+from ..files.images import SIDE
 
 DIVERGING = "RdBu_r"  # red positive, blue negative, white at 0
 
@@ -37,8 +38,15 @@ def symmetric(*arrays: np.ndarray) -> dict[str, float]:
     return {"vmin": -top, "vmax": top}
 
 
-def weight_templates(W: np.ndarray) -> Figure:
-    """W (784, 10): ten panels, W[:, c] as 28x28, on one diverging scale centred at 0.
+def class_label(c: int, classes: Sequence[str] | None) -> str:
+    """Class c as a picture names it: its number, and its name where ``classes`` gives names
+    (None: the number says it all, as MNIST's digits do)."""
+    return str(c) if classes is None else f"{c} {classes[c]}"
+
+
+def weight_templates(W: np.ndarray, classes: Sequence[str] | None = None) -> Figure:
+    """W (784, 10): ten panels, W[:, c] as 28x28, on one diverging scale centred at 0, each
+    titled with its class (and its name, where ``classes`` gives names).
 
     Red pixels raise class c's logit where the image has ink, blue ones lower it.
     """
@@ -47,7 +55,7 @@ def weight_templates(W: np.ndarray) -> Figure:
     scale = symmetric(W)
     for c, ax in enumerate(axes.flat):
         im = ax.imshow(W[:, c].reshape(SIDE, SIDE), cmap=DIVERGING, **scale)
-        ax.set_title(f"class {c}")
+        ax.set_title(f"class {class_label(c, classes)}")
         ax.set_axis_off()
     fig.colorbar(im, ax=axes, shrink=0.8, label="weight W[pixel, class]")
     fig.suptitle("Weight templates: what each class's logit looks for")
@@ -88,9 +96,10 @@ def curves(history: list[Record], averaged: bool = False) -> Figure:
     return fig
 
 
-def confusion(M: np.ndarray) -> Figure:
+def confusion(M: np.ndarray, classes: Sequence[str] | None = None) -> Figure:
     """The confusion matrix M (C, C), rows true and columns predicted, each cell's count written
-    in it. The colour grows as count^0.3, so that the mistakes show beside the diagonal."""
+    in it, the classes named where ``classes`` gives names. The colour grows as count^0.3, so
+    that the mistakes show beside the diagonal."""
     fig = Figure(figsize=(7, 6), layout="constrained")
     ax = fig.subplots()
     norm = PowerNorm(gamma=0.3, vmin=0, vmax=max(int(M.max()), 1))
@@ -106,8 +115,9 @@ def confusion(M: np.ndarray) -> Figure:
                 fontsize=8,
                 color="white" if norm(M[i, j]) > 0.6 else "black",
             )
-    ax.set_xticks(range(len(M)))
-    ax.set_yticks(range(len(M)))
+    ticks = [class_label(c, classes) for c in range(len(M))]
+    ax.set_xticks(range(len(M)), ticks, rotation=90 if classes else 0)
+    ax.set_yticks(range(len(M)), ticks)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(f"Confusion matrix: {int(np.trace(M))} of {int(M.sum())} right")
@@ -116,9 +126,15 @@ def confusion(M: np.ndarray) -> Figure:
 
 
 def most_wrong(
-    W: np.ndarray, b: np.ndarray, images_u8: np.ndarray, labels: np.ndarray, k: int = 25
+    W: np.ndarray,
+    b: np.ndarray,
+    images_u8: np.ndarray,
+    labels: np.ndarray,
+    k: int = 25,
+    classes: Sequence[str] | None = None,
 ) -> Figure:
-    """The k images whose wrong-class probability is highest, with true and predicted labels."""
+    """The k images whose wrong-class probability is highest, with true and predicted labels
+    (named where ``classes`` gives names)."""
     p = model.softmax(model.logits(model.pixels(images_u8, W.dtype), W, b))
     wrong = p.copy()
     wrong[np.arange(len(labels)), labels] = -1  # the best wrong class of each image
@@ -129,9 +145,13 @@ def most_wrong(
         ax.set_axis_off()
     for ax, n in zip(fig.axes, worst):
         ax.imshow(images_u8[n].reshape(SIDE, SIDE), cmap="gray_r")
-        ax.set_title(
-            f"true {labels[n]}, said {wrong[n].argmax()}\n(p = {wrong[n].max():.3f})", fontsize=9
-        )
+        said = wrong[n].argmax()
+        p_said = f"p = {wrong[n].max():.3f}"
+        if classes is None:
+            title = f"true {labels[n]}, said {said}\n({p_said})"
+        else:  # names are longer: one line each
+            title = f"true {classes[labels[n]]}\nsaid {classes[said]} ({p_said})"
+        ax.set_title(title, fontsize=9)
     fig.suptitle(f"The {k} test images it is most sure of, and wrong")
     return fig
 
@@ -163,9 +183,8 @@ def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Fig
     return fig
 
 
-Table = list[
-    dict[str, Any]
-]  # a search's rows, column -> value (scratchlr.search.results.read_table)
+#: A search's rows, column -> value (:func:`scratchlr.search.results.read_table`).
+Table = list[dict[str, Any]]
 BINS = 8  # cells along an axis of sampled values; a grid's axis has a cell per value
 
 
@@ -194,7 +213,8 @@ def cells(values: list[Any]) -> tuple[np.ndarray, Any, str]:
     is drawn: ``log``, ``linear``, or ``even`` (a cell per value, evenly spaced).
     Numbers get a cell per distinct value (edges halfway between, in log where the axis is),
     or, when sampled (more than 12 distinct), BINS even cells. Anything else, and a grid that
-    starts at 0 and then spans decades (``--weight-decay 0,1e-5,1e-4``), gets evenly spaced cells."""
+    starts at 0 and then spans decades (``--weight-decay 0,1e-5,1e-4``), gets evenly spaced
+    cells."""
     distinct = in_order(values)
     positive = [v for v in distinct if numeric([v]) and v > 0]
     if not numeric(distinct) or (
@@ -203,7 +223,8 @@ def cells(values: list[Any]) -> tuple[np.ndarray, Any, str]:
         return np.arange(len(distinct) + 1) - 0.5, distinct.index, "even"
     log = logarithmic(distinct)
     kind = "log" if log else "linear"
-    warp, unwarp = (np.log, np.exp) if log else (lambda a: a, lambda a: a)
+    warp = np.log if log else np.asarray  # where the cells are even, and back
+    unwarp = np.exp if log else np.asarray
     points = warp(np.asarray(distinct, float))  # at least two: an axis that varies
     if len(distinct) > 12:
         edges = np.linspace(points[0], points[-1], BINS + 1)
@@ -234,7 +255,8 @@ def search_map(names: list[str], table: Table) -> Figure:
     )  # one setting: a strip of cells
     best = np.full((len(y_edges) - 1, len(x_edges) - 1), np.nan)
     for row in table:
-        i, j = y_cell(row[busy[-1]]), x_cell(row[busy[0]])
+        i = y_cell(row[busy[-1]])
+        j = x_cell(row[busy[0]])
         best[i, j] = np.fmax(best[i, j], row["val_accuracy"])
     fig = Figure(figsize=(8, 6 if len(busy) == 2 else 2.8), layout="constrained")
     ax = fig.subplots()
@@ -244,7 +266,8 @@ def search_map(names: list[str], table: Table) -> Figure:
         np.sqrt(e[:-1] * e[1:]) if kind == "log" else (e[:-1] + e[1:]) / 2
         for e, kind in ((x_edges, x_kind), (y_edges, y_kind))
     )
-    low, high = np.nanmin(best), np.nanmax(best)
+    low = np.nanmin(best)
+    high = np.nanmax(best)
     for (i, j), acc in np.ndenumerate(best):
         if np.isfinite(acc) and best.size <= 144:
             ax.text(

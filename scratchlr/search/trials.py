@@ -1,8 +1,8 @@
 """Running trials: each an ordinary training run, scored on the validation split only.
 
 A trial is :func:`scratchlr.train.train` with the trial's :class:`scratchlr.config.Config`
-(``--validate`` on), on the NumPy backend, on MNIST's training files alone: the test files
-are not even opened. It runs with one BLAS thread (``threadpoolctl``; two OpenBLAS threads
+(``--validate`` on), on the NumPy backend, on its data set's training files alone: the test
+files are not even opened. It runs with one BLAS thread (``threadpoolctl``; two OpenBLAS threads
 round the products' sums differently), and it is deterministic given its settings, so it
 gives the same bits wherever it runs:
 - :class:`InProcess`: in this process;
@@ -11,8 +11,9 @@ gives the same bits wherever it runs:
   ``concurrent.futures`` executor.
 A failed trial is raised as :class:`TrialError`, naming it; a place that cannot run them, as
 :class:`RunnerError`.
-Each process loads the training files once, verified as always, from its own data folder:
-the one named, else its own ``$SCRATCHLR_DATA`` or ``./data/mnist``.
+Each process loads a data set's training files once, verified as always, from its own data
+folder: the one named, else the data set's own (``$SCRATCHLR_DATA`` or ``./data/mnist`` for
+MNIST).
 """
 
 from __future__ import annotations
@@ -38,26 +39,35 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..backend import numpy_backend
-from ..dataset import mnist
+from ..dataset import splits
+from ..dataset.records import ALL_FILES, DATASETS, TRAIN_FILES, Dataset
 from ..files.history import Record
 from ..train import Result, train
 from . import space
 from .results import Outcome
 
 ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-LOADED: dict[tuple[str | None, bool], dict[str, np.ndarray]] = {}  # this process's MNIST arrays
+# This process's arrays, by (data set, data folder given, with the test files)
+LOADED: dict[tuple[Dataset, str | None, bool], dict[str, np.ndarray]] = {}
 
 
-def data(data_dir: str | None, validation_size: int, test: bool = False) -> mnist.MNIST:
-    """MNIST from ``data_dir`` (None: this process's default folder), split with
+def data(
+    dataset: Dataset, data_dir: str | None, validation_size: int, test: bool = False
+) -> splits.Splits:
+    """``dataset`` from ``data_dir`` (None: its default folder in this process), split with
     ``validation_size`` held out; read once per process. Without ``test``, only the training
     files are read and the test split has no rows."""
-    key = (data_dir, test)
+    key = (dataset, data_dir, test)
     if key not in LOADED:
-        LOADED[key] = mnist.load_arrays(
-            mnist.data_dir(data_dir), tuple(mnist.FILES) if test else mnist.TRAIN_FILES
-        )
-    return mnist.split(LOADED[key], validation_size)
+        directory = splits.data_dir(dataset, data_dir)
+        LOADED[key] = splits.load_arrays(dataset, directory, ALL_FILES if test else TRAIN_FILES)
+    return splits.split(LOADED[key], dataset, validation_size)
+
+
+def datasets(plan: list[space.Settings]) -> list[Dataset]:
+    """The data sets the trials of ``plan`` read, each once, in the order they first come."""
+    names = dict.fromkeys(space.config(settings).dataset for settings in plan)
+    return [DATASETS[name] for name in names]
 
 
 def kept(history: list[Record], early_stopping: int | None) -> Record:
@@ -78,8 +88,9 @@ def run_trial(settings: space.Settings, data_dir: str | None) -> Outcome:
     files alone, with one BLAS thread; its outcome is the validation score of the model the
     run keeps."""
     config = space.config(settings)
+    trained_on = data(DATASETS[config.dataset], data_dir, config.validation_size)
     with threadpool_limits(1):
-        result = train(data(data_dir, config.validation_size), config, numpy_backend(), emit=quiet)
+        result = train(trained_on, config, numpy_backend(), emit=quiet)
     record = kept(result.history, config.early_stopping)
     assert record.val_loss is not None and record.val_accuracy is not None
     return Outcome(record.val_loss, record.val_accuracy, result.steps, result.train_seconds)
@@ -89,10 +100,9 @@ def run_tested(settings: space.Settings, data_dir: str | None) -> Result:
     """Train one trial as :func:`run_trial` does, then score its model on the test split
     (read here, once): the run of ``--test-best``."""
     config = space.config(settings)
+    tested_on = data(DATASETS[config.dataset], data_dir, config.validation_size, test=True)
     with threadpool_limits(1):
-        return train(
-            data(data_dir, config.validation_size, test=True), config, numpy_backend(), emit=quiet
-        )
+        return train(tested_on, config, numpy_backend(), emit=quiet)
 
 
 class InProcess(Executor):
@@ -168,7 +178,8 @@ class RunnerError(RuntimeError):
 
 
 class TrialError(RuntimeError):
-    """Trial ``index`` (of the plan) failed where it ran; the message is its error's, in one line."""
+    """Trial ``index`` (of the plan) failed where it ran; the message is its error's, in one
+    line."""
 
     def __init__(self, index: int, error: BaseException) -> None:
         text = (str(error).strip().splitlines() or [""])[0]

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from .. import model
-from ..dataset.mnist import SIDE, Split
+from ..dataset.splits import Split
+from ..files.images import SIDE
 from ..reports.evaluate import scores
 
 # matplotlib's RdBu_r, the diverging map of plots.templates and plots.explain: ColorBrewer's

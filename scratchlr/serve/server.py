@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..dataset.mnist import Split
+from ..dataset.splits import Split
 from ..files import images
 from . import api, protocol
 from .protocol import ALLOWED, PAGE_FILES, POLICY, route

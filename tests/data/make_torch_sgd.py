@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from scratchlr import model
-from scratchlr.dataset import mnist
+from scratchlr.dataset import splits
+from scratchlr.dataset.records import DATASETS
 
 STEPS = 200
 BATCH = 128
@@ -75,7 +76,7 @@ def run(
 
 def main() -> int:
     torch.set_num_threads(1)
-    data = mnist.load(sys.argv[1])
+    data = splits.load(DATASETS["mnist"], sys.argv[1])
     images = np.asarray(data.train.images)
     labels = np.asarray(data.train.labels)
     out = {}
