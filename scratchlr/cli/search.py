@@ -22,21 +22,34 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import Field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import flag
 from ..dataset import download, mnist
 from ..files import modelfile
 from ..search import results, space, trials
-from .args import PROG, add_data_args, config_fields, fail, usage_error, writable_file
+from .args import (
+    PROG,
+    add_data_args,
+    config_fields,
+    fail,
+    option_strings,
+    usage_error,
+    writable_file,
+)
 from .training import Interrupt
 
 TOP = 5
 
 
 class Given(argparse.Action):
-    """Keep each training flag's text, in the order the flags were given (the grid's order)."""
+    """Keep each training flag's Config field and text, in the order the flags were given (the
+    grid's order)."""
+
+    def __init__(self, *args: Any, field: Field[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.field = field
 
     def __call__(
         self,
@@ -46,9 +59,9 @@ class Given(argparse.Action):
         option: str | None = None,
     ) -> None:
         given = namespace.given = list(getattr(namespace, "given", None) or [])
-        if any(name == self.dest for name, _ in given):
+        if any(f is self.field for f, _ in given):
             parser.error(f"{option} given twice (give its values as one comma list)")
-        given.append((self.dest, text))
+        given.append((self.field, text))
 
 
 def address(text: str) -> str:
@@ -83,9 +96,10 @@ def add_parser(commands: Any) -> None:
         kinds = f"; one of {', '.join(f.metadata['choices'])}" if "choices" in f.metadata else ""
         alone = f"; given bare: {bare}" if bare else ""
         where.add_argument(
-            flag(f.name),
+            *option_strings(f),
             dest=f.name,
             action=Given,
+            field=f,
             metavar="VALUES",
             nargs="?" if bare else None,
             const=bare,
@@ -139,7 +153,7 @@ def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str], dic
     """The trials, the names of the settings that vary and the flags all share
     (:func:`scratchlr.search.results.shared`), every trial checked as training checks it;
     ``ValueError`` naming the flag (and the trial) if one is refused."""
-    axes = [space.parse_axis(name, text) for name, text in args.given]
+    axes = [space.parse_axis(f, text) for f, text in args.given]
     varying = [a.name for a in axes if a.varies]
     if not varying:
         raise ValueError(
@@ -243,7 +257,8 @@ def prepare(
     ``ValueError`` (a file of another search), ``DownloadError`` or ``MNISTDataError``."""
     done: dict[int, results.Outcome] = {}
     if args.resume and args.results.exists():
-        rows = results.read(args.results, varying)  # its columns first: the same settings vary
+        fields = {f.name: f for f, _ in args.given}
+        rows = results.read(args.results, [fields[n] for n in varying])  # the same columns first
         results.check_shared(args.results, common)
         done = resumed(args.results, rows, todo, varying)
     elif args.results and args.results.exists() and not args.quiet:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, astuple, dataclass, fields
+from dataclasses import Field, asdict, astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +115,10 @@ def rows_of(path: Path) -> list[list[str]]:
         raise ValueError(f"{path}: not a CSV file ({exc})") from None
 
 
-def read(path: Path, varying: list[str]) -> list[tuple[space.Settings, Outcome]]:
-    """The rows of a results file written for the settings ``varying``: each trial's varying
-    settings and its outcome. ``ValueError`` naming the file if it is not such a file."""
+def read(path: Path, fields: list[Field[Any]]) -> list[tuple[space.Settings, Outcome]]:
+    """The rows of a results file written for the Config ``fields`` that vary: each trial's
+    varying settings and its outcome. ``ValueError`` naming the file if it is not such a file."""
+    varying = [f.name for f in fields]
     rows = rows_of(path)
     if not rows or rows[0] != header(varying):
         found = ",".join(rows[0]) if rows else "nothing"
@@ -127,9 +128,17 @@ def read(path: Path, varying: list[str]) -> list[tuple[space.Settings, Outcome]]
     out = []
     for line, row in enumerate(rows[1:], start=2):
         try:
-            settings = {n: space.value(n, cell) for n, cell in zip(varying, row)}
-            loss, acc, steps, seconds = row[len(varying) :]
-            out.append((settings, Outcome(float(loss), float(acc), int(steps), float(seconds))))
+            settings = {f.name: space.value(f, cell) for f, cell in zip(fields, row)}
+            metrics = row[len(varying) :]
+            if len(metrics) != len(METRICS):
+                raise ValueError
+            outcome = Outcome(
+                val_loss=float(metrics[0]),
+                val_accuracy=float(metrics[1]),
+                steps=int(metrics[2]),
+                seconds=float(metrics[3]),
+            )
+            out.append((settings, outcome))
         except ValueError:
             raise ValueError(
                 f"{path}, line {line}: not a row of this search: {','.join(row)}"
@@ -145,7 +154,8 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
         raise ValueError(
             f"{path}: not a search's results (its last columns are not {','.join(METRICS)})"
         )
-    names, table = rows[0][: -len(METRICS)], []
+    names = rows[0][: -len(METRICS)]
+    table = []
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(rows[0]):
             raise ValueError(f"{path}, line {line}: {len(row)} cells, not {len(rows[0])}")
