@@ -372,24 +372,62 @@ def test_history_file_is_checked_before_training(
     assert proc.stdout == ""  # refused before training
 
 
-def test_progress_bar_only_on_a_terminal_after_its_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scratchlr.cli import progress
+class Clock:
+    """A stand-in for the ``time`` module that the progress bar reads, moved by hand."""
 
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_a_bar_is_drawn_only_on_a_terminal_once_its_delay_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scratchlr import progress
+
+    clock = Clock()
+    monkeypatch.setattr(progress, "time", clock)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    bar = progress.ProgressBar(10, delay=0)
-    bar.update(3)
-    assert bar.bar is None and bar.done == 3
+    piped = progress.ProgressBar(10, "train")
+    piped.update(3)
+    assert piped.bar is None and piped.done == 3  # counted, never drawn
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    late = progress.ProgressBar(10, delay=60)
+    late = progress.ProgressBar(10, "train", delay=60)
     late.update(3)
+    clock.now = 59.9
+    late.update(1)
     assert late.bar is None
-    bar.update(2)
-    assert bar.bar is not None and bar.bar.n == 5 and bar.bar.total == 10
+    clock.now = 60.0
+    late.update(1)
+    assert late.bar is not None and late.bar.n == 5 and late.bar.total == 10
+    late.close()
+    late.update(1)
+    assert late.bar is None  # erased at the end, and not drawn again
+
+
+def test_a_bar_moves_in_steps_of_a_thousandth_so_update_1_is_cheap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scratchlr import progress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    bar = progress.ProgressBar(10_000, "train")  # no delay: drawn at once
+    assert bar.bar is not None and bar.bar.n == 0
+    for _ in range(9):
+        bar.update(1)
+    assert bar.bar.n == 0  # counted, not yet handed to tqdm
+    bar.update(1)
+    assert bar.bar.n == 10 and bar.done == 10
+    bar.note("best 0.9")
+    assert "best 0.9" in str(bar.bar)
     bar.close()
 
 
-def run_on_a_terminal(*args: str) -> tuple[str, str]:
-    """Run the CLI with stderr on a pseudo-terminal of 80 columns: (what the terminal got, stdout)."""
+def run_on_a_terminal(*args: str, delay: float) -> tuple[str, str]:
+    """Run the CLI, with the training bar's delay ``delay`` s, with stderr on a pseudo-terminal
+    of 80 columns: (what the terminal got, stdout)."""
     pty = pytest.importorskip("pty")
     import fcntl
     import select
@@ -399,8 +437,15 @@ def run_on_a_terminal(*args: str) -> tuple[str, str]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = (  # python -m scratchlr (its __main__ first: one BLAS thread), with the delay set
+        "import sys; from scratchlr.__main__ import main; from scratchlr.cli import training; "
+        "training.BAR_DELAY = float(sys.argv[1]); sys.exit(main(sys.argv[2:]))"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scratchlr", *args], stdout=subprocess.PIPE, stderr=slave, env=env
+        [sys.executable, "-c", code, str(delay), *args],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
     )
     os.close(slave)
     terminal = b""
@@ -417,14 +462,21 @@ def run_on_a_terminal(*args: str) -> tuple[str, str]:
     return terminal.decode(errors="replace"), stdout.decode()
 
 
-def test_a_long_run_shows_a_progress_bar_on_a_terminal(mnist_dir: Path) -> None:
-    terminal, stdout = run_on_a_terminal(
-        "--data-dir", str(mnist_dir), "--epochs", "25", "--display-step", "5000"
-    )
-    assert "train: " in terminal and "step/s]" in terminal  # tqdm's bar, after 2 s
+def test_a_run_past_the_delay_shows_a_progress_bar_on_a_terminal_and_erases_it(
+    mnist_dir: Path,
+) -> None:
+    """The bar's delay set to 0 and to an hour, so that what shows does not depend on how
+    fast the machine trains."""
+    flags = ("--data-dir", str(mnist_dir), "--num-steps", "300", "--display-step", "100")
+    terminal, stdout = run_on_a_terminal(*flags, delay=0)
+    assert "train: " in terminal and "step/s]" in terminal  # tqdm's bar, on stderr
+    summary = terminal.rindex("scratchlr: load")
+    erased = terminal[terminal.rindex("step/s]", 0, summary) + len("step/s]") : summary]
+    assert erased.strip("\r ") == "" and "\r" in erased  # the last bar drawn, then blanked
     assert "step/s" not in stdout and stdout.splitlines()[-1].startswith("Testset Accuracy")
-    short, _ = run_on_a_terminal("--data-dir", str(mnist_dir), "--num-steps", "300")
-    assert "step/s" not in short and "scratchlr: load" in short  # under 2 s: only the summary
+    short, unbarred = run_on_a_terminal(*flags, delay=3600)
+    assert "step/s" not in short and "scratchlr: load" in short  # before the delay: no bar
+    assert stdout == unbarred  # the log lines, whole and in order, with a bar or without
 
 
 @pytest.mark.parametrize(

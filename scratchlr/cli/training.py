@@ -21,6 +21,7 @@ from .. import __version__
 from ..backend import DEVICES, BackendError, numpy_backend, select
 from ..dataset import download, mnist
 from ..files import history, modelfile
+from ..progress import ProgressBar, say
 from ..train import evaluate, train
 from .args import (
     PROG,
@@ -32,7 +33,6 @@ from .args import (
     usage_error,
     writable_file,
 )
-from .progress import ProgressBar, say
 
 
 def add_parser(commands: Any) -> None:
@@ -60,6 +60,14 @@ def add_parser(commands: Any) -> None:
     )
     add_data_args(p)
     p.set_defaults(run=run)
+
+
+BAR_DELAY = 2.0  # s: a run that ends sooner shows no progress bar
+
+
+def training_bar(total: int) -> ProgressBar:
+    """The bar of a run of ``total`` steps, drawn once the run has taken :data:`BAR_DELAY` s."""
+    return ProgressBar(total, "train", unit="step", delay=BAR_DELAY)
 
 
 class Interrupt:
@@ -118,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 config,
                 backend,
                 emit=say,
-                progress=None if args.quiet else ProgressBar,
+                progress=None if args.quiet else training_bar,
                 stop=interrupted,
             )
     except MemoryError:

@@ -11,16 +11,16 @@ import contextlib
 import os
 import re
 import shutil
-import sys
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import __version__
 from ..files.atomic import replacing
+from ..progress import ProgressBar
 from . import mnist, store
 
 if TYPE_CHECKING:
@@ -58,12 +58,13 @@ class MirrorFailed(Exception):
 @dataclass(frozen=True)
 class Settings:
     """How hard to try: (connect, read) timeouts in s, retries per mirror on connection
-    errors and 5xx with exponential backoff (s), and whether to show progress bars."""
+    errors and 5xx with exponential backoff (s); and ``progress``, the caller's factory of
+    a file's bar (:class:`scratchlr.progress.ProgressBar`'s arguments), or None for none."""
 
     timeout: tuple[float, float] = (10.0, 60.0)
     retries: int = 2
     backoff: float = 1.0
-    quiet: bool = False
+    progress: Callable[..., Any] | None = None
 
 
 def mirrors(explicit: Sequence[str] | None = None) -> list[str]:
@@ -119,7 +120,6 @@ def http_get(
 ) -> None:
     """Stream ``url`` into ``out``, retrying connection errors and 5xx with backoff."""
     import requests
-    from tqdm import tqdm
 
     last, unreachable = "", False
     for attempt in range(settings.retries + 1):
@@ -137,13 +137,17 @@ def http_get(
                 if r.status_code != 200:
                     raise MirrorFailed(f"HTTP {r.status_code} {r.reason}")
                 size = int(r.headers.get("Content-Length") or 0) or None
-                hide = settings.quiet or not sys.stderr.isatty()
-                with tqdm(
-                    total=size, unit="B", unit_scale=True, desc=name, disable=hide, leave=False
-                ) as bar:
+                bar = None
+                if settings.progress is not None:  # the caller's bar of this file's bytes
+                    bar = settings.progress(size, name, unit="B", unit_scale=True)
+                try:
                     for chunk in r.iter_content(1 << 16):
                         out.write(chunk)
-                        bar.update(len(chunk))
+                        if bar is not None:
+                            bar.update(len(chunk))
+                finally:
+                    if bar is not None:
+                        bar.close()
                 return
         except (
             requests.ConnectionError,
@@ -299,7 +303,8 @@ def fetch_missing(
     verified MNIST (the files of ``keys``: all four by default), fetching what is missing
     from :func:`mirrors` (``explicit_mirrors`` first). Returns the names fetched; raises
     ``DownloadError``, or ``MNISTDataError`` for a file."""
-    return ensure(mnist.data_dir(data_dir), mirrors(explicit_mirrors), Settings(quiet=quiet), keys)
+    settings = Settings(progress=None if quiet else ProgressBar)  # until the caller passes its own
+    return ensure(mnist.data_dir(data_dir), mirrors(explicit_mirrors), settings, keys)
 
 
 def cached(directory: Path, f: mnist.MNISTFile) -> str | None:
