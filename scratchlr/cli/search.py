@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from ..dataset import download, mnist
 from ..files import modelfile
+from ..progress import ProgressBar
 from ..search import results, space, trials
 from .args import (
     PROG,
@@ -293,41 +294,42 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     except OSError as exc:
         return fail(f"{exc.filename or args.results}: {exc.strerror or exc}")
-    where = args.scheduler or (f"{args.jobs} worker processes" if args.jobs > 1 else "this process")
-    if not args.quiet:
-        print(f"{PROG} search: {len(todo)} trials ({len(done)} done), on {where}", file=sys.stderr)
-    try:  # the workers start before the progress bar's thread, which could take a Ctrl-C meant for the search
-        with (
-            Interrupt() as interrupted,
-            executor(args, interrupted) as (runner, width),
-            progress(args, len(todo), len(done)) as bar,
-        ):
+    try:
+        # Ctrl-C's handler before the cue: a Ctrl-C as soon as the cue shows stops the search
+        # cleanly. The workers start before the bar, whose thread could take a Ctrl-C meant
+        # for the search while they start.
+        with Interrupt() as interrupted:
+            announce(args, len(todo), len(done))
+            with (
+                executor(args, interrupted) as (runner, width),
+                progress(args, len(todo), len(done)) as bar,
+            ):
 
-            def finished(i: int, outcome: results.Outcome) -> None:
-                done[i] = outcome
-                if args.results:
-                    results.write(
-                        args.results, [(todo[j], done[j]) for j in sorted(done)], varying, common
-                    )
-                bar.update(1)
-                bar.set_postfix_str(
-                    f"best val_accuracy {max(o.val_accuracy for o in done.values()):.4f}"
+                def finished(i: int, outcome: results.Outcome) -> None:
+                    done[i] = outcome
+                    if args.results:
+                        kept = [(todo[j], done[j]) for j in sorted(done)]
+                        results.write(args.results, kept, varying, common)
+                    if bar is not None:
+                        best = max(o.val_accuracy for o in done.values())
+                        bar.note(f"best val_accuracy {best:.4f}")
+                        bar.update(1)
+
+                trials.run_all(
+                    runner,
+                    width,
+                    todo,
+                    [i for i in range(len(todo)) if i not in done],
+                    args.data_dir,
+                    finished,
+                    interrupted,
                 )
-
-            trials.run_all(
-                runner,
-                width,
-                todo,
-                [i for i in range(len(todo)) if i not in done],
-                args.data_dir,
-                finished,
-                interrupted,
-            )
-            stopped = interrupted()  # a Ctrl-C from here on waits for --test-best's one run
-            bar.close()
-            best = show(args, [(todo[i], done[i]) for i in sorted(done)], varying)
-            if args.test_best and best and not stopped:
-                test_best(args, runner, best)
+                stopped = interrupted()  # a Ctrl-C from here on waits for --test-best's one run
+                if bar is not None:
+                    bar.close()
+                best = show(args, [(todo[i], done[i]) for i in sorted(done)], varying)
+                if args.test_best and best and not stopped:
+                    test_best(args, runner, best)
     except trials.TrialError as exc:
         return fail(f"trial {exc.index + 1} ({space.describe(todo[exc.index], varying)}): {exc}")
     except (trials.RunnerError, download.DownloadError, mnist.MNISTDataError) as exc:
@@ -345,19 +347,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def progress(args: argparse.Namespace, total: int, done: int) -> Iterator[Any]:
-    """A tqdm bar of trials on stderr, drawn only on a terminal (and not with ``--quiet``)."""
-    from tqdm import tqdm
+def announce(args: argparse.Namespace, total: int, done: int) -> None:
+    """The cue on stderr (not with ``--quiet``): how many trials, and where they run."""
+    if args.quiet:
+        return
+    where = args.scheduler or (f"{args.jobs} worker processes" if args.jobs > 1 else "this process")
+    print(f"{PROG} search: {total} trials ({done} done), on {where}", file=sys.stderr)
 
-    bar = tqdm(
-        total=total,
-        initial=done,
-        desc="search",
-        unit="trial",
-        file=sys.stderr,
-        disable=args.quiet or not sys.stderr.isatty(),
-    )
+
+@contextlib.contextmanager
+def progress(args: argparse.Namespace, total: int, done: int) -> Iterator[ProgressBar | None]:
+    """A bar of trials on stderr, drawn at once on a terminal; None with ``--quiet``."""
+    if args.quiet:
+        yield None
+        return
+    bar = ProgressBar(total, "search", unit="trial", initial=done)
     try:
         yield bar
     finally:
