@@ -50,6 +50,19 @@ def test_a_drawing_gets_the_explanation_of_its_pixels(synthetic: DemoServer) -> 
     )
 
 
+def test_the_two_highest_logits_break_a_tie_to_the_lower_class() -> None:
+    """The maps the page and plots.explain both show (scratchlr.reports.contributions)."""
+    from scratchlr.reports import contributions
+
+    W = np.arange(8.0).reshape(2, 4)
+    x = np.array([1.0, 0.5])
+    top = contributions.top_two(W, x, np.array([2.0, 5.0, 1.0, 5.0]))
+    assert [c for c, _ in top] == [1, 3]
+    assert np.array_equal(top[0][1], [1.0, 2.5]) and np.array_equal(top[1][1], [3.0, 3.5])
+    assert contributions.largest(np.array([-3.0, 2.0]), np.array([1.0])) == 3.0
+    assert contributions.largest(np.zeros(3)) == 1.0  # an all-zero map still has a scale
+
+
 def test_templates_and_test_images(synthetic: DemoServer) -> None:
     status, _, body = request(synthetic, "GET", "/api/templates")
     out = json.loads(body)
