@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import gpu_available
 from helpers import damaged_copy
@@ -290,12 +291,35 @@ def test_data_dir_from_environment(mnist_dir: Path, tmp_path: Path) -> None:
     )
 
 
-def test_gradcheck_command_with_mnist(mnist_dir: Path) -> None:
-    proc = run("gradcheck", "--data-dir", str(mnist_dir))
-    assert proc.returncode == 0, proc.stderr
-    assert "MNIST first 32 examples" in proc.stdout and "gradcheck OK" in proc.stdout
-    worst = float(re.search(r"max relative error (\S+) \(tolerance", proc.stdout).group(1))
-    assert 0 < worst <= 1e-7
+@pytest.mark.parametrize("error, status, verdict", [(1e-9, 0, "OK"), (1e-3, 1, "FAILED")])
+def test_gradcheck_command_checks_mnist_when_present_and_says_its_verdict(
+    mnist_dir: Path,
+    mnist_data,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    error: float,
+    status: int,
+    verdict: str,
+) -> None:
+    """The command's part: it hands the check the first 32 training images when MNIST is
+    there, prints each problem's line and its verdict, and exits 1 above the tolerance. The
+    check itself (the numbers) is a stand-in: the MNIST gradient check is test_math_doc's."""
+    from scratchlr import gradcheck
+
+    first_32 = mnist_data.train.labels[:32]
+    mnist_checks = []
+
+    def check(X, y, W, b, weight_decay: float = 0.0) -> dict[str, float]:
+        on_mnist = X.shape == (32, 784) and np.array_equal(y, first_32)
+        mnist_checks.append(on_mnist)
+        return {"W": error if on_mnist else 1e-12, "b": 1e-12}
+
+    monkeypatch.setattr(gradcheck, "check", check)
+    proc = in_process(capsys, "gradcheck", "--data-dir", str(mnist_dir))
+    assert proc.returncode == status, proc.stderr
+    assert mnist_checks.count(True) == 1 and len(mnist_checks) >= 2  # and the random problems
+    assert f"MNIST first 32 examples: max relative error W {error:.3e}" in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith(f"gradcheck {verdict}: max relative error")
 
 
 def test_gradcheck_without_data_checks_random_problem(tmp_path: Path) -> None:
@@ -370,6 +394,31 @@ def test_history_file_is_checked_before_training(
     proc = run("--data-dir", str(mnist_dir), "--num-steps", "5", "--history", target)
     assert_one_line_error(proc, 2, "--history", words)
     assert proc.stdout == ""  # refused before training
+
+
+def test_a_fields_aliases_are_more_names_of_its_flag_in_train_and_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A field's metadata ``"aliases"`` (an old name kept working): each parser takes it for
+    the field itself."""
+    from scratchlr.cli import args, main
+
+    def with_alias(f: dataclasses.Field) -> dataclasses.Field:
+        if f.name != "dtype":
+            return f
+        renamed = dataclasses.field(default=f.default, metadata={**f.metadata, "aliases": ("--x",)})
+        renamed.name = f.name
+        return renamed
+
+    real = [with_alias(f) for f in dataclasses.fields(Config)]
+    monkeypatch.setattr(args, "fields", lambda cls: real)
+    parsers = main.parser()[1]
+    trained = parsers["train"].parse_args(["--x", "float64"])
+    assert args.config_from(trained).dtype == "float64"
+    searched = parsers["search"].parse_args(["--x", "float32,float64"])
+    assert [(f.name, text) for f, text in searched.given] == [("dtype", "float32,float64")]
+    with pytest.raises(SystemExit):  # the two names are one flag: given twice
+        parsers["search"].parse_args(["--x", "float32", "--dtype", "float64"])
 
 
 class Clock:
