@@ -76,7 +76,8 @@ def address(text: str) -> str:
 
 
 def add_parser(commands: Any) -> None:
-    """The ``search`` command: every training flag, as a value, a list or a range, then the search's own."""
+    """The ``search`` command: every training flag, as a value, a list or a range, then the
+    search's own flags."""
     p = commands.add_parser(
         "search",
         help="tune the training flags on the validation split",
@@ -126,8 +127,8 @@ def add_parser(commands: Any) -> None:
         "--scheduler",
         metavar="ADDRESS",
         type=address,
-        help="run the trials on the Dask cluster there "
-        "(tcp://HOST:PORT; needs the [dist] extra); each worker reads MNIST from its own data folder",
+        help="run the trials on the Dask cluster there (tcp://HOST:PORT; needs the [dist] "
+        "extra); each worker reads MNIST from its own data folder",
     )
     s.add_argument(
         "--results",
@@ -184,7 +185,10 @@ def check(args: argparse.Namespace) -> str | None:
     if args.jobs < 1:
         return f"--jobs must be positive, got {args.jobs}"
     if args.scheduler and args.jobs != 1:
-        return "--jobs and --scheduler are alternatives: a cluster runs as many trials as it has worker threads"
+        return (
+            "--jobs and --scheduler are alternatives: a cluster runs as many trials as it has "
+            "worker threads"
+        )
     if args.resume and not args.results:
         return "--resume continues a --results file: give it"
     if args.save and not args.test_best:
@@ -212,8 +216,8 @@ def resumed(
         )
         if i is None:
             raise ValueError(
-                f"{path}: its trial {space.describe(settings, varying)} is not one of this search's "
-                "(--resume needs the flags that wrote it)"
+                f"{path}: its trial {space.describe(settings, varying)} is not one of this "
+                "search's (--resume needs the flags that wrote it)"
             )
         done[i] = outcome
     return done
@@ -285,8 +289,8 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(problem)
     if args.scheduler and importlib.util.find_spec("distributed") is None:
         return fail(
-            "--scheduler needs dask.distributed, the [dist] extra: pip install -e '.[dist]' in a checkout, "
-            "or pip install distributed"
+            "--scheduler needs dask.distributed, the [dist] extra: pip install -e '.[dist]' in a "
+            "checkout, or pip install distributed"
         )
     try:
         done = prepare(args, todo, varying, common)

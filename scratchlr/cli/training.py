@@ -162,10 +162,8 @@ def run(args: argparse.Namespace) -> int:
             f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}"
         )
     if result.interrupted:
-        print(
-            f"{PROG}: interrupted at step {result.steps} of {config.total_steps(len(data.train.labels))}",
-            file=sys.stderr,
-        )
+        total = config.total_steps(len(data.train.labels))
+        print(f"{PROG}: interrupted at step {result.steps} of {total}", file=sys.stderr)
     us = 1e6 * result.train_seconds / max(result.steps, 1)
     print(
         f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "

@@ -168,7 +168,8 @@ class RunnerError(RuntimeError):
 
 
 class TrialError(RuntimeError):
-    """Trial ``index`` (of the plan) failed where it ran; the message is its error's, in one line."""
+    """Trial ``index`` (of the plan) failed where it ran; the message is its error's, in one
+    line."""
 
     def __init__(self, index: int, error: BaseException) -> None:
         text = (str(error).strip().splitlines() or [""])[0]
