@@ -191,7 +191,8 @@ def test_help_lists_every_command_and_train_every_setting(capsys) -> None:
 
 def test_bare_flags_are_the_train_command(mnist_dir: Path, capsys) -> None:
     args = ["--num-steps", "3", "--display-step", "1", "--data-dir", str(mnist_dir), "--quiet"]
-    bare, named = in_process(capsys, *args), in_process(capsys, "train", *args)
+    bare = in_process(capsys, *args)
+    named = in_process(capsys, "train", *args)
     assert bare.returncode == named.returncode == 0
     assert bare.stdout == named.stdout and bare.stdout.startswith("Initial loss= 2.302585125\n")
 
@@ -585,7 +586,8 @@ def test_ctrl_c_keeps_the_work(mnist_dir: Path, tmp_path: Path) -> None:
     writes the history and the model (which says where it stopped), and exits 130."""
     from scratchlr.files import history, modelfile
 
-    model, record = tmp_path / "m.npz", tmp_path / "h.csv"
+    model = tmp_path / "m.npz"
+    record = tmp_path / "h.csv"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [

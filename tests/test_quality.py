@@ -214,7 +214,8 @@ def source_of(name: str) -> Path | None:
 
 def reachable(path: Path) -> set[str]:
     """Every scratchlr module that importing ``path`` imports, directly or through others."""
-    seen, todo = set(), list(imports_of(path))
+    seen: set[str] = set()
+    todo = list(imports_of(path))
     while todo:
         name = todo.pop()
         if name not in seen and (source := source_of(name)) is not None:

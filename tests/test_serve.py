@@ -24,7 +24,8 @@ def test_a_drawing_gets_the_explanation_of_its_pixels(synthetic: DemoServer) -> 
     )
     assert status == 200 and headers["Content-Type"] == "application/json"
     out = json.loads(body)
-    p, z = np.array(out["probabilities"]), np.array(out["logits"])
+    p = np.array(out["probabilities"])
+    z = np.array(out["logits"])
     assert (
         p.shape == z.shape == (10,)
         and abs(p.sum() - 1) < 1e-5
