@@ -475,6 +475,43 @@ def test_a_bar_moves_in_steps_of_a_thousandth_so_update_1_is_cheap(
     bar.close()
 
 
+def test_a_download_moves_the_bar_its_caller_gives_by_the_bytes_it_gets(tmp_path: Path) -> None:
+    """The downloader draws nothing itself: it calls ``Settings.progress`` with the file's size
+    and name, moves that bar by each chunk's bytes and closes it."""
+    from mirror import Mirror
+
+    from scratchlr.dataset import download
+
+    class Bar:
+        def __init__(self, total, desc, **looks) -> None:
+            self.total = total
+            self.desc = desc
+            self.looks = looks
+            self.done = 0
+            self.closed = False
+            bars.append(self)
+
+        def update(self, n: int) -> None:
+            self.done += n
+
+        def close(self) -> None:
+            self.closed = True
+
+    bars: list[Bar] = []
+    body = bytes(range(256)) * 1000  # 256000 bytes: several chunks of 64 KiB
+    mirror = Mirror({"f.gz": body})
+    settings = download.Settings(timeout=(2.0, 2.0), retries=0, progress=Bar)
+    try:
+        with download.session() as http, open(tmp_path / "f.gz", "wb") as out:
+            download.http_get(http, mirror.url + "f.gz", out, settings, "f.gz")
+    finally:
+        mirror.close()
+    assert (tmp_path / "f.gz").read_bytes() == body
+    (bar,) = bars
+    assert (bar.total, bar.desc, bar.done, bar.closed) == (len(body), "f.gz", len(body), True)
+    assert bar.looks == {"unit": "B", "unit_scale": True}
+
+
 def run_on_a_terminal(*args: str, delay: float) -> tuple[str, str]:
     """Run the CLI, with the training bar's delay ``delay`` s, with stderr on a pseudo-terminal
     of 80 columns: (what the terminal got, stdout)."""
