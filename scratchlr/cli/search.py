@@ -316,8 +316,8 @@ def run(args: argparse.Namespace) -> int:
                         results.write(args.results, kept, varying, common)
                     if bar is not None:
                         best = max(o.val_accuracy for o in done.values())
-                        bar.note(f"best val_accuracy {best:.4f}")
                         bar.update(1)
+                        bar.note(f"best val_accuracy {best:.4f}")  # and redraw it now
 
                 trials.run_all(
                     runner,
