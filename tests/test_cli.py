@@ -417,7 +417,7 @@ def test_a_fields_aliases_are_more_names_of_its_flag_in_train_and_search(
     trained = parsers["train"].parse_args(["--x", "float64"])
     assert args.config_from(trained).dtype == "float64"
     searched = parsers["search"].parse_args(["--x", "float32,float64"])
-    assert [(f.name, text) for f, text in searched.given] == [("dtype", "float32,float64")]
+    assert searched.given == [("dtype", "float32,float64")]
     with pytest.raises(SystemExit):  # the two names are one flag: given twice
         parsers["search"].parse_args(["--x", "float32", "--dtype", "float64"])
 

@@ -11,19 +11,17 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_cli import assert_one_line_error, in_process
 
-from scratchlr.config import Config, value_type
+from scratchlr.config import value_type
 from scratchlr.dataset import mnist
 from scratchlr.search import results, space
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = {f.name: f for f in fields(Config)}  # Config's fields by name, as the search's flags
 GRID = ["--epochs", "1", "--shuffle", "--learning-rate", "0.1,0.5", "--momentum", "0,0.9"]
 
 
@@ -403,9 +401,9 @@ def test_test_best_scores_the_best_once_on_test_and_keeps_it(
 
 def test_a_grid_is_the_product_of_the_axes_in_the_order_given() -> None:
     axes = [
-        space.parse_axis(FIELDS["momentum"], "0,0.9"),
-        space.parse_axis(FIELDS["batch_size"], "64,128,256"),
-        space.parse_axis(FIELDS["shuffle"], "true"),
+        space.parse_axis("momentum", "0,0.9"),
+        space.parse_axis("batch_size", "64,128,256"),
+        space.parse_axis("shuffle", "true"),
     ]
     trials = space.grid(axes)
     assert len(trials) == 6 and trials[0] == {"momentum": 0.0, "batch_size": 64, "shuffle": True}
@@ -417,10 +415,10 @@ def test_a_grid_is_the_product_of_the_axes_in_the_order_given() -> None:
 
 def test_samples_stay_in_their_ranges_ints_stay_ints_and_a_seed_repeats_them() -> None:
     axes = [
-        space.parse_axis(FIELDS["learning_rate"], "0.01:2:log"),
-        space.parse_axis(FIELDS["batch_size"], "32:512:log"),
-        space.parse_axis(FIELDS["weight_decay"], "0:0.001"),
-        space.parse_axis(FIELDS["epochs"], "1,2,3"),
+        space.parse_axis("learning_rate", "0.01:2:log"),
+        space.parse_axis("batch_size", "32:512:log"),
+        space.parse_axis("weight_decay", "0:0.001"),
+        space.parse_axis("epochs", "1,2,3"),
     ]
     trials = space.samples(axes, 400, seed=7)
     assert trials == space.samples(axes, 400, seed=7) and trials != space.samples(axes, 400, seed=8)
@@ -452,14 +450,14 @@ def test_samples_stay_in_their_ranges_ints_stay_ints_and_a_seed_repeats_them() -
     ],
 )
 def test_values_read_as_the_trainer_takes_them(name: str, text: str, expected) -> None:
-    got = space.value(FIELDS[name], text)
+    got = space.value(name, text)
     assert got == expected and type(got) is type(expected)
 
 
 def test_every_training_flag_takes_a_list() -> None:
     """Each Config field's default, written as a CSV cell, reads back as itself."""
-    for name, f in FIELDS.items():
-        assert space.value(f, space.text(f.default)) == f.default, name
+    for name, f in space.FIELDS.items():
+        assert space.value(name, space.text(f.default)) == f.default, name
         assert value_type(f) in (bool, int, float, str), name
 
 
@@ -474,8 +472,7 @@ def test_the_results_file_reads_back_to_the_same_bits(tmp_path: Path) -> None:
     ]
     varying = ["learning_rate", "average", "nesterov"]
     results.write(tmp_path / "r.csv", list(zip(settings, outcomes)), varying, {"--epochs": "1"})
-    read = results.read(tmp_path / "r.csv", [FIELDS[n] for n in varying])
-    assert read == list(zip(settings, outcomes))
+    assert results.read(tmp_path / "r.csv", varying) == list(zip(settings, outcomes))
     names, table = results.read_table(tmp_path / "r.csv")
     assert names == ["learning-rate", "average", "nesterov"] and table[1]["average"] == 430
     assert results.best(list(zip(settings, outcomes)), 1)[0][0] == settings[0]
@@ -499,7 +496,7 @@ def test_search_takes_every_training_flag() -> None:
     options = parser()[1][
         "search"
     ]._option_string_actions  # argparse's table of the command's flags
-    assert {flag(name) for name in FIELDS} <= set(options)
+    assert {flag(name) for name in space.FIELDS} <= set(options)
     assert {
         "--trials",
         "--search-seed",

@@ -22,7 +22,6 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import Field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,12 +44,7 @@ TOP = 5
 
 
 class Given(argparse.Action):
-    """Keep each training flag's Config field and text, in the order the flags were given (the
-    grid's order)."""
-
-    def __init__(self, *args: Any, field: Field[Any], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.field = field
+    """Keep each training flag's text, in the order the flags were given (the grid's order)."""
 
     def __call__(
         self,
@@ -60,9 +54,9 @@ class Given(argparse.Action):
         option: str | None = None,
     ) -> None:
         given = namespace.given = list(getattr(namespace, "given", None) or [])
-        if any(f is self.field for f, _ in given):
+        if any(name == self.dest for name, _ in given):
             parser.error(f"{option} given twice (give its values as one comma list)")
-        given.append((self.field, text))
+        given.append((self.dest, text))
 
 
 def address(text: str) -> str:
@@ -101,7 +95,6 @@ def add_parser(commands: Any) -> None:
             *option_strings(f),
             dest=f.name,
             action=Given,
-            field=f,
             metavar="VALUES",
             nargs="?" if bare else None,
             const=bare,
@@ -155,7 +148,7 @@ def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str], dic
     """The trials, the names of the settings that vary and the flags all share
     (:func:`scratchlr.search.results.shared`), every trial checked as training checks it;
     ``ValueError`` naming the flag (and the trial) if one is refused."""
-    axes = [space.parse_axis(f, text) for f, text in args.given]
+    axes = [space.parse_axis(name, text) for name, text in args.given]
     varying = [a.name for a in axes if a.varies]
     if not varying:
         raise ValueError(
@@ -262,8 +255,7 @@ def prepare(
     ``ValueError`` (a file of another search), ``DownloadError`` or ``MNISTDataError``."""
     done: dict[int, results.Outcome] = {}
     if args.resume and args.results.exists():
-        fields = {f.name: f for f, _ in args.given}
-        rows = results.read(args.results, [fields[n] for n in varying])  # the same columns first
+        rows = results.read(args.results, varying)  # its columns first: the same settings vary
         results.check_shared(args.results, common)
         done = resumed(args.results, rows, todo, varying)
     elif args.results and args.results.exists() and not args.quiet:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import Field, asdict, astuple, dataclass, fields
+from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +115,9 @@ def rows_of(path: Path) -> list[list[str]]:
         raise ValueError(f"{path}: not a CSV file ({exc})") from None
 
 
-def read(path: Path, fields: list[Field[Any]]) -> list[tuple[space.Settings, Outcome]]:
-    """The rows of a results file written for the Config ``fields`` that vary: each trial's
-    varying settings and its outcome. ``ValueError`` naming the file if it is not such a file."""
-    varying = [f.name for f in fields]
+def read(path: Path, varying: list[str]) -> list[tuple[space.Settings, Outcome]]:
+    """The rows of a results file written for the settings ``varying``: each trial's varying
+    settings and its outcome. ``ValueError`` naming the file if it is not such a file."""
     rows = rows_of(path)
     if not rows or rows[0] != header(varying):
         found = ",".join(rows[0]) if rows else "nothing"
@@ -128,7 +127,7 @@ def read(path: Path, fields: list[Field[Any]]) -> list[tuple[space.Settings, Out
     out = []
     for line, row in enumerate(rows[1:], start=2):
         try:
-            settings = {f.name: space.value(f, cell) for f, cell in zip(fields, row)}
+            settings = {n: space.value(n, cell) for n, cell in zip(varying, row)}
             metrics = row[len(varying) :]
             if len(metrics) != len(METRICS):
                 raise ValueError

@@ -6,32 +6,32 @@ A flag's text says which (``scratchlr search --help`` shows the same):
 - ``0.01:2`` or ``0.01:2:log``: a range, sampled (uniformly, or uniformly in log) by
   ``--trials N``; an integer flag's samples stay integers. With ``--trials``, a comma list
   is sampled too, each value equally likely.
-Each flag is a field of :class:`scratchlr.config.Config`, handed over by the command line
-that made the flags. A trial is a dict of settings, Config field name -> value; :func:`config`
-makes it a training run's Config, validating as ``--validate`` does.
+A trial is a dict of settings, Config field -> value; :func:`config` makes it a training run's
+:class:`scratchlr.config.Config`, validating as ``--validate`` does.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import Field, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from ..config import Config, flag, value_type
 
+FIELDS = {f.name: f for f in fields(Config)}  # Config's fields by name: a trial's keys
 TRUE = ("true", "1", "yes", "on")
 FALSE = ("false", "0", "no", "off")
 Settings = dict[str, Any]
 
 
-def value(f: Field[Any], text: str) -> Any:
-    """One value of the Config field ``f`` from its text (``none`` for an optional one unset);
+def value(name: str, text: str) -> Any:
+    """One value of the field ``name`` from its text (``none`` for an optional one unset);
     ``ValueError`` naming the flag if it is not one."""
-    t = value_type(f)
-    if f.default is None and text.lower() in ("none", ""):
+    t = value_type(FIELDS[name])
+    if FIELDS[name].default is None and text.lower() in ("none", ""):
         return None
     try:
         if t is bool:
@@ -41,25 +41,19 @@ def value(f: Field[Any], text: str) -> Any:
         return t(text)
     except ValueError:
         what = {bool: "true or false", int: "an integer", float: "a number"}.get(t, "a value")
-        raise ValueError(f"{flag(f.name)}: {text!r} is not {what}") from None
+        raise ValueError(f"{flag(name)}: {text!r} is not {what}") from None
 
 
 @dataclass(frozen=True)
 class Axis:
-    """One flag of the search, its Config ``field``: its values in the order given (one: fixed;
-    several: a grid axis), or a range [low, high], sampled uniformly or, with ``log``, uniformly
-    in log."""
+    """One flag of the search: its values in the order given (one: fixed; several: a grid
+    axis), or a range [low, high], sampled uniformly or, with ``log``, uniformly in log."""
 
-    field: Field[Any]
+    name: str
     values: tuple[Any, ...] = ()
     low: float | None = None
     high: float | None = None
     log: bool = False
-
-    @property
-    def name(self) -> str:
-        """The field's name: the key of its settings in a trial."""
-        return self.field.name
 
     @property
     def varies(self) -> bool:
@@ -70,7 +64,7 @@ class Axis:
         """One value drawn from ``rng``: one of the values, or a point of the range."""
         if self.low is None or self.high is None:
             return self.values[int(rng.integers(len(self.values)))]
-        if value_type(self.field) is int:
+        if value_type(FIELDS[self.name]) is int:
             if not self.log:
                 return int(rng.integers(int(self.low), int(self.high) + 1))
             # integers low..high, each in log: floor of exp(U[log low, log(high + 1)))
@@ -83,32 +77,30 @@ class Axis:
         return float(rng.uniform(self.low, self.high))
 
 
-def parse_axis(f: Field[Any], text: str) -> Axis:
-    """The :class:`Axis` of the field ``f``'s flag given ``TEXT``; ``ValueError`` naming the flag
-    if it is not one."""
-    name = f.name
+def parse_axis(name: str, text: str) -> Axis:
+    """The :class:`Axis` of ``--name TEXT``; ``ValueError`` naming the flag if it is not one."""
     if ":" in text:
         parts = text.split(":")
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
             raise ValueError(f"{flag(name)}: {text!r} is not a range (LOW:HIGH or LOW:HIGH:log)")
-        if value_type(f) not in (int, float):
+        if value_type(FIELDS[name]) not in (int, float):
             raise ValueError(
                 f"{flag(name)}: a range needs a number flag; give a comma list of values"
             )
-        low = value(f, parts[0])
-        high = value(f, parts[1])
+        low = value(name, parts[0])
+        high = value(name, parts[1])
         if low is None or high is None or not low < high:
             raise ValueError(f"{flag(name)}: the range {text!r} needs LOW < HIGH")
         if len(parts) == 3 and low <= 0:
             raise ValueError(f"{flag(name)}: the log range {text!r} needs LOW above 0")
-        return Axis(f, low=low, high=high, log=len(parts) == 3)
+        return Axis(name, low=low, high=high, log=len(parts) == 3)
     items = text.split(",")
-    if "" in items and not (len(items) == 1 and f.default is None):
+    if "" in items and not (len(items) == 1 and FIELDS[name].default is None):
         raise ValueError(f"{flag(name)}: an empty value in {text!r}")
-    values = tuple(value(f, item) for item in items)
+    values = tuple(value(name, item) for item in items)
     if len(set(values)) < len(values):
         raise ValueError(f"{flag(name)}: a value given twice in {text!r}")
-    return Axis(f, values)
+    return Axis(name, values)
 
 
 def grid(axes: list[Axis]) -> list[Settings]:
