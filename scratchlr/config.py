@@ -11,7 +11,7 @@ metadata holds its help), so a flag and its default are written once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,14 @@ def option(default: Any, help: str, **argparse: Any) -> Any:
 def flag(name: str) -> str:
     """The command-line flag of a field: ``learning_rate`` -> ``--learning-rate``."""
     return "--" + name.replace("_", "-")
+
+
+def value_type(f: Field[Any]) -> type:
+    """The type of a field's values, as its flag reads them: bool for a switch (default
+    False), else the ``type`` in its metadata, else its default's (str for an unset one)."""
+    if f.default is False:
+        return bool
+    return f.metadata.get("type") or (str if f.default is None else type(f.default))
 
 
 OPTIMISER = "optimiser (torch.optim and lr_scheduler semantics)"

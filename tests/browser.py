@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
 
 # Strokes of a few digits, in the pad's own pixels (280 x 280): each a list of (x, y).
 STROKES = {
@@ -49,7 +50,8 @@ def missing() -> str | None:
 
 
 def chromium(profile: Path, width: int = 1200, height: int = 1400) -> Any:
-    """A headless Chromium with a fresh profile in ``profile``, that reaches nothing but this machine."""
+    """A headless Chromium with a fresh profile in ``profile``, that reaches nothing but this
+    machine."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

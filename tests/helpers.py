@@ -1,4 +1,5 @@
-"""Helpers shared by tests: damaged copies of the MNIST folder, scores computed by hand, an IDX writer."""
+"""Helpers shared by tests: damaged copies of the MNIST folder, scores computed by hand, an IDX
+writer."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def scores_by_hand(
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
-    """Encode ``array`` as an IDX file (header + big-endian payload), uncompressed: files for the reader to read."""
+    """Encode ``array`` as an IDX file (header + big-endian payload), uncompressed: files for the
+    reader to read."""
     array = np.asarray(array)
     same = [
         c

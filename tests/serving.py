@@ -27,7 +27,8 @@ def digit_like(seed: int, side: int = 28) -> np.ndarray:
     """A random bright blob on black, ``side`` pixels square: an image that is not blank."""
     rng = np.random.default_rng(seed)
     x = np.zeros((side, side), np.uint8)
-    lo, hi = side // 4, 3 * side // 4
+    lo = side // 4
+    hi = 3 * side // 4
     x[lo:hi, lo:hi] = rng.integers(0, 256, (hi - lo, hi - lo))
     return x
 

@@ -57,8 +57,10 @@ def shown(driver, until: str) -> dict:
     return driver.execute_script("""
         return {prediction: document.getElementById('prediction').textContent,
                 status: document.getElementById('status').textContent,
-                probabilities: [...document.querySelectorAll('#scores tbody tr')].map(r => r.cells[2].textContent),
-                winner: [...document.querySelectorAll('.template')].findIndex(t => t.classList.contains('winner')),
+                probabilities: [...document.querySelectorAll('#scores tbody tr')]
+                    .map(r => r.cells[2].textContent),
+                winner: [...document.querySelectorAll('.template')]
+                    .findIndex(t => t.classList.contains('winner')),
                 templates: document.querySelectorAll('.template canvas').length};""")
 
 
@@ -108,7 +110,8 @@ def test_clear_and_a_test_image(browser, served) -> None:
     shown(browser, "Draw again")
     browser.find_element("id", "clear").click()
     ink = browser.execute_script("""
-        const c = document.getElementById('pad'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const c = document.getElementById('pad');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         return d.reduce((a, v, i) => a + (i % 4 === 3 ? 0 : v), 0);""")
     assert ink == 0 and "Draw a digit" in browser.find_element("id", "status").text
     browser.find_element("id", "test").click()
@@ -133,6 +136,7 @@ def test_a_tap_is_a_dot_and_other_buttons_draw_nothing(browser, served) -> None:
         browser.find_element("id", "pad")
     ).context_click().perform()
     ink = browser.execute_script("""
-        const c = document.getElementById('pad'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const c = document.getElementById('pad');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         return d.reduce((a, v, i) => a + (i % 4 === 3 ? 0 : v), 0);""")
     assert ink == 0

@@ -17,7 +17,7 @@ from scratchlr.dataset import download, splits, store
 from scratchlr.dataset.records import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = download.Settings(timeout=(2.0, 0.5), retries=1, backoff=0.0, quiet=True)
+FAST = download.Settings(timeout=(2.0, 0.5), retries=1, backoff=0.0)  # no bars
 MNIST = DATASETS["mnist"]
 NAMES = [f.name for f in MNIST.files.values()]
 

@@ -24,7 +24,8 @@ def test_a_drawing_gets_the_explanation_of_its_pixels(synthetic: DemoServer) -> 
     )
     assert status == 200 and headers["Content-Type"] == "application/json"
     out = json.loads(body)
-    p, z = np.array(out["probabilities"]), np.array(out["logits"])
+    p = np.array(out["probabilities"])
+    z = np.array(out["logits"])
     assert (
         p.shape == z.shape == (10,)
         and abs(p.sum() - 1) < 1e-5
@@ -48,6 +49,19 @@ def test_a_drawing_gets_the_explanation_of_its_pixels(synthetic: DemoServer) -> 
     assert out["scale"] == pytest.approx(
         max(np.abs(np.array(q["map"])).max() for q in (first, second))
     )
+
+
+def test_the_two_highest_logits_break_a_tie_to_the_lower_class() -> None:
+    """The maps the page and plots.explain both show (scratchlr.reports.contributions)."""
+    from scratchlr.reports import contributions
+
+    W = np.arange(8.0).reshape(2, 4)
+    x = np.array([1.0, 0.5])
+    top = contributions.top_two(W, x, np.array([2.0, 5.0, 1.0, 5.0]))
+    assert [c for c, _ in top] == [1, 3]
+    assert np.array_equal(top[0][1], [1.0, 2.5]) and np.array_equal(top[1][1], [3.0, 3.5])
+    assert contributions.largest(np.array([-3.0, 2.0]), np.array([1.0])) == 3.0
+    assert contributions.largest(np.zeros(3)) == 1.0  # an all-zero map still has a scale
 
 
 def test_templates_and_test_images(synthetic: DemoServer) -> None:

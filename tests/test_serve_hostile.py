@@ -184,7 +184,8 @@ def test_a_trickling_client_runs_out_of_time(synthetic: DemoServer) -> None:
     ):
         with socket.create_connection(synthetic.server_address[:2], timeout=10) as s:
             s.sendall(prefix)
-            start, answer = time.monotonic(), b""
+            start = time.monotonic()
+            answer = b""
             try:
                 while time.monotonic() - start < 5:
                     s.sendall(b"x")

@@ -1,1 +1,2 @@
-"""The command line, ``python -m scratchlr [COMMAND] ...``: a client of the package, imported by nothing in it."""
+"""The command line, ``python -m scratchlr [COMMAND] ...``: a client of the package, imported by
+nothing in it."""

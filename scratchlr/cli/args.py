@@ -7,16 +7,17 @@ Usage errors exit 2, data and file errors exit 1; each is one line on stderr.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Iterator
+from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..config import Config, flag
+from ..config import Config, flag, value_type
 from ..dataset import download, splits
 from ..dataset.records import DATASETS, Dataset
 from ..files.atomic import temporary
+from ..progress import ProgressBar
 
 PROG = "scratchlr"
 
@@ -40,15 +41,22 @@ def usage_error(message: str) -> int:
     return fail(f"{message} (see --help)", 2)
 
 
-def config_fields(p: argparse.ArgumentParser) -> Iterator[tuple[dataclasses.Field, Any]]:
+def config_fields(p: argparse.ArgumentParser) -> Iterator[tuple[Field[Any], Any]]:
     """Each field of :class:`Config`, with where its flag goes: ``p``, or the argument group its
-    metadata names (made once, when its first field comes)."""
+    metadata names (made once, when its first field comes). The one walk over the fields that
+    the training's flags and the search's are both made from."""
     groups: dict[str, Any] = {}
-    for f in dataclasses.fields(Config):
+    for f in fields(Config):
         group = f.metadata.get("group")
         if group and group not in groups:
             groups[group] = p.add_argument_group(group)
         yield f, groups[group] if group else p
+
+
+def option_strings(f: Field[Any]) -> list[str]:
+    """A field's flags: ``--name``, then the other names its metadata's ``aliases`` keep working
+    (``"aliases": ("--step",)``)."""
+    return [flag(f.name), *f.metadata.get("aliases", ())]
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
@@ -57,20 +65,23 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
         options = dict(f.metadata)
         text = options.pop("help")
         options.pop("group", None)
-        names = [flag(f.name), *options.pop("aliases", ())]
-        if f.default is False:
-            where.add_argument(flag(f.name), action="store_true", help=text)
+        options.pop("aliases", None)
+        kind = value_type(f)
+        if kind is bool:
+            where.add_argument(*option_strings(f), dest=f.name, action="store_true", help=text)
             continue
-        kind = options.pop("type", None) or (str if f.default is None else type(f.default))
+        options["type"] = kind
         if "choices" in options:  # shown in the help; Config itself refuses any other value
             options["metavar"] = "{" + ",".join(options.pop("choices")) + "}"
         shown = "" if f.default is None else f" (default: {f.default})"
-        where.add_argument(*names, type=kind, default=f.default, help=text + shown, **options)
+        where.add_argument(
+            *option_strings(f), dest=f.name, default=f.default, help=text + shown, **options
+        )
 
 
 def config_from(args: argparse.Namespace) -> Config:
     """The :class:`Config` of the parsed flags (``ValueError`` naming the flag if one is bad)."""
-    return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
+    return Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
 
 
 def writable_file(text: str) -> Path:
@@ -133,8 +144,13 @@ def add_data_args(
         p.add_argument("--quiet", action="store_true", help=quiet)
 
 
+def download_bars(args: argparse.Namespace) -> type[ProgressBar] | None:
+    """The downloader's bar of each file's bytes, unless ``--quiet``."""
+    return None if args.quiet else ProgressBar
+
+
 def load_data(args: argparse.Namespace, dataset: Dataset, validation_size: int) -> splits.Splits:
     """``dataset`` from the folder the flags name, fetched first where files are missing,
     split with ``validation_size`` held out. Raises ``DownloadError`` or ``DataError``."""
-    download.fetch_missing(dataset, args.data_dir, args.mirror, args.quiet)
+    download.fetch_missing(dataset, args.data_dir, args.mirror, download_bars(args))
     return splits.load(dataset, args.data_dir, validation_size)

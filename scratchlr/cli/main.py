@@ -19,7 +19,8 @@ TOP_FLAGS = ("-h", "--help", "--version")
 
 
 def parser() -> tuple[Parser, dict[str, Parser]]:
-    """The top-level parser (``--version``, and one subcommand per command), and each command's parser."""
+    """The top-level parser (``--version``, and one subcommand per command), and each
+    command's parser."""
     p = Parser(
         prog=PROG,
         description="Softmax regression on MNIST, by hand. With no command, or with flags "

@@ -25,12 +25,21 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import flag
 from ..dataset import download, splits
 from ..dataset.records import DATASETS, TRAIN_FILES
 from ..files import modelfile
+from ..progress import ProgressBar
 from ..search import results, space, trials
-from .args import PROG, add_data_args, config_fields, fail, usage_error, writable_file
+from .args import (
+    PROG,
+    add_data_args,
+    config_fields,
+    download_bars,
+    fail,
+    option_strings,
+    usage_error,
+    writable_file,
+)
 from .training import Interrupt
 
 TOP = 5
@@ -63,7 +72,8 @@ def address(text: str) -> str:
 
 
 def add_parser(commands: Any) -> None:
-    """The ``search`` command: every training flag, as a value, a list or a range, then the search's own."""
+    """The ``search`` command: every training flag, as a value, a list or a range, then the
+    search's own flags."""
     p = commands.add_parser(
         "search",
         help="tune the training flags on the validation split",
@@ -84,7 +94,7 @@ def add_parser(commands: Any) -> None:
         kinds = f"; one of {', '.join(f.metadata['choices'])}" if "choices" in f.metadata else ""
         alone = f"; given bare: {bare}" if bare else ""
         where.add_argument(
-            flag(f.name),
+            *option_strings(f),
             dest=f.name,
             action=Given,
             metavar="VALUES",
@@ -112,8 +122,8 @@ def add_parser(commands: Any) -> None:
         "--scheduler",
         metavar="ADDRESS",
         type=address,
-        help="run the trials on the Dask cluster there "
-        "(tcp://HOST:PORT; needs the [dist] extra); each worker reads MNIST from its own data folder",
+        help="run the trials on the Dask cluster there (tcp://HOST:PORT; needs the [dist] "
+        "extra); each worker reads MNIST from its own data folder",
     )
     s.add_argument(
         "--results",
@@ -170,7 +180,10 @@ def check(args: argparse.Namespace) -> str | None:
     if args.jobs < 1:
         return f"--jobs must be positive, got {args.jobs}"
     if args.scheduler and args.jobs != 1:
-        return "--jobs and --scheduler are alternatives: a cluster runs as many trials as it has worker threads"
+        return (
+            "--jobs and --scheduler are alternatives: a cluster runs as many trials as it has "
+            "worker threads"
+        )
     if args.resume and not args.results:
         return "--resume continues a --results file: give it"
     if args.save and not args.test_best:
@@ -198,8 +211,8 @@ def resumed(
         )
         if i is None:
             raise ValueError(
-                f"{path}: its trial {space.describe(settings, varying)} is not one of this search's "
-                "(--resume needs the flags that wrote it)"
+                f"{path}: its trial {space.describe(settings, varying)} is not one of this "
+                "search's (--resume needs the flags that wrote it)"
             )
         done[i] = outcome
     return done
@@ -253,7 +266,9 @@ def prepare(
         )
     if not args.scheduler:  # here, or workers on this machine: fetch and verify them first
         for dataset in trials.datasets(todo):
-            download.fetch_missing(dataset, args.data_dir, args.mirror, args.quiet, TRAIN_FILES)
+            download.fetch_missing(
+                dataset, args.data_dir, args.mirror, download_bars(args), TRAIN_FILES
+            )
             trials.data(dataset, args.data_dir, 0)
     return done
 
@@ -269,8 +284,8 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(problem)
     if args.scheduler and importlib.util.find_spec("distributed") is None:
         return fail(
-            "--scheduler needs dask.distributed, the [dist] extra: pip install -e '.[dist]' in a checkout, "
-            "or pip install distributed"
+            "--scheduler needs dask.distributed, the [dist] extra: pip install -e '.[dist]' in a "
+            "checkout, or pip install distributed"
         )
     try:
         done = prepare(args, todo, varying, common)
@@ -278,41 +293,42 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     except OSError as exc:
         return fail(f"{exc.filename or args.results}: {exc.strerror or exc}")
-    where = args.scheduler or (f"{args.jobs} worker processes" if args.jobs > 1 else "this process")
-    if not args.quiet:
-        print(f"{PROG} search: {len(todo)} trials ({len(done)} done), on {where}", file=sys.stderr)
-    try:  # the workers start before the progress bar's thread, which could take a Ctrl-C meant for the search
-        with (
-            Interrupt() as interrupted,
-            executor(args, interrupted) as (runner, width),
-            progress(args, len(todo), len(done)) as bar,
-        ):
+    try:
+        # Ctrl-C's handler before the cue: a Ctrl-C as soon as the cue shows stops the search
+        # cleanly. The workers start before the bar, whose thread could take a Ctrl-C meant
+        # for the search while they start.
+        with Interrupt() as interrupted:
+            announce(args, len(todo), len(done))
+            with (
+                executor(args, interrupted) as (runner, width),
+                progress(args, len(todo), len(done)) as bar,
+            ):
 
-            def finished(i: int, outcome: results.Outcome) -> None:
-                done[i] = outcome
-                if args.results:
-                    results.write(
-                        args.results, [(todo[j], done[j]) for j in sorted(done)], varying, common
-                    )
-                bar.update(1)
-                bar.set_postfix_str(
-                    f"best val_accuracy {max(o.val_accuracy for o in done.values()):.4f}"
+                def finished(i: int, outcome: results.Outcome) -> None:
+                    done[i] = outcome
+                    if args.results:
+                        kept = [(todo[j], done[j]) for j in sorted(done)]
+                        results.write(args.results, kept, varying, common)
+                    if bar is not None:
+                        best = max(o.val_accuracy for o in done.values())
+                        bar.update(1)
+                        bar.note(f"best val_accuracy {best:.4f}")  # and redraw it now
+
+                trials.run_all(
+                    runner,
+                    width,
+                    todo,
+                    [i for i in range(len(todo)) if i not in done],
+                    args.data_dir,
+                    finished,
+                    interrupted,
                 )
-
-            trials.run_all(
-                runner,
-                width,
-                todo,
-                [i for i in range(len(todo)) if i not in done],
-                args.data_dir,
-                finished,
-                interrupted,
-            )
-            stopped = interrupted()  # a Ctrl-C from here on waits for --test-best's one run
-            bar.close()
-            best = show(args, [(todo[i], done[i]) for i in sorted(done)], varying)
-            if args.test_best and best and not stopped:
-                test_best(args, runner, best)
+                stopped = interrupted()  # a Ctrl-C from here on waits for --test-best's one run
+                if bar is not None:
+                    bar.close()
+                best = show(args, [(todo[i], done[i]) for i in sorted(done)], varying)
+                if args.test_best and best and not stopped:
+                    test_best(args, runner, best)
     except trials.TrialError as exc:
         return fail(f"trial {exc.index + 1} ({space.describe(todo[exc.index], varying)}): {exc}")
     except (trials.RunnerError, download.DownloadError, splits.DataError) as exc:
@@ -330,19 +346,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def progress(args: argparse.Namespace, total: int, done: int) -> Iterator[Any]:
-    """A tqdm bar of trials on stderr, drawn only on a terminal (and not with ``--quiet``)."""
-    from tqdm import tqdm
+def announce(args: argparse.Namespace, total: int, done: int) -> None:
+    """The cue on stderr (not with ``--quiet``): how many trials, and where they run."""
+    if args.quiet:
+        return
+    where = args.scheduler or (f"{args.jobs} worker processes" if args.jobs > 1 else "this process")
+    print(f"{PROG} search: {total} trials ({done} done), on {where}", file=sys.stderr)
 
-    bar = tqdm(
-        total=total,
-        initial=done,
-        desc="search",
-        unit="trial",
-        file=sys.stderr,
-        disable=args.quiet or not sys.stderr.isatty(),
-    )
+
+@contextlib.contextmanager
+def progress(args: argparse.Namespace, total: int, done: int) -> Iterator[ProgressBar | None]:
+    """A bar of trials on stderr, drawn at once on a terminal; None with ``--quiet``."""
+    if args.quiet:
+        yield None
+        return
+    bar = ProgressBar(total, "search", unit="trial", initial=done)
     try:
         yield bar
     finally:
@@ -383,7 +401,7 @@ def test_best(
     settings, outcome = best
     if not args.scheduler:  # the test files, fetched and read now and only now
         dataset = DATASETS[space.config(settings).dataset]
-        download.fetch_missing(dataset, args.data_dir, args.mirror, args.quiet)
+        download.fetch_missing(dataset, args.data_dir, args.mirror, download_bars(args))
     tested = runner.submit(trials.run_tested, settings, args.data_dir).result()
     print(
         f"Test accuracy of the best (the test split, read once): {tested.test_accuracy:.4f}",

@@ -17,7 +17,7 @@ from ..dataset import download, splits
 from ..dataset.records import TEST_FILES
 from ..files import modelfile
 from ..serve.server import DemoServer
-from .args import add_data_args, fail
+from .args import add_data_args, download_bars, fail
 from .models import dataset_for
 
 
@@ -57,7 +57,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         m = modelfile.load(args.model)
         dataset = dataset_for(args, m)
-        download.fetch_missing(dataset, args.data_dir, args.mirror, args.quiet, TEST_FILES)
+        download.fetch_missing(dataset, args.data_dir, args.mirror, download_bars(args), TEST_FILES)
         arrays = splits.load_arrays(dataset, splits.data_dir(dataset, args.data_dir), TEST_FILES)
         test = splits.Split(
             arrays["test_images"].reshape(-1, dataset.pixels),

@@ -9,7 +9,7 @@ from typing import Any
 from .. import gradcheck
 from ..dataset import download, splits
 from ..dataset.records import DATASETS
-from .args import PROG, add_data_args, fail
+from .args import PROG, add_data_args, download_bars, fail
 
 
 def add_parsers(commands: Any) -> None:
@@ -46,7 +46,7 @@ def run_download(args: argparse.Namespace) -> int:
     """``scratchlr download``: fetch and verify; say what was fetched."""
     dataset = DATASETS[args.dataset]
     try:
-        fetched = download.fetch_missing(dataset, args.data_dir, args.mirror, args.quiet)
+        fetched = download.fetch_missing(dataset, args.data_dir, args.mirror, download_bars(args))
     except (download.DownloadError, splits.DataError) as exc:
         return fail(str(exc))
     directory = splits.data_dir(dataset, args.data_dir)

@@ -23,6 +23,7 @@ from ..dataset import download, splits
 from ..dataset.records import DATASETS
 from ..evaluation import evaluate
 from ..files import history, modelfile
+from ..progress import ProgressBar, say
 from ..train import train
 from .args import (
     PROG,
@@ -34,7 +35,6 @@ from .args import (
     usage_error,
     writable_file,
 )
-from .progress import ProgressBar, say
 
 
 def add_parser(commands: Any) -> None:
@@ -63,6 +63,14 @@ def add_parser(commands: Any) -> None:
     )
     add_data_args(p, dataset="config")
     p.set_defaults(run=run)
+
+
+BAR_DELAY = 2.0  # s: a run that ends sooner shows no progress bar
+
+
+def training_bar(total: int) -> ProgressBar:
+    """The bar of a run of ``total`` steps, drawn once the run has taken :data:`BAR_DELAY` s."""
+    return ProgressBar(total, "train", unit="step", delay=BAR_DELAY)
 
 
 class Interrupt:
@@ -121,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 config,
                 backend,
                 emit=say,
-                progress=None if args.quiet else ProgressBar,
+                progress=None if args.quiet else training_bar,
                 stop=interrupted,
             )
     except MemoryError:
@@ -158,10 +166,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if result.interrupted:
         total = config.total_steps(len(data.train.labels))
-        print(
-            f"{PROG}: interrupted at step {result.steps} of {total}",
-            file=sys.stderr,
-        )
+        print(f"{PROG}: interrupted at step {result.steps} of {total}", file=sys.stderr)
     us = 1e6 * result.train_seconds / max(result.steps, 1)
     print(
         f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "

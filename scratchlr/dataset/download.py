@@ -12,13 +12,12 @@ import contextlib
 import os
 import re
 import shutil
-import sys
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import __version__
 from ..files.atomic import replacing
@@ -54,12 +53,13 @@ class MirrorFailed(Exception):
 @dataclass(frozen=True)
 class Settings:
     """How hard to try: (connect, read) timeouts in s, retries per mirror on connection
-    errors and 5xx with exponential backoff (s), and whether to show progress bars."""
+    errors and 5xx with exponential backoff (s); and ``progress``, the caller's factory of
+    a file's bar (:class:`scratchlr.progress.ProgressBar`'s arguments), or None for none."""
 
     timeout: tuple[float, float] = (10.0, 60.0)
     retries: int = 2
     backoff: float = 1.0
-    quiet: bool = False
+    progress: Callable[..., Any] | None = None
 
 
 def mirrors(dataset: Dataset, explicit: Sequence[str] | None = None) -> list[str]:
@@ -115,7 +115,6 @@ def http_get(
 ) -> None:
     """Stream ``url`` into ``out``, retrying connection errors and 5xx with backoff."""
     import requests
-    from tqdm import tqdm
 
     last = ""
     unreachable = False
@@ -135,13 +134,17 @@ def http_get(
                 if r.status_code != 200:
                     raise MirrorFailed(f"HTTP {r.status_code} {r.reason}")
                 size = int(r.headers.get("Content-Length") or 0) or None
-                hide = settings.quiet or not sys.stderr.isatty()
-                with tqdm(
-                    total=size, unit="B", unit_scale=True, desc=name, disable=hide, leave=False
-                ) as bar:
+                bar = None
+                if settings.progress is not None:  # the caller's bar of this file's bytes
+                    bar = settings.progress(size, name, unit="B", unit_scale=True)
+                try:
                     for chunk in r.iter_content(1 << 16):
                         out.write(chunk)
-                        bar.update(len(chunk))
+                        if bar is not None:
+                            bar.update(len(chunk))
+                finally:
+                    if bar is not None:
+                        bar.close()
                 return
         except (
             requests.ConnectionError,
@@ -302,16 +305,17 @@ def fetch_missing(
     dataset: Dataset,
     data_dir: str | None = None,
     explicit_mirrors: Sequence[str] | None = None,
-    quiet: bool = False,
+    progress: Callable[..., Any] | None = None,
     keys: Sequence[str] = ALL_FILES,
 ) -> list[str]:
     """Make the data set's folder (:func:`scratchlr.dataset.splits.data_dir` of ``data_dir``)
     hold its verified files ``keys`` (all four by default), fetching what is missing from
-    :func:`mirrors` (``explicit_mirrors`` first). Returns the names fetched; raises
-    ``DownloadError``, or ``DataError`` for a file."""
+    :func:`mirrors` (``explicit_mirrors`` first), with a bar per file from ``progress``
+    (:class:`Settings`). Returns the names fetched; raises ``DownloadError``, or
+    ``DataError`` for a file."""
     directory = splits.data_dir(dataset, data_dir)
     tried = mirrors(dataset, explicit_mirrors)
-    return ensure(dataset, directory, tried, Settings(quiet=quiet), keys)
+    return ensure(dataset, directory, tried, Settings(progress=progress), keys)
 
 
 def cached(directory: Path, dataset: Dataset, key: str) -> str | None:

@@ -28,13 +28,15 @@ from .. import model
 from ..files.atomic import atomic_write
 from ..files.history import Record
 from ..files.images import SIDE
+from .contributions import largest, top_two
+from .evaluate import scores
 
 DIVERGING = "RdBu_r"  # red positive, blue negative, white at 0
 
 
 def symmetric(*arrays: np.ndarray) -> dict[str, float]:
     """imshow's vmin/vmax for one colour scale centred at 0 across ``arrays``."""
-    top = max(float(np.abs(a).max()) for a in arrays) or 1.0
+    top = largest(*arrays)
     return {"vmin": -top, "vmax": top}
 
 
@@ -159,16 +161,14 @@ def most_wrong(
 def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Figure:
     """One image x (784,) in [0, 1]: the image, then x * W[:, c] for the predicted class and
     the runner-up. Each panel's pixels sum, plus b_c, to that class's logit."""
-    z = model.logits(x[None, :].astype(W.dtype), W, b)[0]
-    first, second = np.argsort(-z, kind="stable")[:2]
-    parts = [x * W[:, c] for c in (first, second)]
-    p = model.softmax(z[None, :])[0]
+    z, p = scores(W, b, x)
+    top = top_two(W, x, z)
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
     axes[0].imshow(x.reshape(SIDE, SIDE), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title(title or "the image")
-    scale = symmetric(*parts)
-    for ax, c, part in zip(axes[1:], (first, second), parts):
+    scale = symmetric(*(part for _, part in top))
+    for ax, (c, part) in zip(axes[1:], top):
         im = ax.imshow(part.reshape(SIDE, SIDE), cmap=DIVERGING, **scale)
         sign = "+" if b[c] >= 0 else "\u2212"
         ax.set_title(

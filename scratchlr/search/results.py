@@ -128,8 +128,16 @@ def read(path: Path, varying: list[str]) -> list[tuple[space.Settings, Outcome]]
     for line, row in enumerate(rows[1:], start=2):
         try:
             settings = {n: space.value(n, cell) for n, cell in zip(varying, row)}
-            loss, acc, steps, seconds = row[len(varying) :]
-            out.append((settings, Outcome(float(loss), float(acc), int(steps), float(seconds))))
+            metrics = row[len(varying) :]
+            if len(metrics) != len(METRICS):
+                raise ValueError
+            outcome = Outcome(
+                val_loss=float(metrics[0]),
+                val_accuracy=float(metrics[1]),
+                steps=int(metrics[2]),
+                seconds=float(metrics[3]),
+            )
+            out.append((settings, outcome))
         except ValueError:
             raise ValueError(
                 f"{path}, line {line}: not a row of this search: {','.join(row)}"
@@ -145,7 +153,8 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
         raise ValueError(
             f"{path}: not a search's results (its last columns are not {','.join(METRICS)})"
         )
-    names, table = rows[0][: -len(METRICS)], []
+    names = rows[0][: -len(METRICS)]
+    table = []
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(rows[0]):
             raise ValueError(f"{path}, line {line}: {len(row)} cells, not {len(rows[0])}")

@@ -19,26 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Config, flag
+from ..config import Config, flag, value_type
 
-FIELDS = {f.name: f for f in fields(Config)}
-TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+FIELDS = {f.name: f for f in fields(Config)}  # Config's fields by name: a trial's keys
+TRUE = ("true", "1", "yes", "on")
+FALSE = ("false", "0", "no", "off")
 Settings = dict[str, Any]
-
-
-def kind(name: str) -> type:
-    """The type of a Config field's values: bool, int, float or str."""
-    f = FIELDS[name]
-    if f.default is False:
-        return bool
-    return f.metadata.get("type") or (str if f.default is None else type(f.default))
 
 
 def value(name: str, text: str) -> Any:
     """One value of the field ``name`` from its text (``none`` for an optional one unset);
     ``ValueError`` naming the flag if it is not one."""
-    t, optional = kind(name), FIELDS[name].default is None
-    if optional and text.lower() in ("none", ""):
+    t = value_type(FIELDS[name])
+    if FIELDS[name].default is None and text.lower() in ("none", ""):
         return None
     try:
         if t is bool:
@@ -71,11 +64,10 @@ class Axis:
         """One value drawn from ``rng``: one of the values, or a point of the range."""
         if self.low is None or self.high is None:
             return self.values[int(rng.integers(len(self.values)))]
-        if (
-            kind(self.name) is int
-        ):  # integers low..high, each in log: floor of exp(U[log low, log(high + 1)))
+        if value_type(FIELDS[self.name]) is int:
             if not self.log:
                 return int(rng.integers(int(self.low), int(self.high) + 1))
+            # integers low..high, each in log: floor of exp(U[log low, log(high + 1)))
             return min(
                 int(math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))),
                 int(self.high),
@@ -91,11 +83,12 @@ def parse_axis(name: str, text: str) -> Axis:
         parts = text.split(":")
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
             raise ValueError(f"{flag(name)}: {text!r} is not a range (LOW:HIGH or LOW:HIGH:log)")
-        if kind(name) not in (int, float):
+        if value_type(FIELDS[name]) not in (int, float):
             raise ValueError(
                 f"{flag(name)}: a range needs a number flag; give a comma list of values"
             )
-        low, high = (value(name, part) for part in parts[:2])
+        low = value(name, parts[0])
+        high = value(name, parts[1])
         if low is None or high is None or not low < high:
             raise ValueError(f"{flag(name)}: the range {text!r} needs LOW < HIGH")
         if len(parts) == 3 and low <= 0:

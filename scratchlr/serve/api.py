@@ -16,6 +16,7 @@ import numpy as np
 from .. import model
 from ..dataset.splits import Split
 from ..files.images import SIDE
+from ..reports.contributions import largest, top_two
 from ..reports.evaluate import scores
 
 # matplotlib's RdBu_r, the diverging map of plots.templates and plots.explain: ColorBrewer's
@@ -40,21 +41,15 @@ def grid(x: np.ndarray) -> list[list[float]]:
     return np.asarray(x, np.float64).reshape(SIDE, SIDE).tolist()
 
 
-def largest(*arrays: np.ndarray) -> float:
-    """The largest |value| across ``arrays``: the colour scale runs from minus it to it (1 if all are 0)."""
-    return max(float(np.abs(a).max()) for a in arrays) or 1.0
-
-
 def explanation(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> dict[str, Any]:
     """Everything the page shows of image x (D,) in [0, 1]: ``prediction``, the ten
     ``probabilities`` and ``logits``, the ``input`` grid, and for the two classes of highest
     logit c their ``contributions``: the map x * W[:, c], its sum, the bias b_c and the
     logit z_c = sum + b_c, with one colour ``scale`` for both maps (as ``plots.explain``)."""
     z, p = scores(W, b, x)
-    top = np.argsort(-z, kind="stable")[:2]  # the two highest logits, as plots.explain picks them
-    maps = [x * W[:, c] for c in top]
+    top = top_two(W, x, z)
     return {
-        "prediction": int(top[0]),
+        "prediction": top[0][0],
         "probabilities": [float(v) for v in p],
         "logits": [float(v) for v in z],
         "input": grid(x),
@@ -66,9 +61,9 @@ def explanation(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> dict[str, Any]:
                 "bias": float(b[c]),
                 "logit": float(z[c]),
             }
-            for c, part in zip(top, maps)
+            for c, part in top
         ],
-        "scale": largest(*maps),
+        "scale": largest(*(part for _, part in top)),
     }
 
 

@@ -67,13 +67,11 @@ class DemoServer(ThreadingHTTPServer):
         max_connections: int = protocol.MAX_CONNECTIONS,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.W, self.b, self.test, self.quiet, self.timeout_s = (
-            W.copy(),
-            b.copy(),
-            test,
-            quiet,
-            timeout_s,
-        )
+        self.W = W.copy()
+        self.b = b.copy()
+        self.test = test
+        self.quiet = quiet
+        self.timeout_s = timeout_s
         self.W.flags.writeable = self.b.flags.writeable = False
         self.files = protocol.page_files()
         self.templates = json.dumps(api.templates(self.W, self.b, len(test.labels))).encode()
@@ -135,7 +133,8 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(
             socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
         )  # the body does not wait for an ACK
-        self.rfile.close()  # read through the deadline instead: every read gives up when the request's time is up
+        # read through the deadline instead: every read gives up when the request's time is up
+        self.rfile.close()
         self.reader = protocol.DeadlineReader(self.connection)
         self.rfile = self.reader.file
 
@@ -183,7 +182,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def allowed(self, method: str) -> bool:
         """Whether ``method`` may be used on the path; if not, the 404 or 405 is sent."""
-        name, body = route(urlsplit(self.path).path), self.command != "HEAD"
+        name = route(urlsplit(self.path).path)
+        body = self.command != "HEAD"
         if name is None:
             self.send_json(
                 HTTPStatus.NOT_FOUND,
@@ -285,7 +285,8 @@ class Handler(BaseHTTPRequestHandler):
         headers: dict[str, str],
         body: bool = True,
     ) -> None:
-        """A response with its type, length and headers; its content unless ``body`` is False (HEAD)."""
+        """A response with its type, length and headers; its content unless ``body`` is False
+        (HEAD)."""
         self.connection.settimeout(
             self.server.timeout_s
         )  # the writes' own time, not what the reads left
