@@ -248,7 +248,7 @@ class Config:
 
     def check_choices(self) -> None:
         """Each named choice one of its kind, and the flags that only make sense together."""
-        for f in fields(self):  # the choices live in the fields' metadata, shown by --help too
+        for f in FIELDS.values():  # the choices live in the fields' metadata, shown by --help
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
             unset = value is None and f.default is None
@@ -273,10 +273,9 @@ class Config:
             names = ", ".join(OPTIMIZERS)
             raise ValueError(f"--optimizer must be one of {names}, got {self.optimizer!r}")
         member = OPTIMIZERS[self.optimizer]
-        defaults = {f.name: f.default for f in fields(self)}
         for other in OPTIMIZERS.values():
             for name in other.fields:
-                if name not in member.fields and getattr(self, name) != defaults[name]:
+                if name not in member.fields and getattr(self, name) != FIELDS[name].default:
                     raise ValueError(f"{flag(name)} is not used by --optimizer {self.optimizer}")
         member.check(self)
 
@@ -302,3 +301,8 @@ class Config:
             raise ValueError(f"--average {self.average}: the run has only {steps} steps")
         if self.validates and not n_validation:
             raise ValueError("--validate and --early-stopping need --validation-size above 0")
+
+
+#: Config's fields by name, in their order: the one walk that the flags, the search's
+#: settings and the model files' configs are made from.
+FIELDS: dict[str, Field[Any]] = {f.name: f for f in fields(Config)}

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
-from dataclasses import Field, fields
+from dataclasses import Field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..config import Config, flag, value_type
+from ..config import FIELDS, Config, flag, value_type
 from ..dataset import download, splits
 from ..dataset.records import DATASETS, Dataset
 from ..files.atomic import temporary
@@ -46,7 +46,7 @@ def config_fields(p: argparse.ArgumentParser) -> Iterator[tuple[Field[Any], Any]
     metadata names (made once, when its first field comes). The one walk over the fields that
     the training's flags and the search's are both made from."""
     groups: dict[str, Any] = {}
-    for f in fields(Config):
+    for f in FIELDS.values():
         group = f.metadata.get("group")
         if group and group not in groups:
             groups[group] = p.add_argument_group(group)
@@ -81,7 +81,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 def config_from(args: argparse.Namespace) -> Config:
     """The :class:`Config` of the parsed flags (``ValueError`` naming the flag if one is bad)."""
-    return Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+    return Config(**{name: getattr(args, name) for name in FIELDS})
 
 
 def writable_file(text: str) -> Path:

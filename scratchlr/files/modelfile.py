@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..config import Config
+from ..config import FIELDS, Config
 from ..dataset.records import DATASETS, DEFAULT_VALIDATION_SIZE, Dataset
 from .atomic import atomic_write
 
@@ -194,9 +194,8 @@ def training_config(meta: dict[str, Any], bad: Any) -> Config:
     data = meta.get("data", {})
     if not isinstance(config, dict) or not isinstance(data, dict):
         raise bad("not a scratchlr model: its meta's config and data are not JSON objects")
-    fields = {f.name for f in dataclasses.fields(Config)}
     given = {
-        (RENAMED[key] if key in RENAMED and key not in fields else key): value
+        (RENAMED[key] if key in RENAMED and key not in FIELDS else key): value
         for key, value in config.items()
     }
     name = data.get("name")

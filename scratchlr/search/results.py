@@ -17,7 +17,7 @@ from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import flag
+from ..config import FIELDS, flag
 from ..files.atomic import atomic_write
 from . import space
 
@@ -69,9 +69,9 @@ def shared(first: space.Settings, varying: list[str]) -> dict[str, str]:
     ``first`` is any trial's settings."""
     config = space.config(first)
     return {
-        flag(f.name): space.text(getattr(config, f.name)) or "none"
-        for f in fields(config)
-        if f.name not in varying and f.name != "validate"
+        flag(name): space.text(getattr(config, name)) or "none"
+        for name in FIELDS
+        if name not in varying and name != "validate"
     }
 
 

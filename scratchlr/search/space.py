@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..config import Config, flag, value_type
+from ..config import FIELDS, Config, flag, value_type
 
-FIELDS = {f.name: f for f in fields(Config)}  # Config's fields by name: a trial's keys
 TRUE = ("true", "1", "yes", "on")
 FALSE = ("false", "0", "no", "off")
 Settings = dict[str, Any]
