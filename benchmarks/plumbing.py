@@ -138,6 +138,9 @@ def child() -> int:
     from scratchlr.cli.main import main as scratchlr
 
     patch(os.environ[VARIANT])
+    # Python's own SIGINT handler, as at a terminal: serve is stopped with SIGINT, and a job
+    # started in the background of a shell without job control starts with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     return scratchlr(sys.argv[1:])
 
 
@@ -168,7 +171,11 @@ def run(
                 break
         wall = time.perf_counter() - start
         p.send_signal(signal.SIGINT)
-        err = p.communicate()[1]
+        try:
+            err = p.communicate(timeout=60)[1]
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise SystemExit("plumbing: serve did not stop on SIGINT within 60 s") from None
     else:
         err = p.communicate()[1]
         wall = time.perf_counter() - start
@@ -182,6 +189,7 @@ def run(
     summary = [line for line in err.splitlines() if ", train " in line and " s (" in line]
     if summary:
         result["train"] = float(summary[-1].split(", train ")[1].split()[0])
+        result["load+train"] = result["load"] + result["train"]  # what the prefault moves between
     return result
 
 
@@ -255,6 +263,7 @@ def table(
     ``device`` / variant of the times among them (not of the counts)."""
     heads = {"loads": "loads", "load": "load ms", "train": "train s", "wall": "wall s"}
     heads["faults"] = "faults in training"
+    heads["load+train"] = "load+train s"
     times = [k for k in keys if k not in ("loads", "faults")]
     rows = [
         "| case | variant | "
@@ -351,7 +360,7 @@ def measure(devices: list[str], n: int, where: dict[str, Path]) -> None:
         }
         results = rounds(n, ["prefault", "no-prefault"], cases)
         print(f"### The prefault ({n} rounds)\n")
-        print(table(results, "prefault", ["faults", "load", "train", "wall"]) + "\n")
+        print(table(results, "prefault", ["faults", "load", "train", "load+train", "wall"]) + "\n")
         npy = where["cache"] / "train-images-idx3-ubyte.npy"
         print(f"The first epoch's reads, in one process ({3 * n} rounds):\n")
         print(reads_table(npy, 3 * n) + "\n")
