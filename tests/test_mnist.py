@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import platform
-import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,38 +100,6 @@ def test_warm_load_memory_maps_the_npy_cache(
     assert sorted(Path(p).name for p in calls) == sorted([src.name, FILES["test_images"].name])
     assert np.array_equal(again["test_images"], cold["test_images"])
     assert npy.stat().st_size > 7_840_000
-
-
-def resident_kib(address: int) -> int:
-    """Rss of the mapping of this process that holds ``address``, from /proc/self/smaps."""
-    inside = False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()[0]
-        if "-" in head and ":" not in head:
-            lo, hi = (int(x, 16) for x in head.split("-"))
-            inside = lo <= address < hi
-        elif inside and head == "Rss:":
-            return int(line.split()[1])
-    raise AssertionError("address not mapped")
-
-
-def linux_at_least(major: int, minor: int) -> bool:
-    version = re.match(r"(\d+)\.(\d+)", platform.release())
-    return (
-        sys.platform.startswith("linux")
-        and bool(version)
-        and tuple(map(int, version.groups())) >= (major, minor)
-    )
-
-
-@pytest.mark.skipif(not linux_at_least(5, 14), reason="MADV_POPULATE_READ needs Linux >= 5.14")
-def test_prefault_maps_every_page_up_front(tmp_path: Path) -> None:
-    np.save(tmp_path / "a.npy", np.arange(4 << 20, dtype=np.uint8))  # 4 MiB
-    array = np.load(tmp_path / "a.npy", mmap_mode="r")
-    before = resident_kib(array.ctypes.data)
-    assert splits.prefault(array) is array
-    assert before < 1024 and resident_kib(array.ctypes.data) >= 4096
-    assert splits.prefault(np.zeros(3)).shape == (3,)  # not memory-mapped: left alone
 
 
 def test_the_tests_find_mnist_where_the_cli_does(mnist_dir: Path, tmp_path: Path) -> None:

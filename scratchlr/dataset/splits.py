@@ -7,9 +7,7 @@ what TensorFlow's ``input_data`` produced (:func:`scratchlr.model.pixels`).
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,27 +159,11 @@ def cached_array(path: Path, dataset: Dataset, key: str) -> np.ndarray:
         try:
             array = np.load(npy, mmap_mode="r")
             if array.shape == f.shape and array.dtype == np.uint8:
-                return prefault(array)
+                return array
         except (OSError, ValueError):
             pass
     array = read_verified(path, dataset, key)
     remember(path, f, array)
-    return array
-
-
-MADV_POPULATE_READ = 22  # Linux >= 5.14; Python's mmap module does not name it yet
-
-
-def prefault(array: np.memmap) -> np.memmap:
-    """Map all of a memory-mapped array's pages now, in one call, rather than one page
-    fault at a time during training (~4 ms up front for the training images, against
-    ~20 us/step over the first epoch on a VM). Best effort: a no-op off Linux or on
-    kernels without ``MADV_POPULATE_READ``."""
-    if sys.platform.startswith("linux") and isinstance(array.base, mmap.mmap):
-        try:
-            array.base.madvise(MADV_POPULATE_READ)
-        except OSError:
-            pass
     return array
 
 

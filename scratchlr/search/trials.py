@@ -11,9 +11,9 @@ gives the same bits wherever it runs:
   ``concurrent.futures`` executor.
 A failed trial is raised as :class:`TrialError`, naming it; a place that cannot run them, as
 :class:`RunnerError`.
-Each process loads a data set's training files once, verified as always, from its own data
-folder: the one named, else the data set's own (``$SCRATCHLR_DATA`` or ``./data/mnist`` for
-MNIST).
+Each trial loads its data set's training files, verified as always (memory-mapped from the
+``.npy`` cache, about 1 ms), from its process's data folder: the one named, else the data
+set's own (``$SCRATCHLR_DATA`` or ``./data/mnist`` for MNIST).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from concurrent.futures import (
 from multiprocessing import resource_tracker
 from typing import Any, Callable
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..backend import numpy_backend
@@ -48,20 +47,18 @@ from .results import Outcome
 
 ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # This process's arrays, by (data set, data folder given, with the test files)
-LOADED: dict[tuple[Dataset, str | None, bool], dict[str, np.ndarray]] = {}
 
 
 def data(
     dataset: Dataset, data_dir: str | None, validation_size: int, test: bool = False
 ) -> splits.Splits:
     """``dataset`` from ``data_dir`` (None: its default folder in this process), split with
-    ``validation_size`` held out; read once per process. Without ``test``, only the training
+    ``validation_size`` held out, read at each call (a map of the ``.npy`` cache: no copy is
+    kept between trials, docs/benchmarks.md measures why). Without ``test``, only the training
     files are read and the test split has no rows."""
-    key = (dataset, data_dir, test)
-    if key not in LOADED:
-        directory = splits.data_dir(dataset, data_dir)
-        LOADED[key] = splits.load_arrays(dataset, directory, ALL_FILES if test else TRAIN_FILES)
-    return splits.split(LOADED[key], dataset, validation_size)
+    directory = splits.data_dir(dataset, data_dir)
+    arrays = splits.load_arrays(dataset, directory, ALL_FILES if test else TRAIN_FILES)
+    return splits.split(arrays, dataset, validation_size)
 
 
 def datasets(plan: list[space.Settings]) -> list[Dataset]:
