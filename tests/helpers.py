@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +77,20 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray, compress: bool = 
     data = idx_bytes(array)
     with open(path, "wb") as f:
         f.write(gzip.compress(data, mtime=0) if compress else data)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m scratchlr ARGS`` in a fresh process that imports this checkout, its output
+    captured as text (``kwargs``: more of ``subprocess.run``'s, such as ``cwd``)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "scratchlr", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        **kwargs,
+    )

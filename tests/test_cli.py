@@ -17,24 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import gpu_available
-from helpers import damaged_copy
+from helpers import damaged_copy, run_cli
 
 from scratchlr.cli.main import main
 from scratchlr.config import Config, flag
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "scratchlr", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, status: int, *words: str) -> None:
@@ -138,7 +126,7 @@ def test_version_among_the_training_flags(capsys) -> None:
 
 def test_a_usage_error_from_a_fresh_process(tmp_path: Path) -> None:
     assert_one_line_error(
-        run("--learning-rate", "0", "--data-dir", str(tmp_path)), 2, "--learning-rate"
+        run_cli("--learning-rate", "0", "--data-dir", str(tmp_path)), 2, "--learning-rate"
     )
 
 
@@ -246,7 +234,7 @@ def test_a_closed_pipe_ends_quietly_with_exit_1(
 
 
 def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:
-    proc = run("--data-dir", str(tmp_path / "empty"))
+    proc = run_cli("--data-dir", str(tmp_path / "empty"))
     assert_one_line_error(
         proc, 1, str(tmp_path / "empty"), "train-images-idx3-ubyte.gz", "--data-dir"
     )
@@ -256,13 +244,13 @@ def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:
 @pytest.mark.parametrize("how", ["truncated", "corrupted", "missing"])
 def test_damaged_data_is_one_line_error(mnist_dir: Path, tmp_path: Path, how: str) -> None:
     d = damaged_copy(mnist_dir, tmp_path / "d", "train_labels", how)
-    assert_one_line_error(run("--data-dir", str(d)), 1, "train-labels-idx1-ubyte.gz")
+    assert_one_line_error(run_cli("--data-dir", str(d)), 1, "train-labels-idx1-ubyte.gz")
 
 
 def test_default_run_prints_exactly_the_seed_lines(
     mnist_dir: Path, golden_lines: list[str]
 ) -> None:
-    proc = run("--data-dir", str(mnist_dir), "--device", "cpu")
+    proc = run_cli("--data-dir", str(mnist_dir), "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert [re.sub(r"\d", "#", x) for x in lines] == [re.sub(r"\d", "#", x) for x in golden_lines]
@@ -324,7 +312,7 @@ def test_gradcheck_command_checks_mnist_when_present_and_says_its_verdict(
 
 
 def test_gradcheck_without_data_checks_random_problem(tmp_path: Path) -> None:
-    proc = run("gradcheck", "--data-dir", str(tmp_path))
+    proc = run_cli("gradcheck", "--data-dir", str(tmp_path))
     assert proc.returncode == 0 and "random" in proc.stdout and "MNIST" not in proc.stdout
     assert "checking the random problem only" in proc.stderr
 
@@ -341,7 +329,7 @@ def test_console_script() -> None:
 
 def test_history_file_and_validation_lines(mnist_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run.csv"
-    proc = run(
+    proc = run_cli(
         "--data-dir",
         str(mnist_dir),
         "--epochs",
@@ -392,7 +380,7 @@ def test_history_file_is_checked_before_training(
     mnist_dir: Path, tmp_path: Path, where: str, words: str
 ) -> None:
     target = str(tmp_path / where) if where else ""
-    proc = run("--data-dir", str(mnist_dir), "--num-steps", "5", "--history", target)
+    proc = run_cli("--data-dir", str(mnist_dir), "--num-steps", "5", "--history", target)
     assert_one_line_error(proc, 2, "--history", words)
     assert proc.stdout == ""  # refused before training
 
@@ -597,11 +585,11 @@ def test_a_read_only_data_folder_is_used_as_it_is(mnist_dir: Path, tmp_path: Pat
         before = {p.name: p.stat().st_mtime_ns for p in [shared, *shared.iterdir()]}
         model = tmp_path / "m.npz"
         assert (
-            run("--data-dir", str(shared), "--num-steps", "20", "--save", str(model)).returncode
+            run_cli("--data-dir", str(shared), "--num-steps", "20", "--save", str(model)).returncode
             == 0
         )
         for args in (["evaluate", str(model)], ["download"]):
-            proc = run(*args, "--data-dir", str(shared))
+            proc = run_cli(*args, "--data-dir", str(shared))
             assert proc.returncode == 0, proc.stderr
         assert {p.name: p.stat().st_mtime_ns for p in [shared, *shared.iterdir()]} == before
     finally:
@@ -652,7 +640,7 @@ def test_ctrl_c_keeps_the_work(mnist_dir: Path, tmp_path: Path) -> None:
     m = modelfile.load(model)
     assert m.interrupted_at == stopped and history.read_csv(record)[-1].step == stopped
     assert f"Testset Accuracy: {m.test_accuracy:.4f}" == out.splitlines()[-1]
-    assert run("evaluate", str(model), "--data-dir", str(mnist_dir)).returncode == 0
+    assert run_cli("evaluate", str(model), "--data-dir", str(mnist_dir)).returncode == 0
 
 
 def test_a_second_ctrl_c_aborts_and_writes_nothing(

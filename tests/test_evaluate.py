@@ -6,15 +6,13 @@ import dataclasses
 import json
 import os
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import DATA
-from helpers import scores_by_hand
+from helpers import run_cli, scores_by_hand
 
 from scratchlr import train
 from scratchlr.backend import numpy_backend
@@ -253,20 +251,9 @@ def test_a_damaged_member_is_refused(tmp_path: Path, where: int) -> None:
         modelfile.load(bad)
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "scratchlr", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
 def test_save_then_evaluate_in_fresh_processes(mnist_dir: Path, mnist_data, tmp_path: Path) -> None:
     model = tmp_path / "m.npz"
-    trained = cli("--data-dir", str(mnist_dir), "--num-steps", "200", "--save", str(model))
+    trained = run_cli("--data-dir", str(mnist_dir), "--num-steps", "200", "--save", str(model))
     assert trained.returncode == 0, trained.stderr
     m = modelfile.load(model)
     assert m.config == Config(num_steps=200)
@@ -279,14 +266,14 @@ def test_save_then_evaluate_in_fresh_processes(mnist_dir: Path, mnist_data, tmp_
     assert m.validation_accuracy == pytest.approx(
         validation_acc, abs=4e-4
     )  # of 5,000: within two ties
-    text = cli("evaluate", str(model), "--data-dir", str(mnist_dir))
+    text = run_cli("evaluate", str(model), "--data-dir", str(mnist_dir))
     assert text.returncode == 0, text.stderr
     shown = re.search(
         r"10000 examples, loss \S+, accuracy (\S+)$", text.stdout.splitlines()[0]
     ).group(1)
     assert float(shown) == pytest.approx(test_acc, abs=3e-4)  # rounded to 4 digits, within a tie
     report = json.loads(
-        cli(
+        run_cli(
             "evaluate", str(model), "--data-dir", str(mnist_dir), "--json", "--split", "validation"
         ).stdout
     )
@@ -294,7 +281,7 @@ def test_save_then_evaluate_in_fresh_processes(mnist_dir: Path, mnist_data, tmp_
         validation_acc, abs=4e-4
     )
     on_train = json.loads(
-        cli(
+        run_cli(
             "evaluate", str(model), "--data-dir", str(mnist_dir), "--json", "--split", "train"
         ).stdout
     )
@@ -335,7 +322,7 @@ def test_a_config_rebuilt_from_a_model_file_trains_that_model_again(
         "--step",
         "reference",
     ]
-    proc = cli("--data-dir", str(mnist_dir), *flags, "--save", str(model))
+    proc = run_cli("--data-dir", str(mnist_dir), *flags, "--save", str(model))
     assert proc.returncode == 0, proc.stderr
     m = modelfile.load(model)
     assert m.config == Config(
@@ -366,7 +353,7 @@ def test_a_config_rebuilt_from_a_model_file_trains_that_model_again(
 @pytest.mark.parametrize("kind", ["missing", "not a zip", "pickled object", "newer format"])
 def test_evaluate_a_bad_model_is_one_line_exit_1(tmp_path: Path, kind: str) -> None:
     path = BAD[kind][0](tmp_path)
-    proc = cli("evaluate", str(path), "--data-dir", str(tmp_path))
+    proc = run_cli("evaluate", str(path), "--data-dir", str(tmp_path))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib", reason="matplotlib (the [plot] extra) is not installed")
+from helpers import run_cli  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import scratchlr  # noqa: E402
@@ -99,17 +98,6 @@ def test_curves_from_a_history_file(result: train.Result, tmp_path: Path) -> Non
     assert averaged.lines[1].get_label() == "validation: averaged weights"
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "scratchlr", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
 def test_train_save_evaluate_predict_plot_from_fresh_processes(
     mnist_data, mnist_dir: Path, tmp_path: Path
 ) -> None:
@@ -117,15 +105,15 @@ def test_train_save_evaluate_predict_plot_from_fresh_processes(
     m = tmp_path / "m.npz"
     h = tmp_path / "h.csv"
     figs = tmp_path / "figs"
-    steps = cli(
+    steps = run_cli(
         *data, "--epochs", "2", "--shuffle", "--validate", "--save", str(m), "--history", str(h)
     )
     assert steps.returncode == 0, steps.stderr
-    assert cli("evaluate", str(m), *data).returncode == 0
+    assert run_cli("evaluate", str(m), *data).returncode == 0
     Image.fromarray(mnist_data.test.images[1].reshape(28, 28)).save(tmp_path / "two.png")
-    said = cli("predict", str(m), str(tmp_path / "two.png"))
+    said = run_cli("predict", str(m), str(tmp_path / "two.png"))
     assert said.returncode == 0 and said.stdout.startswith(f"{tmp_path / 'two.png'}: ")
-    drawn = cli(
+    drawn = run_cli(
         "plot",
         str(m),
         "--out",

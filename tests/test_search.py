@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from test_cli import assert_one_line_error, in_process
 
 from scratchlr.config import value_type
@@ -24,18 +25,6 @@ from scratchlr.search import results, space
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--epochs", "1", "--shuffle", "--learning-rate", "0.1,0.5", "--momentum", "0,0.9"]
-
-
-def scratchlr(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "scratchlr", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        **kwargs,
-    )
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -50,7 +39,7 @@ def measured(path: Path) -> list[tuple[str, ...]]:
 
 def test_each_row_is_the_run_alone_with_validate(mnist_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
-    proc = scratchlr("search", "--data-dir", str(mnist_dir), *GRID, "--results", str(out))
+    proc = run_cli("search", "--data-dir", str(mnist_dir), *GRID, "--results", str(out))
     assert proc.returncode == 0, proc.stderr
     found = rows(out)
     assert list(found[0]) == [
@@ -68,7 +57,7 @@ def test_each_row_is_the_run_alone_with_validate(mnist_dir: Path, tmp_path: Path
         ("0.5", "0.9"),
     ]  # the grid, first axis slowest
     for row in found:
-        alone = scratchlr(
+        alone = run_cli(
             "--data-dir",
             str(mnist_dir),
             "--epochs",
@@ -113,7 +102,7 @@ def test_each_row_is_the_run_alone_with_validate(mnist_dir: Path, tmp_path: Path
             float(row["val_accuracy"]),
         )
     command = re.search(r"^Best: python -m scratchlr (.*)$", proc.stdout, re.M).group(1).split()
-    again = scratchlr(*command, "--quiet")
+    again = run_cli(*command, "--quiet")
     assert f"accuracy= {float(best['val_accuracy']):.4f}" in again.stdout.splitlines()[-2]
     assert "Testset" not in proc.stdout  # nothing was tested
 
@@ -123,7 +112,7 @@ def test_the_same_rows_here_in_a_pool_and_on_a_dask_cluster(
 ) -> None:
     found = {}
     for name, extra in (("here", []), ("pool", ["--jobs", "2"])):
-        proc = scratchlr(
+        proc = run_cli(
             "search",
             "--data-dir",
             str(mnist_dir),
@@ -143,7 +132,7 @@ def test_the_same_rows_here_in_a_pool_and_on_a_dask_cluster(
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
     ) as cluster:
-        proc = scratchlr(
+        proc = run_cli(
             "search",
             "--data-dir",
             str(mnist_dir),
@@ -209,7 +198,7 @@ def test_ctrl_c_keeps_the_finished_trials_and_resume_completes_them(
     )
     assert 1 <= finished < 9 and "Traceback" not in stderr
     assert stdout.startswith(f"The {min(finished, 5)} best of {finished} trials")
-    again = scratchlr(*flags, "--resume")
+    again = run_cli(*flags, "--resume")
     assert again.returncode == 0, again.stderr
     assert f"9 trials ({finished} done)" in again.stderr
     now = out.read_text().splitlines()
