@@ -1,5 +1,5 @@
 """Helpers shared by tests: damaged copies of the MNIST folder, scores computed by hand, an IDX
-writer."""
+writer, and the command line run in a fresh process (:func:`run_cli`)."""
 
 from __future__ import annotations
 

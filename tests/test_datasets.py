@@ -190,13 +190,15 @@ def test_the_whole_path_on_a_loopback_mirror(
     assert any(name in wrong for name in record.classes)
     label = splits.load(record, d).test.labels[0]
     assert drawn["explain.png"].axes[0].get_title() == f"test image 0 ({record.classes[label]})"
+    panels = [ax.get_title() for ax in drawn["explain.png"].axes[1:3]]
+    assert all(any(f" {name}: pixels" in t for name in record.classes) for t in panels), panels
 
 
 def test_a_search_reads_the_chosen_data_set(
     small, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """--dataset is a Config field: a search's trials train on it (its training files alone,
-    fetched from the record's mirror), and its cache keys on it."""
+    fetched from the record's mirror), and its best trial's command names it."""
     record, mirror = small
     d = str(tmp_path / "data")
     status, out, err = run(
@@ -255,6 +257,35 @@ def test_an_uncompressed_copy_cannot_be_verified_by_a_gz_md5(
     with pytest.raises(splits.DataError, match="uncompressed copy cannot be verified") as info:
         splits.load_arrays(record, d)
     assert "\n" not in str(info.value) and f.name in str(info.value)
+    kept = (d / f.plain_name).read_bytes()
+    status, out, err = run(
+        capsys, "--dataset", record.name, "--data-dir", str(d), "--validation-size", "50", "--quiet"
+    )
+    assert status == 1 and "uncompressed copy cannot be verified" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert (d / f.plain_name).read_bytes() == kept  # refused, and left as it was
+
+
+def test_a_folder_of_another_data_set_is_named_and_left_alone(
+    small, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The three data sets share their file names: a folder holding one's verified files, given
+    with another's --dataset, is that data set's, not a cache of bad copies to delete."""
+    record, mirror = small
+    d = tmp_path / "data"
+    assert run(capsys, "download", "--dataset", record.name, "--data-dir", str(d))[0] == 0
+    before = {p.name: p.read_bytes() for p in d.iterdir() if p.suffix == ".gz"}
+    other = "kmnist" if record.name == "fashion-mnist" else "fashion-mnist"
+    arrays = small_arrays(seed=99)  # other small files under the same names
+    served = {f.name: gzip.compress(idx_bytes(arrays[k])) for k, f in DATASETS[other].files.items()}
+    monkeypatch.setitem(DATASETS, other, small_record(DATASETS[other], served, mirror.url))
+    status, out, err = run(
+        capsys, "--dataset", other, "--data-dir", str(d), "--validation-size", "50", "--quiet"
+    )
+    assert status == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"is {record.title}'s file, not {DATASETS[other].title}'s" in err
+    assert f"--dataset {record.name}" in err
+    assert {p.name: p.read_bytes() for p in d.iterdir() if p.suffix == ".gz"} == before
 
 
 def test_a_data_set_not_there_is_named(
@@ -289,3 +320,24 @@ def test_bare_python_m_scratchlr_still_reads_mnist_from_data_mnist(
     assert [re.sub(r"\d", "#", x) for x in lines] == [re.sub(r"\d", "#", x) for x in golden_lines]
     assert lines[0].startswith("Initial loss= 2.302585125") and lines[-1] == golden_lines[-1]
     assert (tmp_path / "data" / "mnist" / store.STAMPS).is_file()  # it read there
+
+
+def test_a_search_over_data_sets_reads_each_from_its_own_folder(
+    small, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """One --data-dir for trials of several data sets would mix their files: a usage error."""
+    record, mirror = small
+    d = str(tmp_path / "data")
+    status, out, err = run(
+        capsys,
+        "search",
+        "--dataset",
+        f"mnist,{record.name}",
+        "--validation-size",
+        "50",
+        "--data-dir",
+        d,
+        "--quiet",
+    )
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "trials vary --dataset" in err and not mirror.requests

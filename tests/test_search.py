@@ -4,6 +4,7 @@ wherever they run, a results file that survives Ctrl-C and resumes, one-line ref
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import re
@@ -612,7 +613,20 @@ def test_resume_refuses_a_file_whose_fixed_flags_differ(
         in_process(capsys, *grid, "--num-steps", "20", "--momentum", "0", "--resume").returncode
         == 0
     )  # the default
-    (tmp_path / "r.csv.json").unlink()
+    # as a search before --implementation, --optimizer and --dataset wrote it: still resumed
+    shared = tmp_path / "r.csv.json"
+    kept = json.loads(shared.read_text())
+    kept["--step"] = kept.pop("--implementation")
+    del kept["--optimizer"]
+    del kept["--dataset"]
+    shared.write_text(json.dumps(kept))
+    assert in_process(capsys, *grid, "--num-steps", "20", "--resume").returncode == 0
+    assert_one_line_error(
+        in_process(capsys, *grid, "--num-steps", "20", "--step", "reference", "--resume"),
+        1,
+        "ran with --implementation fast, not reference",
+    )
+    shared.unlink()
     assert_one_line_error(
         in_process(capsys, *grid, "--num-steps", "20", "--resume"), 1, "r.csv.json"
     )

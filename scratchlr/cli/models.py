@@ -217,7 +217,7 @@ def run_plot(args: argparse.Namespace) -> int:
         "most_wrong.png": lambda: plots.most_wrong(
             m.W, m.b, test_images, data.test.labels, classes=names
         ),
-        "explain.png": lambda: plots.explain(m.W, m.b, x, title),
+        "explain.png": lambda: plots.explain(m.W, m.b, x, title, names),
         **(
             {"curves.png": lambda: plots.curves(records, averaged=m.config.average is not None)}
             if records

@@ -175,8 +175,13 @@ def plan(args: argparse.Namespace) -> tuple[list[space.Settings], list[str], dic
     return todo, varying, results.shared(todo[0], varying)
 
 
-def check(args: argparse.Namespace) -> str | None:
-    """What is wrong with the search's own flags, or None."""
+def check(args: argparse.Namespace, varying: list[str]) -> str | None:
+    """What is wrong with the search's own flags (given the settings that vary), or None."""
+    if args.data_dir and "dataset" in varying:
+        return (
+            "--data-dir names one folder, and the trials vary --dataset: leave it out, so that "
+            "each data set is read from its own"
+        )
     if args.jobs < 1:
         return f"--jobs must be positive, got {args.jobs}"
     if args.scheduler and args.jobs != 1:
@@ -279,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         todo, varying, common = plan(args)
     except ValueError as exc:
         return usage_error(str(exc))
-    problem = check(args)
+    problem = check(args, varying)
     if problem:
         return usage_error(problem)
     if args.scheduler and importlib.util.find_spec("distributed") is None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .. import __version__
 from ..files.atomic import replacing
 from . import splits, store
-from .records import ALL_FILES, GZ_FILE, Dataset
+from .records import ALL_FILES, DATASETS, GZ_FILE, Dataset
 
 if TYPE_CHECKING:
     import requests  # imported where used: it costs ~0.1 s, and warm runs fetch nothing
@@ -318,10 +318,26 @@ def fetch_missing(
     return ensure(dataset, directory, tried, Settings(progress=progress), keys)
 
 
+def another_data_set(path: Path, dataset: Dataset, key: str) -> Dataset | None:
+    """The other data set whose verified file ``key`` ``path`` is, if one is: the three share
+    their file names, so a folder of one given for another holds good files, not bad ones."""
+    for other in DATASETS.values():
+        if other.name == dataset.name or key not in other.files:
+            continue
+        try:
+            splits.read_verified(path, other, key)
+        except splits.DataError:
+            continue
+        return other
+    return None
+
+
 def cached(directory: Path, dataset: Dataset, key: str) -> str | None:
     """None if ``directory`` holds a good copy of the record's file ``key``; "" if it holds
     none; else why its copy was bad. A bad copy is deleted: in a cache, a corrupt file must
-    not stay under the real name (in a read-only folder, that is a ``DownloadError`` instead)."""
+    not stay under the real name (in a read-only folder, that is a ``DownloadError`` instead).
+    A good file of another data set, or an uncompressed copy that the record's MD5 (of the
+    ``.gz`` file) cannot verify, is no bad copy: it is left as it is, with a ``DownloadError``."""
     f = dataset.files[key]
     path = splits.find(directory, f)
     if path is None:
@@ -333,6 +349,14 @@ def cached(directory: Path, dataset: Dataset, key: str) -> str | None:
         splits.cached_array(path, dataset, key)
         return None
     except splits.DataError as exc:
+        other = another_data_set(path, dataset, key)
+        if other is not None:
+            raise DownloadError(
+                f"{path} is {other.title}'s file, not {dataset.title}'s: give {dataset.title}'s "
+                f"own folder with --data-dir (or --dataset {other.name})"
+            ) from None
+        if f.md5_of == GZ_FILE and path.name != f.name:  # uncompressed: nothing to verify it by
+            raise DownloadError(str(exc)) from None
         if not store.writable(directory):
             raise DownloadError(f"{exc}, in a read-only folder; {READ_ONLY_HINT}") from None
         path.unlink()

@@ -158,9 +158,16 @@ def most_wrong(
     return fig
 
 
-def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Figure:
+def explain(
+    W: np.ndarray,
+    b: np.ndarray,
+    x: np.ndarray,
+    title: str = "",
+    classes: Sequence[str] | None = None,
+) -> Figure:
     """One image x (784,) in [0, 1]: the image, then x * W[:, c] for the predicted class and
-    the runner-up. Each panel's pixels sum, plus b_c, to that class's logit."""
+    the runner-up (named from ``classes`` where given). Each panel's pixels sum, plus b_c, to
+    that class's logit."""
     z, p = scores(W, b, x)
     top = top_two(W, x, z)
     fig = Figure(figsize=(11, 3.8), layout="constrained")
@@ -172,7 +179,8 @@ def explain(W: np.ndarray, b: np.ndarray, x: np.ndarray, title: str = "") -> Fig
         im = ax.imshow(part.reshape(SIDE, SIDE), cmap=DIVERGING, **scale)
         sign = "+" if b[c] >= 0 else "\u2212"
         ax.set_title(
-            f"class {c}: pixels {part.sum():.2f} {sign} b {abs(b[c]):.2f} = logit {z[c]:.2f}\n"
+            f"class {class_label(c, classes)}: pixels {part.sum():.2f} {sign} b {abs(b[c]):.2f} "
+            f"= logit {z[c]:.2f}\n"
             f"(p = {p[c]:.3f})",
             fontsize=10,
         )

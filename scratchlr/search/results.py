@@ -98,12 +98,27 @@ def check_shared(path: Path, common: dict[str, str]) -> None:
             f"{path}: {shared_path(path).name}, the flags its trials shared, is missing or "
             "damaged, so it cannot be resumed"
         )
+    kept = as_now(kept, common)
     for name in sorted(set(kept) | set(common)):
         if kept.get(name) != common.get(name):
             raise ValueError(
                 f"{path}: its trials ran with {name} {kept.get(name, '?')}, not "
                 f"{common.get(name, '?')} (--resume needs the flags that wrote it)"
             )
+
+
+RENAMED = {"--step": "--implementation"}  # flags of older results files -> their name now
+
+
+def as_now(kept: dict[str, str], common: dict[str, str]) -> dict[str, str]:
+    """The shared flags of a results file written before a flag was renamed or added, as they
+    would be written now: old names renamed, and a shared flag the file lacks (added since) at
+    its default, the value those trials ran with."""
+    now = {RENAMED.get(name, name): value for name, value in kept.items()}
+    for name, f in FIELDS.items():
+        if flag(name) in common and flag(name) not in now:
+            now[flag(name)] = space.text(f.default) or "none"
+    return now
 
 
 def rows_of(path: Path) -> list[list[str]]:

@@ -46,7 +46,6 @@ from . import space
 from .results import Outcome
 
 ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-# This process's arrays, by (data set, data folder given, with the test files)
 
 
 def data(
