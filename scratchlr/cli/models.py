@@ -18,7 +18,7 @@ from ..dataset import download, splits
 from ..dataset.records import DATASETS, Dataset
 from ..evaluation import predict_split
 from ..files import history, images, modelfile
-from ..reports.evaluate import confusion_matrix, format_report, report, scores
+from ..reports.evaluate import class_label, confusion_matrix, format_report, report, scores
 from ..search import results
 from .args import add_data_args, fail, load_data, usage_error
 
@@ -90,11 +90,11 @@ def dataset_for(args: argparse.Namespace, m: modelfile.ModelFile) -> Dataset:
     one that trained it. ``ModelFileError`` if its W does not fit that data set's images and
     classes."""
     dataset = DATASETS[args.dataset or m.config.dataset]
-    if m.W.shape != (dataset.pixels, dataset.num_classes):
-        raise modelfile.ModelFileError(
-            f"{args.model}: its W is {m.W.shape}, but {dataset.title} has {dataset.pixels} "
-            f"pixels and {dataset.num_classes} classes"
-        )
+
+    def bad(problem: str) -> modelfile.ModelFileError:
+        return modelfile.ModelFileError(f"{args.model}: {problem}")
+
+    modelfile.check_shapes(m.W, m.b, dataset, bad)
     return dataset
 
 
@@ -159,7 +159,7 @@ def run_predict(args: argparse.Namespace) -> int:
             out.append(predicted(m, x, label))
             if not args.json:
                 top = out[-1]["top3"]
-                said = top[0][0] if names is None else f"{top[0][0]} {names[top[0][0]]}"
+                said = class_label(top[0][0], names)
                 shares = ", ".join(f"{c}: {p:.4f}" for c, p in top)
                 print(f"{label}: {said}  ({shares})", flush=True)
     if args.json:

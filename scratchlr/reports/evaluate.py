@@ -72,15 +72,18 @@ def report(W: Any, b: Any, split: Split, backend: Backend) -> dict[str, Any]:
     }
 
 
+def class_label(c: int, classes: Sequence[str] | None) -> str:
+    """Class c as a report or a picture names it: its number, and its name where ``classes``
+    gives names (None: the number says it all, as MNIST's digits do)."""
+    return str(c) if classes is None else f"{c} {classes[c]}"
+
+
 def format_report(r: dict[str, Any], title: str, classes: Sequence[str] | None = None) -> str:
     """The report as text: the numbers, the matrix (rows true, columns predicted), the table.
     ``classes``, the class names (None: the numbers say it all, as MNIST's digits do), are
     written beside the numbers in the table and the most confused pairs."""
     M = np.array(r["confusion_matrix"])
     per = r["per_class"]
-
-    def named(c: int) -> str:
-        return str(c) if classes is None else f"{c} {classes[c]}"
 
     lines = [
         f"{title}: {r['examples']} examples, loss {r['loss']:.6f}, accuracy {r['accuracy']:.4f}",
@@ -97,7 +100,9 @@ def format_report(r: dict[str, Any], title: str, classes: Sequence[str] | None =
     ]
     avg = r["macro_avg"]
     pairs = [
-        f"{named(p['true'])} as {named(p['predicted'])} ({p['count']})" for p in r["most_confused"]
+        f"{class_label(p['true'], classes)} as {class_label(p['predicted'], classes)} "
+        f"({p['count']})"
+        for p in r["most_confused"]
     ]
     lines += [
         f"macro  {avg['precision']:9.4f}  {avg['recall']:6.4f}  {avg['f1']:6.4f}  "

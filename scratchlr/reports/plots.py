@@ -29,7 +29,7 @@ from ..files.atomic import atomic_write
 from ..files.history import Record
 from ..files.images import SIDE
 from .contributions import largest, top_two
-from .evaluate import scores
+from .evaluate import class_label, scores
 
 DIVERGING = "RdBu_r"  # red positive, blue negative, white at 0
 
@@ -38,12 +38,6 @@ def symmetric(*arrays: np.ndarray) -> dict[str, float]:
     """imshow's vmin/vmax for one colour scale centred at 0 across ``arrays``."""
     top = largest(*arrays)
     return {"vmin": -top, "vmax": top}
-
-
-def class_label(c: int, classes: Sequence[str] | None) -> str:
-    """Class c as a picture names it: its number, and its name where ``classes`` gives names
-    (None: the number says it all, as MNIST's digits do)."""
-    return str(c) if classes is None else f"{c} {classes[c]}"
 
 
 def weight_templates(W: np.ndarray, classes: Sequence[str] | None = None) -> Figure:
