@@ -188,9 +188,7 @@ def gradient_function(
     if config.implementation == "fast":
         xp = namespace_of(images)
         dim = images.shape[1]
-        return FastGradients(
-            xp, config.batch_size, dim, num_classes, config.dtype, config.penalty
-        )
+        return FastGradients(xp, config.batch_size, dim, num_classes, config.dtype, config.penalty)
     return functools.partial(reference_gradients, weight_decay=config.penalty)
 
 
