@@ -178,21 +178,24 @@ def test_lerp_is_exact_at_both_ends_either_side_of_a_half() -> None:
 
 def test_rmsprop_update_by_hand() -> None:
     """Plain, centered, and with momentum, in float64."""
-    theta, g, a, u = rng_arrays(4, 4)
+    theta, g, a = rng_arrays(4, 3)
+    u = rng_arrays(11, 1)[0]
     v = np.abs(rng_arrays(5, 1)[0]) + 10  # above any a^2 here: a real variance
     lr = 0.01
     alpha = 0.9
     eps = 1e-3
     mu = 0.5
     v1 = alpha * v + (1 - alpha) * g**2
-    new, v_new, _, _ = rmsprop.rmsprop_update(theta, g, v, lr, alpha, eps)
-    np.testing.assert_allclose(v_new, v1, rtol=1e-14)
+    new, state = rmsprop.rmsprop_update(theta, g, {"square_avg": v}, lr, alpha, eps)
+    np.testing.assert_allclose(state["square_avg"], v1, rtol=1e-14)
     np.testing.assert_allclose(new, theta - lr * g / (np.sqrt(v1) + eps), rtol=1e-14)
     a1 = alpha * a + (1 - alpha) * g
     d = np.sqrt(v1 - a1**2) + eps
-    new, _, a_new, u_new = rmsprop.rmsprop_update(theta, g, v, lr, alpha, eps, a, u, mu)
-    np.testing.assert_allclose(a_new, a1, rtol=1e-14)
-    np.testing.assert_allclose(u_new, mu * u + g / d, rtol=1e-14)
+    centered = {"square_avg": v, "grad_avg": a, "momentum_buffer": u}
+    new, state = rmsprop.rmsprop_update(theta, g, centered, lr, alpha, eps, mu)
+    np.testing.assert_allclose(state["grad_avg"], a1, rtol=1e-14)
+    np.testing.assert_allclose(state["momentum_buffer"], mu * u + g / d, rtol=1e-14)
+    assert centered["grad_avg"] is a  # the reference step leaves the old state be
     np.testing.assert_allclose(new, theta - lr * (mu * u + g / d), rtol=1e-14)
 
 
@@ -234,6 +237,7 @@ def test_in_place_equals_new_arrays(member: str, dtype: type) -> None:
     readable = MEMBERS[member]([p.copy() for p in params], False)
     fast = MEMBERS[member]([p.copy() for p in params], True)
     kept = list(fast.params)
+    buffers = [dict(state) for state in fast.state]
     rng = np.random.default_rng(10)
     for k in range(5):
         grads = [rng.normal(size=p.shape).astype(dtype) for p in params]
@@ -245,6 +249,8 @@ def test_in_place_equals_new_arrays(member: str, dtype: type) -> None:
         assert fast.params[i].tobytes() == readable.params[i].tobytes()
         for name, value in readable.state[i].items():
             assert np.asarray(fast.state[i][name]).tobytes() == np.asarray(value).tobytes(), name
+            if isinstance(value, np.ndarray):
+                assert fast.state[i][name] is buffers[i][name], name  # its buffer, overwritten
     assert not np.array_equal(fast.params[0], params[0])
 
 
