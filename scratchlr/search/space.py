@@ -96,7 +96,7 @@ def parse_axis(name: str, text: str) -> Axis:
             raise ValueError(f"{flag(name)}: {text!r} is not a range (LOW:HIGH or LOW:HIGH:log)")
         if value_type(FIELDS[name]) not in (int, float) or "nargs" in FIELDS[name].metadata:
             raise ValueError(
-                f"{flag(name)}: a range needs a flag of one number; give a comma list of values"
+                f"{flag(name)}: a range needs a number flag; give a comma list of values"
             )
         low = value(name, parts[0])
         high = value(name, parts[1])
