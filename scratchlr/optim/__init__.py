@@ -11,10 +11,13 @@ of docs/math.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .averaging import Averaged, polyak_average
 from .optimizer import Optimizer
 from .sgd import SGD
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD}
+SOLVERS: dict[str, Any] = {}  # H3 placeholder until optim/solver.py lands
 
-__all__ = ["OPTIMIZERS", "Averaged", "Optimizer", "SGD", "polyak_average"]
+__all__ = ["OPTIMIZERS", "SOLVERS", "Averaged", "Optimizer", "SGD", "polyak_average"]
