@@ -23,9 +23,11 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD}
 
 # --- full-batch solvers (issue 28 part 2) ---
 from .gradient_descent import GradientDescent  # noqa: E402
+from .lbfgs import LBFGS  # noqa: E402
+from .newton_cg import NewtonCG  # noqa: E402
 from .solver import Iterate, Solver  # noqa: E402
 
-SOLVERS: dict[str, type[Solver]] = {"gd": GradientDescent}
+SOLVERS: dict[str, type[Solver]] = {"gd": GradientDescent, "lbfgs": LBFGS, "newton-cg": NewtonCG}
 # --- end of the full-batch solvers ---
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "Averaged",
     "GradientDescent",
     "Iterate",
+    "LBFGS",
+    "NewtonCG",
     "Optimizer",
     "SGD",
     "Solver",

@@ -56,7 +56,7 @@ class Point:
     z: Array
     value: float
     loss: float
-    grad: Array | None = None
+    grad: Array = None  # (None until with_gradient)
 
 
 def pack(W: Array, b: Array) -> Array:
