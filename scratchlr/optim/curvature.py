@@ -8,7 +8,8 @@ converges iff lr < 2 (1 + mu) / lambda_max (0 <= mu < 1). Near a point of the so
 the quadratic model is its second-order Taylor expansion, with H the Hessian there.
 
 H is never formed: every eigenvalue comes from Hessian-vector products
-(:meth:`scratchlr.objective.Objective.hessian_vector_product`) over the full direction (V, v),
+(:meth:`scratchlr.objective.Objective.hessian_vector_product_at`, the softmax at the point
+computed once) over the full direction (V, v),
 V (D, C) for W and v (C,) for b, whose inner product is sum_ij V_ij V'_ij + sum_j v_j v'_j.
 - lambda_max: power iteration, x <- H x / ||H x||, and the Rayleigh quotient x^T H x of the last
   x: a lower bound of lambda_max that converges as (lambda_2 / lambda_max)^k;
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import model
 from ..objective import Objective
 from .optimizer import Array
 
@@ -94,8 +96,7 @@ def largest_eigenvalue(
     """lambda_max of f's Hessian at (W, b), by power iteration on the Hessian-vector product
     from a random start (seed 0): a lower bound that ``iterations`` bring up to it."""
 
-    def H(x: Direction) -> Direction:
-        return objective.hessian_vector_product(W, b, *x)
+    H = hessian_at(objective, W, b)
 
     estimate, _ = power_iteration(H, random_direction(W, b), iterations, tick)
     return estimate
@@ -113,14 +114,24 @@ def smallest_eigenvalue(
     (``lam_max`` its shift), then the Rayleigh quotient x^T H x of its last x, an upper bound
     of lambda_min (a Rayleigh quotient lies in [lambda_min, lambda_max])."""
 
-    def H(x: Direction) -> Direction:
-        return objective.hessian_vector_product(W, b, *x)
+    H = hessian_at(objective, W, b)
 
     def flipped(x: Direction) -> Direction:
         return shifted(H(x), x, lam_max)
 
     _, x = power_iteration(flipped, random_direction(W, b, seed=1), iterations, tick)
     return inner(x, H(x))
+
+
+def hessian_at(objective: Objective, W: Array, b: Array) -> Callable[[Direction], Direction]:
+    """x -> H x at (W, b), the softmax p = softmax(X W + b) computed once for every product
+    (:meth:`scratchlr.objective.Objective.hessian_vector_product_at`)."""
+    p = model.softmax(objective.logits(W, b))
+
+    def H(x: Direction) -> Direction:
+        return objective.hessian_vector_product_at(p, *x)
+
+    return H
 
 
 def gd_stable_rate(lam_max: float) -> float:
