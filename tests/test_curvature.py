@@ -103,7 +103,8 @@ def heavy_ball_norm(H: np.ndarray, lr: float, mu: float, steps: int = 3000) -> f
 @pytest.mark.parametrize("mu", [0.0, 0.5, 0.93])
 def test_the_limits_are_where_heavy_ball_turns(problem, mu: float) -> None:
     """On the quadratic of the explicit Hessian, heavy ball settles just below
-    2 (1 + mu) / lambda_max and blows up just above it (mu = 0: gradient descent's 2 / lambda_max)."""
+    2 (1 + mu) / lambda_max and blows up just above it (mu = 0: gradient descent's
+    2 / lambda_max)."""
     H = hessian_by_formula(*problem)
     lam_max = np.linalg.eigvalsh(H)[-1]
     limit = curvature.heavy_ball_stable_rate(lam_max, mu)
