@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from scratchlr import model
 from scratchlr.objective import Objective
 from scratchlr.optim import curvature
-from tests.helpers import run_cli
 
 N = 40
 D = 6
