@@ -313,7 +313,7 @@ class Config:
         does not use (other members' and solvers', and :data:`MINI_BATCH`'s with a solver,
         :data:`FULL_BATCH`'s without) are left at their defaults; and the member checks its
         own (``Optimizer.check``, ``Solver.check``)."""
-        family = {**OPTIMIZERS, **SOLVERS}
+        family: dict[str, Any] = {**OPTIMIZERS, **SOLVERS}
         if self.optimizer not in family:
             names = ", ".join(family)
             raise ValueError(f"--optimizer must be one of {names}, got {self.optimizer!r}")

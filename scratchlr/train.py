@@ -42,7 +42,7 @@ from .evaluation import evaluate
 from .files.history import Record
 from .gradients import BatchGradients, FastGradients, reference_gradients
 from .objective import Objective
-from .optim import OPTIMIZERS, SOLVERS, Averaged, Optimizer
+from .optim import OPTIMIZERS, SOLVERS, Averaged, Iterate, Optimizer, Solver
 
 __all__ = ["Config", "Record", "Result", "train"]
 
@@ -326,7 +326,7 @@ def train(
 # The full-batch solvers' loop.
 
 
-def iteration_line(it: Any) -> str:
+def iteration_line(it: Iterate) -> str:
     """``Iteration: 0003  objective= ...  max|g|= ...  step= ...  accuracy= ...``: f (with
     the penalty), the stopping quantity max_i |g_i|, the line search's step t, and the
     training accuracy, after iteration k."""
@@ -337,7 +337,7 @@ def iteration_line(it: Any) -> str:
 
 
 def iteration_record(
-    it: Any, validated: bool, data: Splits, backend: Backend, start: float
+    it: Iterate, validated: bool, data: Splits, backend: Backend, start: float
 ) -> Record:
     """The history's record of iteration k: J and the training accuracy at the iterate, the
     step size t as its ``lr``, one epoch per iteration (each sees the whole split), and the
@@ -351,7 +351,7 @@ def iteration_record(
     return Record(k, float(k), it.loss, it.accuracy, val_loss, val_accuracy, it.step, seconds)
 
 
-def ending_line(solver: Any, last: Any, config: Config, stopped: bool) -> str:
+def ending_line(solver: Solver, last: Iterate | None, config: Config, stopped: bool) -> str:
     """Why the run ended, in one line: the solver converged (max|g| <= tol), ran its
     iterations, was stopped (Ctrl-C), or says why it stopped (a line search that failed)."""
     k = last.iteration if last is not None else 0
@@ -390,7 +390,7 @@ def solve(
     W = xp.zeros((X.shape[1], data.dataset.num_classes), config.dtype)
     b = xp.zeros(data.dataset.num_classes, config.dtype)
     bar = progress(config.max_iter) if progress else None
-    last = None  # the last iterate
+    last: Iterate | None = None  # the last iterate
     stopped = False  # whether stop() ended the run
     start = time.perf_counter()
     for it in solver.iterations(W, b):

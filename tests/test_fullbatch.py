@@ -393,3 +393,15 @@ def test_a_search_of_a_solver(mnist_dir: Path, tmp_path: Path, capsys) -> None:
         ("3", "0.1", "3"),
     ]
     assert "--optimizer gd --max-iter" in proc.stdout
+
+
+def test_the_summary_counts_iterations() -> None:
+    """A solver's interrupted run and its time are told per iteration, SGD's per step."""
+    from scratchlr.cli.training import done, per_step
+
+    result = train.Result(np.zeros(1), np.zeros(1), 0.9, steps=4, train_seconds=0.5)
+    solver = Config(optimizer="lbfgs", max_iter=20)
+    assert done(solver, result, 55000) == "iteration 4 of at most 20"
+    assert per_step(solver, result) == "125.0 ms/iteration"
+    assert done(Config(), result, 55000) == "step 4 of 1000"
+    assert per_step(Config(), result) == "125000.0 us/step"
