@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import model
 from ..backend import numpy_backend
-from ..config import DTYPES, Config
+from ..config import DTYPES, Config, flag
 from ..dataset import download, splits
 from ..dataset.records import DATASETS, DEFAULT_VALIDATION_SIZE
 from ..files import modelfile
@@ -38,11 +38,18 @@ def add_parser(commands: Any) -> None:
     p.add_argument(
         "model", metavar="MODEL.npz", nargs="?", help="a model written by --save (default: zeros)"
     )
-    p.add_argument("--weight-decay", type=float, help="lambda (default: the model's, or 0)")
     p.add_argument(
-        "--learning-rate", type=float, help="the rate judged (default: the model's, or 0.1)"
+        "--weight-decay", type=float, metavar="LAMBDA", help="lambda (default: the model's, or 0)"
     )
-    p.add_argument("--momentum", type=float, help="its momentum (default: the model's, or 0)")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        metavar="LR",
+        help="the rate judged (default: the model's, or 0.1)",
+    )
+    p.add_argument(
+        "--momentum", type=float, metavar="MU", help="its momentum (default: the model's, or 0)"
+    )
     p.add_argument(
         "--dtype", choices=DTYPES, help="float type of the math (default: the model's, or float32)"
     )
@@ -50,6 +57,7 @@ def add_parser(commands: Any) -> None:
         "--iterations",
         type=int,
         default=50,
+        metavar="K",
         help="power iterations for each eigenvalue (default: 50)",
     )
     add_data_args(p, dataset="model", quiet="no progress bars (download, iterations)")
@@ -75,7 +83,7 @@ def check(args: argparse.Namespace) -> str | None:
     for name in ("weight_decay", "momentum"):
         value = getattr(args, name)
         if value is not None and not (np.isfinite(value) and value >= 0):
-            return f"--{name.replace('_', '-')} must be zero or positive, got {value}"
+            return f"{flag(name)} must be zero or positive, got {value}"
     if args.momentum is not None and args.momentum >= 1:
         return f"--momentum must be below 1, got {args.momentum}"
     if args.learning_rate is not None and not (

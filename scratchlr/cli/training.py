@@ -134,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
                 stop=interrupted,
             )
     except MemoryError:
-        buffer = config.batch_size * data.dataset.pixels * np.dtype(config.dtype).itemsize
+        itemsize = np.dtype(config.dtype).itemsize
+        if config.solves:  # the whole training split's pixels, in the config's dtype
+            whole = len(data.train.labels) * data.dataset.pixels * itemsize
+            return fail(f"out of memory (the training split's pixels need {whole / 2**20:.0f} MiB)")
+        buffer = config.batch_size * data.dataset.pixels * itemsize
         return fail(
             f"out of memory (batches of {config.batch_size} rows need "
             f"{buffer / 2**20:.0f} MiB each buffer)"
