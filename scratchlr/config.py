@@ -18,7 +18,7 @@ import numpy as np
 
 from .dataset.batches import BATCHINGS
 from .dataset.records import DATASETS, DEFAULT_VALIDATION_SIZE
-from .optim import OPTIMIZERS, schedules
+from .optim import OPTIMIZERS, SOLVERS, schedules
 from .optim.schedules import finite
 
 DTYPES = ("float32", "float64")
@@ -46,7 +46,31 @@ def value_type(f: Field[Any]) -> type:
 
 
 OPTIMISER = "optimiser (torch.optim and lr_scheduler semantics)"
+SOLVER = "full-batch solver (--optimizer gd, lbfgs or newton-cg)"
 VALIDATION = "validation"
+#: The settings of mini-batch training, which a full-batch solver does not use: each must stay
+#: at its default with one (the mini-batch members' own settings are refused as any other
+#: member's are).
+MINI_BATCH = (
+    "learning_rate",
+    "batch_size",
+    "num_steps",
+    "epochs",
+    "display_step",
+    "batching",
+    "shuffle",
+    "seed",
+    "implementation",
+    "lr_schedule",
+    "step_size",
+    "gamma",
+    "t_max",
+    "eta_min",
+    "average",
+    "early_stopping",
+)
+#: The settings of the full-batch solvers, which mini-batch training does not use.
+FULL_BATCH = ("max_iter", "tol")
 
 
 @dataclass(frozen=True)
@@ -99,8 +123,9 @@ class Config:
         "-lr m / (sqrt(v) + eps), m and v the gradients' and their squares' running means, "
         "bias-corrected; adamw: adam with the weight decay decoupled; rmsprop: -lr g / "
         "(sqrt(v) + eps), v the squares' running mean; adagrad: -lr g / (sqrt(s) + eps), s "
-        "the squares' sum",
-        metavar="{" + ",".join(OPTIMIZERS) + "}",
+        "the squares' sum; gd, lbfgs, newton-cg: full-batch solvers of the whole training "
+        "split's objective, from zero weights",
+        metavar="{" + ",".join([*OPTIMIZERS, *SOLVERS]) + "}",
         group=OPTIMISER,
     )
     momentum: float = option(
@@ -175,9 +200,19 @@ class Config:
         metavar="START",
         group=OPTIMISER,
     )
+    max_iter: int = option(
+        100, "the solver's most iterations (scikit-learn's default)", group=SOLVER
+    )
+    tol: float = option(
+        1e-4,
+        "the solver stops when max_i |g_i| <= tol, g the gradient of W and b (scikit-learn's "
+        "rule and default)",
+        group=SOLVER,
+    )
     validate: bool = option(
         False,
-        "validation loss and accuracy at each display step (each epoch with --epochs)",
+        "validation loss and accuracy at each display step (each epoch with --epochs; each "
+        "iteration with a solver)",
         group=VALIDATION,
     )
     early_stopping: int | None = option(
@@ -193,8 +228,8 @@ class Config:
         # betas come as a list from the command line and from a model file's JSON
         object.__setattr__(self, "betas", tuple(self.betas))
         self.check_numbers()
+        self.check_optimiser()  # before the choices: "--seed is not used by --optimizer gd"
         self.check_choices()
-        self.check_optimiser()
         self.check_schedule()
         train_size = DATASETS[self.dataset].train_size  # the data set, split as it says
         self.check_run(train_size - self.validation_size, self.validation_size)
@@ -280,6 +315,8 @@ class Config:
             "epochs",
             "display_step",
             "early_stopping",
+            "max_iter",
+            "tol",
         ):
             value = getattr(self, name)
             if value is not None and not (finite(value) and value > 0):
@@ -314,17 +351,26 @@ class Config:
         if self.seed is not None and not self.shuffle:
             raise ValueError("--seed is the shuffling's: it needs --shuffle")
 
+    @property
+    def solves(self) -> bool:
+        """Whether the optimiser is a full-batch solver (:data:`scratchlr.optim.SOLVERS`)."""
+        return self.optimizer in SOLVERS
+
     def check_optimiser(self) -> None:
-        """The optimiser is a member of the family; the settings of other members are left
-        at their defaults; and the member checks its own (``Optimizer.check``)."""
-        if self.optimizer not in OPTIMIZERS:
-            names = ", ".join(OPTIMIZERS)
+        """The optimiser is a member of the family or a full-batch solver; the settings it
+        does not use (other members' and solvers', and :data:`MINI_BATCH`'s with a solver,
+        :data:`FULL_BATCH`'s without) are left at their defaults; and the member checks its
+        own (``Optimizer.check``, ``Solver.check``)."""
+        family: dict[str, Any] = {**OPTIMIZERS, **SOLVERS}
+        if self.optimizer not in family:
+            names = ", ".join(family)
             raise ValueError(f"--optimizer must be one of {names}, got {self.optimizer!r}")
-        member = OPTIMIZERS[self.optimizer]
-        for other in OPTIMIZERS.values():
-            for name in other.fields:
-                if name not in member.fields and getattr(self, name) != FIELDS[name].default:
-                    raise ValueError(f"{flag(name)} is not used by --optimizer {self.optimizer}")
+        member = family[self.optimizer]
+        unused = [name for other in family.values() for name in other.fields]
+        unused.extend(MINI_BATCH if self.solves else FULL_BATCH)
+        for name in unused:
+            if name not in member.fields and getattr(self, name) != FIELDS[name].default:
+                raise ValueError(f"{flag(name)} is not used by --optimizer {self.optimizer}")
         member.check(self)
 
     def check_schedule(self) -> None:

@@ -17,6 +17,10 @@ A ``stop()`` that says True (the command line's first Ctrl-C) makes the step jus
 last: it is recorded and validated, and the run ends as at its end. The parameters returned
 and tested are the best ones with early stopping, else the averaged ones with averaging,
 else the last.
+
+With a full-batch solver (``--optimizer gd|lbfgs|newton-cg``, :data:`scratchlr.optim.SOLVERS`),
+:func:`train` hands the run to :func:`solve`: the solver minimises the whole training split's
+objective from zero weights, and each iteration is logged, recorded (and validated) as it comes.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from .dataset.splits import Split, Splits
 from .evaluation import evaluate
 from .files.history import Record
 from .gradients import BatchGradients, FastGradients, reference_gradients
-from .optim import OPTIMIZERS, Averaged, Optimizer
+from .objective import Objective
+from .optim import OPTIMIZERS, SOLVERS, Averaged, Iterate, Optimizer, Solver
 
 __all__ = ["Config", "Record", "Result", "train"]
 
@@ -146,9 +151,10 @@ def step_lines(t: int, loss: float, acc: float) -> list[str]:
     return [step]
 
 
-def validation_line(record: Record, per_epoch: bool) -> str:
-    """``Validation: step 0100  loss= ...  accuracy= ...`` (``epoch 3`` with epochs)."""
-    at = f"epoch {record.epoch:g}" if per_epoch else f"step {record.step:04d}"
+def validation_line(record: Record, per_epoch: bool, unit: str = "step") -> str:
+    """``Validation: step 0100  loss= ...  accuracy= ...`` (``epoch 3`` with epochs,
+    ``iteration 0003`` with a solver's ``unit``)."""
+    at = f"epoch {record.epoch:g}" if per_epoch else f"{unit} {record.step:04d}"
     return f"Validation: {at}  loss= {record.val_loss:.9f}  accuracy= {record.val_accuracy:.4f}"
 
 
@@ -241,7 +247,9 @@ def train(
     """Train on ``backend`` as ``config`` says, ``emit``-ting each log line as it is made
     (what happens when: the module's docstring). ``progress(total)`` makes a bar, moved one
     step at a time. ``stop()``, asked after each step, ends the run there when it says True
-    (a Ctrl-C), and the run finishes as at its end."""
+    (a Ctrl-C), and the run finishes as at its end. A full-batch solver's run: :func:`solve`."""
+    if config.solves:
+        return solve(data, config, backend, emit, progress, stop)
     n = len(data.train.labels)
     log = Log(emit)
     history: list[Record] = []
@@ -312,3 +320,121 @@ def train(
         test_seconds=time.perf_counter() - test_start,
         interrupted=last,
     )
+
+
+# The full-batch solvers' loop.
+
+
+def iteration_line(it: Iterate) -> str:
+    """``Iteration: 0003  objective= ...  max|g|= ...  step= ...  accuracy= ...``: f (with
+    the penalty), the stopping quantity max_i |g_i|, the line search's step t, and the
+    training accuracy, after iteration k."""
+    return (
+        f"Iteration: {it.iteration:04d}  objective= {it.value:.9f}  max|g|= {it.grad_max:.1e}  "
+        f"step= {it.step:.3f}  accuracy= {it.accuracy:.4f}"
+    )
+
+
+def iteration_record(
+    it: Iterate, validated: bool, data: Splits, backend: Backend, start: float
+) -> Record:
+    """The history's record of iteration k: J and the training accuracy at the iterate, the
+    step size t as its ``lr``, one epoch per iteration (each sees the whole split), and the
+    validation loss and accuracy where ``validated``; seconds count from ``start``."""
+    val_loss = None
+    val_accuracy = None
+    if validated:
+        val_loss, val_accuracy = evaluate(it.W, it.b, data.validation, backend)
+    seconds = time.perf_counter() - start
+    k = it.iteration
+    return Record(k, float(k), it.loss, it.accuracy, val_loss, val_accuracy, it.step, seconds)
+
+
+def ending_line(solver: Solver, last: Iterate | None, config: Config, stopped: bool) -> str:
+    """Why the run ended, in one line: the solver converged (max|g| <= tol), ran its
+    iterations, was stopped (Ctrl-C), or says why it stopped (a line search that failed)."""
+    k = last.iteration if last is not None else 0
+    g = f"max|g| = {last.grad_max:.1e}" if last is not None else "max|g|"
+    if stopped:
+        return f"Stopped after {k} iterations (asked to stop): {g}"
+    if solver.converged:
+        return f"Converged after {k} iterations: {g} <= --tol {config.tol:g}"
+    if k >= config.max_iter:
+        return (
+            f"Not converged: --max-iter {config.max_iter} reached with {g} > --tol {config.tol:g}"
+        )
+    return f"Not converged after {k} iterations: {solver.message}"
+
+
+def solve(
+    data: Splits,
+    config: Config,
+    backend: Backend,
+    emit: Callable[[str], None] = print,
+    progress: Callable[[int], Any] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Result:
+    """Minimise f = J + (lambda/2) ||W||^2 over the whole training split with the config's
+    full-batch solver, from zero weights, ``emit``-ting one line per iteration (and its
+    validation line with ``validate``), then why it ended and the test line. ``progress``
+    makes a bar of ``max_iter`` iterations; ``stop()``, asked after each iteration, ends the
+    run there. The Result's ``steps`` are the iterations done."""
+    log = Log(emit)
+    history: list[Record] = []
+    images, labels = upload(data, config, backend)
+    xp = backend.xp
+    X = model.pixels(images, config.dtype)
+    objective = Objective(X, labels, config.weight_decay)
+    solver = SOLVERS[config.optimizer].from_config(objective, config)
+    W = xp.zeros((X.shape[1], data.dataset.num_classes), config.dtype)
+    b = xp.zeros(data.dataset.num_classes, config.dtype)
+    bar = progress(config.max_iter) if progress else None
+    last: Iterate | None = None  # the last iterate
+    stopped = False  # whether stop() ended the run
+    start = time.perf_counter()
+    for it in solver.iterations(W, b):
+        last = it
+        log.say(iteration_line(it))
+        record = iteration_record(it, config.validates, data, backend, start)
+        history.append(record)
+        if record.val_accuracy is not None:
+            log.say(validation_line(record, False, "iteration"))
+        if bar is not None:
+            bar.update(1)
+        stopped = stop is not None and stop()
+        if stopped:
+            break
+    train_seconds = time.perf_counter() - start
+    test_start = time.perf_counter()
+    if bar is not None:
+        bar.close()
+    log.say(ending_line(solver, last, config, stopped))
+    if last is not None:
+        W = last.W
+        b = last.b
+    else:  # the start already met the tolerance: one record of it, as the search reads one
+        history.append(start_record(W, b, data, config, backend))
+    test_loss, test_accuracy = test_scores(W, b, data.test, backend, log)
+    return Result(
+        W=backend.to_numpy(W),
+        b=backend.to_numpy(b),
+        test_accuracy=test_accuracy,
+        test_loss=test_loss,
+        lines=list(log),
+        history=history,
+        steps=last.iteration if last is not None else 0,
+        train_seconds=train_seconds,
+        test_seconds=time.perf_counter() - test_start,
+        interrupted=stopped,
+    )
+
+
+def start_record(W: Any, b: Any, data: Splits, config: Config, backend: Backend) -> Record:
+    """The history's record of iteration 0, the zero start (for a run with no iteration):
+    J and accuracy of the training split, validated where the config says."""
+    loss, accuracy = evaluate(W, b, data.train, backend)
+    val_loss = None
+    val_accuracy = None
+    if config.validates:
+        val_loss, val_accuracy = evaluate(W, b, data.validation, backend)
+    return Record(0, 0.0, loss, accuracy, val_loss, val_accuracy, 0.0, 0.0)

@@ -146,7 +146,7 @@ def test_device_gpu_without_gpu_is_usage_error(tmp_path: Path, capsys) -> None:
         (
             ["frobnicate"],
             "unknown command 'frobnicate' (the commands: train, search, evaluate, predict, plot, "
-            "serve, download, gradcheck, exercise)",
+            "serve, download, gradcheck, curvature, exercise)",
         ),
         (["serach", "--learning-rate", "0.1,0.5"], "did you mean 'search'?"),
     ],
@@ -167,6 +167,7 @@ def test_help_lists_every_command_and_train_every_setting(capsys) -> None:
         "serve",
         "download",
         "gradcheck",
+        "curvature",
         "exercise",
     ):
         assert re.search(rf"^\s+{command}\b", top.stdout, re.M), command

@@ -201,9 +201,8 @@ def test_a_second_member_trains_through_train_with_averaging(
 
 
 def test_an_unknown_optimizer_is_one_line() -> None:
-    names = "sgd, adam, adamw, rmsprop, adagrad"
-    with pytest.raises(ValueError, match=f"--optimizer must be one of {names}, got 'lion'"):
-        train.Config(optimizer="lion")
+    with pytest.raises(ValueError, match="--optimizer must be one of sgd, .*newton-cg, got 'sag'"):
+        train.Config(optimizer="sag")
 
 
 def test_schedules_by_formula() -> None:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import exercise, models, search, serve, tools, training
+from . import curvature, exercise, models, search, serve, tools, training
 from .args import PROG, Parser, fail, usage_error
 
 TOP_FLAGS = ("-h", "--help", "--version")
@@ -34,6 +34,7 @@ def parser() -> tuple[Parser, dict[str, Parser]]:
     models.add_parsers(commands)
     serve.add_parser(commands)
     tools.add_parsers(commands)
+    curvature.add_parser(commands)
     exercise.add_parser(commands)
     return p, commands.choices
 

@@ -19,12 +19,13 @@ import numpy as np
 
 from .. import __version__
 from ..backend import DEVICES, BackendError, numpy_backend, select
+from ..config import Config
 from ..dataset import download, splits
 from ..dataset.records import DATASETS
 from ..evaluation import evaluate
 from ..files import history, modelfile
 from ..progress import ProgressBar, say
-from ..train import train
+from ..train import Result, train
 from .args import (
     PROG,
     add_config_args,
@@ -133,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
                 stop=interrupted,
             )
     except MemoryError:
-        buffer = config.batch_size * data.dataset.pixels * np.dtype(config.dtype).itemsize
+        itemsize = np.dtype(config.dtype).itemsize
+        if config.solves:  # the whole training split's pixels, in the config's dtype
+            whole = len(data.train.labels) * data.dataset.pixels * itemsize
+            return fail(f"out of memory (the training split's pixels need {whole / 2**20:.0f} MiB)")
+        buffer = config.batch_size * data.dataset.pixels * itemsize
         return fail(
             f"out of memory (batches of {config.batch_size} rows need "
             f"{buffer / 2**20:.0f} MiB each buffer)"
@@ -165,12 +170,30 @@ def run(args: argparse.Namespace) -> int:
             f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}"
         )
     if result.interrupted:
-        total = config.total_steps(len(data.train.labels))
-        print(f"{PROG}: interrupted at step {result.steps} of {total}", file=sys.stderr)
-    us = 1e6 * result.train_seconds / max(result.steps, 1)
+        print(
+            f"{PROG}: interrupted at {done(config, result, len(data.train.labels))}",
+            file=sys.stderr,
+        )
     print(
-        f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s ({us:.1f} us/step), "
-        f"test {result.test_seconds:.3f} s, backend {backend.name} ({backend.device_name})",
+        f"{PROG}: load {load_s:.3f} s, train {result.train_seconds:.3f} s "
+        f"({per_step(config, result)}), test {result.test_seconds:.3f} s, "
+        f"backend {backend.name} ({backend.device_name})",
         file=sys.stderr,
     )
     return 130 if result.interrupted else 0
+
+
+def done(config: Config, result: Result, n: int) -> str:
+    """Where an interrupted run stopped: ``step 120 of 1000``, or a solver's
+    ``iteration 12 of at most 100``."""
+    if config.solves:
+        return f"iteration {result.steps} of at most {config.max_iter}"
+    return f"step {result.steps} of {config.total_steps(n)}"
+
+
+def per_step(config: Config, result: Result) -> str:
+    """The training time per step (``812.3 us/step``), or per solver iteration
+    (``95.1 ms/iteration``)."""
+    if config.solves:
+        return f"{1e3 * result.train_seconds / max(result.steps, 1):.1f} ms/iteration"
+    return f"{1e6 * result.train_seconds / max(result.steps, 1):.1f} us/step"

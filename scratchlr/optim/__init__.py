@@ -5,8 +5,12 @@
 - :mod:`.adam`: Adam and AdamW (decoupled weight decay); :mod:`.rmsprop`: RMSprop;
   :mod:`.adagrad`: Adagrad: steps scaled per coordinate by the gradients' history;
 - :mod:`.averaging`: Polyak-Ruppert averaging, a wrapper around any member;
-- :mod:`.schedules`: the learning rate of each step.
-:data:`OPTIMIZERS` names the members; ``--optimizer NAME`` picks one. A new optimiser is
+- :mod:`.schedules`: the learning rate of each step;
+- :mod:`.solver`: the full-batch solvers' shape (:class:`Solver`, :class:`Iterate`), with
+  :mod:`.line_search` (backtracking Armijo) and the solvers :mod:`.gradient_descent`,
+  :mod:`.lbfgs` and :mod:`.newton_cg`.
+:data:`OPTIMIZERS` names the members; ``--optimizer NAME`` picks one (or one of :data:`SOLVERS`,
+which minimise the whole split's objective to its optimum). A new optimiser is
 one class in a module of its own, its entry here, its Config fields, its tests and its section
 of docs/math.md.
 """
@@ -16,9 +20,13 @@ from __future__ import annotations
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .averaging import Averaged, polyak_average
+from .gradient_descent import GradientDescent
+from .lbfgs import LBFGS
+from .newton_cg import NewtonCG
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
+from .solver import Iterate, Solver
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
@@ -28,14 +36,22 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "adagrad": Adagrad,
 }
 
+SOLVERS: dict[str, type[Solver]] = {"gd": GradientDescent, "lbfgs": LBFGS, "newton-cg": NewtonCG}
+
 __all__ = [
     "OPTIMIZERS",
     "SGD",
+    "SOLVERS",
     "Adagrad",
     "Adam",
     "AdamW",
     "Averaged",
+    "GradientDescent",
+    "Iterate",
+    "LBFGS",
+    "NewtonCG",
     "Optimizer",
     "RMSprop",
+    "Solver",
     "polyak_average",
 ]
