@@ -135,12 +135,20 @@ class Solver:
     def remember(self, old: Point, new: Point, step: float) -> None:
         """What the solver keeps from an accepted step (L-BFGS's pair, GD's step size)."""
 
+    def restart(self) -> None:
+        """Forget what an earlier run kept (L-BFGS's pairs, GD's step size): each call of
+        :meth:`iterations` starts afresh, its counts from 0."""
+        self.converged = False
+        self.message = ""
+        self.evaluations = 0
+        self.hessian_products = 0
+
     def iterations(self, W: Array, b: Array) -> Iterator[Iterate]:
         """Yields one :class:`Iterate` per iteration from the start (W, b); returns when
         max|g| <= tol (``converged`` True), after ``max_iter`` iterations, or when the line
         search fails (``message`` says why in one line)."""
         self.num_classes = b.shape[0]
-        self.converged = False
+        self.restart()
         here = self.with_gradient(self.point(pack(W, b)))
         if converged(here.grad, self.tol):
             self.converged = True
