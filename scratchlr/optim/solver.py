@@ -82,12 +82,14 @@ def converged(g: Array, tol: float) -> bool:
 
 class Solver:
     """Base of the full-batch solvers. A member overrides :meth:`direction` (and, where it
-    needs them, :meth:`first_step` and :meth:`remember`); ``fields`` names the Config fields it
-    reads besides max_iter and tol, as an :class:`~scratchlr.optim.optimizer.Optimizer` does.
+    needs them, :meth:`first_step`, :meth:`remember` and :meth:`restart`); ``fields`` names
+    the Config fields it reads besides max_iter and tol, as an
+    :class:`~scratchlr.optim.optimizer.Optimizer` does.
 
     :meth:`iterations` yields one :class:`Iterate` per iteration; afterwards ``converged``
     says whether max|g| <= tol was reached and ``message`` says, in one line, why it stopped.
-    A start that already meets the rule yields nothing (``converged`` True).
+    A start that already meets the rule yields nothing (``converged`` True). An Iterate's W
+    and b are views of the solver's iterate, which later iterations never overwrite.
     """
 
     fields: ClassVar[tuple[str, ...]] = ()  # the Config fields this solver reads
