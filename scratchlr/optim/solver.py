@@ -14,6 +14,15 @@ after ``max_iter`` iterations, or when the line search finds no step (``message`
 The parameters are one flat vector theta = (vec W, b) of D C + C entries, so that the
 solvers' algebra (inner products, L-BFGS's pairs, CG's vectors) reads as the textbooks';
 :func:`pack` and :func:`unpack` move between theta and (W, b) (``unpack`` returns views).
+
+How far each dtype goes (MNIST, lambda 1e-4, measured): in float64, Newton-CG reaches
+max|g| ~ 1e-11 (f to its last bits) and L-BFGS 1e-8 and below. In float32, f is rounded to
+6e-8 of itself, and near the optimum the decrease left is smaller than that: Newton-CG
+still gets to max|g| ~ 3e-8 to 5e-8 (its CG then runs to ``maxinner`` every iteration, so a
+float32 tol under 1e-6 is slow), L-BFGS stalls at ~ 4e-6 (its pairs y = g' - g lose their
+digits), and gradient descent stops gaining once t ||g||^2 is below f's rounding. Where
+Armijo's f + c1 t g^T d rounds to f, an accepted step may leave f unchanged; where no trial
+passes, the run ends with ``message`` "line search failed".
 """
 
 from __future__ import annotations
