@@ -65,6 +65,14 @@ def test_the_hessian_two_ways(problem) -> None:
     assert abs(np.linalg.eigvalsh(H)[0]) < 1e-12
 
 
+def test_lambda_is_the_bottom_of_w(problem) -> None:
+    """Over W alone the smallest eigenvalue is lambda exactly: adding one vector to every column
+    of W moves every logit of a row alike (what the command prints)."""
+    objective, W, b = problem
+    H_WW = hessian_by_formula(objective, W, b)[: D * C, : D * C]
+    assert np.linalg.eigvalsh(H_WW)[0] == pytest.approx(LAMBDA, rel=1e-10)
+
+
 def test_power_iteration_finds_lambda_max(problem) -> None:
     """lambda_max from products is numpy.linalg.eigvalsh's largest, from below; the lambda_min
     estimate is an upper bound of the smallest that iterations bring down towards it."""
@@ -145,7 +153,7 @@ def test_the_command_at_zero_and_at_a_model(mnist_dir: Path, saved: Path) -> Non
     )  # fmt: skip
     assert zero.returncode == 0, zero.stderr
     lines = zero.stdout.splitlines()
-    assert len(lines) == 6, lines
+    assert len(lines) == 8, lines
     assert "at zero weights, lambda = 0, MNIST's 55000 training images, float32" in lines[0]
     assert lambda_max_printed(zero.stdout) == pytest.approx(3.9055, abs=1e-3)
     assert lines[-1].startswith("--learning-rate 1.1 with --momentum 0.93 is above heavy ball's")

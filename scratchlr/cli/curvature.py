@@ -142,7 +142,15 @@ def run(args: argparse.Namespace) -> int:
         f"{dataset.title}'s {rows} training images, {dtype}"
     )
     print(f"lambda_max = {lam_max:.4f}  (power iteration, {args.iterations} products)")
-    print(f"lambda_min <= {lam_min:.3g}  (power iteration on lambda_max I - H)")
+    print("lambda_min = 0 along a common shift of every bias (it changes no probability)")
+    print(
+        f"lambda_min over W = lambda = {weight_decay:g}: adding one vector to every column of W "
+        "changes no probability either"
+    )
+    print(
+        f"  (power iteration on lambda_max I - H reaches {lam_min:.3g} in {args.iterations} "
+        "products: it converges slowly)"
+    )
     print(f"gradient descent's stable rate 2/lambda_max = {curvature.gd_stable_rate(lam_max):.4f}")
     mu = chosen["momentum"]
     limit = curvature.heavy_ball_stable_rate(lam_max, mu)
