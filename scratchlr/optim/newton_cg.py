@@ -21,7 +21,7 @@ from typing import Any, Callable
 from ..backend import namespace_of
 from ..model import softmax
 from ..objective import Objective
-from .solver import Array, Point, Solver, pack, unpack
+from .solver import Array, Point, Solver, grad_max, pack, unpack
 
 MAXINNER = 200  # CG iterations at most per Newton step: scikit-learn's maxinner
 PRECONDITIONERS = (None, "kronecker")
@@ -134,6 +134,7 @@ class NewtonCG(Solver):
         maxinner: int = MAXINNER,
         preconditioner: str | None = "kronecker",
         hessian_dtype: str | None = "float32",
+        low_precision_until: float | None = 1e-5,
         **settings: Any,
     ) -> None:
         super().__init__(objective, tol, max_iter, **settings)
@@ -146,6 +147,31 @@ class NewtonCG(Solver):
         self.hessian_dtype = hessian_dtype or objective.X.dtype
         self.curvature: Objective | None = None  # the products' objective, made when first needed
         self.S_eig: tuple[Array, Array] | None = None  # S's eigendecomposition, likewise
+        self.low_precision_until = low_precision_until
+        self.low_precision = False  # whether f and g are now evaluated in hessian_dtype
+
+    def restart(self) -> None:
+        """As :meth:`Solver.restart`, and back to the low-precision phase where there is one."""
+        super().restart()
+        self.low_precision = (
+            self.low_precision_until is not None
+            and self.objective.X.dtype != self.products_objective().X.dtype
+        )
+
+    def evaluated(self) -> Objective:
+        """The products' objective (X in ``hessian_dtype``) in the low-precision phase, else
+        the objective."""
+        return self.products_objective() if self.low_precision else self.objective
+
+    def with_gradient(self, point: Point) -> Point:
+        """As :meth:`Solver.with_gradient`; in the low-precision phase, once max|g| <=
+        max(``low_precision_until``, tol), the phase ends and the point is evaluated afresh
+        in the objective's dtype, so that the stopping rule always sees that gradient."""
+        there = super().with_gradient(point)
+        if self.low_precision and grad_max(there.grad) <= max(self.low_precision_until, self.tol):
+            self.low_precision = False
+            there = super().with_gradient(self.point(point.theta))
+        return there
 
     def products_objective(self) -> Objective:
         """The objective with X in ``hessian_dtype`` (a copy, made at the first call, so that

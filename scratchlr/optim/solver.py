@@ -117,19 +117,28 @@ class Solver:
         self.hessian_products = 0
         self.num_classes = 0
 
+    def evaluated(self) -> Objective:
+        """The objective whose f and g the iterations use: ``objective`` (Newton-CG's may be a
+        lower-precision copy while far from the optimum)."""
+        return self.objective
+
     def point(self, theta: Array) -> Point:
-        """f and J at theta, from one logits pass (the gradient comes later, from its z)."""
-        W, b = unpack(theta, self.num_classes)
-        z = self.objective.logits(W, b)
-        loss = self.objective.data_loss(z)
+        """f and J at theta, from one logits pass (the gradient comes later, from its z), in
+        the dtype of :meth:`evaluated` (theta itself stays in its own)."""
+        f = self.evaluated()
+        W, b = unpack(theta.astype(f.X.dtype, copy=False), self.num_classes)
+        z = f.logits(W, b)
+        loss = f.data_loss(z)
         self.evaluations += 1
-        return Point(theta, z, float(loss + self.objective.penalty(W)), float(loss))
+        return Point(theta, z, float(loss + f.penalty(W)), float(loss))
 
     def with_gradient(self, point: Point) -> Point:
-        """The point with its gradient g = (vec df/dW, df/db), from the logits it holds."""
-        W, b = unpack(point.theta, self.num_classes)
-        grad_W, grad_b = self.objective.gradient(W, b, z=point.z)
-        return Point(point.theta, point.z, point.value, point.loss, pack(grad_W, grad_b))
+        """The point with its gradient g = (vec df/dW, df/db) in theta's dtype, from the
+        logits it holds."""
+        f = self.evaluated()
+        W, b = unpack(point.theta.astype(f.X.dtype, copy=False), self.num_classes)
+        g = pack(*f.gradient(W, b, z=point.z)).astype(point.theta.dtype, copy=False)
+        return Point(point.theta, point.z, point.value, point.loss, g)
 
     def along(self, theta: Array, d: Array) -> Callable[[float], Point]:
         """phi(t) = the point theta + t d (t rounded to theta's dtype), for the line search."""
