@@ -148,6 +148,20 @@ class Solver:
         """The search direction d at the point (g known), with g^T d < 0."""
         raise NotImplementedError
 
+    def search(self, point: Point) -> tuple[float, Point, int] | None:
+        """The direction at the point and the line search along it (:func:`backtracking`):
+        (t, the point there, trials), or None where no trial passes Armijo's test."""
+        d = self.direction(point)
+        slope = float(point.grad @ d)
+        phi = self.along(point.theta, d)
+        return backtracking(phi, point.value, slope, self.first_step(point, d))
+
+    def sharpen(self) -> bool:
+        """Where f and g are evaluated in a lower precision than the objective's (Newton-CG's
+        first phase), switch to the objective's and return True, so that a failed line
+        search is tried again there; else False."""
+        return False
+
     def first_step(self, point: Point, d: Array) -> float:
         """The line search's first trial step (1: Newton's and quasi-Newton's natural step)."""
         return 1.0
@@ -176,11 +190,10 @@ class Solver:
             return
         xp = namespace_of(here.theta)
         for k in range(1, self.max_iter + 1):
-            d = self.direction(here)
-            slope = float(here.grad @ d)
-            found = backtracking(
-                self.along(here.theta, d), here.value, slope, self.first_step(here, d)
-            )
+            found = self.search(here)
+            if found is None and self.sharpen():
+                here = self.with_gradient(self.point(here.theta))
+                found = self.search(here)
             if found is None:
                 self.message = (
                     f"line search failed at iteration {k}: no step decreases f "
@@ -198,7 +211,7 @@ class Solver:
                 b=b_k,
                 value=here.value,
                 loss=here.loss,
-                accuracy=float(model.accuracy(here.z, self.objective.y)),
+                accuracy=float(model.accuracy(here.z, self.evaluated().y)),
                 grad_max=grad_max(here.grad),
                 grad_norm=float(xp.linalg.norm(here.grad)),
                 step=step,
