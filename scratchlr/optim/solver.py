@@ -91,7 +91,8 @@ def converged(g: Array, tol: float) -> bool:
 
 class Solver:
     """Base of the full-batch solvers. A member overrides :meth:`direction` (and, where it
-    needs them, :meth:`first_step`, :meth:`remember` and :meth:`restart`); ``fields`` names
+    needs them, :meth:`first_step`, :meth:`remember`, :meth:`restart`, and Newton-CG's
+    :meth:`evaluated` and :meth:`sharpen` for its float32 first phase); ``fields`` names
     the Config fields it reads besides max_iter and tol, as an
     :class:`~scratchlr.optim.optimizer.Optimizer` does.
 
