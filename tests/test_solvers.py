@@ -23,14 +23,16 @@ import pytest
 from conftest import DATA
 
 from scratchlr import model
-from scratchlr.objective import Objective
+from scratchlr.objective import Objective, ink_spans
 from scratchlr.optim import SOLVERS, line_search
 from scratchlr.optim.lbfgs import two_loop
 from scratchlr.optim.newton_cg import (
     conjugate_gradient,
+    first_ink,
     kronecker_solve,
     mean_softmax_jacobian,
     second_moments,
+    sorted_copy,
 )
 from scratchlr.optim.solver import pack, unpack
 
@@ -71,6 +73,7 @@ def small_problem(seed: int = 0, n: int = 300, d: int = 15, c: int = 4) -> dict:
     "name, settings, tol, bound, value_bound",
     [
         ("newton-cg", {}, 1e-8, 1e-6, 1e-13),
+        ("newton-cg", {"sort_rows": False, "low_precision_until": None}, 1e-8, 1e-6, 1e-13),
         ("newton-cg", {"preconditioner": None, "hessian_dtype": None}, 1e-7, 1e-4, 1e-8),
         ("lbfgs", {}, 1e-7, 2e-4, 1e-8),
     ],
@@ -275,3 +278,42 @@ def test_the_blocked_hessian_product_is_the_hessian_product(rows: int) -> None:
     blocked = objective.hessian_vector_product_at(p, V, v, rows=rows)
     whole = objective.hessian_vector_product(W, b, V, v)
     assert np.allclose(blocked[0], whole[0], rtol=1e-12) and np.allclose(blocked[1], whole[1])
+
+
+def test_the_products_on_ink_spans_are_the_products() -> None:
+    """Rows sorted by first_ink, each block multiplied on its ink span: the same H (V, v)."""
+    rng = np.random.default_rng(5)
+    X = rng.random((90, 12)) * (rng.random((90, 12)) < 0.4)
+    X[:, :2] = 0  # blank leading and trailing columns, as MNIST's borders
+    X[:30, -3:] = 0
+    X = X[np.argsort(first_ink(X), kind="stable")]
+    spans = ink_spans(X, rows=16)
+    assert all(not X[16 * k : 16 * k + 16, : span.start].any() for k, span in enumerate(spans))
+    assert all(not X[16 * k : 16 * k + 16, span.stop :].any() for k, span in enumerate(spans))
+    assert any(span.stop - span.start < 12 for span in spans)
+    objective = Objective(X, rng.integers(0, 3, 90), 0.01)
+    p = model.softmax(rng.normal(size=(90, 3)))
+    V = rng.normal(size=(12, 3))
+    v = rng.normal(size=3)
+    spanned = objective.hessian_vector_product_at(p, V, v, rows=16, spans=spans)
+    whole = objective.hessian_vector_product_at(p, V, v, rows=16)
+    assert np.allclose(spanned[0], whole[0], rtol=1e-12) and np.allclose(spanned[1], whole[1])
+    assert np.allclose(second_moments(X, 16, spans), second_moments(X), rtol=1e-12)
+    order = rng.permutation(90)
+    assert np.array_equal(sorted_copy(X, order, np.float32, rows=7), X[order].astype(np.float32))
+
+
+def test_newton_cg_evaluates_in_float32_far_from_the_optimum_and_ends_in_float64() -> None:
+    """The low-precision phase: its iterates' f is float32's; from max|g| <= 1e-5 on, and
+    at the last iterate, f is the float64 objective's to the bit; without the phase the same
+    optimum (this random problem's f is flat to 1e-10 near it)."""
+    problem = small_problem()
+    objective = Objective(problem["X"], problem["y"], problem["weight_decay"])
+    iterates, solver = solve("newton-cg", problem, "float64", 1e-9)
+    assert solver.converged
+    exact = [it.value == float(objective.value(it.W, it.b)) for it in iterates]
+    assert not exact[0] and exact[-1]
+    assert all(exact[k] for k, it in enumerate(iterates) if it.grad_max <= 1e-5)
+    other, _ = solve("newton-cg", problem, "float64", 1e-9, low_precision_until=None)
+    assert all(it.value == float(objective.value(it.W, it.b)) for it in other)
+    assert other[-1].value == pytest.approx(iterates[-1].value, rel=1e-9)

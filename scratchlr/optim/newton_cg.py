@@ -12,6 +12,16 @@ or on a direction u with u^T H u <= 0 (negative-curvature guard: rounding only, 
 lambda > 0 makes H positive definite; the d built so far is kept, or -g at the first
 product). Every CG iterate from d = 0 is a descent direction (g^T d < 0). A line search
 from t = 1, the Newton step, follows.
+
+Where the time goes (MNIST's 55,000 images, lambda 1e-4, one BLAS thread, to f within 1e-6
+of f*, measured): ~77 products, each reading all of X, are two thirds of it. Two settings cut
+it, both on by default: the products' copy of X has its rows sorted by the column of their
+first inked pixel (``sort_rows``, :func:`first_ink`), so that each block of 256 images
+leaves the same leading and trailing pixels blank and the products read only the span
+between (:func:`~scratchlr.objective.ink_spans`: 0.69 of the columns, a product 37 -> 29 ms);
+and f and g are evaluated on that float32 copy while max|g| > 1e-5
+(``low_precision_until``), in the objective's dtype after, so that the stopping rule always
+sees the exact gradient. Together 4.8 s -> 3.5 s.
 """
 
 from __future__ import annotations
@@ -20,8 +30,8 @@ from typing import Any, Callable
 
 from ..backend import namespace_of
 from ..model import softmax
-from ..objective import Objective
-from .solver import Array, Point, Solver, pack, unpack
+from ..objective import ROWS, Objective, ink_spans
+from .solver import Array, Point, Solver, grad_max, pack, unpack
 
 MAXINNER = 200  # CG iterations at most per Newton step: scikit-learn's maxinner
 PRECONDITIONERS = (None, "kronecker")
@@ -72,13 +82,35 @@ def conjugate_gradient(
     return d, maxinner
 
 
-def second_moments(X: Array) -> Array:
+def first_ink(X: Array) -> Array:
+    """The column of each row's first nonzero entry (0 for an all-0 row). X (N, D) -> (N,)."""
+    return (X != 0).argmax(axis=1)
+
+
+def sorted_copy(X: Array, order: Array, dtype: Any, rows: int = 4096) -> Array:
+    """X[order] in ``dtype``, gathered ``rows`` rows at a time (no full-size temporary in X's
+    dtype). X (N, D) -> (N, D)."""
+    xp = namespace_of(X)
+    copy = xp.empty(X.shape, dtype)
+    for start in range(0, X.shape[0], rows):
+        copy[start : start + rows] = X[order[start : start + rows]]
+    return copy
+
+
+def second_moments(X: Array, rows: int = ROWS, spans: list[slice] | None = None) -> Array:
     """S = [X 1]^T [X 1] / N: the second moments of the pixels with a constant 1 appended
-    (b's "pixel"), computed in X's dtype, returned in float64. X (N, D) -> (D + 1, D + 1)."""
+    (b's "pixel"), summed over blocks of ``rows`` examples in X's dtype (each on its
+    :func:`~scratchlr.objective.ink_spans` where ``spans`` are given), accumulated and
+    returned in float64. X (N, D) -> (D + 1, D + 1)."""
     xp = namespace_of(X)
     n = X.shape[0]
-    S = xp.empty((X.shape[1] + 1, X.shape[1] + 1))
-    S[:-1, :-1] = X.T @ X / n
+    S = xp.zeros((X.shape[1] + 1, X.shape[1] + 1))
+    pixels = S[:-1, :-1]  # a view: the X^T X / N part
+    for block, start in enumerate(range(0, n, rows)):
+        span = slice(None) if spans is None else spans[block]
+        X_B = X[start : start + rows, span]
+        pixels[span, span] += X_B.T @ X_B
+    pixels /= n
     S[:-1, -1] = X.mean(axis=0, dtype="float64")
     S[-1, :-1] = S[:-1, -1]
     S[-1, -1] = 1.0
@@ -124,6 +156,15 @@ class NewtonCG(Solver):
     memory traffic of float64; a product rounded to float32 only makes CG's direction less
     exact, and the line search and the gradient, in the objective's dtype, keep the iterates
     and the stopping rule exact). None: the objective's dtype.
+    ``low_precision_until``: f and g are evaluated on the products' copy of X (in
+    ``hessian_dtype``) until its max|g| <= max(``low_precision_until``, tol), then in the
+    objective's dtype (the point evaluated afresh), so every stopping decision and the last
+    iterate are exact; an Iterate before reports f rounded to ``hessian_dtype``. A line
+    search that fails in the first phase ends it and is tried again. None: the objective's
+    dtype throughout (as when ``hessian_dtype`` is the objective's).
+    ``sort_rows``: the products' copy has its rows in :func:`first_ink` order and each block
+    of rows is multiplied on its :func:`~scratchlr.objective.ink_spans` only (the same sums,
+    to rounding). False: the rows in X's order, all columns.
     """
 
     def __init__(
@@ -134,6 +175,8 @@ class NewtonCG(Solver):
         maxinner: int = MAXINNER,
         preconditioner: str | None = "kronecker",
         hessian_dtype: str | None = "float32",
+        low_precision_until: float | None = 1e-5,
+        sort_rows: bool = True,
         **settings: Any,
     ) -> None:
         super().__init__(objective, tol, max_iter, **settings)
@@ -146,15 +189,65 @@ class NewtonCG(Solver):
         self.hessian_dtype = hessian_dtype or objective.X.dtype
         self.curvature: Objective | None = None  # the products' objective, made when first needed
         self.S_eig: tuple[Array, Array] | None = None  # S's eigendecomposition, likewise
+        self.low_precision_until = low_precision_until
+        self.low_precision = False  # whether f and g are now evaluated in hessian_dtype
+        self.sort_rows = sort_rows
+        self.order: Array | None = None  # the products' rows, as rows of X (sort_rows)
+        self.spans: list[slice] | None = None  # their blocks' ink_spans (sort_rows)
+
+    def restart(self) -> None:
+        """As :meth:`Solver.restart`, and back to the low-precision phase where there is one."""
+        super().restart()
+        self.low_precision = (
+            self.low_precision_until is not None
+            and self.objective.X.dtype != self.products_objective().X.dtype
+        )
+
+    def evaluated(self) -> Objective:
+        """The products' objective (X in ``hessian_dtype``) in the low-precision phase, else
+        the objective."""
+        return self.products_objective() if self.low_precision else self.objective
+
+    def sharpen(self) -> bool:
+        """Ends the low-precision phase, if on (a line search failed in it)."""
+        was = self.low_precision
+        self.low_precision = False
+        return was
+
+    def with_gradient(self, point: Point) -> Point:
+        """As :meth:`Solver.with_gradient`; in the low-precision phase, once max|g| <=
+        max(``low_precision_until``, tol), the phase ends and the point is evaluated afresh
+        in the objective's dtype, so that the stopping rule always sees that gradient."""
+        there = super().with_gradient(point)
+        until = max(self.low_precision_until or 0.0, self.tol)
+        if self.low_precision and grad_max(there.grad) <= until:
+            self.low_precision = False
+            there = super().with_gradient(self.point(point.theta))
+        return there
 
     def products_objective(self) -> Objective:
         """The objective with X in ``hessian_dtype`` (a copy, made at the first call, so that
-        its time counts in the iterations')."""
+        its time counts in the iterations'); with ``sort_rows``, its rows sorted by
+        :func:`first_ink` and each block's :func:`~scratchlr.objective.ink_spans` kept."""
         if self.curvature is None:
             f = self.objective
-            X = f.X.astype(self.hessian_dtype, copy=False)
-            self.curvature = Objective(X, f.y, f.weight_decay)
+            if self.sort_rows:
+                self.order = namespace_of(f.X).argsort(first_ink(f.X), kind="stable")
+                X = sorted_copy(f.X, self.order, self.hessian_dtype)
+                self.spans = ink_spans(X)
+                self.curvature = Objective(X, f.y[self.order], f.weight_decay)
+            else:
+                X = f.X.astype(self.hessian_dtype, copy=False)
+                self.curvature = Objective(X, f.y, f.weight_decay)
         return self.curvature
+
+    def probabilities(self, point: Point) -> Array:
+        """p = softmax(z) at the point, in the products' row order (a point of the
+        low-precision phase has its z in that order already)."""
+        p = softmax(point.z)
+        if self.order is None or self.low_precision:
+            return p
+        return p[self.order]
 
     def hessian_product(self, p: Array) -> Callable[[Array], Array]:
         """u -> H u (flat, in u's dtype) at the point whose probabilities are p, computed in
@@ -165,7 +258,8 @@ class NewtonCG(Solver):
 
         def product(u: Array) -> Array:
             V, v = unpack(u.astype(dtype, copy=False), self.num_classes)
-            return pack(*curvature.hessian_vector_product_at(p, V, v)).astype(u.dtype)
+            HV, Hv = curvature.hessian_vector_product_at(p, V, v, spans=self.spans)
+            return pack(HV, Hv).astype(u.dtype)
 
         return product
 
@@ -174,7 +268,8 @@ class NewtonCG(Solver):
         S's eigendecomposition is computed at the first call and kept."""
         xp = namespace_of(p)
         if self.S_eig is None:
-            self.S_eig = xp.linalg.eigh(second_moments(self.products_objective().X))
+            X = self.products_objective().X
+            self.S_eig = xp.linalg.eigh(second_moments(X, spans=self.spans))
         S_eig = self.S_eig
         A_eig = xp.linalg.eigh(mean_softmax_jacobian(p))
         damping = max(self.objective.weight_decay, DAMPING_FLOOR)
@@ -188,7 +283,7 @@ class NewtonCG(Solver):
 
     def direction(self, point: Point) -> Array:
         """d from :func:`conjugate_gradient` on H d = -g, to :func:`forcing_tolerance`."""
-        p = softmax(point.z)
+        p = self.probabilities(point)
         precondition = None
         if self.preconditioner == "kronecker":
             precondition = self.kronecker_preconditioner(p)

@@ -91,7 +91,8 @@ def converged(g: Array, tol: float) -> bool:
 
 class Solver:
     """Base of the full-batch solvers. A member overrides :meth:`direction` (and, where it
-    needs them, :meth:`first_step`, :meth:`remember` and :meth:`restart`); ``fields`` names
+    needs them, :meth:`first_step`, :meth:`remember`, :meth:`restart`, and Newton-CG's
+    :meth:`evaluated` and :meth:`sharpen` for its float32 first phase); ``fields`` names
     the Config fields it reads besides max_iter and tol, as an
     :class:`~scratchlr.optim.optimizer.Optimizer` does.
 
@@ -117,19 +118,28 @@ class Solver:
         self.hessian_products = 0
         self.num_classes = 0
 
+    def evaluated(self) -> Objective:
+        """The objective whose f and g the iterations use: ``objective`` (Newton-CG's may be a
+        lower-precision copy while far from the optimum)."""
+        return self.objective
+
     def point(self, theta: Array) -> Point:
-        """f and J at theta, from one logits pass (the gradient comes later, from its z)."""
-        W, b = unpack(theta, self.num_classes)
-        z = self.objective.logits(W, b)
-        loss = self.objective.data_loss(z)
+        """f and J at theta, from one logits pass (the gradient comes later, from its z), in
+        the dtype of :meth:`evaluated` (theta itself stays in its own)."""
+        f = self.evaluated()
+        W, b = unpack(theta.astype(f.X.dtype, copy=False), self.num_classes)
+        z = f.logits(W, b)
+        loss = f.data_loss(z)
         self.evaluations += 1
-        return Point(theta, z, float(loss + self.objective.penalty(W)), float(loss))
+        return Point(theta, z, float(loss + f.penalty(W)), float(loss))
 
     def with_gradient(self, point: Point) -> Point:
-        """The point with its gradient g = (vec df/dW, df/db), from the logits it holds."""
-        W, b = unpack(point.theta, self.num_classes)
-        grad_W, grad_b = self.objective.gradient(W, b, z=point.z)
-        return Point(point.theta, point.z, point.value, point.loss, pack(grad_W, grad_b))
+        """The point with its gradient g = (vec df/dW, df/db) in theta's dtype, from the
+        logits it holds."""
+        f = self.evaluated()
+        W, b = unpack(point.theta.astype(f.X.dtype, copy=False), self.num_classes)
+        g = pack(*f.gradient(W, b, z=point.z)).astype(point.theta.dtype, copy=False)
+        return Point(point.theta, point.z, point.value, point.loss, g)
 
     def along(self, theta: Array, d: Array) -> Callable[[float], Point]:
         """phi(t) = the point theta + t d (t rounded to theta's dtype), for the line search."""
@@ -138,6 +148,20 @@ class Solver:
     def direction(self, point: Point) -> Array:
         """The search direction d at the point (g known), with g^T d < 0."""
         raise NotImplementedError
+
+    def search(self, point: Point) -> tuple[float, Point, int] | None:
+        """The direction at the point and the line search along it (:func:`backtracking`):
+        (t, the point there, trials), or None where no trial passes Armijo's test."""
+        d = self.direction(point)
+        slope = float(point.grad @ d)
+        phi = self.along(point.theta, d)
+        return backtracking(phi, point.value, slope, self.first_step(point, d))
+
+    def sharpen(self) -> bool:
+        """Where f and g are evaluated in a lower precision than the objective's (Newton-CG's
+        first phase), switch to the objective's and return True, so that a failed line
+        search is tried again there; else False."""
+        return False
 
     def first_step(self, point: Point, d: Array) -> float:
         """The line search's first trial step (1: Newton's and quasi-Newton's natural step)."""
@@ -167,11 +191,10 @@ class Solver:
             return
         xp = namespace_of(here.theta)
         for k in range(1, self.max_iter + 1):
-            d = self.direction(here)
-            slope = float(here.grad @ d)
-            found = backtracking(
-                self.along(here.theta, d), here.value, slope, self.first_step(here, d)
-            )
+            found = self.search(here)
+            if found is None and self.sharpen():
+                here = self.with_gradient(self.point(here.theta))
+                found = self.search(here)
             if found is None:
                 self.message = (
                     f"line search failed at iteration {k}: no step decreases f "
@@ -189,7 +212,7 @@ class Solver:
                 b=b_k,
                 value=here.value,
                 loss=here.loss,
-                accuracy=float(model.accuracy(here.z, self.objective.y)),
+                accuracy=float(model.accuracy(here.z, self.evaluated().y)),
                 grad_max=grad_max(here.grad),
                 grad_norm=float(xp.linalg.norm(here.grad)),
                 step=step,
