@@ -1,0 +1,475 @@
+"""The race: scratchlr's optimisers and scikit-learn's solvers, on one objective, to its optimum.
+
+    python benchmarks/solvers.py --data-dir data/mnist [--only NAME,...] [--max-seconds 60] \
+        [--results solvers.json] [--figure docs/solvers.png]
+    python benchmarks/solvers.py --from solvers.json    # the table and figure again, no runs
+
+**The objective.** MNIST's 55,000 training images (the first 5,000 are held out for
+validation, as scratchlr splits them), pixels in [0, 1] in float64, and
+
+    f(W, b) = (1/N) sum_n L_n(W, b) + (lambda/2) ||W||^2,    b not penalised,
+
+L_n the cross-entropy of image n, lambda = ``--weight-decay`` (1e-4). It is scikit-learn's
+``LogisticRegression(C=1/(lambda N))``, which minimises the mean loss plus ||W||^2 / (2 C N)
+(``_logistic.py``: ``l2_reg_strength = 1/(C * sw_sum)``; sag's ``alpha = 1/C`` is divided
+by N): each run checks that scratchlr's ``Objective.value`` at a scikit-learn fit's
+``coef_.T`` and ``intercept_`` equals scikit-learn's own ``LinearModelLoss`` there.
+
+**The contestants** (``--only`` picks some; those not installed are left out):
+
+- ``scratchlr-gd``, ``scratchlr-lbfgs``, ``scratchlr-newton-cg``: the full-batch solvers
+  (:data:`scratchlr.optim.SOLVERS`) on the float64 objective, from zeros. Their
+  ``iterations`` stream gives one iterate per iteration; the clock runs only while the solver
+  works (making it included), not while this script scores the iterate.
+- ``scratchlr-sgd`` and the other mini-batch optimisers (:data:`scratchlr.optim.OPTIMIZERS`):
+  :func:`scratchlr.train.train` in float32, run afresh for 1, 2, 3, 4, 6, 8, ... epochs (the
+  same shuffles, so each run extends the last); the time is each run's ``train_seconds``.
+  sgd uses the README's recipe but for its weight decay, which here is lambda.
+- ``sklearn-lbfgs``, ``sklearn-newton-cg``, ``sklearn-sag``, ``sklearn-saga``,
+  ``sklearn-newton-cholesky``: ``LogisticRegression(C=1/(lambda N), solver=..., tol=1e-12)``,
+  fitted afresh with ``max_iter`` = 1, 2, 4, 8, ... (benchopt's way), the fit alone timed.
+
+A contestant stops at ``--max-seconds`` (one fit's, or one trajectory's), or when it stops by
+itself. Everyone runs on one BLAS and OpenMP thread (``threadpool_limits(1)``), once: no
+repeats.
+
+**The measure.** f* is the least f that any contestant reached in this run (nothing
+subtracted), and each point's relative suboptimality is (f - f*) / f*. f and the test
+accuracy (10,000 images) of every point are computed in float64 outside the timed regions.
+The table gives each contestant's seconds to 1e-2, 1e-4 and 1e-6 (the first sampled point
+at or below), and the ratio of scikit-learn's fastest to scratchlr's fastest at 1e-6. The
+figure (``--figure``) has two panels against seconds: suboptimality, and test accuracy. The
+raw points go to ``--results`` (JSON), which ``--from`` reads back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from bench import machine  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from scratchlr import model  # noqa: E402
+from scratchlr.backend import numpy_backend  # noqa: E402
+from scratchlr.config import Config  # noqa: E402
+from scratchlr.dataset import splits  # noqa: E402
+from scratchlr.dataset.records import DATASETS  # noqa: E402
+from scratchlr.objective import Objective  # noqa: E402
+from scratchlr.optim import OPTIMIZERS  # noqa: E402
+from scratchlr.train import train  # noqa: E402
+
+THRESHOLDS = (1e-2, 1e-4, 1e-6)
+SKLEARN_TOL = 1e-12  # so that max_iter, not tol, ends a fit
+SOLVER_TOL = 1e-12
+MAX_ITER = 100_000  # a full-batch solver's iterations: the clock ends it first
+EPOCHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)  # the mini-batch runs' lengths
+RECIPE = {  # the README's recipe as Config fields, but for its weight decay (lambda here)
+    "shuffle": True,
+    "batch_size": 512,
+    "momentum": 0.93,
+    "learning_rate": 1.1,
+    "average": 80,
+}
+MINI_BATCH = {  # contestant: the Config fields of its runs (besides epochs and weight decay)
+    "scratchlr-sgd": {"optimizer": "sgd", **RECIPE},
+}
+SOLVERS = {  # contestant: (its key in scratchlr.optim.SOLVERS, its settings)
+    "scratchlr-gd": ("gd", {}),
+    "scratchlr-lbfgs": ("lbfgs", {}),
+    "scratchlr-newton-cg": ("newton-cg", {}),
+}
+SKLEARN = ("lbfgs", "newton-cg", "sag", "saga", "newton-cholesky")
+DEFAULT_LEFT_OUT = ("sklearn-newton-cholesky",)  # forms a 7850^2 Hessian: ask for it by name
+CONTESTANTS = (*SOLVERS, *MINI_BATCH, *(f"sklearn-{name}" for name in SKLEARN))
+Point = tuple[float, float, float]  # (seconds, f, test accuracy)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The race's objective on the training split (float64), and the test split to score."""
+
+    objective: Objective
+    X_test: np.ndarray
+    y_test: np.ndarray
+    data: splits.Splits  # the mini-batch runs train on its training split
+
+    def score(self, W: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        """(f, test accuracy) at (W, b), both in float64."""
+        W64 = np.asarray(W, np.float64)
+        b64 = np.asarray(b, np.float64)
+        f = float(self.objective.value(W64, b64))
+        accuracy = float(model.accuracy(model.logits(self.X_test, W64, b64), self.y_test))
+        return f, accuracy
+
+    def zeros(self) -> tuple[np.ndarray, np.ndarray]:
+        """The start every contestant shares: W = 0 (D, C), b = 0 (C,), float64."""
+        X = self.objective.X
+        classes = self.data.dataset.num_classes
+        return np.zeros((X.shape[1], classes)), np.zeros(classes)
+
+
+def problem(data_dir: str, weight_decay: float, subset: int | None) -> Problem:
+    """The objective on the training split (its first ``subset`` images, where given)."""
+    data = splits.load(DATASETS["mnist"], data_dir)
+    if subset:
+        part = splits.Split(data.train.images[:subset], data.train.labels[:subset])
+        data = splits.Splits(part, data.validation, data.test, data.dataset)
+    X = model.pixels(np.asarray(data.train.images), "float64")
+    objective = Objective(X, np.asarray(data.train.labels), weight_decay)
+    X_test = model.pixels(np.asarray(data.test.images), "float64")
+    return Problem(objective, X_test, np.asarray(data.test.labels), data)
+
+
+# scratchlr's full-batch solvers: one trajectory, timed between iterates.
+
+
+def solver_points(problem: Problem, name: str, max_seconds: float) -> tuple[list[Point], str]:
+    """A solver's iterates from zeros, each with the solver's seconds so far (its making
+    included, this scoring not), until it stops or passes ``max_seconds``; and why it stopped."""
+    from scratchlr.optim import SOLVERS as MEMBERS
+
+    key, settings = SOLVERS[name]
+    points: list[Point] = []
+    seconds = 0.0
+    start = time.perf_counter()
+    solver = MEMBERS[key](problem.objective, tol=SOLVER_TOL, max_iter=MAX_ITER, **settings)
+    for iterate in solver.iterations(*problem.zeros()):
+        seconds += time.perf_counter() - start
+        points.append((seconds, *problem.score(iterate.W, iterate.b)))
+        if seconds > max_seconds:
+            return points, f"stopped at --max-seconds after {iterate.iteration} iterations"
+        start = time.perf_counter()
+    return points, solver.message or f"converged after {len(points)} iterations"
+
+
+# scratchlr's mini-batch optimisers: fresh runs of growing length.
+
+
+def mini_batch_points(problem: Problem, name: str, max_seconds: float) -> tuple[list[Point], str]:
+    """Runs of 1, 2, 3, 4, 6, ... epochs (those that average skip runs too short to start),
+    each scored at its end, until one takes ``max_seconds``."""
+    settings = MINI_BATCH[name]
+    n = len(problem.data.train.labels)
+    points: list[Point] = []
+    epochs = 0
+    for epochs in EPOCHS:
+        steps = epochs * -(-n // settings["batch_size"])
+        if settings.get("average") is not None and settings["average"] >= steps:
+            continue  # averaging has not started yet
+        config = Config(epochs=epochs, weight_decay=problem.objective.weight_decay, **settings)
+        result = train(problem.data, config, numpy_backend(), emit=lambda line: None)
+        points.append((result.train_seconds, *problem.score(result.W, result.b)))
+        if result.train_seconds > max_seconds:
+            break
+    return points, f"runs of up to {epochs} epochs"
+
+
+# scikit-learn: fresh fits of growing max_iter.
+
+
+def sklearn_classifier(problem: Problem, solver: str, max_iter: int) -> Any:
+    """``LogisticRegression`` on the race's objective: C = 1 / (lambda N)."""
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(problem.objective.y)
+    C = 1.0 / (problem.objective.weight_decay * n)
+    return LogisticRegression(C=C, solver=solver, max_iter=max_iter, tol=SKLEARN_TOL)
+
+
+def fit(problem: Problem, solver: str, max_iter: int) -> tuple[Any, float]:
+    """A fresh fit and its seconds (the fit alone)."""
+    classifier = sklearn_classifier(problem, solver, max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter ends fits here
+        start = time.perf_counter()
+        classifier.fit(problem.objective.X, problem.objective.y)
+        seconds = time.perf_counter() - start
+    return classifier, seconds
+
+
+def next_max_iter(k: int, seconds: float, max_seconds: float) -> int:
+    """Twice k, or fewer where that would pass ``max_seconds`` (at the last fit's seconds per
+    iteration); k or fewer means: stop."""
+    return min(2 * k, int(k * max_seconds / seconds))
+
+
+def sklearn_points(problem: Problem, name: str, max_seconds: float) -> tuple[list[Point], str]:
+    """Fits with max_iter 1, 2, 4, ... each scored, until one stops before its max_iter
+    (converged), gains nothing on the last, or the next would pass ``max_seconds``."""
+    solver = name.removeprefix("sklearn-")
+    points: list[Point] = []
+    k = 1
+    while True:
+        classifier, seconds = fit(problem, solver, k)
+        points.append((seconds, *problem.score(classifier.coef_.T, classifier.intercept_)))
+        done = int(np.max(classifier.n_iter_))
+        if done < k:
+            return points, f"stopped by itself after {done} iterations"
+        if len(points) > 1 and points[-1][1] >= points[-2][1]:
+            return points, f"no lower f at max_iter {k} than at {k // 2}"
+        following = next_max_iter(k, seconds, max_seconds)
+        if following <= k:
+            return points, f"stopped at --max-seconds after max_iter {k}"
+        k = following
+
+
+def objective_check(problem: Problem) -> str:
+    """scratchlr's f and scikit-learn's own objective at a 5-iteration lbfgs fit: one line."""
+    from sklearn._loss.loss import HalfMultinomialLoss
+    from sklearn.linear_model._linear_loss import LinearModelLoss
+
+    classifier, _ = fit(problem, "lbfgs", 5)
+    coef = np.hstack([classifier.coef_, classifier.intercept_[:, None]])  # (C, D + 1)
+    loss = LinearModelLoss(HalfMultinomialLoss(n_classes=coef.shape[0]), fit_intercept=True)
+    n = len(problem.objective.y)
+    theirs = loss.loss(coef, problem.objective.X, problem.objective.y.astype(np.float64),
+                       l2_reg_strength=1.0 / (classifier.C * n))
+    ours = float(problem.objective.value(classifier.coef_.T, classifier.intercept_))
+    return (
+        f"objective check at a 5-iteration lbfgs fit: scratchlr Objective.value {ours!r}, "
+        f"scikit-learn LinearModelLoss {float(theirs)!r}, relative difference "
+        f"{abs(ours - theirs) / theirs:.1e}"
+    )
+
+
+# The measure, the table and the figure.
+
+
+def f_star(results: dict[str, Any]) -> float:
+    """The least f any contestant reached."""
+    return min(f for entry in results["contestants"].values() for _, f, _ in entry["points"])
+
+
+def suboptimality(f: float, best: float) -> float:
+    """(f - f*) / f*."""
+    return (f - best) / best
+
+
+def seconds_to(points: list[Point], best: float, threshold: float) -> float | None:
+    """The seconds of the first point at or below ``threshold``'s suboptimality, or None."""
+    return next((s for s, f, _ in points if suboptimality(f, best) <= threshold), None)
+
+
+def cell(seconds: float | None) -> str:
+    """Seconds to two decimals, or a dash."""
+    return "—" if seconds is None else f"{seconds:.2f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The Markdown table: each contestant's seconds to each threshold, and where it ended."""
+    best = f_star(results)
+    head = " | ".join(f"s to {t:.0e}" for t in THRESHOLDS)
+    lines = [
+        f"| contestant | {head} | least (f - f*)/f* | last test accuracy | last s | points |",
+        "|---|" + "---:|" * (len(THRESHOLDS) + 4),
+    ]
+    for name, entry in results["contestants"].items():
+        points = entry["points"]
+        times = " | ".join(cell(seconds_to(points, best, t)) for t in THRESHOLDS)
+        least = min(suboptimality(f, best) for _, f, _ in points)
+        lines.append(
+            f"| {name} | {times} | {least:.1e} | {points[-1][2]:.4f} | {points[-1][0]:.2f} | "
+            f"{len(points)} |"
+        )
+    return "\n".join(lines)
+
+
+def fastest(results: dict[str, Any], prefix: str, threshold: float) -> tuple[str, float] | None:
+    """The contestant named ``prefix...`` first at ``threshold``, and its seconds; or None."""
+    best = f_star(results)
+    reached = [
+        (seconds_to(entry["points"], best, threshold), name)
+        for name, entry in results["contestants"].items()
+        if name.startswith(prefix)
+    ]
+    found = sorted((s, name) for s, name in reached if s is not None)
+    return (found[0][1], found[0][0]) if found else None
+
+
+def ratio_line(results: dict[str, Any]) -> str:
+    """scikit-learn's fastest to 1e-6 over scratchlr's fastest, in one line."""
+    threshold = THRESHOLDS[-1]
+    theirs = fastest(results, "sklearn-", threshold)
+    ours = fastest(results, "scratchlr-", threshold)
+    if theirs is None or ours is None:
+        missing = "scikit-learn" if theirs is None else "scratchlr"
+        return f"ratio at {threshold:.0e}: none of {missing}'s contestants reached it"
+    return (
+        f"ratio at {threshold:.0e}: scikit-learn's fastest ({theirs[0]}, {theirs[1]:.2f} s) / "
+        f"scratchlr's fastest ({ours[0]}, {ours[1]:.2f} s) = {theirs[1] / ours[1]:.2f}"
+    )
+
+
+def draw(results: dict[str, Any], path: Path) -> None:
+    """Two panels against seconds (log): suboptimality (log), and test accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = f_star(results)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")
+    colours = plt.get_cmap("tab10")
+    for i, (name, entry) in enumerate(results["contestants"].items()):
+        seconds = np.array([s for s, _, _ in entry["points"]])
+        gap = np.array([suboptimality(f, best) for _, f, _ in entry["points"]])
+        accuracy = np.array([a for _, _, a in entry["points"]])
+        style = {
+            "color": colours(i % 10),
+            "linestyle": "--" if name.startswith("sklearn") else "-",
+            "marker": "o" if len(seconds) < 40 else None,
+            "markersize": 3,
+            "label": name,
+        }
+        shown = gap > 0  # f* itself has no place on a log scale
+        left.plot(seconds[shown], gap[shown], **style)
+        right.plot(seconds, accuracy, **style)
+    for threshold in THRESHOLDS:
+        left.axhline(threshold, color="grey", linewidth=0.6, linestyle=":")
+    left.set(xscale="log", yscale="log", xlabel="seconds (one thread)",
+             ylabel="(f - f*) / f*", title="relative suboptimality")
+    right.set(xscale="log", xlabel="seconds (one thread)", ylabel="test accuracy",
+              title="test accuracy (10,000 images)")
+    top = max(a for entry in results["contestants"].values() for _, _, a in entry["points"])
+    right.set_ylim(top - 0.03, top + 0.003)
+    for axes in (left, right):
+        axes.grid(True, which="major", alpha=0.3)
+    left.legend(fontsize=8, loc="lower left")
+    objective = results["objective"]
+    figure.suptitle(
+        f"MNIST, {objective['n']:,} training images, mean cross-entropy + "
+        f"({objective['weight_decay']:g}/2)||W||², float64; f* = {best:.12f}",
+        fontsize=11,
+    )
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# Running the race.
+
+
+def runner(name: str) -> Callable[[Problem, str, float], tuple[list[Point], str]] | None:
+    """The function that runs a contestant, or None where its library (or member) is missing."""
+    if name in SOLVERS:
+        try:
+            from scratchlr.optim import SOLVERS as MEMBERS
+        except ImportError:
+            return None
+        return solver_points if SOLVERS[name][0] in MEMBERS else None
+    if name in MINI_BATCH:
+        return mini_batch_points if MINI_BATCH[name]["optimizer"] in OPTIMIZERS else None
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return None
+    return sklearn_points
+
+
+def race(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """Each contestant's points, with the objective and the machine, as the JSON keeps them."""
+    race_problem = problem(args.data_dir, args.weight_decay, args.subset)
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "versions": versions(),
+        "objective": {
+            "n": len(race_problem.objective.y),
+            "weight_decay": args.weight_decay,
+            "max_seconds": args.max_seconds,
+        },
+        "contestants": {},
+    }
+    with threadpool_limits(1):
+        if runner("sklearn-lbfgs") is not None:
+            results["check"] = objective_check(race_problem)
+            print(results["check"], file=sys.stderr)
+        for name in names:
+            run = runner(name)
+            if run is None:
+                print(f"solvers: {name} is not installed; left out", file=sys.stderr)
+                continue
+            start = time.perf_counter()
+            points, why = run(race_problem, name, args.max_seconds)
+            wall = time.perf_counter() - start
+            results["contestants"][name] = {"points": points, "stopped": why, "wall": wall}
+            print(f"solvers: {name}: {why} ({len(points)} points, {wall:.0f} s wall)",
+                  file=sys.stderr, flush=True)
+    return results
+
+
+def versions() -> dict[str, str]:
+    """Python's, NumPy's and, where installed, scikit-learn's and SciPy's versions."""
+    found = {"python": platform.python_version(), "numpy": np.__version__}
+    for module in ("sklearn", "scipy"):
+        try:
+            found[module] = __import__(module).__version__
+        except ImportError:
+            pass
+    return found
+
+
+def report(results: dict[str, Any], figure: Path | None) -> None:
+    """Print the table and the ratio; draw the figure where asked (and matplotlib is there)."""
+    print(f"machine: {results['machine']}")
+    print(f"versions: {results['versions']}")
+    if "check" in results:
+        print(results["check"])
+    print(f"f* = {f_star(results)!r} (the least f reached)\n")
+    print(table(results))
+    print(f"\n{ratio_line(results)}")
+    if figure is None:
+        return
+    try:
+        draw(results, figure)
+    except ImportError:
+        print("solvers: matplotlib is not installed; no figure", file=sys.stderr)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default="data/mnist")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="lambda (1e-4)")
+    p.add_argument("--only", help=f"comma-separated contestants (default: all but "
+                   f"{', '.join(DEFAULT_LEFT_OUT)}): {', '.join(CONTESTANTS)}")
+    p.add_argument("--max-seconds", type=float, default=60.0,
+                   help="the most seconds of one contestant's trajectory or fit (60)")
+    p.add_argument("--subset", type=int, help="the first N training images only (a quick run)")
+    p.add_argument("--results", type=Path, help="write the raw points here (JSON)")
+    p.add_argument("--figure", type=Path, help="draw the two panels here (PNG)")
+    p.add_argument("--from", dest="source", type=Path,
+                   help="read the points from this JSON instead of running")
+    args = p.parse_args()
+    if args.source is not None:
+        report(json.loads(args.source.read_text()), args.figure)
+        return 0
+    names = args.only.split(",") if args.only else [
+        name for name in CONTESTANTS if name not in DEFAULT_LEFT_OUT
+    ]
+    unknown = [name for name in names if name not in CONTESTANTS]
+    if unknown:
+        p.error(f"--only: unknown contestant {unknown[0]}")
+    if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
+        p.error(f"--max-seconds must be positive, got {args.max_seconds}")
+    results = race(args, names)
+    if not results["contestants"]:
+        p.error("no contestant is installed")
+    if args.results is not None:
+        args.results.write_text(json.dumps(results, indent=1))
+    report(results, args.figure)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
