@@ -35,6 +35,17 @@ def decayed(grad_W: Array, W: Array, weight_decay: float, out: Array | None = No
     return namespace_of(grad_W).add(grad_W, W * W.dtype.type(weight_decay), out=out)
 
 
+def softmax_jacobian_product(p: Array, dz: Array) -> Array:
+    """dp_n = (diag(p_n) - p_n p_n^T) dz_n = p_n * dz_n - p_n (p_n . dz_n): how each row's
+    probabilities move when its logits move by dz_n. p, dz (N, C) -> (N, C)."""
+    return p * dz - p * (p * dz).sum(axis=1, keepdims=True)
+
+
+def softmax_jacobian_diagonal(p: Array) -> Array:
+    """a_nj = p_nj (1 - p_nj): the diagonal of each row's softmax Jacobian. (N, C) -> (N, C)."""
+    return p * (1 - p)
+
+
 @dataclass(frozen=True)
 class Objective:
     """f(W, b) = J(W, b) + (lambda / 2) ||W||^2 on the examples X (N, D) (pixels, in the
@@ -77,3 +88,23 @@ class Objective:
         (which has no b part). -> ((D, C), (C,))."""
         HV, Hv = model.hessian_vector_product(self.X, W, b, V, v)
         return HV + W.dtype.type(self.weight_decay) * V, Hv
+
+    def hessian_vector_product_at(self, p: Array, V: Array, v: Array) -> tuple[Array, Array]:
+        """H (V, v) at the point whose probabilities p = softmax(z) (N, C) are given: the
+        Newton-CG inner loop's product, the softmax computed once per Newton point.
+
+            dz = X V + v,  dG = (diag(p_n) - p_n p_n^T) dz_n / N  (:func:`softmax_jacobian_product`)
+            H (V, v) = (X^T dG + lambda V, sum_n dG_n)
+
+        The same as :meth:`hessian_vector_product` at that point. -> ((D, C), (C,))."""
+        dG = softmax_jacobian_product(p, self.logits(V, v)) / self.X.shape[0]
+        HV = model.grad_W(self.X, dG) + V.dtype.type(self.weight_decay) * V
+        return HV, model.grad_b(dG)
+
+    def hessian_diagonal_at(self, p: Array) -> tuple[Array, Array]:
+        """diag H at the point whose probabilities are p (N, C): the Jacobi preconditioner.
+
+            H_(dj,dj) = (1/N) sum_n x_nd^2 p_nj (1 - p_nj) + lambda,   H_(bj,bj) = (1/N) sum_n
+            p_nj (1 - p_nj)    (:func:`softmax_jacobian_diagonal`) -> ((D, C), (C,))."""
+        a = softmax_jacobian_diagonal(p) / self.X.shape[0]
+        return model.grad_W(self.X * self.X, a) + self.X.dtype.type(self.weight_decay), a.sum(0)

@@ -3,8 +3,12 @@
 - :mod:`.optimizer`: the shape every member has (``params``, ``step(grads, lr)``, ``state``);
 - :mod:`.sgd`: SGD with momentum and Nesterov, the first member;
 - :mod:`.averaging`: Polyak-Ruppert averaging, a wrapper around any member;
-- :mod:`.schedules`: the learning rate of each step.
-:data:`OPTIMIZERS` names the members; ``--optimizer NAME`` picks one. A new optimiser is
+- :mod:`.schedules`: the learning rate of each step;
+- :mod:`.solver`: the full-batch solvers' shape (:class:`Solver`, :class:`Iterate`), with
+  :mod:`.line_search` (backtracking Armijo) and the solvers :mod:`.gradient_descent`,
+  :mod:`.lbfgs` and :mod:`.newton_cg`.
+:data:`OPTIMIZERS` names the members; ``--optimizer NAME`` picks one (or one of :data:`SOLVERS`,
+which minimise the whole split's objective to its optimum). A new optimiser is
 one class in a module of its own, its entry here, its Config fields, its tests and its section
 of docs/math.md.
 """
@@ -17,4 +21,25 @@ from .sgd import SGD
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD}
 
-__all__ = ["OPTIMIZERS", "Averaged", "Optimizer", "SGD", "polyak_average"]
+# --- full-batch solvers (issue 28 part 2) ---
+from .gradient_descent import GradientDescent  # noqa: E402
+from .lbfgs import LBFGS  # noqa: E402
+from .newton_cg import NewtonCG  # noqa: E402
+from .solver import Iterate, Solver  # noqa: E402
+
+SOLVERS: dict[str, type[Solver]] = {"gd": GradientDescent, "lbfgs": LBFGS, "newton-cg": NewtonCG}
+# --- end of the full-batch solvers ---
+
+__all__ = [
+    "OPTIMIZERS",
+    "SOLVERS",
+    "Averaged",
+    "GradientDescent",
+    "Iterate",
+    "LBFGS",
+    "NewtonCG",
+    "Optimizer",
+    "SGD",
+    "Solver",
+    "polyak_average",
+]
