@@ -89,17 +89,56 @@ class Config:
     weight_decay: float = option(
         0.0,
         "lambda: the objective gains (lambda/2) ||W||^2, so W's gradient gains lambda W "
-        "(b is not decayed)",
+        "(b is not decayed); adamw: the decoupled decay W <- (1 - lr lambda) W instead "
+        "(0 here too, not torch.optim.AdamW's 0.01)",
         group=OPTIMISER,
     )
     optimizer: str = option(
         "sgd",
-        "the optimiser; sgd: torch.optim.SGD",
+        "the optimiser, with torch.optim's rules and defaults; sgd: steps -lr g; adam: "
+        "-lr m / (sqrt(v) + eps), m and v the gradients' and their squares' running means, "
+        "bias-corrected; adamw: adam with the weight decay decoupled; rmsprop: -lr g / "
+        "(sqrt(v) + eps), v the squares' running mean; adagrad: -lr g / (sqrt(s) + eps), s "
+        "the squares' sum",
         metavar="{" + ",".join(OPTIMIZERS) + "}",
         group=OPTIMISER,
     )
-    momentum: float = option(0.0, "sgd: mu in [0, 1), v = mu v + g", group=OPTIMISER)
+    momentum: float = option(
+        0.0, "sgd, rmsprop: mu in [0, 1), v = mu v + g (rmsprop: + g / d)", group=OPTIMISER
+    )
     nesterov: bool = option(False, "sgd: Nesterov momentum, step along g + mu v", group=OPTIMISER)
+    # The adaptive members' settings (PyTorch's names and defaults): scratchlr.optim.adam,
+    # .rmsprop, .adagrad.
+    betas: tuple[float, float] = option(
+        (0.9, 0.999),
+        "adam, adamw: beta1 beta2 in [0, 1), the decay rates of the gradients' average and "
+        "of their squares'",
+        type=float,
+        nargs=2,
+        metavar=("BETA1", "BETA2"),
+        group=OPTIMISER,
+    )
+    eps: float | None = option(
+        None,
+        "adam, adamw, rmsprop, adagrad: eps > 0 added to the root in the step's denominator "
+        "(torch's: 1e-8; adagrad 1e-10)",
+        type=float,
+        group=OPTIMISER,
+    )
+    alpha: float = option(
+        0.99, "rmsprop: decay rate in [0, 1) of the squared gradients' average", group=OPTIMISER
+    )
+    centered: bool = option(
+        False,
+        "rmsprop: divide by the root of the gradients' variance, not of their mean square",
+        group=OPTIMISER,
+    )
+    lr_decay: float = option(
+        0.0, "adagrad: step k's lr is lr / (1 + (k - 1) lr-decay)", group=OPTIMISER
+    )
+    initial_accumulator_value: float = option(
+        0.0, "adagrad: the squared gradients' sum at the start (>= 0)", group=OPTIMISER
+    )
     lr_schedule: str = option(
         "constant",
         "learning rate per step t: step: lr gamma^(t // step-size); exponential: "
@@ -151,6 +190,8 @@ class Config:
     )
 
     def __post_init__(self) -> None:
+        # betas come as a list from the command line and from a model file's JSON
+        object.__setattr__(self, "betas", tuple(self.betas))
         self.check_numbers()
         self.check_choices()
         self.check_optimiser()
@@ -169,6 +210,13 @@ class Config:
     def validates(self) -> bool:
         """Whether the run validates: asked for, or needed by early stopping."""
         return self.validate or self.early_stopping is not None
+
+    @property
+    def penalty(self) -> float:
+        """The objective's lambda: the weight decay, except where the optimiser decouples it
+        from the gradient (adamw), whose objective then has none."""
+        member = OPTIMIZERS.get(self.optimizer)
+        return 0.0 if member is not None and member.decoupled else self.weight_decay
 
     def total_steps(self, n: int) -> int:
         """Steps in the run on n training examples: ``epochs`` passes, else ``num_steps``,

@@ -183,14 +183,13 @@ def gradient_function(
 ) -> Callable[..., BatchGradients]:
     """The function that gives each step's loss, accuracy and gradients,
     ``gradients(images, labels, ranges, W, b)``: in place (its buffers, and lambda, fixed when
-    it is made), or the readable form with lambda bound."""
+    it is made), or the readable form with lambda bound. lambda is the objective's
+    (``config.penalty``: none where the optimiser decouples the decay)."""
     if config.implementation == "fast":
         xp = namespace_of(images)
         dim = images.shape[1]
-        return FastGradients(
-            xp, config.batch_size, dim, num_classes, config.dtype, config.weight_decay
-        )
-    return functools.partial(reference_gradients, weight_decay=config.weight_decay)
+        return FastGradients(xp, config.batch_size, dim, num_classes, config.dtype, config.penalty)
+    return functools.partial(reference_gradients, weight_decay=config.penalty)
 
 
 def make_optimizer(config: Config, images: Any, num_classes: int) -> Optimizer | Averaged:

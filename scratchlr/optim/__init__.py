@@ -2,6 +2,8 @@
 
 - :mod:`.optimizer`: the shape every member has (``params``, ``step(grads, lr)``, ``state``);
 - :mod:`.sgd`: SGD with momentum and Nesterov, the first member;
+- :mod:`.adam`: Adam and AdamW (decoupled weight decay); :mod:`.rmsprop`: RMSprop;
+  :mod:`.adagrad`: Adagrad: steps scaled per coordinate by the gradients' history;
 - :mod:`.averaging`: Polyak-Ruppert averaging, a wrapper around any member;
 - :mod:`.schedules`: the learning rate of each step;
 - :mod:`.solver`: the full-batch solvers' shape (:class:`Solver`, :class:`Iterate`), with
@@ -15,11 +17,20 @@ of docs/math.md.
 
 from __future__ import annotations
 
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
 from .averaging import Averaged, polyak_average
 from .optimizer import Optimizer
+from .rmsprop import RMSprop
 from .sgd import SGD
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD}
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": AdamW,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
+}
 
 # --- full-batch solvers (issue 28 part 2) ---
 from .gradient_descent import GradientDescent  # noqa: E402
@@ -33,12 +44,16 @@ SOLVERS: dict[str, type[Solver]] = {"gd": GradientDescent, "lbfgs": LBFGS, "newt
 __all__ = [
     "OPTIMIZERS",
     "SOLVERS",
+    "Adagrad",
+    "Adam",
+    "AdamW",
     "Averaged",
     "GradientDescent",
     "Iterate",
     "LBFGS",
     "NewtonCG",
     "Optimizer",
+    "RMSprop",
     "SGD",
     "Solver",
     "polyak_average",

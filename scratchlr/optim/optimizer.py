@@ -24,6 +24,9 @@ class Optimizer:
     of its own, ``fields``, :meth:`from_config` and :meth:`check`)."""
 
     fields: ClassVar[tuple[str, ...]] = ()  # the Config fields this member reads
+    # Whether the config's weight decay is the member's own (AdamW's, decoupled from the
+    # gradient) rather than the objective's lambda (scratchlr.config.Config.penalty).
+    decoupled: ClassVar[bool] = False
 
     def __init__(self, params: list[Array], in_place: bool = False) -> None:
         self.params = list(params)
