@@ -22,9 +22,11 @@ by N): each run checks that scratchlr's ``Objective.value`` at a scikit-learn fi
   ``iterations`` stream gives one iterate per iteration; the clock runs only while the solver
   works (making it included), not while this script scores the iterate.
 - ``scratchlr-sgd`` and the other mini-batch optimisers (:data:`scratchlr.optim.OPTIMIZERS`):
-  :func:`scratchlr.train.train` in float32, run afresh for 1, 2, 3, 4, 6, 8, ... epochs (the
-  same shuffles, so each run extends the last); the time is each run's ``train_seconds``.
-  sgd uses the README's recipe but for its weight decay, which here is lambda.
+  :func:`scratchlr.train.train` in float32, run afresh for 1, 2, 3, 4, 6, 8, ... 32 epochs
+  (the same shuffles, so each run extends the last); the time is each run's
+  ``train_seconds``. sgd uses the README's recipe but for its weight decay, which here is
+  lambda; the others batches of 512, shuffled, and the best of three learning rates by f after
+  4 epochs (adamw's decay is decoupled, so its fixed point is not f's optimum).
 - ``sklearn-lbfgs``, ``sklearn-newton-cg``, ``sklearn-sag``, ``sklearn-saga``,
   ``sklearn-newton-cholesky``: ``LogisticRegression(C=1/(lambda N), solver=..., tol=1e-12)``,
   fitted afresh with ``max_iter`` = 1, 2, 4, 8, ... (benchopt's way), the fit alone timed.
@@ -75,7 +77,7 @@ THRESHOLDS = (1e-2, 1e-4, 1e-6)
 SKLEARN_TOL = 1e-12  # so that max_iter, not tol, ends a fit
 SOLVER_TOL = 1e-12
 MAX_ITER = 100_000  # a full-batch solver's iterations: the clock ends it first
-EPOCHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)  # the mini-batch runs' lengths
+EPOCHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # the mini-batch runs' lengths
 RECIPE = {  # the README's recipe as Config fields, but for its weight decay (lambda here)
     "shuffle": True,
     "batch_size": 512,
@@ -83,8 +85,13 @@ RECIPE = {  # the README's recipe as Config fields, but for its weight decay (la
     "learning_rate": 1.1,
     "average": 80,
 }
+ADAPTIVE = {"shuffle": True, "batch_size": 512}  # and the learning rate, the best of three
 MINI_BATCH = {  # contestant: the Config fields of its runs (besides epochs and weight decay)
     "scratchlr-sgd": {"optimizer": "sgd", **RECIPE},
+    "scratchlr-adam": {"optimizer": "adam", "learning_rate": 0.01, **ADAPTIVE},
+    "scratchlr-adamw": {"optimizer": "adamw", "learning_rate": 0.01, **ADAPTIVE},
+    "scratchlr-rmsprop": {"optimizer": "rmsprop", "learning_rate": 0.003, **ADAPTIVE},
+    "scratchlr-adagrad": {"optimizer": "adagrad", "learning_rate": 0.1, **ADAPTIVE},
 }
 SOLVERS = {  # contestant: (its key in scratchlr.optim.SOLVERS, its settings)
     "scratchlr-gd": ("gd", {}),
@@ -235,8 +242,12 @@ def objective_check(problem: Problem) -> str:
     coef = np.hstack([classifier.coef_, classifier.intercept_[:, None]])  # (C, D + 1)
     loss = LinearModelLoss(HalfMultinomialLoss(n_classes=coef.shape[0]), fit_intercept=True)
     n = len(problem.objective.y)
-    theirs = loss.loss(coef, problem.objective.X, problem.objective.y.astype(np.float64),
-                       l2_reg_strength=1.0 / (classifier.C * n))
+    theirs = loss.loss(
+        coef,
+        problem.objective.X,
+        problem.objective.y.astype(np.float64),
+        l2_reg_strength=1.0 / (classifier.C * n),
+    )
     ours = float(problem.objective.value(classifier.coef_.T, classifier.intercept_))
     return (
         f"objective check at a 5-iteration lbfgs fit: scratchlr Objective.value {ours!r}, "
@@ -339,10 +350,19 @@ def draw(results: dict[str, Any], path: Path) -> None:
         right.plot(seconds, accuracy, **style)
     for threshold in THRESHOLDS:
         left.axhline(threshold, color="grey", linewidth=0.6, linestyle=":")
-    left.set(xscale="log", yscale="log", xlabel="seconds (one thread)",
-             ylabel="(f - f*) / f*", title="relative suboptimality")
-    right.set(xscale="log", xlabel="seconds (one thread)", ylabel="test accuracy",
-              title="test accuracy (10,000 images)")
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="seconds (one thread)",
+        ylabel="(f - f*) / f*",
+        title="relative suboptimality",
+    )
+    right.set(
+        xscale="log",
+        xlabel="seconds (one thread)",
+        ylabel="test accuracy",
+        title="test accuracy (10,000 images)",
+    )
     top = max(a for entry in results["contestants"].values() for _, _, a in entry["points"])
     right.set_ylim(top - 0.03, top + 0.003)
     for axes in (left, right):
@@ -404,8 +424,11 @@ def race(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
             points, why = run(race_problem, name, args.max_seconds)
             wall = time.perf_counter() - start
             results["contestants"][name] = {"points": points, "stopped": why, "wall": wall}
-            print(f"solvers: {name}: {why} ({len(points)} points, {wall:.0f} s wall)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"solvers: {name}: {why} ({len(points)} points, {wall:.0f} s wall)",
+                file=sys.stderr,
+                flush=True,
+            )
     return results
 
 
@@ -437,34 +460,52 @@ def report(results: dict[str, Any], figure: Path | None) -> None:
         print("solvers: matplotlib is not installed; no figure", file=sys.stderr)
 
 
+def usage(message: str) -> int:
+    """A usage error: one line on stderr, exit status 2."""
+    print(f"solvers: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="data/mnist")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="lambda (1e-4)")
-    p.add_argument("--only", help=f"comma-separated contestants (default: all but "
-                   f"{', '.join(DEFAULT_LEFT_OUT)}): {', '.join(CONTESTANTS)}")
-    p.add_argument("--max-seconds", type=float, default=60.0,
-                   help="the most seconds of one contestant's trajectory or fit (60)")
+    p.add_argument(
+        "--only",
+        help=f"comma-separated contestants (default: all but "
+        f"{', '.join(DEFAULT_LEFT_OUT)}): {', '.join(CONTESTANTS)}",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=60.0,
+        help="the most seconds of one contestant's trajectory or fit (60)",
+    )
     p.add_argument("--subset", type=int, help="the first N training images only (a quick run)")
     p.add_argument("--results", type=Path, help="write the raw points here (JSON)")
     p.add_argument("--figure", type=Path, help="draw the two panels here (PNG)")
-    p.add_argument("--from", dest="source", type=Path,
-                   help="read the points from this JSON instead of running")
+    p.add_argument(
+        "--from", dest="source", type=Path, help="read the points from this JSON instead of running"
+    )
     args = p.parse_args()
     if args.source is not None:
+        if not args.source.is_file():
+            return usage(f"--from {args.source}: no such file")
         report(json.loads(args.source.read_text()), args.figure)
         return 0
-    names = args.only.split(",") if args.only else [
-        name for name in CONTESTANTS if name not in DEFAULT_LEFT_OUT
-    ]
+    names = (
+        args.only.split(",")
+        if args.only
+        else [name for name in CONTESTANTS if name not in DEFAULT_LEFT_OUT]
+    )
     unknown = [name for name in names if name not in CONTESTANTS]
     if unknown:
-        p.error(f"--only: unknown contestant {unknown[0]}")
+        return usage(f"--only: unknown contestant {unknown[0]} (one of {', '.join(CONTESTANTS)})")
     if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
-        p.error(f"--max-seconds must be positive, got {args.max_seconds}")
+        return usage(f"--max-seconds must be positive, got {args.max_seconds}")
     results = race(args, names)
     if not results["contestants"]:
-        p.error("no contestant is installed")
+        return usage("none of the contestants asked for is installed")
     if args.results is not None:
         args.results.write_text(json.dumps(results, indent=1))
     report(results, args.figure)
