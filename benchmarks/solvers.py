@@ -74,9 +74,12 @@ from scratchlr.optim import OPTIMIZERS  # noqa: E402
 from scratchlr.train import train  # noqa: E402
 
 THRESHOLDS = (1e-2, 1e-4, 1e-6)
+CLOSE = 1e-9  # a contestant within this of an earlier one's best f stops: it has arrived
 SKLEARN_TOL = 1e-12  # so that max_iter, not tol, ends a fit
 SOLVER_TOL = 1e-12
+STALLED = 1e-15  # a solver whose f falls by less than this (relative) has reached float64's end
 MAX_ITER = 100_000  # a full-batch solver's iterations: the clock ends it first
+CHECK_EVERY = 10  # a solver's own f is checked against the race's at every 10th iterate
 EPOCHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # the mini-batch runs' lengths
 RECIPE = {  # the README's recipe as Config fields, but for its weight decay (lambda here)
     "shuffle": True,
@@ -86,6 +89,11 @@ RECIPE = {  # the README's recipe as Config fields, but for its weight decay (la
     "average": 80,
 }
 ADAPTIVE = {"shuffle": True, "batch_size": 512}  # and the learning rate, the best of three
+SOLVERS = {  # contestant: (its key in scratchlr.optim.SOLVERS, its settings)
+    "scratchlr-newton-cg": ("newton-cg", {}),
+    "scratchlr-lbfgs": ("lbfgs", {}),
+    "scratchlr-gd": ("gd", {}),
+}
 MINI_BATCH = {  # contestant: the Config fields of its runs (besides epochs and weight decay)
     "scratchlr-sgd": {"optimizer": "sgd", **RECIPE},
     "scratchlr-adam": {"optimizer": "adam", "learning_rate": 0.01, **ADAPTIVE},
@@ -93,15 +101,10 @@ MINI_BATCH = {  # contestant: the Config fields of its runs (besides epochs and 
     "scratchlr-rmsprop": {"optimizer": "rmsprop", "learning_rate": 0.003, **ADAPTIVE},
     "scratchlr-adagrad": {"optimizer": "adagrad", "learning_rate": 0.1, **ADAPTIVE},
 }
-SOLVERS = {  # contestant: (its key in scratchlr.optim.SOLVERS, its settings)
-    "scratchlr-gd": ("gd", {}),
-    "scratchlr-lbfgs": ("lbfgs", {}),
-    "scratchlr-newton-cg": ("newton-cg", {}),
-}
-SKLEARN = ("lbfgs", "newton-cg", "sag", "saga", "newton-cholesky")
+SKLEARN = ("newton-cg", "lbfgs", "sag", "saga", "newton-cholesky")
 DEFAULT_LEFT_OUT = ("sklearn-newton-cholesky",)  # forms a 7850^2 Hessian: ask for it by name
-CONTESTANTS = (*SOLVERS, *MINI_BATCH, *(f"sklearn-{name}" for name in SKLEARN))
-Point = tuple[float, float, float]  # (seconds, f, test accuracy)
+CONTESTANTS = (*SOLVERS, *MINI_BATCH, *(f"sklearn-{name}" for name in SKLEARN))  # in race order
+Point = tuple[float, float, float, int]  # (seconds, f, test accuracy, iterations or epochs)
 
 
 @dataclass(frozen=True)
@@ -113,13 +116,14 @@ class Problem:
     y_test: np.ndarray
     data: splits.Splits  # the mini-batch runs train on its training split
 
-    def score(self, W: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-        """(f, test accuracy) at (W, b), both in float64."""
-        W64 = np.asarray(W, np.float64)
-        b64 = np.asarray(b, np.float64)
-        f = float(self.objective.value(W64, b64))
-        accuracy = float(model.accuracy(model.logits(self.X_test, W64, b64), self.y_test))
-        return f, accuracy
+    def value(self, W: np.ndarray, b: np.ndarray) -> float:
+        """f at (W, b), in float64."""
+        return float(self.objective.value(np.asarray(W, np.float64), np.asarray(b, np.float64)))
+
+    def test_accuracy(self, W: np.ndarray, b: np.ndarray) -> float:
+        """The accuracy of (W, b) on the test split, in float64."""
+        z = model.logits(self.X_test, np.asarray(W, np.float64), np.asarray(b, np.float64))
+        return float(model.accuracy(z, self.y_test))
 
     def zeros(self) -> tuple[np.ndarray, np.ndarray]:
         """The start every contestant shares: W = 0 (D, C), b = 0 (C,), float64."""
@@ -140,12 +144,31 @@ def problem(data_dir: str, weight_decay: float, subset: int | None) -> Problem:
     return Problem(objective, X_test, np.asarray(data.test.labels), data)
 
 
+def arrived(f: float, reference: float | None) -> bool:
+    """Whether f is within CLOSE (relative) of ``reference``, the least f of the contestants
+    that ran before (None: this one is the first)."""
+    return reference is not None and (f - reference) / reference <= CLOSE
+
+
 # scratchlr's full-batch solvers: one trajectory, timed between iterates.
 
 
-def solver_points(problem: Problem, name: str, max_seconds: float) -> tuple[list[Point], str]:
+def solver_value(problem: Problem, iterate: Any) -> float:
+    """The iterate's f as the solver reports it, checked against the race's own at every
+    CHECK_EVERY-th iterate (a solver that reports another f is an error here)."""
+    if iterate.iteration % CHECK_EVERY == 1:
+        f = problem.value(iterate.W, iterate.b)
+        if abs(iterate.value - f) > 1e-12 * f:
+            raise RuntimeError(f"iteration {iterate.iteration}: f {iterate.value!r}, not {f!r}")
+    return float(iterate.value)
+
+
+def solver_points(
+    problem: Problem, name: str, max_seconds: float, reference: float | None
+) -> tuple[list[Point], str]:
     """A solver's iterates from zeros, each with the solver's seconds so far (its making
-    included, this scoring not), until it stops or passes ``max_seconds``; and why it stopped."""
+    included, this scoring not), until it stops, arrives, or passes ``max_seconds``; and why
+    it stopped."""
     from scratchlr.optim import SOLVERS as MEMBERS
 
     key, settings = SOLVERS[name]
@@ -155,33 +178,43 @@ def solver_points(problem: Problem, name: str, max_seconds: float) -> tuple[list
     solver = MEMBERS[key](problem.objective, tol=SOLVER_TOL, max_iter=MAX_ITER, **settings)
     for iterate in solver.iterations(*problem.zeros()):
         seconds += time.perf_counter() - start
-        points.append((seconds, *problem.score(iterate.W, iterate.b)))
+        f = solver_value(problem, iterate)
+        accuracy = problem.test_accuracy(iterate.W, iterate.b)
+        points.append((seconds, f, accuracy, iterate.iteration))
+        if arrived(f, reference):
+            return points, f"within {CLOSE:g} of the best f before it"
+        if len(points) > 1 and points[-2][1] - f <= STALLED * f:
+            return points, f"f stalled at iteration {iterate.iteration} (float64's precision)"
         if seconds > max_seconds:
-            return points, f"stopped at --max-seconds after {iterate.iteration} iterations"
+            return points, "stopped at --max-seconds"
         start = time.perf_counter()
-    return points, solver.message or f"converged after {len(points)} iterations"
+    return points, solver.message
 
 
 # scratchlr's mini-batch optimisers: fresh runs of growing length.
 
 
-def mini_batch_points(problem: Problem, name: str, max_seconds: float) -> tuple[list[Point], str]:
+def mini_batch_points(
+    problem: Problem, name: str, max_seconds: float, reference: float | None
+) -> tuple[list[Point], str]:
     """Runs of 1, 2, 3, 4, 6, ... epochs (those that average skip runs too short to start),
-    each scored at its end, until one takes ``max_seconds``."""
+    each scored at its end, until one takes ``max_seconds`` (or arrives)."""
     settings = MINI_BATCH[name]
     n = len(problem.data.train.labels)
     points: list[Point] = []
-    epochs = 0
     for epochs in EPOCHS:
         steps = epochs * -(-n // settings["batch_size"])
         if settings.get("average") is not None and settings["average"] >= steps:
             continue  # averaging has not started yet
         config = Config(epochs=epochs, weight_decay=problem.objective.weight_decay, **settings)
         result = train(problem.data, config, numpy_backend(), emit=lambda line: None)
-        points.append((result.train_seconds, *problem.score(result.W, result.b)))
+        f = problem.value(result.W, result.b)
+        points.append((result.train_seconds, f, problem.test_accuracy(result.W, result.b), epochs))
+        if arrived(f, reference):
+            return points, f"within {CLOSE:g} of the best f before it"
         if result.train_seconds > max_seconds:
-            break
-    return points, f"runs of up to {epochs} epochs"
+            return points, "stopped at --max-seconds"
+    return points, f"ran the longest run, {EPOCHS[-1]} epochs"
 
 
 # scikit-learn: fresh fits of growing max_iter.
@@ -207,30 +240,77 @@ def fit(problem: Problem, solver: str, max_iter: int) -> tuple[Any, float]:
     return classifier, seconds
 
 
+def sklearn_point(problem: Problem, solver: str, max_iter: int) -> Point:
+    """A fresh fit of at most ``max_iter`` iterations, scored: its iterations are those done."""
+    classifier, seconds = fit(problem, solver, max_iter)
+    W = classifier.coef_.T
+    b = classifier.intercept_
+    done = int(np.max(classifier.n_iter_))
+    return (seconds, problem.value(W, b), problem.test_accuracy(W, b), done)
+
+
 def next_max_iter(k: int, seconds: float, max_seconds: float) -> int:
     """Twice k, or fewer where that would pass ``max_seconds`` (at the last fit's seconds per
     iteration); k or fewer means: stop."""
     return min(2 * k, int(k * max_seconds / seconds))
 
 
-def sklearn_points(problem: Problem, name: str, max_seconds: float) -> tuple[list[Point], str]:
+def sklearn_points(
+    problem: Problem, name: str, max_seconds: float, reference: float | None
+) -> tuple[list[Point], str]:
     """Fits with max_iter 1, 2, 4, ... each scored, until one stops before its max_iter
-    (converged), gains nothing on the last, or the next would pass ``max_seconds``."""
+    (converged), arrives, gains nothing on the last, or the next would pass ``max_seconds``."""
     solver = name.removeprefix("sklearn-")
     points: list[Point] = []
     k = 1
     while True:
-        classifier, seconds = fit(problem, solver, k)
-        points.append((seconds, *problem.score(classifier.coef_.T, classifier.intercept_)))
-        done = int(np.max(classifier.n_iter_))
-        if done < k:
-            return points, f"stopped by itself after {done} iterations"
-        if len(points) > 1 and points[-1][1] >= points[-2][1]:
-            return points, f"no lower f at max_iter {k} than at {k // 2}"
-        following = next_max_iter(k, seconds, max_seconds)
+        point = sklearn_point(problem, solver, k)
+        points.append(point)
+        if point[3] < k:
+            return points, f"stopped by itself after {point[3]} iterations"
+        if arrived(point[1], reference):
+            return points, f"within {CLOSE:g} of the best f before it"
+        if len(points) > 1 and point[1] >= points[-2][1]:
+            return points, f"no lower f at max_iter {k} than at {points[-2][3]}"
+        following = next_max_iter(k, point[0], max_seconds)
         if following <= k:
-            return points, f"stopped at --max-seconds after max_iter {k}"
+            return points, "stopped at --max-seconds"
         k = following
+
+
+def bracket(points: list[Point], best: float, threshold: float) -> tuple[Point, Point] | None:
+    """The last point short of ``threshold`` before the first at or below it, and that one;
+    None where no point reached it or the first did."""
+    first = next((i for i, p in enumerate(points) if suboptimality(p[1], best) <= threshold), 0)
+    return (points[first - 1], points[first]) if first else None
+
+
+def refine(problem: Problem, results: dict[str, Any], fits: int) -> None:
+    """Narrow scikit-learn's times to 1e-6 where they may be its fastest: bisect max_iter
+    between a contestant's last fit short of it and its first at or below, at most ``fits``
+    fits each, until the gap is an eighth of the iterations (or one). Its points gain them."""
+    best = f_star(results)
+    threshold = THRESHOLDS[-1]
+    entries = {n: e for n, e in results["contestants"].items() if n.startswith("sklearn-")}
+    found = {n: bracket(e["points"], best, threshold) for n, e in entries.items()}
+    for name in sorted((n for n in found if found[n]), key=lambda n: found[n][0][0]):
+        low, high = found[name]
+        spent = 0
+        while high[3] - low[3] > max(1, low[3] // 8) and spent < fits:
+            fastest_time = min(
+                seconds_to(e["points"], best, threshold) or math.inf for e in entries.values()
+            )
+            if low[0] >= fastest_time:
+                break  # another reached it sooner than this one's last fit short of it
+            point = sklearn_point(problem, name.removeprefix("sklearn-"), (low[3] + high[3]) // 2)
+            spent += 1
+            entries[name]["points"] = sorted([*entries[name]["points"], point], key=lambda p: p[3])
+            if suboptimality(point[1], best) <= threshold:
+                high = point
+            else:
+                low = point
+        if spent:
+            entries[name]["stopped"] += f"; {spent} more fits bisected its time to {threshold:g}"
 
 
 def objective_check(problem: Problem) -> str:
@@ -261,7 +341,7 @@ def objective_check(problem: Problem) -> str:
 
 def f_star(results: dict[str, Any]) -> float:
     """The least f any contestant reached."""
-    return min(f for entry in results["contestants"].values() for _, f, _ in entry["points"])
+    return min(p[1] for entry in results["contestants"].values() for p in entry["points"])
 
 
 def suboptimality(f: float, best: float) -> float:
@@ -271,7 +351,7 @@ def suboptimality(f: float, best: float) -> float:
 
 def seconds_to(points: list[Point], best: float, threshold: float) -> float | None:
     """The seconds of the first point at or below ``threshold``'s suboptimality, or None."""
-    return next((s for s, f, _ in points if suboptimality(f, best) <= threshold), None)
+    return next((p[0] for p in points if suboptimality(p[1], best) <= threshold), None)
 
 
 def cell(seconds: float | None) -> str:
@@ -290,7 +370,7 @@ def table(results: dict[str, Any]) -> str:
     for name, entry in results["contestants"].items():
         points = entry["points"]
         times = " | ".join(cell(seconds_to(points, best, t)) for t in THRESHOLDS)
-        least = min(suboptimality(f, best) for _, f, _ in points)
+        least = min(suboptimality(p[1], best) for p in points)
         lines.append(
             f"| {name} | {times} | {least:.1e} | {points[-1][2]:.4f} | {points[-1][0]:.2f} | "
             f"{len(points)} |"
@@ -318,9 +398,16 @@ def ratio_line(results: dict[str, Any]) -> str:
     if theirs is None or ours is None:
         missing = "scikit-learn" if theirs is None else "scratchlr"
         return f"ratio at {threshold:.0e}: none of {missing}'s contestants reached it"
-    return (
+    line = (
         f"ratio at {threshold:.0e}: scikit-learn's fastest ({theirs[0]}, {theirs[1]:.2f} s) / "
         f"scratchlr's fastest ({ours[0]}, {ours[1]:.2f} s) = {theirs[1] / ours[1]:.2f}"
+    )
+    short = bracket(results["contestants"][theirs[0]]["points"], f_star(results), threshold)
+    if short is None:
+        return line
+    return (
+        f"{line}; its last fit short of it ({short[0][3]} iterations) took "
+        f"{short[0][0]:.2f} s (ratio {short[0][0] / ours[1]:.2f})"
     )
 
 
@@ -335,9 +422,10 @@ def draw(results: dict[str, Any], path: Path) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")
     colours = plt.get_cmap("tab10")
     for i, (name, entry) in enumerate(results["contestants"].items()):
-        seconds = np.array([s for s, _, _ in entry["points"]])
-        gap = np.array([suboptimality(f, best) for _, f, _ in entry["points"]])
-        accuracy = np.array([a for _, _, a in entry["points"]])
+        points = np.array(entry["points"])  # rows: seconds, f, test accuracy, count
+        seconds = points[:, 0]
+        gap = suboptimality(points[:, 1], best)
+        accuracy = points[:, 2]
         style = {
             "color": colours(i % 10),
             "linestyle": "--" if name.startswith("sklearn") else "-",
@@ -363,7 +451,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
         ylabel="test accuracy",
         title="test accuracy (10,000 images)",
     )
-    top = max(a for entry in results["contestants"].values() for _, _, a in entry["points"])
+    top = max(p[2] for entry in results["contestants"].values() for p in entry["points"])
     right.set_ylim(top - 0.03, top + 0.003)
     for axes in (left, right):
         axes.grid(True, which="major", alpha=0.3)
@@ -381,7 +469,10 @@ def draw(results: dict[str, Any], path: Path) -> None:
 # Running the race.
 
 
-def runner(name: str) -> Callable[[Problem, str, float], tuple[list[Point], str]] | None:
+Runner = Callable[[Problem, str, float, "float | None"], tuple[list[Point], str]]
+
+
+def runner(name: str) -> Runner | None:
     """The function that runs a contestant, or None where its library (or member) is missing."""
     if name in SOLVERS:
         try:
@@ -421,7 +512,9 @@ def race(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
                 print(f"solvers: {name} is not installed; left out", file=sys.stderr)
                 continue
             start = time.perf_counter()
-            points, why = run(race_problem, name, args.max_seconds)
+            before = [p[1] for e in results["contestants"].values() for p in e["points"]]
+            reference = min(before, default=None)
+            points, why = run(race_problem, name, args.max_seconds, reference)
             wall = time.perf_counter() - start
             results["contestants"][name] = {"points": points, "stopped": why, "wall": wall}
             print(
@@ -429,6 +522,8 @@ def race(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
                 file=sys.stderr,
                 flush=True,
             )
+        if runner("sklearn-lbfgs") is not None and args.refine:
+            refine(race_problem, results, args.refine)
     return results
 
 
@@ -481,6 +576,12 @@ def main() -> int:
         default=60.0,
         help="the most seconds of one contestant's trajectory or fit (60)",
     )
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=3,
+        help="fits that may bisect each scikit-learn solver's time to 1e-6 (3; 0: none)",
+    )
     p.add_argument("--subset", type=int, help="the first N training images only (a quick run)")
     p.add_argument("--results", type=Path, help="write the raw points here (JSON)")
     p.add_argument("--figure", type=Path, help="draw the two panels here (PNG)")
@@ -501,8 +602,11 @@ def main() -> int:
     unknown = [name for name in names if name not in CONTESTANTS]
     if unknown:
         return usage(f"--only: unknown contestant {unknown[0]} (one of {', '.join(CONTESTANTS)})")
+    names = sorted(set(names), key=CONTESTANTS.index)  # the race's order (see ``arrived``)
     if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
         return usage(f"--max-seconds must be positive, got {args.max_seconds}")
+    if args.refine < 0:
+        return usage(f"--refine must be zero or positive, got {args.refine}")
     results = race(args, names)
     if not results["contestants"]:
         return usage("none of the contestants asked for is installed")
