@@ -25,10 +25,11 @@ def add_parsers(commands: Any) -> None:
 
     p = commands.add_parser(
         "gradcheck",
-        help="check the gradient against finite differences",
+        help="check the gradient and the Hessian-vector product against finite differences",
         description="Compare the analytic gradient with central differences (float64) on a "
         "random problem (with and without weight decay) and, when the data set is present, on "
-        f"its first 32 examples. Exits 1 if the max relative error exceeds "
+        "its first 32 examples, and the Hessian-vector product (with weight decay) with central "
+        "differences of the gradient on both. Exits 1 if the max relative error exceeds "
         f"{gradcheck.TOLERANCE:g}.",
     )
     p.add_argument(
