@@ -247,7 +247,7 @@ def test_solvers_race_smoke_run_and_its_results_file(mnist_dir: Path, tmp_path: 
         assert check is not None and float(check.group(1)) < 1e-12
     # each contestant's time to 1e-2 comes no later than its time to 1e-6, where both exist
     for cells in rows.values():
-        reached = [float(c) for c in cells[:3] if c != "—"]
+        reached = [float(c.split("–")[-1]) for c in cells[:3] if c != "—"]
         assert reached == sorted(reached) and float(cells[5]) > 0
     saved = json.loads(results.read_text())
     assert saved["objective"] == {"n": 2000, "weight_decay": 1e-4, "max_seconds": 0.5}
@@ -261,20 +261,24 @@ def test_solvers_race_smoke_run_and_its_results_file(mnist_dir: Path, tmp_path: 
 
 def test_the_race_table_gives_the_time_to_each_suboptimality_and_the_ratio() -> None:
     solvers = solvers_module()
+    a = [[1.0, 1.1, 0.9, 1], [2.0, 1.00005, 0.91, 2], [3.0, 1.0, 0.92, 3]]  # f* = 1.0, at 3 s
+    c = [[5.0, 1.005, 0.9, 8], [10.0, 1.0000005, 0.93, 16]]  # fits of max_iter 8 and 16
     results = {
         "contestants": {
-            "scratchlr-a": {"points": [[1.0, 1.1, 0.9], [2.0, 1.00005, 0.91], [3.0, 1.0, 0.92]]},
-            "scratchlr-b": {"points": [[0.5, 1.5, 0.8]]},
-            "sklearn-c": {"points": [[5.0, 1.005, 0.9], [10.0, 1.0000005, 0.93]]},
+            "scratchlr-a": {"points": a, "reruns": False},
+            "scratchlr-b": {"points": [[0.5, 1.5, 0.8, 1]], "reruns": False},
+            "sklearn-c": {"points": c, "reruns": True},
         }
     }
     rows = race_rows(solvers.table(results))
-    assert rows["scratchlr-a"][:3] == ["2.00", "2.00", "3.00"]  # f* = 1.0, reached at 3 s
+    assert rows["scratchlr-a"][:3] == ["2.00", "2.00", "3.00"]
     assert rows["scratchlr-b"][:4] == ["—", "—", "—", "5.0e-01"]
-    assert rows["sklearn-c"][:3] == ["5.00", "10.00", "10.00"]
+    # fresh fits: the time lies between the last fit short of a threshold and the first below
+    assert rows["sklearn-c"][:3] == ["5.00", "5.00–10.00", "5.00–10.00"]
     assert solvers.ratio_line(results) == (
         "ratio at 1e-06: scikit-learn's fastest (sklearn-c, 10.00 s) / "
-        "scratchlr's fastest (scratchlr-a, 3.00 s) = 3.33"
+        "scratchlr's fastest (scratchlr-a, 3.00 s) = 3.33; its last fit short of it "
+        "(8 iterations) took 5.00 s (ratio 1.67)"
     )
 
 
