@@ -135,6 +135,18 @@ def test_the_stopping_rule_and_max_iter(name: str, tol: float) -> None:
     assert (few[-1].hessian_products > 0) == (name == "newton-cg")
 
 
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_a_second_run_starts_afresh(name: str) -> None:
+    """iterations() twice from the same start: the same iterates and counts (L-BFGS's pairs
+    and GD's step size are not carried over)."""
+    problem = small_problem()
+    objective = Objective(problem["X"], problem["y"], problem["weight_decay"])
+    solver = SOLVERS[name](objective, tol=1e-6, max_iter=8)
+    runs = [list(solver.iterations(np.zeros((15, 4)), np.zeros(4))) for _ in range(2)]
+    assert [it.value for it in runs[0]] == [it.value for it in runs[1]]
+    assert runs[0][-1].evaluations == runs[1][-1].evaluations
+
+
 def test_a_converged_start_yields_nothing() -> None:
     problem = small_problem()
     iterates, _ = solve("newton-cg", problem, "float64", 1e-9)

@@ -33,6 +33,11 @@ class GradientDescent(Solver):
         super().__init__(objective, tol, max_iter, **settings)
         self.last_step = 1 / GROWTH  # so that the first trial is 1
 
+    def restart(self) -> None:
+        """Counts from 0, and the first trial step 1 again."""
+        super().restart()
+        self.last_step = 1 / GROWTH
+
     def direction(self, point: Point) -> Array:
         """d = -g (:func:`steepest_descent`)."""
         return steepest_descent(point.grad)

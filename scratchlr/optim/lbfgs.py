@@ -73,6 +73,11 @@ class LBFGS(Solver):
         self.maxcor = maxcor
         self.pairs: list[tuple[Array, Array]] = []
 
+    def restart(self) -> None:
+        """Counts from 0, and no pairs."""
+        super().restart()
+        self.pairs = []
+
     def direction(self, point: Point) -> Array:
         """d = -H_k g (:func:`two_loop`), gamma from the newest pair (1 with none)."""
         gamma = initial_scaling(*self.pairs[-1]) if self.pairs else 1.0
