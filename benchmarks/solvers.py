@@ -58,6 +58,8 @@ import argparse
 import json
 import math
 import platform
+import re
+import subprocess
 import sys
 import time
 import warnings
@@ -531,6 +533,7 @@ def race(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": machine(),
         "versions": versions(),
+        "commit": commit(),
         "objective": {
             "n": len(race_problem.objective.y),
             "weight_decay": args.weight_decay,
@@ -568,6 +571,18 @@ def race(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     return results
 
 
+def commit() -> str:
+    """The checkout's commit (with ``+`` where files differ from it), or ``unknown``."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode:
+        return "unknown"
+    changed = subprocess.run(
+        [*git, "status", "--porcelain", "-uno"], capture_output=True, text=True
+    )
+    return head.stdout.strip() + ("+" if changed.stdout.strip() else "")
+
+
 def versions() -> dict[str, str]:
     """Python's, NumPy's and, where installed, scikit-learn's and SciPy's versions."""
     found = {"python": platform.python_version(), "numpy": np.__version__}
@@ -582,7 +597,7 @@ def versions() -> dict[str, str]:
 def report(results: dict[str, Any], figure: Path | None) -> None:
     """Print the table and the ratio; draw the figure where asked (and matplotlib is there)."""
     print(f"machine: {results['machine']}")
-    print(f"versions: {results['versions']}")
+    print(f"versions: {results['versions']}, commit {results.get('commit', 'unknown')}")
     if "check" in results:
         print(results["check"])
     print(f"f* = {f_star(results)!r} (the least f reached)\n")
@@ -594,6 +609,12 @@ def report(results: dict[str, Any], figure: Path | None) -> None:
         draw(results, figure)
     except ImportError:
         print("solvers: matplotlib is not installed; no figure", file=sys.stderr)
+
+
+def dumped(results: dict[str, Any]) -> str:
+    """The results as JSON, indented, each point on one line."""
+    text = json.dumps(results, indent=1)
+    return re.sub(r"\[\s+([^][]+?)\s+\]", lambda m: f"[{' '.join(m.group(1).split())}]", text)
 
 
 def usage(message: str) -> int:
@@ -652,7 +673,7 @@ def main() -> int:
     if not results["contestants"]:
         return usage("none of the contestants asked for is installed")
     if args.results is not None:
-        args.results.write_text(json.dumps(results, indent=1))
+        args.results.write_text(dumped(results))
     report(results, args.figure)
     return 0
 
