@@ -282,6 +282,18 @@ def test_the_race_table_gives_the_time_to_each_suboptimality_and_the_ratio() -> 
     )
 
 
+def test_the_solvers_section_shows_the_run_in_its_results_file() -> None:
+    """docs/benchmarks.md's race table and ratio are those of docs/solvers.json, whose points
+    redraw docs/solvers.png: a new run replaces all three together."""
+    solvers = solvers_module()
+    results = json.loads((ROOT / "docs" / "solvers.json").read_text())
+    section = (ROOT / "docs" / "benchmarks.md").read_text().split("## Solvers", 1)[1]
+    assert solvers.table(results) in section
+    ratio = solvers.ratio_line(results).split(" (to the iteration")[0].split("; its last")[0]
+    assert " ".join(ratio.split()) in " ".join(section.split())
+    assert f"commit `{results['commit']}`" in section
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
