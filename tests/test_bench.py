@@ -282,6 +282,19 @@ def test_the_race_table_gives_the_time_to_each_suboptimality_and_the_ratio() -> 
     )
 
 
+def test_the_race_runs_sgd_with_the_readme_recipe() -> None:
+    """The race's sgd settings are the README's recipe (as converge.py runs it), but for the
+    weight decay, the race's lambda."""
+    recipe = solvers_module().RECIPE
+    from converge import RECIPE as FLAGS
+
+    for name, value in recipe.items():
+        flag = "--" + name.replace("_", "-")
+        assert flag in FLAGS
+        if value is not True:
+            assert float(FLAGS[FLAGS.index(flag) + 1]) == value, flag
+
+
 def test_the_solvers_section_shows_the_run_in_its_results_file() -> None:
     """docs/benchmarks.md's race table and ratio are those of docs/solvers.json, whose points
     redraw docs/solvers.png: a new run replaces all three together."""
@@ -300,6 +313,7 @@ def test_the_solvers_section_shows_the_run_in_its_results_file() -> None:
         (["--only", "bogus"], "--only: unknown contestant bogus"),
         (["--max-seconds", "0"], "--max-seconds must be positive, got 0.0"),
         (["--from", "/nonexistent.json"], "--from /nonexistent.json: no such file"),
+        (["--weight-decay", "0"], "--weight-decay must be positive"),
     ],
 )
 def test_solvers_usage_errors_are_one_line(args: list[str], words: str) -> None:
