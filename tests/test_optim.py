@@ -201,8 +201,9 @@ def test_a_second_member_trains_through_train_with_averaging(
 
 
 def test_an_unknown_optimizer_is_one_line() -> None:
-    with pytest.raises(ValueError, match="--optimizer must be one of sgd, got 'adam'"):
-        train.Config(optimizer="adam")
+    names = "sgd, adam, adamw, rmsprop, adagrad"
+    with pytest.raises(ValueError, match=f"--optimizer must be one of {names}, got 'lion'"):
+        train.Config(optimizer="lion")
 
 
 def test_schedules_by_formula() -> None:

@@ -73,7 +73,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
         options["type"] = kind
         if "choices" in options:  # shown in the help; Config itself refuses any other value
             options["metavar"] = "{" + ",".join(options.pop("choices")) + "}"
-        shown = "" if f.default is None else f" (default: {f.default})"
+        given = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        shown = "" if f.default is None else f" (default: {given})"
         where.add_argument(
             *option_strings(f), dest=f.name, default=f.default, help=text + shown, **options
         )

@@ -93,6 +93,8 @@ def add_parser(commands: Any) -> None:
         )
         kinds = f"; one of {', '.join(f.metadata['choices'])}" if "choices" in f.metadata else ""
         alone = f"; given bare: {bare}" if bare else ""
+        if "nargs" in f.metadata:  # --betas: a value is its numbers in one argument
+            alone = f"; a value is its {f.metadata['nargs']} numbers, quoted: '0.9 0.99'"
         where.add_argument(
             *option_strings(f),
             dest=f.name,

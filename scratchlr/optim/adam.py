@@ -66,7 +66,7 @@ def bias_correction(beta: float, k: int) -> float:
 
 def adam_denominator(v: Array, beta2: float, k: int, eps: float, out: Array | None = None) -> Array:
     """d = sqrt(v) / sqrt(1 - beta2^k) + eps = sqrt(v_hat) + eps, the bias-corrected root mean
-    square (``exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)``)."""
+    square (``(exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)``)."""
     xp = namespace_of(v)
     dtype = v.dtype.type
     root = xp.divide(xp.sqrt(v, out=out), dtype(bias_correction(beta2, k) ** 0.5), out=out)

@@ -62,30 +62,36 @@ def rms_step(
 def rmsprop_update(
     theta: Array,
     g: Array,
-    v: Array,
+    state: dict[str, Array],
     learning_rate: float,
     alpha: float = DEFAULT_ALPHA,
     eps: float = DEFAULT_EPS,
-    a: Array | None = None,
-    u: Array | None = None,
     momentum: float = 0.0,
     in_place: bool = False,
-) -> tuple[Array, Array, Array | None, Array | None]:
-    """One ``torch.optim.RMSprop`` update of one parameter -> (theta', v', a', u').
+) -> tuple[Array, dict[str, Array]]:
+    """One ``torch.optim.RMSprop`` update of one parameter -> (theta', its new state).
 
-    ``a`` is the gradient average (None unless centered), ``u`` the momentum buffer (None
-    without momentum). ``in_place``: theta and the state are overwritten (the fast step's
-    buffers); otherwise new arrays are returned.
+    ``state`` holds, by PyTorch's names, the square average v (``square_avg``), the gradient
+    average a if centered (``grad_avg``) and the momentum buffer u if there is momentum
+    (``momentum_buffer``). ``in_place``: theta and the state's arrays are overwritten (the
+    fast step's buffers); otherwise new arrays are returned.
     """
     theta_out = theta if in_place else None
+    new = dict(state)
+    v = state["square_avg"]
     v = second_moment(v, g, alpha, out=v if in_place else None)
+    new["square_avg"] = v
+    a = state.get("grad_avg")
     if a is not None:
         a = lerp(a, g, 1 - alpha, out=a if in_place else None)
+        new["grad_avg"] = a
     d = rms_denominator(v, eps, a)  # a new array either way: g is still needed
     if momentum:
+        u = state["momentum_buffer"]
         u = rms_momentum(u, g, d, momentum, out=u if in_place else None)
-        return descend(theta, u, learning_rate, out=theta_out), v, a, u
-    return rms_step(theta, g, d, learning_rate, out=theta_out), v, a, u
+        new["momentum_buffer"] = u
+        return descend(theta, u, learning_rate, out=theta_out), new
+    return rms_step(theta, g, d, learning_rate, out=theta_out), new
 
 
 class RMSprop(Optimizer):
@@ -120,25 +126,16 @@ class RMSprop(Optimizer):
     def step(self, grads: list[Array], learning_rate: float) -> None:
         """One update of every parameter (:func:`rmsprop_update`)."""
         for i, g in enumerate(grads):
-            state = self.state[i]
-            theta, v, a, u = rmsprop_update(
+            self.params[i], self.state[i] = rmsprop_update(
                 self.params[i],
                 g,
-                state["square_avg"],
+                self.state[i],
                 learning_rate,
                 self.alpha,
                 self.eps,
-                a=state.get("grad_avg"),
-                u=state.get("momentum_buffer"),
-                momentum=self.momentum,
-                in_place=self.in_place,
+                self.momentum,
+                self.in_place,
             )
-            self.params[i] = theta
-            state["square_avg"] = v
-            if a is not None:
-                state["grad_avg"] = a
-            if u is not None:
-                state["momentum_buffer"] = u
 
     @classmethod
     def from_config(cls, params: list[Array], config: Any, in_place: bool) -> RMSprop:

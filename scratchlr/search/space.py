@@ -28,7 +28,19 @@ Settings = dict[str, Any]
 
 def value(name: str, text: str) -> Any:
     """One value of the field ``name`` from its text (``none`` for an optional one unset);
-    ``ValueError`` naming the flag if it is not one."""
+    ``ValueError`` naming the flag if it is not one. A field of several numbers (``--betas``,
+    its metadata's ``nargs``) takes them in one text, apart by spaces: ``0.9 0.999``."""
+    count = FIELDS[name].metadata.get("nargs")
+    if isinstance(count, int):
+        parts = text.split()
+        if len(parts) != count:
+            raise ValueError(f"{flag(name)}: {text!r} is not {count} numbers apart by spaces")
+        return tuple(one_value(name, part) for part in parts)
+    return one_value(name, text)
+
+
+def one_value(name: str, text: str) -> Any:
+    """The value of ``text`` in the type of the field ``name``'s values (``none``: unset)."""
     t = value_type(FIELDS[name])
     if FIELDS[name].default is None and text.lower() in ("none", ""):
         return None
@@ -82,7 +94,7 @@ def parse_axis(name: str, text: str) -> Axis:
         parts = text.split(":")
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
             raise ValueError(f"{flag(name)}: {text!r} is not a range (LOW:HIGH or LOW:HIGH:log)")
-        if value_type(FIELDS[name]) not in (int, float):
+        if value_type(FIELDS[name]) not in (int, float) or "nargs" in FIELDS[name].metadata:
             raise ValueError(
                 f"{flag(name)}: a range needs a number flag; give a comma list of values"
             )
@@ -138,7 +150,8 @@ def arguments(settings: Settings) -> list[str]:
     out = []
     for name, v in settings.items():
         if v is not None and v is not False:
-            out.extend([flag(name)] if v is True else [flag(name), text(v)])
+            values = v if isinstance(v, tuple) else (v,)  # --betas takes its two numbers
+            out.extend([flag(name)] if v is True else [flag(name), *map(text, values)])
     return out if settings.get("validate") else [*out, "--validate"]
 
 
@@ -149,9 +162,11 @@ def describe(settings: Settings, names: list[str]) -> str:
 
 def text(v: Any) -> str:
     """A value as a flag or CSV cell takes it: floats in full (``repr``), booleans
-    ``true``/``false``, None empty."""
+    ``true``/``false``, None empty, several numbers apart by spaces."""
     if v is None:
         return ""
+    if isinstance(v, (tuple, list)):
+        return " ".join(text(x) for x in v)
     if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"
     return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
