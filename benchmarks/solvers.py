@@ -280,7 +280,7 @@ def sklearn_point(problem: Problem, solver: str, max_iter: int) -> Point:
 def next_max_iter(k: int, seconds: float, max_seconds: float) -> int:
     """Twice k, or fewer where that would pass ``max_seconds`` (at the last fit's seconds per
     iteration); k or fewer means: stop."""
-    return min(2 * k, int(k * max_seconds / seconds))
+    return min(2 * k, int(k * max_seconds / max(seconds, 1e-9)))
 
 
 def sklearn_points(
@@ -457,7 +457,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     best = f_star(results)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 6), layout="constrained")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 6.2))
     for name, entry in results["contestants"].items():
         points = np.array(entry["points"])  # rows: seconds, f, test accuracy, count
         seconds = points[:, 0]
@@ -495,7 +495,8 @@ def draw(results: dict[str, Any], path: Path) -> None:
     for axes in (left, right):
         axes.grid(True, which="major", alpha=0.3)
     handles, labels = left.get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=9)
+    figure.legend(handles, labels, loc="lower center", ncol=5, fontsize=9)
+    figure.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.21, wspace=0.17)
     objective = results["objective"]
     figure.suptitle(
         f"MNIST, {objective['n']:,} training images, mean cross-entropy + "
