@@ -279,7 +279,7 @@ def sklearn_point(problem: Problem, solver: str, max_iter: int) -> Point:
 
 def next_max_iter(k: int, seconds: float, max_seconds: float) -> int:
     """Twice k, or fewer where that would pass ``max_seconds`` (at the last fit's seconds per
-    iteration); k or fewer means: stop."""
+    iteration); under 1.5 k means: stop (a fit hardly longer than the last shows little)."""
     return min(2 * k, int(k * max_seconds / max(seconds, 1e-9)))
 
 
@@ -301,7 +301,7 @@ def sklearn_points(
         if len(points) > 1 and point[1] >= points[-2][1]:
             return points, f"no lower f at max_iter {k} than at {points[-2][3]}"
         following = next_max_iter(k, point[0], max_seconds)
-        if following <= k:
+        if following < 1.5 * k:
             return points, "stopped at --max-seconds"
         k = following
 
