@@ -64,11 +64,16 @@ def test_every_function_named_exists(module: str, name: str) -> None:
 
 def math_modules() -> list[str]:
     """The modules whose every public function math.md names: the model, the objective,
-    averaging and each optimiser of the family."""
-    from scratchlr.optim import OPTIMIZERS
+    averaging, each optimiser of the family, each full-batch solver, their shape and line
+    search, and the curvature."""
+    from scratchlr.optim import OPTIMIZERS, SOLVERS
 
-    members = {member.__module__.removeprefix("scratchlr.") for member in OPTIMIZERS.values()}
-    return sorted({"model", "objective", "optim.averaging"} | members)
+    members = {
+        member.__module__.removeprefix("scratchlr.")
+        for member in [*OPTIMIZERS.values(), *SOLVERS.values()]
+    }
+    shared = {"optim.averaging", "optim.solver", "optim.line_search", "optim.curvature"}
+    return sorted({"model", "objective"} | shared | members)
 
 
 @pytest.mark.parametrize("module", math_modules())
@@ -194,3 +199,65 @@ def test_sections_14_and_15_tables_are_what_a_run_gives(mnist_data) -> None:
     )
     recipe = lessons().RECIPE
     assert validation_accuracy(mnist_data, **recipe, weight_decay=1e-2) == decays[4]
+
+
+def recipe_run(mnist_data, **settings):
+    """The README's recipe (without its averaging unless given) on the numpy backend."""
+    from scratchlr import train
+    from scratchlr.backend import numpy_backend
+
+    recipe = dict(
+        shuffle=True,
+        batching="epoch",
+        batch_size=512,
+        momentum=0.93,
+        learning_rate=1.1,
+        weight_decay=1e-5,
+    )
+    config = train.Config(**{**recipe, **settings})
+    return train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
+
+
+def test_the_curvature_table_of_section_16(mnist_data) -> None:
+    """h_max at zero weights and after 1 and 10 of the recipe's steps, as the table gives them
+    (two decimals; power iteration has settled by 40 products), and heavy ball's limits."""
+    import numpy as np
+
+    from scratchlr import model
+    from scratchlr.objective import Objective
+    from scratchlr.optim import curvature
+
+    text = section("16.")
+    steps = re.search(r"^\| steps \| (.+) \|$", text, re.M).group(1).split(" | ")
+    h_max = re.search(r"^\| \$h_\{\\max\}\$ \| (.+) \|$", text, re.M).group(1).split(" | ")
+    limits = re.search(r"^\| heavy ball's limit.*? \| (.+) \|$", text, re.M).group(1).split(" | ")
+    X = model.pixels(mnist_data.train.images, "float32")
+    objective = Objective(X, mnist_data.train.labels, 1e-5)
+    for k in (0, 1, 10):
+        column = steps.index(str(k))
+        if k:
+            run = recipe_run(mnist_data, num_steps=k)
+            W, b = run.W, run.b
+        else:
+            W = np.zeros((784, 10), np.float32)
+            b = np.zeros(10, np.float32)
+        lam = curvature.largest_eigenvalue(objective, W, b, iterations=40)
+        assert f"{lam:.2f}" == h_max[column], (k, lam)
+        assert f"{curvature.heavy_ball_stable_rate(lam, 0.93):.2f}" == limits[column], (k, lam)
+
+
+def test_newtons_run_of_section_19(mnist_data) -> None:
+    """Newton-CG in float64 at lambda 1e-4 to tol 1e-6: every step 1, converged after the
+    iterations the text gives, at the max|g| it gives."""
+    from scratchlr import train
+    from scratchlr.backend import numpy_backend
+
+    text = section("19.")
+    iterations = int(re.search(r"converges after (\d+) iterations", text).group(1))
+    final = re.search(r"at \$\\max_i \|g_i\| = ([\d.]+) \\times 10\^\{(-\d+)\}\$", text)
+    config = train.Config(optimizer="newton-cg", dtype="float64", weight_decay=1e-4, tol=1e-6)
+    run = train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
+    assert run.steps == iterations
+    assert {record.lr for record in run.history} == {1.0}
+    grad_max = float(re.search(r"max\|g\| = (\S+)", run.lines[-2]).group(1))
+    assert grad_max == float(f"{final.group(1)}e{final.group(2)}")
