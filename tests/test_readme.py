@@ -70,6 +70,7 @@ def test_readme_names_each_command() -> None:
         "exercise",
         "gradcheck",
         "download",
+        "curvature",
     }
 
 
@@ -104,6 +105,7 @@ def test_each_readme_command_runs(
         assert proc.returncode == 0, (command, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr, command
     assert (tmp_path / "m.npz").exists() and (tmp_path / "run.csv").exists()
+    assert (tmp_path / "exact.npz").exists()  # the full-batch solver's model
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
         "confusion.png",
         "curves.png",
