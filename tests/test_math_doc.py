@@ -237,7 +237,8 @@ def test_the_curvature_table_of_section_16(mnist_data) -> None:
         column = steps.index(str(k))
         if k:
             run = recipe_run(mnist_data, num_steps=k)
-            W, b = run.W, run.b
+            W = run.W
+            b = run.b
         else:
             W = np.zeros((784, 10), np.float32)
             b = np.zeros(10, np.float32)
