@@ -78,7 +78,11 @@ class Config:
     """How to train. ``num_steps`` and ``epochs`` are alternatives (1000 steps if neither).
     Optional fields are None when unset; what the run does with them is derived."""
 
-    learning_rate: float = option(0.1, "SGD step size")
+    learning_rate: float = option(
+        0.1,
+        "the mini-batch optimisers' step size, the seed's 0.1 for each (torch's adam and adamw "
+        "default to 1e-3, rmsprop and adagrad to 1e-2)",
+    )
     batch_size: int = option(128, "examples per step")
     num_steps: int | None = option(
         None, f"training steps ({SEED_NUM_STEPS}; or give --epochs)", type=int

@@ -362,8 +362,19 @@ def ending_line(solver: Solver, last: Iterate | None, config: Config, stopped: b
     if k >= config.max_iter:
         return (
             f"Not converged: --max-iter {config.max_iter} reached with {g} > --tol {config.tol:g}"
+            + float32_hint(config)
         )
-    return f"Not converged after {k} iterations: {solver.message}"
+    return f"Not converged after {k} iterations: {solver.message}" + float32_hint(config)
+
+
+FLOAT32_TOL = 1e-5  # below it, float32 runs stall or crawl (optim/solver.py's docstring)
+
+
+def float32_hint(config: Config) -> str:
+    """What to try where a float32 run asked for a tol that float32 seldom reaches."""
+    if config.dtype == "float32" and config.tol < FLOAT32_TOL:
+        return f" (float32 seldom gets max|g| below {FLOAT32_TOL:g}: try --dtype float64)"
+    return ""
 
 
 def solve(

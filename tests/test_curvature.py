@@ -193,3 +193,22 @@ def test_a_bad_model_file_is_one_line_exit_1(tmp_path: Path) -> None:
         assert proc.returncode == 1
         assert proc.stderr.startswith(f"scratchlr: error: {path}: "), proc.stderr
         assert proc.stderr.count("\n") == 1 and problem in proc.stderr, proc.stderr
+
+
+def test_a_solvers_model_gets_no_verdict_without_a_rate(mnist_dir: Path, tmp_path: Path) -> None:
+    """A model made by a full-batch solver has no rate to judge: no verdict unless
+    --learning-rate is given; with mu 0 no heavy-ball line."""
+    saved = tmp_path / "gd.npz"
+    made = run_cli(
+        "--optimizer", "gd", "--max-iter", "2", "--data-dir", str(mnist_dir), "--save", str(saved)
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    plain = run_cli("curvature", str(saved), "--data-dir", str(mnist_dir), "--iterations", "5")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.splitlines()[-1].startswith("no verdict: --optimizer gd has no rate")
+    assert "heavy ball" not in plain.stdout
+    judged = run_cli(
+        "curvature", str(saved), "--data-dir", str(mnist_dir), "--iterations", "5",
+        "--learning-rate", "100",
+    )  # fmt: skip
+    assert judged.stdout.splitlines()[-1].startswith("--learning-rate 100 is above")

@@ -220,6 +220,18 @@ def test_a_solver_that_gives_up_says_why(fixed, small: Splits) -> None:
     )
 
 
+def test_a_float32_run_below_its_reach_is_told_to_try_float64(fixed, small: Splits) -> None:
+    """Not converged at a tol float32 seldom reaches: the ending line says what to try; at a
+    tol it reaches, or in float64, it does not."""
+    tight = run(small, Config(optimizer="fixed", max_iter=2, tol=1e-7))
+    assert tight.lines[-2].endswith("(float32 seldom gets max|g| below 1e-05: try --dtype float64)")
+    for config in (
+        Config(optimizer="fixed", max_iter=2, tol=1e-5),
+        Config(optimizer="fixed", max_iter=2, tol=1e-7, dtype="float64"),
+    ):
+        assert "try --dtype" not in run(small, config).lines[-2]
+
+
 def test_stop_ends_the_run_after_the_iteration(fixed, small: Splits) -> None:
     """stop() is asked after each iteration; when it says True that iteration is the last,
     recorded, validated and tested, and the result says it was interrupted."""

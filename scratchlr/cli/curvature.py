@@ -39,16 +39,19 @@ def add_parser(commands: Any) -> None:
         "model", metavar="MODEL.npz", nargs="?", help="a model written by --save (default: zeros)"
     )
     p.add_argument(
-        "--weight-decay", type=float, metavar="LAMBDA", help="lambda (default: the model's, or 0)"
+        "--weight-decay",
+        type=float,
+        metavar="LAMBDA",
+        help="lambda (default: the model's objective's, or 0)",
     )
     p.add_argument(
         "--learning-rate",
         type=float,
         metavar="LR",
-        help="the rate judged (default: the model's, or 0.1)",
+        help="the rate judged (default: an SGD model's, or 0.1 at zero weights)",
     )
     p.add_argument(
-        "--momentum", type=float, metavar="MU", help="its momentum (default: the model's, or 0)"
+        "--momentum", type=float, metavar="MU", help="its momentum (default: an SGD model's, or 0)"
     )
     p.add_argument(
         "--dtype", choices=DTYPES, help="float type of the math (default: the model's, or float32)"
@@ -66,8 +69,18 @@ def add_parser(commands: Any) -> None:
 
 def settings(args: argparse.Namespace, m: modelfile.ModelFile | None) -> dict[str, Any]:
     """The settings measured, by Config field: the flags given, else the model's, else the
-    training defaults."""
+    training defaults. The model's lambda is its objective's (none for AdamW's decoupled
+    decay); its rate and momentum count only where SGD made it (a solver has no fixed rate,
+    and Adam's or RMSprop's steps are not lr g)."""
     base = m.config if m is not None else Config()
+    sgd = base.optimizer == "sgd"
+    model_values = {
+        "weight_decay": base.penalty,
+        "learning_rate": base.learning_rate if sgd else None,
+        "momentum": base.momentum if sgd else 0.0,
+        "dtype": base.dtype,
+        "dataset": base.dataset,
+    }
     given = {
         "weight_decay": args.weight_decay,
         "learning_rate": args.learning_rate,
@@ -75,7 +88,7 @@ def settings(args: argparse.Namespace, m: modelfile.ModelFile | None) -> dict[st
         "dtype": args.dtype,
         "dataset": args.dataset,
     }
-    return {name: getattr(base, name) if value is None else value for name, value in given.items()}
+    return {name: model_values[name] if value is None else value for name, value in given.items()}
 
 
 def check(args: argparse.Namespace) -> str | None:
@@ -145,15 +158,22 @@ def run(args: argparse.Namespace) -> int:
     print("lambda_min = 0 along a common shift of every bias (it changes no probability)")
     print(
         f"lambda_min over W = lambda = {weight_decay:g}: adding one vector to every column of W "
-        "changes no probability either"
+        "changes no probability, so only the penalty curves f there"
     )
     print(
-        f"  (power iteration on lambda_max I - H reaches {lam_min:.3g} in {args.iterations} "
-        "products: it converges slowly)"
+        f"  (a check: power iteration on lambda_max I - H reaches {lam_min:.3g} "
+        f"in {args.iterations} products: it converges slowly)"
     )
     print(f"gradient descent's stable rate 2/lambda_max = {curvature.gd_stable_rate(lam_max):.4f}")
     mu = chosen["momentum"]
-    limit = curvature.heavy_ball_stable_rate(lam_max, mu)
-    print(f"heavy ball's stable rate 2(1+mu)/lambda_max = {limit:.4f} (mu = {mu:g})")
-    print(curvature.verdict(lam_max, chosen["learning_rate"], mu))
+    if mu:
+        limit = curvature.heavy_ball_stable_rate(lam_max, mu)
+        print(f"heavy ball's stable rate 2(1+mu)/lambda_max = {limit:.4f} (mu = {mu:g})")
+    if chosen["learning_rate"] is None:
+        print(
+            f"no verdict: --optimizer {m.config.optimizer if m else 'sgd'} has no rate that "
+            "these limits judge; give --learning-rate to judge one"
+        )
+    else:
+        print(curvature.verdict(lam_max, chosen["learning_rate"], mu))
     return 0

@@ -62,8 +62,10 @@ def main() -> None:
         n_iter=fit.n_iter_,
         sklearn_version=sklearn.__version__,
     )
-    print(f"wrote sklearn_optimum.npz: scikit-learn {sklearn.__version__}, {fit.n_iter_[0]}"
-          f" iterations, f = {objective.value(W, b):.17g}, max|g| = {grad_max:.2e}")
+    print(
+        f"wrote sklearn_optimum.npz: scikit-learn {sklearn.__version__}, {fit.n_iter_[0]}"
+        f" iterations, f = {objective.value(W, b):.17g}, max|g| = {grad_max:.2e}"
+    )
 
 
 if __name__ == "__main__":
