@@ -46,6 +46,8 @@ from .optim import OPTIMIZERS, SOLVERS, Averaged, Iterate, Optimizer, Solver
 
 __all__ = ["Config", "Record", "Result", "train"]
 
+FLOAT32_TOL = 1e-5  # below it, float32 runs stall or crawl (optim/solver.py's docstring)
+
 
 @dataclass
 class Result:
@@ -365,9 +367,6 @@ def ending_line(solver: Solver, last: Iterate | None, config: Config, stopped: b
             + float32_hint(config)
         )
     return f"Not converged after {k} iterations: {solver.message}" + float32_hint(config)
-
-
-FLOAT32_TOL = 1e-5  # below it, float32 runs stall or crawl (optim/solver.py's docstring)
 
 
 def float32_hint(config: Config) -> str:

@@ -96,15 +96,19 @@ def test_float32_agrees(problem) -> None:
     assert lam32 == pytest.approx(lam64, rel=1e-5)
 
 
-def heavy_ball_norm(H: np.ndarray, lr: float, mu: float, steps: int = 3000) -> float:
-    """||theta|| after heavy ball (v <- mu v + H theta, theta <- theta - lr v) on the quadratic
+def heavy_ball_norm(
+    H: np.ndarray, lr: float, mu: float, steps: int = 3000, nesterov: bool = False
+) -> float:
+    """||theta|| after heavy ball (v <- mu v + H theta, theta <- theta - lr v), or Nesterov's
+    form (theta <- theta - lr (H theta + mu v), v the new velocity), on the quadratic
     (1/2) theta^T H theta from theta = 1."""
     theta = np.ones(len(H))
     v = np.zeros(len(H))
     with np.errstate(over="ignore", invalid="ignore"):  # above the limit it may overflow
         for _ in range(steps):
-            v = mu * v + H @ theta
-            theta = theta - lr * v
+            g = H @ theta
+            v = mu * v + g
+            theta = theta - lr * (g + mu * v if nesterov else v)
         return float(np.linalg.norm(theta))
 
 
@@ -121,6 +125,19 @@ def test_the_limits_are_where_heavy_ball_turns(problem, mu: float) -> None:
     start = np.sqrt(len(H))
     assert heavy_ball_norm(H, 0.98 * limit, mu) < start
     assert not heavy_ball_norm(H, 1.02 * limit, mu) < 1e3 * start  # large, inf or nan
+
+
+@pytest.mark.parametrize("mu", [0.5, 0.93])
+def test_nesterovs_limit_is_where_nesterov_turns(problem, mu: float) -> None:
+    """Nesterov's momentum settles just below 2 (1 + mu) / ((1 + 2 mu) lambda_max) and blows up
+    just above it: a third of heavy ball's limit at mu = 0.93."""
+    H = hessian_by_formula(*problem)
+    lam_max = np.linalg.eigvalsh(H)[-1]
+    limit = curvature.nesterov_stable_rate(lam_max, mu)
+    start = np.sqrt(len(H))
+    assert heavy_ball_norm(H, 0.98 * limit, mu, nesterov=True) < start
+    assert not heavy_ball_norm(H, 1.02 * limit, mu, nesterov=True) < 1e3 * start
+    assert "above Nesterov's limit" in curvature.verdict(lam_max, 1.02 * limit, mu, True)
 
 
 def test_the_verdict() -> None:

@@ -54,6 +54,11 @@ def add_parser(commands: Any) -> None:
         "--momentum", type=float, metavar="MU", help="its momentum (default: an SGD model's, or 0)"
     )
     p.add_argument(
+        "--nesterov",
+        action="store_true",
+        help="judge Nesterov's momentum, not heavy ball's (default: an SGD model's setting)",
+    )
+    p.add_argument(
         "--dtype", choices=DTYPES, help="float type of the math (default: the model's, or float32)"
     )
     p.add_argument(
@@ -78,6 +83,7 @@ def settings(args: argparse.Namespace, m: modelfile.ModelFile | None) -> dict[st
         "weight_decay": base.penalty,
         "learning_rate": base.learning_rate if sgd else None,
         "momentum": base.momentum if sgd else 0.0,
+        "nesterov": base.nesterov if sgd else False,
         "dtype": base.dtype,
         "dataset": base.dataset,
     }
@@ -85,6 +91,7 @@ def settings(args: argparse.Namespace, m: modelfile.ModelFile | None) -> dict[st
         "weight_decay": args.weight_decay,
         "learning_rate": args.learning_rate,
         "momentum": args.momentum,
+        "nesterov": args.nesterov or None,
         "dtype": args.dtype,
         "dataset": args.dataset,
     }
@@ -166,7 +173,11 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"gradient descent's stable rate 2/lambda_max = {curvature.gd_stable_rate(lam_max):.4f}")
     mu = chosen["momentum"]
-    if mu:
+    nesterov = chosen["nesterov"]
+    if mu and nesterov:
+        limit = curvature.nesterov_stable_rate(lam_max, mu)
+        print(f"Nesterov's stable rate 2(1+mu)/((1+2mu) lambda_max) = {limit:.4f} (mu = {mu:g})")
+    elif mu:
         limit = curvature.heavy_ball_stable_rate(lam_max, mu)
         print(f"heavy ball's stable rate 2(1+mu)/lambda_max = {limit:.4f} (mu = {mu:g})")
     if chosen["learning_rate"] is None:
@@ -175,5 +186,5 @@ def run(args: argparse.Namespace) -> int:
             "these limits judge; give --learning-rate to judge one"
         )
     else:
-        print(curvature.verdict(lam_max, chosen["learning_rate"], mu))
+        print(curvature.verdict(lam_max, chosen["learning_rate"], mu, nesterov))
     return 0

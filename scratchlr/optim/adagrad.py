@@ -115,4 +115,4 @@ class Adagrad(Optimizer):
             if not 0 <= value < float("inf"):
                 flag = "--" + name.replace("_", "-")
                 raise ValueError(f"{flag} must be zero or positive, got {value}")
-        check_eps(config.eps)
+        check_eps(config.eps, config.dtype)

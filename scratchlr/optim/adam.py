@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backend import namespace_of
 from .optimizer import Array, Optimizer
 
@@ -185,7 +187,7 @@ class Adam(Optimizer):
         """Each beta in [0, 1) and eps above 0, as ``torch.optim.Adam`` checks them (it allows
         eps = 0, which divides 0 by 0 where a gradient has always been 0: MNIST's border)."""
         check_betas(config.betas)
-        check_eps(config.eps)
+        check_eps(config.eps, config.dtype)
 
 
 def check_betas(betas: tuple[float, float]) -> None:
@@ -194,10 +196,13 @@ def check_betas(betas: tuple[float, float]) -> None:
         raise ValueError(f"--betas must be two numbers in [0, 1), got {list(betas)}")
 
 
-def check_eps(eps: float | None) -> None:
-    """``ValueError`` unless eps (if given) is finite and above 0."""
+def check_eps(eps: float | None, dtype: str = "float64") -> None:
+    """``ValueError`` unless eps (if given) is finite and above 0, and stays above 0 in the
+    run's ``dtype`` (an eps that rounds to 0 gives the 0/0 it is there to prevent)."""
     if eps is not None and not 0 < eps < float("inf"):
         raise ValueError(f"--eps must be positive, got {eps}")
+    if eps is not None and np.dtype(dtype).type(eps) == 0:
+        raise ValueError(f"--eps {eps:g} rounds to 0 in {dtype}")
 
 
 class AdamW(Adam):

@@ -12,7 +12,7 @@ H is never formed: every eigenvalue comes from Hessian-vector products
 computed once) over the full direction (V, v),
 V (D, C) for W and v (C,) for b, whose inner product is sum_ij V_ij V'_ij + sum_j v_j v'_j.
 - lambda_max: power iteration, x <- H x / ||H x||, and the Rayleigh quotient x^T H x of the last
-  x: a lower bound of lambda_max that converges as (lambda_2 / lambda_max)^k;
+  x: a lower bound of lambda_max that converges as (lambda_2 / lambda_max)^(2k) (H is symmetric);
 - lambda_min: power iteration on lambda_max I - H, whose largest eigenvalue is
   lambda_max - lambda_min, and the Rayleigh quotient x^T H x of its last x: an upper bound of
   lambda_min, which comes down slowly (as on a quadratic gradient descent comes down) where
@@ -95,9 +95,7 @@ def largest_eigenvalue(
 ) -> float:
     """lambda_max of f's Hessian at (W, b), by power iteration on the Hessian-vector product
     from a random start (seed 0): a lower bound that ``iterations`` bring up to it."""
-
     H = hessian_at(objective, W, b)
-
     estimate, _ = power_iteration(H, random_direction(W, b), iterations, tick)
     return estimate
 
@@ -146,10 +144,22 @@ def heavy_ball_stable_rate(lam_max: float, mu: float) -> float:
     return 2.0 * (1.0 + mu) / lam_max
 
 
-def verdict(lam_max: float, learning_rate: float, momentum: float = 0.0) -> str:
-    """One line on whether ``learning_rate`` (with ``momentum``) is below the stable limit of
-    the quadratic model with curvature ``lam_max``."""
-    if momentum:
+def nesterov_stable_rate(lam_max: float, mu: float) -> float:
+    """2 (1 + mu) / ((1 + 2 mu) lambda_max): Nesterov's limit with momentum mu in [0, 1)
+    (docs/math.md §7's Jury conditions with a = lr h), below heavy ball's by 1 + 2 mu."""
+    return 2.0 * (1.0 + mu) / ((1.0 + 2.0 * mu) * lam_max)
+
+
+def verdict(
+    lam_max: float, learning_rate: float, momentum: float = 0.0, nesterov: bool = False
+) -> str:
+    """One line on whether ``learning_rate`` (with ``momentum``, Nesterov's or heavy ball's)
+    is below the stable limit of the quadratic model with curvature ``lam_max``."""
+    if momentum and nesterov:
+        given = f"--learning-rate {learning_rate:g} with --momentum {momentum:g} --nesterov"
+        limit = f"Nesterov's limit {nesterov_stable_rate(lam_max, momentum):.3g}"
+        below = learning_rate < nesterov_stable_rate(lam_max, momentum)
+    elif momentum:
         given = f"--learning-rate {learning_rate:g} with --momentum {momentum:g}"
         limit = f"heavy ball's limit {heavy_ball_stable_rate(lam_max, momentum):.3g}"
         below = learning_rate < heavy_ball_stable_rate(lam_max, momentum)

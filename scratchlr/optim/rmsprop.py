@@ -154,4 +154,4 @@ class RMSprop(Optimizer):
             raise ValueError(f"--alpha must be in [0, 1), got {config.alpha}")
         if not 0 <= config.momentum < 1:
             raise ValueError(f"--momentum must be in [0, 1), got {config.momentum}")
-        check_eps(config.eps)
+        check_eps(config.eps, config.dtype)

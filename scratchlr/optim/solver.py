@@ -154,6 +154,9 @@ class Solver:
         (t, the point there, trials), or None where no trial passes Armijo's test."""
         d = self.direction(point)
         slope = float(point.grad @ d)
+        if slope >= 0:  # rounding made d no descent direction: steepest descent this once
+            d = -point.grad
+            slope = float(point.grad @ d)
         phi = self.along(point.theta, d)
         return backtracking(phi, point.value, slope, self.first_step(point, d))
 
