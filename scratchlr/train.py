@@ -328,12 +328,12 @@ def train(
 
 
 def iteration_line(it: Iterate) -> str:
-    """``Iteration: 0003  objective= ...  max|g|= ...  step= ...  accuracy= ...``: f (with
-    the penalty), the stopping quantity max_i |g_i|, the line search's step t, and the
-    training accuracy, after iteration k."""
+    """``Iteration: 0003  objective= ...  max|g|= ...  ||g||= ...  step= ...  accuracy= ...``:
+    f (with the penalty), the stopping quantity max_i |g_i|, the gradient's norm ||g||_2, the
+    line search's step t, and the training accuracy, after iteration k."""
     return (
         f"Iteration: {it.iteration:04d}  objective= {it.value:.9f}  max|g|= {it.grad_max:.1e}  "
-        f"step= {it.step:.3f}  accuracy= {it.accuracy:.4f}"
+        f"||g||= {it.grad_norm:.1e}  step= {it.step:.3f}  accuracy= {it.accuracy:.4f}"
     )
 
 

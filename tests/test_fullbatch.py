@@ -132,7 +132,8 @@ def run(data: Splits, config: Config, **kwargs: Any) -> train.Result:
 
 
 ITERATION = re.compile(
-    r"Iteration: (\d{4})  objective= (\d+\.\d{9})  max\|g\|= (\S+)  step= (\d\.\d{3})  "
+    r"Iteration: (\d{4})  objective= (\d+\.\d{9})  max\|g\|= (\S+)  \|\|g\|\|= (\S+)  "
+    r"step= (\d\.\d{3})  "
     r"accuracy= (\d\.\d{4})$"
 )
 
@@ -160,7 +161,9 @@ def test_any_solver_runs_through_train(fixed, small: Splits) -> None:
         assert match, lines[2 * k - 2]
         assert int(match[1]) == k and float(match[2]) == pytest.approx(float(f.value(W, b)))
         assert float(match[3]) == pytest.approx(max(np.abs(g[0]).max(), np.abs(g[1]).max()), 0.1)
-        assert match[4] == "0.500"
+        norm = np.sqrt((g[0].astype(np.float64) ** 2).sum() + (g[1].astype(np.float64) ** 2).sum())
+        assert float(match[4]) == pytest.approx(norm, 0.1)
+        assert match[5] == "0.500"
         assert (record.step, record.epoch, record.lr) == (k, float(k), STEP)
         assert record.loss == float(f.data_loss(z))
         assert record.accuracy == float(model.accuracy(z, small.train.labels))
