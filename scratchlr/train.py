@@ -305,10 +305,26 @@ def train(
         if last:
             break
     train_seconds = time.perf_counter() - start
-    test_start = time.perf_counter()
     if bar is not None:
         bar.close()
     W, b = stopper.best_params or optimizer.final_params()
+    return finish(W, b, data, backend, log, history, t, train_seconds, last)
+
+
+def finish(
+    W: Any,
+    b: Any,
+    data: Splits,
+    backend: Backend,
+    log: Log,
+    history: list[Record],
+    steps: int,
+    train_seconds: float,
+    interrupted: bool,
+) -> Result:
+    """A run's Result, with the parameters it keeps, (W, b), scored on the test split (and the
+    seed's ``Testset Accuracy`` line said); the test's seconds count from here."""
+    test_start = time.perf_counter()
     test_loss, test_accuracy = test_scores(W, b, data.test, backend, log)
     return Result(
         W=backend.to_numpy(W),
@@ -317,10 +333,10 @@ def train(
         test_loss=test_loss,
         lines=list(log),
         history=history,
-        steps=t,
+        steps=steps,
         train_seconds=train_seconds,
         test_seconds=time.perf_counter() - test_start,
-        interrupted=last,
+        interrupted=interrupted,
     )
 
 
@@ -415,28 +431,14 @@ def solve(
         if stopped:
             break
     train_seconds = time.perf_counter() - start
-    test_start = time.perf_counter()
     if bar is not None:
         bar.close()
     log.say(ending_line(solver, last, config, stopped))
-    if last is not None:
-        W = last.W
-        b = last.b
-    else:  # the start already met the tolerance: one record of it, as the search reads one
+    if last is None:  # the start met the tolerance: its record, for the search reads one
         history.append(start_record(W, b, data, config, backend))
-    test_loss, test_accuracy = test_scores(W, b, data.test, backend, log)
-    return Result(
-        W=backend.to_numpy(W),
-        b=backend.to_numpy(b),
-        test_accuracy=test_accuracy,
-        test_loss=test_loss,
-        lines=list(log),
-        history=history,
-        steps=last.iteration if last is not None else 0,
-        train_seconds=train_seconds,
-        test_seconds=time.perf_counter() - test_start,
-        interrupted=stopped,
-    )
+        return finish(W, b, data, backend, log, history, 0, train_seconds, stopped)
+    steps = last.iteration
+    return finish(last.W, last.b, data, backend, log, history, steps, train_seconds, stopped)
 
 
 def start_record(W: Any, b: Any, data: Splits, config: Config, backend: Backend) -> Record:
