@@ -450,7 +450,8 @@ class Runs:
 
     def lam_max(self, config: Config) -> float:
         """lambda_max at zero weights of the training split's objective with the config's
-        penalty, in its dtype (50 power iterations, about 4 s on MNIST; cached)."""
+        penalty, in its dtype; cached. 20 power iterations: on MNIST, 3.905470 as with 50 (7
+        digits; 10 give the same), in 0.9 s rather than 2.7 s."""
         key = (config.dtype, config.penalty)
         with self.curvature_lock:
             if key not in self.curvatures:
@@ -458,7 +459,7 @@ class Runs:
                 objective = Objective(X, self.data.train.labels, config.penalty)
                 W = np.zeros((X.shape[1], self.data.dataset.num_classes), config.dtype)
                 b = np.zeros(self.data.dataset.num_classes, config.dtype)
-                self.curvatures[key] = curvature.largest_eigenvalue(objective, W, b)
+                self.curvatures[key] = curvature.largest_eigenvalue(objective, W, b, 20)
             return self.curvatures[key]
 
     def reap(self) -> None:
