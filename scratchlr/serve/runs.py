@@ -23,7 +23,6 @@ may train ``max_seconds`` wall seconds and ``max_steps`` steps.
 
 from __future__ import annotations
 
-import base64
 import math
 import secrets
 import threading
@@ -41,7 +40,7 @@ from ..files import modelfile
 from ..files.history import Record
 from ..objective import Objective
 from ..optim import curvature
-from . import settings
+from . import api, settings
 
 MAX_STEPS = 200_000  # steps a page's run may have
 MAX_SECONDS = 1800.0  # wall seconds a page's run may last
@@ -76,16 +75,6 @@ def record_json(record: Record) -> dict[str, Any]:
         "val_loss": finite_or_none(record.val_loss),
         "val_accuracy": finite_or_none(record.val_accuracy),
         "lr": finite_or_none(record.lr),
-    }
-
-
-def weights_json(W: np.ndarray, b: np.ndarray) -> dict[str, Any]:
-    """W (D, C) as base64 of its float32 bytes in C order, b (C,) as floats, and max|W|."""
-    W32 = np.ascontiguousarray(W, "<f4")
-    return {
-        "W": base64.b64encode(W32.tobytes()).decode(),
-        "b": [float(v) for v in b],
-        "scale": float(np.abs(W32).max()),
     }
 
 
@@ -354,7 +343,7 @@ class Run:
                 "lines": self.lines[lines_from:],
                 "records_from": records_from,
                 "records": self.records[records_from:],
-                **weights_json(W, b),
+                **api.packed_weights(W, b),
                 "test_accuracy": self.test_accuracy,
                 "seconds": round(end - self.started, 3),
             }
@@ -437,8 +426,15 @@ class Runs:
                     f"busy: {running} trainings are running (--max-runs {self.max_runs}); "
                     "try again when one ends"
                 )
-            run = Run(config, self.data, speed, bool(paused), self.lam_max, self.idle_s)
-            run.max_seconds = self.max_seconds
+            run = Run(
+                config,
+                self.data,
+                speed,
+                bool(paused),
+                self.lam_max,
+                idle_s=self.idle_s,
+                max_seconds=self.max_seconds,
+            )
             self.runs[run.id] = run
         run.start()
         return run
