@@ -288,3 +288,18 @@ def test_the_cap_is_503_and_a_run_without_a_stream_ends(mnist_data) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_paused_run_left_idle_and_a_run_past_its_time_are_stopped(mnist_data) -> None:
+    runs = Runs(mnist_data, 2, idle_s=0.3, max_seconds=0.6)
+    try:
+        idle = runs.create({}, paused=True)
+        slow = runs.create({}, speed=10)
+        for run in (idle, slow):
+            run.thread.join(timeout=10)
+            assert run.ended and run.state == "stopped"
+        assert idle.message == "Stopped at step 0000: paused with no action for 0.3 s"
+        assert slow.message.startswith("Stopped at step 000") and 1 <= slow.snapshot[0] <= 8
+        assert slow.message.endswith(": a run may last 0.6 s")
+    finally:
+        runs.close()

@@ -232,7 +232,8 @@ class Run:
                     period = 1 / self.speed  # a late step does not earn a burst after it
                     self.due = max(self.due, now - period) + period
                     return False
-                wait = self.due - now if self.state == "running" else 1.0
+                wake = self.due if self.state == "running" else self.acted + self.idle_s
+                wait = min(wake, self.started + self.max_seconds) - now
                 self.changed.wait(min(max(wait, 0.001), 1.0))
 
     def give_up(self, why: str) -> bool:
