@@ -7,6 +7,7 @@ import base64
 import contextlib
 import http.client
 import json
+import socket
 import threading
 import time
 from typing import Any, Callable
@@ -54,7 +55,7 @@ def test_no_watch_and_a_watch_that_never_stops_change_nothing(mnist_data, golden
 
 # The runs' HTTP API, on a real server with the real MNIST.
 
-LEFT_S = 1.5  # the test servers' seconds before a run with no events stream is forgotten
+LEFT_S = 3.0  # the test servers' seconds before a run with no events stream is forgotten
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,7 @@ class Events:
     def __init__(self, server: DemoServer, run: str) -> None:
         self.conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
         self.conn.request("GET", f"/api/runs/{run}/events")
+        self.socket = self.conn.sock
         self.response = self.conn.getresponse()
         assert self.response.status == 200
         assert self.response.getheader("Content-Type") == "text/event-stream"
@@ -129,6 +131,9 @@ class Events:
         return out
 
     def close(self) -> None:
+        """Go away, as a closed page does (the reader's file holds the socket open)."""
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
         self.conn.close()
 
 
@@ -167,7 +172,7 @@ def test_pause_then_step_advances_exactly_one_step(server, mnist_data, tmp_path)
     for k in (1, 2):
         assert post(server, f"/api/runs/{run}", {"action": "step"}) == (200, {"state": "paused"})
         events.wait(lambda f, k=k: f["step"] == k)
-    time.sleep(2 * LEFT_S)  # paused, and kept by its open stream
+    time.sleep(LEFT_S + 1)  # paused, and kept by its open stream
     assert events.frames[-1]["step"] == 2 and events.alive >= 3
     status, _, body = get(server, f"/api/runs/{run}/model")
     (tmp_path / "m.npz").write_bytes(body)
@@ -270,20 +275,22 @@ def test_settings_describe_the_offered_fields(server) -> None:
 
 
 def test_the_cap_is_503_and_a_run_without_a_stream_ends(mnist_data) -> None:
-    runs = Runs(mnist_data, 1, left_s=0.5)
+    runs = Runs(mnist_data, 1, left_s=LEFT_S, alive_s=0.2)
     server = DemoServer(("127.0.0.1", 0), None, None, mnist_data.test, quiet=True, runs=runs)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         run = create(server, {}, paused=True)
+        events = Events(server, run)
         status, answer = post(server, "/api/runs", {"settings": {}})
         assert status == 503
         assert answer["error"] == (
             "busy: 1 trainings are running (--max-runs 1); try again when one ends"
         )
-        deadline = time.monotonic() + 10
+        events.close()  # the page goes away
+        deadline = time.monotonic() + LEFT_S + 10
         while get(server, f"/api/runs/{run}/model")[0] != 404 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert get(server, f"/api/runs/{run}/model")[0] == 404  # forgotten
+        assert get(server, f"/api/runs/{run}/model")[0] == 404  # ended and forgotten
         create(server, {}, paused=True)
     finally:
         server.shutdown()
