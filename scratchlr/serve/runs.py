@@ -180,9 +180,10 @@ class Run:
         run."""
         W = np.array(params[0], copy=True)
         b = np.array(params[1], copy=True)
-        problem = self.divergence(t, lr, W, b, record)
+        finite = bool(np.isfinite(W).all() and np.isfinite(b).all())
+        problem = self.divergence(t, lr, finite, record)
         with self.changed:
-            if np.isfinite(W).all() and np.isfinite(b).all():
+            if finite:  # a diverged run keeps its last finite weights
                 self.snapshot = (t, W, b)
             self.lr = lr
             if record is not None:
@@ -193,15 +194,14 @@ class Run:
             self.bump()
         return problem is not None or self.gate()
 
-    def divergence(
-        self, t: int, lr: float, W: np.ndarray, b: np.ndarray, record: Record | None
-    ) -> str | None:
-        """The one line that says why the run diverged at step t, or None if it has not."""
+    def divergence(self, t: int, lr: float, finite: bool, record: Record | None) -> str | None:
+        """The one line that says why the run diverged at step t (its weights not all
+        ``finite``, or its record's loss too large), or None if it has not."""
         start = self.start_loss
-        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+        if not finite:
             why = "the weights overflowed"
         elif record is not None and not record.loss <= LOSS_GROWTH * start:
-            why = f"the training loss {record.loss:.1f} is over {LOSS_GROWTH:g} x its start, "
+            why = f"the training loss {record.loss:.4g} is over {LOSS_GROWTH:g} x its start, "
             why += f"{start:.3f}"
         else:
             return None
