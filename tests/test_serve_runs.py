@@ -19,6 +19,7 @@ from serving import png, request  # Pillow's, or the module skips
 from scratchlr import model, train
 from scratchlr.backend import numpy_backend
 from scratchlr.files import modelfile
+from scratchlr.search import space
 from scratchlr.serve import api, settings
 from scratchlr.serve.runs import Runs
 from scratchlr.serve.server import DemoServer
@@ -308,5 +309,27 @@ def test_a_paused_run_left_idle_and_a_run_past_its_time_are_stopped(mnist_data) 
         assert idle.message == "Stopped at step 0000: paused with no action for 0.3 s"
         assert slow.message.startswith("Stopped at step 000") and 1 <= slow.snapshot[0] <= 8
         assert slow.message.endswith(": a run may last 0.6 s")
+    finally:
+        runs.close()
+
+
+def test_the_recipe_preset_is_the_command_lines_recipe(mnist_data) -> None:
+    preset = next(p for p in settings.presets() if p["name"] == "recipe")
+    assert preset["command"] == (
+        "python -m scratchlr --learning-rate 1.1 --batch-size 512 --num-steps 300 "
+        "--display-step 10 --batching epoch --shuffle --weight-decay 1e-05 --momentum 0.93 "
+        "--average 80 --validate"
+    )
+    runs = Runs(mnist_data, 1)
+    try:
+        run = runs.create(preset["settings"])
+        run.thread.join(timeout=60)
+        config = train.Config(**{n: space.value(n, t) for n, t in preset["settings"].items()})
+        result = train.train(mnist_data, config, numpy_backend(), emit=len)
+        step, W, b = run.weights()
+        assert run.state == "finished" and step == 300 and run.lines == result.lines
+        assert np.array_equal(W, result.W) and np.array_equal(b, result.b)
+        assert run.test_accuracy == result.test_accuracy >= 0.92
+        assert [r["val_accuracy"] is not None for r in run.records] == [True] * 31
     finally:
         runs.close()
