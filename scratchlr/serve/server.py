@@ -22,7 +22,9 @@ Routes (anything else is 404; a known path asked with another method is 405):
 
 ``/api/predict``, ``/api/test/{i}`` and ``/api/templates`` take ``?run=ID``: the run's
 weights now instead of the served model's (zero weights when none is served), and the
-answer's ``step`` says which (null: the served model).
+answer's ``step`` says which (null: the served model). An events stream has no
+``Content-Length``: it ends when its connection closes. A run's snapshot is replaced whole,
+never written, so the threads share it as they share the model's read-only arrays.
 
 Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
 - a request must arrive whole within ``TIMEOUT_S`` of its first read, however slowly it
@@ -34,11 +36,10 @@ Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
   ``Expect: 100-continue``), one without a single ``Content-Length`` 411 or 400, and a body
   is never left unread on a connection that stays open;
 - a bad, empty, blank or too large image gets 400 with a JSON error that names the problem.
-Every response has a ``Content-Type``, a ``Content-Length`` (but an events stream, which
-ends when its connection closes) and ``X-Content-Type-Options: nosniff``; the page also a
-``Content-Security-Policy`` that allows its own script and style only. The model's arrays
-are read-only, and a run's snapshot is replaced whole, never written, so the threads share
-them safely. One access-log line per request goes to stderr unless ``quiet``.
+Every response has a ``Content-Type``, a ``Content-Length`` and ``X-Content-Type-Options:
+nosniff``; the page also a ``Content-Security-Policy`` that allows its own script and style
+only. The model's arrays are read-only, so the threads share them safely. One access-log
+line per request goes to stderr unless ``quiet``.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ import numpy as np
 from ..dataset.records import DATASETS, Dataset
 from ..dataset.splits import Split
 from ..files import images
-from . import api, protocol, runs, settings
+from . import api, protocol
 from .protocol import ALLOWED, PAGE_FILES, POLICY, route
+from .runs import ALIVE_S, Busy, Conflict, Run, Runs, check_speed
+from .settings import command_line, describe
 
 FRAMES_PER_S = 20  # an events stream's most frames a second
 
@@ -85,7 +88,7 @@ class DemoServer(ThreadingHTTPServer):
         quiet: bool = False,
         timeout_s: float = protocol.TIMEOUT_S,
         max_connections: int = protocol.MAX_CONNECTIONS,
-        runs: runs.Runs | None = None,
+        runs: Runs | None = None,
         model: str | None = None,
         dataset: Dataset = DATASETS["mnist"],
     ) -> None:
@@ -111,7 +114,7 @@ class DemoServer(ThreadingHTTPServer):
         """The /api/settings answer (the contract: the module docstring's table)."""
         max_runs = self.runs.max_runs if self.runs is not None else 0
         return {
-            **settings.describe(self.dataset.name),
+            **describe(self.dataset.name),
             "max_runs": max_runs,
             "training": max_runs > 0,
             "model": self.model,
@@ -305,7 +308,7 @@ class Handler(BaseHTTPRequestHandler):
         run = self.find_run(ids[0], body)
         return None if run is None else run.weights()
 
-    def find_run(self, run_id: str, body: bool = True) -> runs.Run | None:
+    def find_run(self, run_id: str, body: bool = True) -> Run | None:
         """The run of that id, or None after a 404."""
         run = self.server.runs.get(run_id) if self.server.runs is not None else None
         if run is None:
@@ -336,7 +339,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         total = config.total_steps(len(self.server.runs.data.train.labels))
-        self.send_json(HTTPStatus.OK, {"command": settings.command_line(config), "total": total})
+        self.send_json(HTTPStatus.OK, {"command": command_line(config), "total": total})
 
     def create_run(self, body: dict[str, Any]) -> None:
         """POST /api/runs: a new run (201), 400 bad settings, 503 busy."""
@@ -348,10 +351,10 @@ class Handler(BaseHTTPRequestHandler):
             )
         except ValueError as exc:
             return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        except runs.Busy as exc:
+        except Busy as exc:
             return self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
-        self.log_message("run %s: %s", run.id[:6], settings.command_line(run.config))
-        answer = {"run": run.id, "command": settings.command_line(run.config), "total": run.total}
+        self.log_message("run %s: %s", run.id[:6], command_line(run.config))
+        answer = {"run": run.id, "command": command_line(run.config), "total": run.total}
         self.send_json(HTTPStatus.CREATED, answer)
 
     def no_training(self) -> None:
@@ -372,10 +375,10 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError("action must be pause, resume, step or stop")
             if action is None and speed is None:
                 raise ValueError("give an action or a speed")
-            state = run.act(action, None if speed is None else runs.check_speed(speed))
+            state = run.act(action, None if speed is None else check_speed(speed))
         except ValueError as exc:
             return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        except runs.Conflict as exc:
+        except Conflict as exc:
             return self.send_json(HTTPStatus.CONFLICT, {"error": str(exc)})
         self.send_json(HTTPStatus.OK, {"state": state})
 
@@ -386,7 +389,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             step, content = run.model_file()
-        except runs.Conflict as exc:
+        except Conflict as exc:
             return self.send_json(HTTPStatus.CONFLICT, {"error": str(exc)}, body=body)
         name = f"scratchlr-{step}.npz"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -414,9 +417,9 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             run.closed()
 
-    def stream(self, run: runs.Run) -> None:
+    def stream(self, run: Run) -> None:
         """Frames of ``run`` until the connection fails."""
-        alive_s = self.server.runs.alive_s if self.server.runs is not None else runs.ALIVE_S
+        alive_s = self.server.runs.alive_s if self.server.runs is not None else ALIVE_S
         seen = -1  # the version last sent
         lines_from = 0
         records_from = 0
