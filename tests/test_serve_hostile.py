@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import struct
 import threading
@@ -224,3 +225,40 @@ def test_connections_beyond_the_limit_get_503(synthetic: DemoServer) -> None:
     finally:
         small.shutdown()
         small.server_close()
+
+
+def after_a_refusal(server: DemoServer, head: bytes, then: bytes) -> list[bytes]:
+    """The status codes the server sends on one connection to ``head``, and to ``then`` sent
+    once the first answer has arrived (as a client that sends its body anyway would). Found
+    anywhere in the bytes: a second response follows the first's body without a line break."""
+    with socket.create_connection(server.server_address[:2], timeout=10) as s:
+        s.sendall(head)
+        got = s.recv(65536)
+        with contextlib.suppress(OSError):  # the server may have closed it already
+            s.sendall(then)
+            s.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(65536):
+                got += chunk
+    return re.findall(rb"HTTP/1\.1 ([0-9]{3}) ", got)
+
+
+@pytest.mark.parametrize(
+    "framing, status",
+    [
+        (f"Content-Length: {MAX_BODY + 1}", b"413"),
+        ("Transfer-Encoding: chunked", b"411"),
+        ("Content-Length: 12, 13", b"400"),
+    ],
+)
+def test_a_body_refused_before_it_is_sent_is_never_read_as_a_request(
+    synthetic: DemoServer, framing: str, status: bytes
+) -> None:
+    """``Expect: 100-continue`` and a body that would be refused: the refusal, and what the
+    client sends next (here a request of its own) is dropped, not answered."""
+    head = (
+        f"POST /api/predict HTTP/1.1\r\nHost: x\r\n{framing}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    smuggled = b"GET /api/test/0 HTTP/1.1\r\nHost: x\r\n\r\n"
+    got = after_a_refusal(synthetic, head, smuggled)
+    assert got == [status]

@@ -158,10 +158,13 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def handle_expect_100(self) -> bool:
-        """``Expect: 100-continue``: say no to a body that would be refused, before it is sent."""
+        """``Expect: 100-continue``: say no to a body that would be refused, before it is sent;
+        then close, dropping what the client sends anyway (never read as a request)."""
         problem = protocol.body_problem(self.headers)
         if problem is not None and self.command == "POST":
+            self.close_connection = True
             self.send_json(*problem)
+            protocol.drain(self.connection)
             return False
         return super().handle_expect_100()
 
