@@ -43,7 +43,7 @@ import numpy as np
 
 from ..dataset.splits import Split
 from ..files import images
-from . import api, protocol
+from . import api, guard, protocol
 from .protocol import ALLOWED, PAGE_FILES, POLICY, route
 
 
@@ -79,6 +79,7 @@ class DemoServer(ThreadingHTTPServer):
         self.refusing = threading.BoundedSemaphore(protocol.REFUSING)
         self.decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
         super().__init__(address, Handler)
+        self.site = guard.Site(address[0], self.server_address[1])  # the names it answers to
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """A thread for the connection if one of the ``max_connections`` is free; else a short
@@ -125,7 +126,6 @@ class Handler(BaseHTTPRequestHandler):
 
     server: DemoServer
     protocol_version = "HTTP/1.1"
-    server_version = "scratchlr-serve"
     error_content_type = "application/json"
 
     def setup(self) -> None:
@@ -149,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.request_version == "HTTP/0.9":  # no headers could be sent back
             self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 is not served")
             return False
+        if self.refused():
+            return False
         if self.has_body() and not (
             self.command == "POST" and route(urlsplit(self.path).path) == "predict"
         ):
@@ -160,6 +162,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_expect_100(self) -> bool:
         """``Expect: 100-continue``: say no to a body that would be refused, before it is sent;
         then close, dropping what the client sends anyway (never read as a request)."""
+        if self.refused():
+            return False
         problem = protocol.body_problem(self.headers)
         if problem is not None and self.command == "POST":
             self.close_connection = True
@@ -167,6 +171,18 @@ class Handler(BaseHTTPRequestHandler):
             protocol.drain(self.connection)
             return False
         return super().handle_expect_100()
+
+    def refused(self) -> bool:
+        """Whether :mod:`.guard` refuses the request (a name or a page not this server's); if
+        so, its 400 or 403 is sent and the connection closed (a body dropped, never read)."""
+        problem = guard.refusal(self.server.site, self.command, self.request_version, self.headers)
+        if problem is None:
+            return False
+        self.close_connection = True
+        self.send_json(*problem, body=self.command != "HEAD")
+        if self.has_body():
+            protocol.drain(self.connection)
+        return True
 
     def has_body(self) -> bool:
         return "Content-Length" in self.headers or "Transfer-Encoding" in self.headers
@@ -261,15 +277,18 @@ class Handler(BaseHTTPRequestHandler):
             self.server.decoding
         ):  # one image per core at a time: a crowd queues instead of exhausting memory
             try:
-                x = images.from_bytes(data)
+                x = images.from_bytes(data, protocol.MAX_PIXELS)
             except images.ImageError as exc:
+                # the decoder's own words go to the log, not to the client
+                if exc.__cause__ is not None:
+                    self.log_error("image refused: %r", exc.__cause__)
                 return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             except (
                 Exception
             ) as exc:  # a decoder's surprise on hostile bytes: answered, logged, and served on
                 self.log_error("image reader failed: %s: %s", type(exc).__name__, exc)
                 return self.send_json(
-                    HTTPStatus.BAD_REQUEST, {"error": f"unreadable image ({type(exc).__name__})"}
+                    HTTPStatus.BAD_REQUEST, {"error": "damaged: the image cannot be decoded"}
                 )
             answer = api.explanation(self.server.W, self.server.b, x)
         self.send_json(HTTPStatus.OK, answer)
@@ -320,6 +339,10 @@ class Handler(BaseHTTPRequestHandler):
             {"error": message or HTTPStatus(code).phrase},
             body=self.command != "HEAD",
         )
+
+    def version_string(self) -> str:
+        """The ``Server`` header: the name alone (no Python or package version to look up)."""
+        return protocol.SERVER
 
     def end_headers(self) -> None:
         self.send_header("X-Content-Type-Options", "nosniff")
