@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from serving import digit_like, png, raw, request
 
+from scratchlr.files import images
 from scratchlr.serve import guard
 from scratchlr.serve.protocol import MAX_BODY, MAX_PIXELS
 from scratchlr.serve.server import DemoServer
@@ -92,6 +93,17 @@ def test_the_largest_upload_accepted_is_a_1000_by_1000_photo_of_1_mib(
     assert MAX_PIXELS == 1000 * 1000 and len(photo) <= MAX_BODY == 1024 * 1024
     status, _, body = request(synthetic, "POST", "/api/predict", photo)
     assert status == 200 and json.loads(body)["prediction"] in range(10)
+
+
+def test_scratchlr_predict_still_reads_a_large_photo(synthetic: DemoServer, tmp_path) -> None:
+    """The server's caps are its own: the command line's reader takes a 2500 x 2500 picture."""
+    photo = png(digit_like(8, 2500))
+    (tmp_path / "photo.png").write_bytes(photo)
+    assert images.read(tmp_path / "photo.png")[0].shape == (784,)
+    status, _, _ = request(synthetic, "POST", "/api/predict", photo)
+    assert status == 413 and len(photo) > MAX_BODY
+    with pytest.raises(images.ImageError, match="2500x2500 pixels, over 1,000,000"):
+        images.from_bytes(photo, MAX_PIXELS)  # and were it small enough to be sent
 
 
 @pytest.mark.parametrize(

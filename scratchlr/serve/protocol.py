@@ -17,7 +17,7 @@ from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
-MAX_BODY = 1024 * 1024  # bytes of an uploaded image (a 280 x 280 drawing's PNG is ~10 KB)
+MAX_BODY = 1024 * 1024  # bytes of an uploaded image (a drawing: a few KB; a photo JPEG: ~300 KB)
 MAX_PIXELS = 1_000_000  # pixels of an uploaded image decoded: a 1000 x 1000 photo
 SERVER = "scratchlr"  # the Server header: no version of Python or of the package
 TIMEOUT_S = 10.0  # seconds for a request to arrive whole, or for an idle connection to wait for one
