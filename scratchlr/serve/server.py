@@ -12,6 +12,9 @@ Routes (anything else is 404; a known path asked with another method is 405):
 ==========================  ======  ===============================================
 
 Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
+- a request must name this server in its ``Host`` (an IP literal, ``localhost`` or the
+  ``--host`` given, with the port), and one that may change something must not come from
+  another site's page (:mod:`.guard`; 400 or 403, and the connection closed);
 - a request must arrive whole within ``TIMEOUT_S`` of its first read, however slowly it
   trickles in (408 if its body is late; a late request line or header is just closed), and
   an idle kept-alive connection is closed after as long;
@@ -19,12 +22,14 @@ Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
   image per core is decoded at once;
 - a body over ``MAX_BODY`` bytes gets 413 (before the client sends it, when it asks with
   ``Expect: 100-continue``), one without a single ``Content-Length`` 411 or 400, and a body
-  is never left unread on a connection that stays open;
-- a bad, empty, blank or too large image gets 400 with a JSON error that names the problem.
-Every response has a ``Content-Type``, a ``Content-Length`` and ``X-Content-Type-Options:
-nosniff``; the page also a ``Content-Security-Policy`` that allows its own script and style
-only. The model's arrays are read-only, so the threads share them safely. One access-log
-line per request goes to stderr unless ``quiet``.
+  is never left unread on a connection that stays open (a refused one is closed, and what
+  the client sends anyway dropped);
+- a bad, empty, blank or too large image (over ``MAX_PIXELS``) gets 400 with a JSON error
+  that names the problem in the user's words (the decoder's own go to the log).
+Every response has a ``Content-Type``, a ``Content-Length``, ``X-Content-Type-Options:
+nosniff`` and ``Server: scratchlr`` (no version); the page also a ``Content-Security-Policy``
+that allows its own script and style only. The model's arrays are read-only, so the threads
+share them safely. One access-log line per request goes to stderr unless ``quiet``.
 """
 
 from __future__ import annotations
