@@ -26,7 +26,7 @@ from ..dataset import idx
 SIDE = 28  # the images a model reads are SIDE x SIDE, as MNIST's (and its kin's) are
 BOX = 20  # MNIST's digits were scaled to fit 20 x 20, then centred in 28 x 28
 UPLOAD_FORMATS = ("PNG", "JPEG")  # what :func:`from_bytes` opens
-UPLOAD_PIXELS = 4_000_000  # the most pixels :func:`from_bytes` decodes (2000 x 2000)
+UPLOAD_PIXELS = 4_000_000  # :func:`from_bytes`'s default cap (2000 x 2000); serve asks for fewer
 
 
 class ImageError(RuntimeError):
