@@ -26,7 +26,7 @@ from ..dataset import idx
 SIDE = 28  # the images a model reads are SIDE x SIDE, as MNIST's (and its kin's) are
 BOX = 20  # MNIST's digits were scaled to fit 20 x 20, then centred in 28 x 28
 UPLOAD_FORMATS = ("PNG", "JPEG")  # what :func:`from_bytes` opens
-UPLOAD_PIXELS = 4_000_000  # the most pixels :func:`from_bytes` decodes (2000 x 2000)
+UPLOAD_PIXELS = 4_000_000  # :func:`from_bytes`'s default cap (2000 x 2000); serve asks for fewer
 
 
 class ImageError(RuntimeError):
@@ -122,13 +122,15 @@ def read(path: Path) -> list[np.ndarray]:
         raise ImageError(f"{path}: {exc}") from None
 
 
-def from_bytes(data: bytes) -> np.ndarray:
+def from_bytes(data: bytes, max_pixels: int = UPLOAD_PIXELS) -> np.ndarray:
     """The bytes of one PNG or JPEG file -> x (784,) float32 in [0, 1], read as :func:`read`
-    reads a picture; :class:`ImageError` if they are empty, not such an image, larger than
-    ``UPLOAD_PIXELS``, or blank. For images sent over the network (``scratchlr serve``)."""
+    reads a picture; :class:`ImageError` if they are empty, not such an image, damaged, of more
+    than ``max_pixels`` pixels, or blank. For images sent over the network (``scratchlr
+    serve``): the messages name the problem, not the decoder's internals (those are the error's
+    ``__cause__``)."""
     if not data:
         raise ImageError("empty: no image bytes")
-    return as_digit(read_picture(io.BytesIO(data), UPLOAD_FORMATS, UPLOAD_PIXELS))
+    return as_digit(read_picture(io.BytesIO(data), UPLOAD_FORMATS, max_pixels))
 
 
 def read_idx_images(path: Path, kind: int) -> list[np.ndarray]:
@@ -173,7 +175,9 @@ def read_picture(
     """A PNG, JPEG, ... (a path or an open binary file) read with Pillow, upright (EXIF
     orientation), as grayscale: 8-bit ones as uint8, 16-bit and float ones scaled by their
     range to float32 in [0, 1]. Transparent pixels count as white paper. ``formats`` limits
-    the formats tried (Pillow's names), and ``max_pixels`` the size decoded."""
+    the formats tried (Pillow's names), and ``max_pixels`` the size decoded. An
+    :class:`ImageError`'s message names the problem in the user's words; Pillow's own exception
+    is its ``__cause__``."""
     try:
         from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError:
@@ -198,13 +202,11 @@ def read_picture(
                     )
                 return np.asarray(im.convert("L"), np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"too large to be a digit's picture ({exc})") from None
+        raise ImageError(
+            f"too large to be a digit's picture: over {Image.MAX_IMAGE_PIXELS:,} pixels"
+        ) from exc
     except UnidentifiedImageError as exc:
-        what = (
-            f"not a {' or '.join(formats)} image"
-            if formats
-            else f"not an image Pillow can read ({exc})"
-        )
-        raise ImageError(what) from None
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"not an image Pillow can read ({exc})") from None
+        kinds = f"a {' or '.join(formats)} image" if formats else "an image Pillow can read"
+        raise ImageError(f"not {kinds}") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError("damaged or truncated: the image's pixels cannot be decoded") from exc

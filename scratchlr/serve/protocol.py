@@ -18,7 +18,9 @@ from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
-MAX_BODY = 4 * 1024 * 1024  # bytes of an uploaded image
+MAX_BODY = 1024 * 1024  # bytes of an uploaded image (a drawing: a few KB; a photo JPEG: ~300 KB)
+MAX_PIXELS = 1_000_000  # pixels of an uploaded image decoded: a 1000 x 1000 photo
+SERVER = "scratchlr"  # the Server header: no version of Python or of the package
 TIMEOUT_S = 10.0  # seconds for a request to arrive whole, or for an idle connection to wait for one
 MAX_CONNECTIONS = 64  # connections served at once; more get 503
 REFUSING = 16  # 503s being sent at once; connections past those are closed unanswered
@@ -155,6 +157,7 @@ def refuse_busy(connection: socket.socket) -> None:
     body = b'{"error": "the server is busy: too many connections; try again"}'
     head = (
         "HTTP/1.1 503 Service Unavailable\r\n"
+        f"Server: {SERVER}\r\n"
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
         "X-Content-Type-Options: nosniff\r\n"

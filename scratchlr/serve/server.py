@@ -27,6 +27,9 @@ answer's ``step`` says which (null: the served model). An events stream has no
 never written, so the threads share it as they share the model's read-only arrays.
 
 Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
+- a request must name this server in its ``Host`` (an IP literal, ``localhost`` or the
+  ``--host`` given, with the port), and one that may change something must not come from
+  another site's page (:mod:`.guard`; 400 or 403, and the connection closed);
 - a request must arrive whole within ``TIMEOUT_S`` of its first read, however slowly it
   trickles in (408 if its body is late; a late request line or header is just closed), and
   an idle kept-alive connection is closed after as long;
@@ -34,12 +37,14 @@ Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
   image per core is decoded at once;
 - a body over ``MAX_BODY`` bytes gets 413 (before the client sends it, when it asks with
   ``Expect: 100-continue``), one without a single ``Content-Length`` 411 or 400, and a body
-  is never left unread on a connection that stays open;
-- a bad, empty, blank or too large image gets 400 with a JSON error that names the problem.
-Every response has a ``Content-Type``, a ``Content-Length`` and ``X-Content-Type-Options:
-nosniff``; the page also a ``Content-Security-Policy`` that allows its own script and style
-only. The model's arrays are read-only, so the threads share them safely. One access-log
-line per request goes to stderr unless ``quiet``.
+  is never left unread on a connection that stays open (a refused one is closed, and what
+  the client sends anyway dropped);
+- a bad, empty, blank or too large image (over ``MAX_PIXELS``) gets 400 with a JSON error
+  that names the problem in the user's words (the decoder's own go to the log).
+Every response has a ``Content-Type``, a ``Content-Length``, ``X-Content-Type-Options:
+nosniff`` and ``Server: scratchlr`` (no version); the page also a ``Content-Security-Policy``
+that allows its own script and style only. The model's arrays are read-only, so the threads
+share them safely. One access-log line per request goes to stderr unless ``quiet``.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ import numpy as np
 from ..dataset.records import DATASETS, Dataset
 from ..dataset.splits import Split
 from ..files import images
-from . import api, protocol
+from . import api, guard, protocol
 from .protocol import ALLOWED, PAGE_FILES, POLICY, route
 from .runs import ALIVE_S, Busy, Conflict, Run, Runs, check_speed
 from .settings import command_line, describe
@@ -109,6 +114,7 @@ class DemoServer(ThreadingHTTPServer):
         self.refusing = threading.BoundedSemaphore(protocol.REFUSING)
         self.decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
         super().__init__(address, Handler)
+        self.site = guard.Site(address[0], self.server_address[1])  # the names it answers to
 
     def settings(self) -> dict[str, Any]:
         """The /api/settings answer (the contract: the module docstring's table)."""
@@ -172,7 +178,6 @@ class Handler(BaseHTTPRequestHandler):
 
     server: DemoServer
     protocol_version = "HTTP/1.1"
-    server_version = "scratchlr-serve"
     error_content_type = "application/json"
 
     def setup(self) -> None:
@@ -196,6 +201,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.request_version == "HTTP/0.9":  # no headers could be sent back
             self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 is not served")
             return False
+        if self.refused():
+            return False
         if self.has_body() and not (
             self.command == "POST" and route(urlsplit(self.path).path) == "predict"
         ):
@@ -205,12 +212,29 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def handle_expect_100(self) -> bool:
-        """``Expect: 100-continue``: say no to a body that would be refused, before it is sent."""
+        """``Expect: 100-continue``: say no to a body that would be refused, before it is sent;
+        then close, dropping what the client sends anyway (never read as a request)."""
+        if self.refused():
+            return False
         problem = protocol.body_problem(self.headers)
         if problem is not None and self.command == "POST":
+            self.close_connection = True
             self.send_json(*problem)
+            protocol.drain(self.connection)
             return False
         return super().handle_expect_100()
+
+    def refused(self) -> bool:
+        """Whether :mod:`.guard` refuses the request (a name or a page not this server's); if
+        so, its 400 or 403 is sent and the connection closed (a body dropped, never read)."""
+        problem = guard.refusal(self.server.site, self.command, self.request_version, self.headers)
+        if problem is None:
+            return False
+        self.close_connection = True
+        self.send_json(*problem, body=self.command != "HEAD")
+        if self.has_body():
+            protocol.drain(self.connection)
+        return True
 
     def has_body(self) -> bool:
         return "Content-Length" in self.headers or "Transfer-Encoding" in self.headers
@@ -474,15 +498,18 @@ class Handler(BaseHTTPRequestHandler):
             self.server.decoding
         ):  # one image per core at a time: a crowd queues instead of exhausting memory
             try:
-                x = images.from_bytes(data)
+                x = images.from_bytes(data, protocol.MAX_PIXELS)
             except images.ImageError as exc:
+                # the decoder's own words go to the log, not to the client
+                if exc.__cause__ is not None:
+                    self.log_error("image refused: %r", exc.__cause__)
                 return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             except (
                 Exception
             ) as exc:  # a decoder's surprise on hostile bytes: answered, logged, and served on
                 self.log_error("image reader failed: %s: %s", type(exc).__name__, exc)
                 return self.send_json(
-                    HTTPStatus.BAD_REQUEST, {"error": f"unreadable image ({type(exc).__name__})"}
+                    HTTPStatus.BAD_REQUEST, {"error": "damaged: the image cannot be decoded"}
                 )
             step, W, b = weights
             answer = {**api.explanation(W, b, x), "step": step}
@@ -534,6 +561,10 @@ class Handler(BaseHTTPRequestHandler):
             {"error": message or HTTPStatus(code).phrase},
             body=self.command != "HEAD",
         )
+
+    def version_string(self) -> str:
+        """The ``Server`` header: the name alone (no Python or package version to look up)."""
+        return protocol.SERVER
 
     def end_headers(self) -> None:
         self.send_header("X-Content-Type-Options", "nosniff")
