@@ -205,7 +205,8 @@
     train.el.pause.textContent = paused ? "Resume" : "Pause";
     train.el.step.disabled = train.busy || (running ? !paused : !canStart);
     train.el.reset.disabled = train.run === null || train.busy;
-    train.el.download.hidden = train.run === null;
+    // The model file of the weights now: there is none before step 1 (zero weights).
+    train.el.download.hidden = train.run === null || !train.frame || train.frame.step === 0;
     if (train.run) train.el.download.href = "/api/runs/" + train.run.id + "/model";
     train.el.fields.disabled = running;  // a run keeps the settings it started with
     train.el.presets.disabled = running;
@@ -275,10 +276,10 @@
     delete document.body.dataset.run;
   }
 
-  // A new speed applies to the run as it is, paused or running.
+  // A new speed applies to the run as it is, paused or running (a request with no action).
   async function speedChanged() {
     if (!live()) return;
-    await tell(state() === "paused" ? "pause" : "resume");
+    await askJSON("/api/runs/" + train.run.id, { speed: speed() });
   }
 
   // ---- The stream: frames in, state merged, one redraw per animation frame ----
