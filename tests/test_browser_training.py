@@ -47,9 +47,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory, downloads: Path):
 def served(mnist_data):
     """The page's URL: ``scratchlr serve`` with no model file, training on real MNIST, in this
     process. A run whose page went away is forgotten after 2 s, so tests do not queue."""
-    server = DemoServer(
-        ("127.0.0.1", 0), None, None, mnist_data.test, quiet=True, runs=Runs(mnist_data, 2, left_s=2.0)
-    )
+    runs = Runs(mnist_data, 2, left_s=2.0)
+    server = DemoServer(("127.0.0.1", 0), None, None, mnist_data.test, quiet=True, runs=runs)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.url()
     server.shutdown()
