@@ -164,7 +164,7 @@
       const answer = await askJSON("/api/check", { settings: chosen() });
       if (number !== train.checking) return;
       train.refused = "";
-      train.el.command.textContent = answer.command;
+      showCommand(answer.command);
       train.el.total.textContent = answer.total + " steps";
     } catch (error) {
       if (number !== train.checking) return;
@@ -173,6 +173,13 @@
     train.el.refusal.textContent = train.refused;
     train.el.settings.classList.toggle("refused", Boolean(train.refused));
     buttons();
+  }
+
+  // The command line, a span a word, so that a line breaks between words and not at the
+  // hyphens of a flag; its text is the command's, exactly.
+  function showCommand(command) {
+    const words = command.split(" ").map((word) => make("span", { text: word }));
+    train.el.command.replaceChildren(...words.flatMap((span, k) => (k ? [" ", span] : [span])));
   }
 
   async function copyCommand() {
@@ -246,7 +253,7 @@
     train.run = { id: answer.run, command: answer.command, total: answer.total,
                   state: paused ? "paused" : "running", source: null };
     document.body.dataset.run = answer.run;  // the drawing view asks this run's weights
-    train.el.command.textContent = answer.command;
+    showCommand(answer.command);
     listen();
     redraw();
   }
@@ -524,7 +531,9 @@
     pen.textAlign = "center";
     pen.textBaseline = "top";
     for (const step of ticks(0, xMax, Math.max(2, Math.floor((box.right - box.left) / 70)))) {
-      if (step <= xMax) pen.fillText(String(step), x(step), box.bottom + 4);
+      if (step > xMax) continue;
+      const half = pen.measureText(String(step)).width / 2;  // kept inside the canvas
+      pen.fillText(String(step), Math.min(x(step), width - half - 1), box.bottom + 4);
     }
     pen.fillText("step", (box.left + box.right) / 2, box.bottom + 18);
     pen.save();  // the y axis's name, upright along it
