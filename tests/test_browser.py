@@ -140,3 +140,176 @@ def test_a_tap_is_a_dot_and_other_buttons_draw_nothing(browser, served) -> None:
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         return d.reduce((a, v, i) => a + (i % 4 === 3 ? 0 : v), 0);""")
     assert ink == 0
+
+
+@pytest.fixture()
+def phone(tmp_path: Path):
+    """A headless Chromium whose viewport is a phone's: 390 x 844 CSS pixels, touch."""
+    why = missing()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why + " (required under CI)")
+        pytest.skip(why)
+    driver = chromium(tmp_path / "chromium-profile", width=390, height=844, phone=True)
+    yield driver
+    driver.quit()
+
+
+def test_on_a_phone_the_answer_is_in_view_after_drawing(phone, served, tmp_path: Path) -> None:
+    model, url = served
+    phone.get(url)
+    shown(phone, "Draw a digit")
+    assert phone.execute_script("return [innerWidth, innerHeight];") == [390, 844]
+    draw(phone, STROKES["7"], "touch")
+    page = shown(phone, "Draw again")
+    image = tmp_path / "pad.png"
+    image.write_bytes(pad_png(phone))
+    assert page["prediction"] == str(predict(model, image)["prediction"])
+    box = phone.execute_script("""
+        const b = document.getElementById('prediction').getBoundingClientRect();
+        return {top: b.top, bottom: b.bottom, left: b.left, right: b.right};""")
+    assert 0 <= box["top"] < box["bottom"] <= 844 and 0 <= box["left"] < box["right"] <= 390
+    assert errors(phone) == []
+    phone.save_screenshot(str(tmp_path / "phone.png"))
+
+
+HOLD_FETCH = """
+    // Each fetch waits until window.release() (the test's slow server), and remembers its body.
+    window.held = [];
+    window.bodies = [];
+    const real = window.fetch;
+    window.fetch = (url, options) => {
+        window.bodies.push(options && options.body);
+        return new Promise((go) => window.held.push(() => go(real(url, options))));
+    };
+    window.release = () => { window.held.splice(0).forEach((go) => go()); };"""
+
+
+def test_the_request_leaves_when_the_stroke_ends_and_the_old_answer_shows_stale(
+    browser, served
+) -> None:
+    _, url = served
+    browser.get(url)
+    shown(browser, "Draw a digit")
+    draw(browser, STROKES["1"])
+    shown(browser, "Draw again")
+    browser.execute_script("""
+        window.ups = [];
+        document.getElementById('pad').addEventListener('pointerup',
+            (e) => ups.push(e.timeStamp));""")
+    browser.find_element("id", "clear").click()
+    draw(browser, STROKES["7"])
+    page = shown(browser, "Draw again")
+    delay = browser.execute_script("""
+        const sent = performance.getEntriesByType('resource')
+            .filter((e) => e.name.includes('/api/predict')).pop();
+        return sent.startTime - ups[ups.length - 1];""")
+    assert page["prediction"] == "7" and 0 <= delay < 300  # toBlob's idle wait made it 1005 ms
+    browser.execute_script(HOLD_FETCH)
+    browser.find_element("id", "clear").click()
+    draw(browser, STROKES["0"])
+    waiting = browser.execute_script("""
+        return {held: window.held.length,
+                working: document.getElementById('status').classList.contains('working'),
+                stale: document.getElementById('draw-view').classList.contains('stale'),
+                dim: getComputedStyle(document.getElementById('answer')).opacity};""")
+    assert waiting["held"] == 1 and waiting["working"] and waiting["stale"]
+    assert float(waiting["dim"]) < 1 and shown(browser, "Asking")["prediction"] == "7"
+    browser.execute_script("window.release();")
+    page = shown(browser, "Draw again")
+    assert page["prediction"] == "0" and errors(browser) == []
+    assert not browser.execute_script(
+        "return document.getElementById('draw-view').classList.contains('stale');"
+    )
+
+
+def digit_picture(path: Path, side: int) -> None:
+    """A dark 3 on white, ``side`` pixels square, as a photo of paper would be (PNG)."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("L", (side, side), 255)
+    pen = ImageDraw.Draw(picture)
+    points = [(x * side / 280, y * side / 280) for x, y in STROKES["3"][0]]
+    pen.line(points, fill=20, width=max(2, side // 14), joint="curve")
+    picture.save(path)
+
+
+def test_a_chosen_picture_gets_what_predict_says_of_it(browser, served, tmp_path: Path) -> None:
+    model, url = served
+    browser.get(url)
+    shown(browser, "Draw a digit")
+    small = tmp_path / "three.png"
+    digit_picture(small, 200)
+    browser.find_element("id", "upload").send_keys(str(small))
+    page = shown(browser, "Your picture three.png")
+    want = predict(model, small)
+    assert page["prediction"] == str(want["prediction"]) == "3"
+    assert page["probabilities"] == [f"{p:.4f}" for p in want["probabilities"]]
+    large = tmp_path / "photo.png"
+    digit_picture(large, 1600)  # 2.6 million pixels: the page sends it scaled to 560
+    browser.execute_script("""
+        window.bodies = [];  // what each fetch posts
+        const real = window.fetch;
+        window.fetch = (url, options) => {
+            window.bodies.push(options && options.body);
+            return real(url, options);
+        };""")
+    browser.find_element("id", "upload").send_keys(str(large))
+    page = shown(browser, "Your picture photo.png")
+    sent = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const body = window.bodies[window.bodies.length - 1];
+        createImageBitmap(body).then((b) => done([b.width, b.height, body.type, body.size]));""")
+    assert sent[:3] == [560, 560, "image/png"] and sent[3] <= 1 << 20
+    assert page["prediction"] == "3" and errors(browser) == []
+
+
+def test_the_maps_and_templates_have_a_key_names_and_a_caption(browser, served) -> None:
+    _, url = served
+    browser.get(url)
+    shown(browser, "Draw a digit")
+    draw(browser, STROKES["7"])
+    shown(browser, "Draw again")
+    page = browser.execute_script("""
+        const text = (id) => document.getElementById(id).textContent;
+        const key = (id) => [...document.querySelectorAll('#' + id + ' .ticks span')]
+            .map((s) => s.textContent);
+        return {why: key('why-key'), templates: key('template-key'),
+                ramp: document.querySelectorAll('.key canvas.ramp').length,
+                names: [text('why0-text'), text('why1-text')],
+                frame: getComputedStyle(document.getElementById('why0')).borderTopWidth,
+                notes: [...document.querySelectorAll('.note')].map((n) => n.textContent)};""")
+    scale = [float(t.replace("\u2212", "-")) for t in page["why"][::2]]
+    assert page["why"][1] == "0" and -scale[0] == scale[1] > 0 and page["ramp"] == 2
+    assert page["templates"][1] == "0" and page["templates"][0].startswith("\u2212")
+    assert page["names"][0].startswith("winner: class 7")
+    assert page["names"][1].startswith("runner-up: class ")
+    assert page["frame"] != "0px"  # zero is near-white: the map's edge must show on the card
+    notes = " ".join(" ".join(n.split()) for n in page["notes"]).lower()
+    assert "red raises the class's logit where the image has ink, blue lowers it" in notes
+    assert "92.5" in notes and "small, thick or off-centre" in notes
+
+
+def test_a_stopped_server_is_said_plainly(browser, mnist_data) -> None:
+    W = np.zeros((784, 10), np.float32)
+    server = DemoServer(
+        ("127.0.0.1", 0), W, np.zeros(10, np.float32), mnist_data.test, quiet=True, timeout_s=0.3
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser.get(server.url())
+    shown(browser, "Draw a digit")
+    draw(browser, STROKES["1"])
+    shown(browser, "Draw again")
+    server.shutdown()
+    server.server_close()
+    import time
+
+    time.sleep(1)  # kept-alive connections time out (timeout_s) and close
+    draw(browser, STROKES["7"])
+    page = shown(browser, "not answering")
+    assert page["status"] == "the server is not answering: is scratchlr serve still running?"
+    assert page["prediction"] == "?"
+    assert browser.execute_script(
+        "return document.getElementById('draw-view').classList.contains('stale');"
+    )
+    errors(browser)  # the refused connections' console lines, not the next test's
