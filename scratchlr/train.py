@@ -14,9 +14,10 @@ every step):
   ``validate``, a record has the validation loss and accuracy (with epochs, only at each
   epoch's end and the last step), which :class:`EarlyStopping` judges.
 A ``stop()`` that says True (the command line's first Ctrl-C) makes the step just taken the
-last: it is recorded and validated, and the run ends as at its end. The parameters returned
-and tested are the best ones with early stopping, else the averaged ones with averaging,
-else the last.
+last: it is recorded and validated, and the run ends as at its end. A ``watch`` (the demo
+page's runs) sees each step's end, and may pause there or end the run as a Ctrl-C would.
+The parameters returned and tested are the best ones with early stopping, else the averaged
+ones with averaging, else the last.
 
 With a full-batch solver (``--optimizer gd|lbfgs|newton-cg``, :data:`scratchlr.optim.SOLVERS`),
 :func:`train` hands the run to :func:`solve`: the solver minimises the whole training split's
@@ -245,11 +246,17 @@ def train(
     emit: Callable[[str], None] = print,
     progress: Callable[[int], Any] | None = None,
     stop: Callable[[], bool] | None = None,
+    watch: Callable[[int, float, list[Any], Record | None], bool] | None = None,
 ) -> Result:
     """Train on ``backend`` as ``config`` says, ``emit``-ting each log line as it is made
     (what happens when: the module's docstring). ``progress(total)`` makes a bar, moved one
     step at a time. ``stop()``, asked after each step, ends the run there when it says True
-    (a Ctrl-C), and the run finishes as at its end. A full-batch solver's run: :func:`solve`."""
+    (a Ctrl-C), and the run finishes as at its end. ``watch(t, lr, params, record)`` is
+    called at the end of each step t (mini-batch runs only), after its log lines and its
+    history record (``record``, None if the step made none); ``params`` are the optimiser's
+    final parameters, live (copy to keep). It may block; if it says True the run ends there
+    as after a Ctrl-C (though step t's record, made before, was not validated as a last
+    one's). A full-batch solver's run: :func:`solve`."""
     if config.solves:
         return solve(data, config, backend, emit, progress, stop)
     n = len(data.train.labels)
@@ -283,6 +290,7 @@ def train(
         if config.displays_at(t):
             divisor = 1 if t == 1 else config.display_step
             log.say(*step_lines(t, *shown.read(backend, divisor)))
+        record = None  # step t's history record, if it makes one
         if config.records_at(t, n) or last:
             params = optimizer.final_params()
             record = history_record(
@@ -303,6 +311,9 @@ def train(
                 log.say(f"Early stopping at step {t:04d}: {stopper.message()}")
                 break
         if last:
+            break
+        if watch is not None and watch(t, lr, optimizer.final_params(), record):
+            last = True  # asked to end (the page's stop): this step is the last
             break
     train_seconds = time.perf_counter() - start
     if bar is not None:

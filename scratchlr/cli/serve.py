@@ -1,4 +1,6 @@
-"""The ``serve`` command: the demo page of a saved model, on a local HTTP server.
+"""The ``serve`` command: the demo page of a saved model (or of none: the page opens on its
+training view, from zero weights), on a local HTTP server, training at most ``--max-runs``
+runs at once for the page (:mod:`scratchlr.serve.runs`).
 
 A bad model file, missing data, or an address it cannot bind (a port in use) is one line on
 stderr and exit 1. Ctrl-C stops it: the server closes, and the command exits 0.
@@ -8,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..dataset import download, splits
-from ..dataset.records import TEST_FILES
+from ..dataset.records import DATASETS, DEFAULT_VALIDATION_SIZE, TEST_FILES, Dataset
 from ..files import modelfile
+from ..serve.runs import Runs
 from ..serve.server import DemoServer
-from .args import add_data_args, download_bars, fail
+from .args import add_data_args, download_bars, fail, load_data
 from .models import dataset_for
 
 
@@ -31,7 +36,19 @@ def add_parser(commands: Any) -> None:
         "classes up or down, and the templates; or a random test image of the model's data "
         "set. Needs Pillow (the [serve] or [plot] extra). Ctrl-C stops it.",
     )
-    p.add_argument("model", metavar="MODEL.npz", help="a model written by --save")
+    p.add_argument(
+        "model",
+        metavar="MODEL.npz",
+        nargs="?",
+        help="a model written by --save (none: the page opens on its training view)",
+    )
+    p.add_argument(
+        "--max-runs",
+        type=count,
+        default=os.cpu_count() or 1,
+        help="trainings the page may run at once (default: the cores, "
+        f"{os.cpu_count() or 1} here; 0: no training view)",
+    )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)"
     )
@@ -49,27 +66,52 @@ def port(text: str) -> int:
     return int(text)
 
 
+def count(text: str) -> int:
+    """A count, 0 or more (argparse type)."""
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"a count is 0 or more, not {text!r}")
+    return int(text)
+
+
+def test_split(args: argparse.Namespace, dataset: Dataset) -> splits.Split:
+    """The data set's test split alone (the drawing view's test images), fetched if missing."""
+    download.fetch_missing(dataset, args.data_dir, args.mirror, download_bars(args), TEST_FILES)
+    arrays = splits.load_arrays(dataset, splits.data_dir(dataset, args.data_dir), TEST_FILES)
+    return splits.Split(
+        arrays["test_images"].reshape(-1, dataset.pixels),
+        arrays["test_labels"].astype(np.int64),
+    )
+
+
 def run_serve(args: argparse.Namespace) -> int:
-    """``scratchlr serve``: load the model and the test images, bind, print the URL, serve
-    until Ctrl-C."""
+    """``scratchlr serve``: load the model (if given) and the data (the test images; all
+    splits where the page may train), bind, print the URL, serve until Ctrl-C."""
     if importlib.util.find_spec("PIL") is None:
         return fail("serve reads the drawings with Pillow: pip install 'scratchlr[serve]'")
+    runs = None
     try:
-        m = modelfile.load(args.model)
-        dataset = dataset_for(args, m)
-        download.fetch_missing(dataset, args.data_dir, args.mirror, download_bars(args), TEST_FILES)
-        arrays = splits.load_arrays(dataset, splits.data_dir(dataset, args.data_dir), TEST_FILES)
-        test = splits.Split(
-            arrays["test_images"].reshape(-1, dataset.pixels),
-            arrays["test_labels"].astype(np.int64),
-        )
+        m = modelfile.load(args.model) if args.model else None
+        dataset = dataset_for(args, m) if m is not None else DATASETS[args.dataset or "mnist"]
+        if args.max_runs:
+            runs = Runs(load_data(args, dataset, DEFAULT_VALIDATION_SIZE), args.max_runs)
+            test = runs.data.test
+        else:
+            test = test_split(args, dataset)
     except (modelfile.ModelFileError, download.DownloadError, splits.DataError) as exc:
         return fail(str(exc))
+    W = m.W if m is not None else None
+    b = m.b if m is not None else None
+    name = Path(args.model).name if args.model else None
     try:
-        server = DemoServer((args.host, args.port), m.W, m.b, test, args.quiet)
+        server = DemoServer(
+            (args.host, args.port), W, b, test, args.quiet, runs=runs, model=name, dataset=dataset
+        )
     except OSError as exc:
+        if runs is not None:
+            runs.close()
         return fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
-    print(f"Serving {args.model} on {server.url()} (Ctrl-C stops)", flush=True)
+    served = args.model or "the training view"
+    print(f"Serving {served} on {server.url()} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..backend import DEVICES, BackendError, numpy_backend, select
+from ..backend import DEVICES, BackendError, select
 from ..config import Config
 from ..dataset import download, splits
 from ..dataset.records import DATASETS
-from ..evaluation import evaluate
 from ..files import history, modelfile
 from ..progress import ProgressBar, say
 from ..train import Result, train
@@ -146,25 +145,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.history:
             history.write_csv(args.history, result.history)
-        if (
-            args.save
-        ):  # the result's W and b are host arrays: the validation score is NumPy's on any backend
-            validation = (
-                evaluate(result.W, result.b, data.validation, numpy_backend())[1]
-                if config.validation_size
-                else None
+        if args.save:  # the result's W and b are host arrays
+            interrupted_at = result.steps if result.interrupted else None
+            m = modelfile.of_run(
+                result.W, result.b, config, data, result.test_accuracy, interrupted_at
             )
-            modelfile.save(
-                args.save,
-                modelfile.ModelFile(
-                    result.W,
-                    result.b,
-                    config,
-                    validation,
-                    result.test_accuracy,
-                    result.steps if result.interrupted else None,
-                ),
-            )
+            modelfile.save(args.save, m)
     except OSError as exc:
         return fail(
             f"cannot write {exc.filename or args.save or args.history}: {exc.strerror or exc}"

@@ -14,7 +14,8 @@ In memory it is a :class:`ModelFile`. W's shape is checked against the data set'
 "MNIST", have no ``dataset`` in their config, and say ``step`` for ``implementation``: they
 are read as what they mean.
 
-Files are written atomically (a temporary file, then a rename), and read with
+Files are written atomically (a temporary file, then a rename), byte for byte the same for the
+same model (:func:`to_bytes`: each zip entry dated 1980-01-01, not now), and read with
 ``allow_pickle=False``, so a file cannot run code. :func:`load` checks everything and
 raises :class:`ModelFileError` with one line naming the file and the problem.
 """
@@ -32,13 +33,17 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..backend import numpy_backend
 from ..config import FIELDS, Config
 from ..dataset.records import DATASETS, DEFAULT_VALIDATION_SIZE, Dataset
+from ..dataset.splits import Splits
+from ..evaluation import evaluate
 from .atomic import atomic_write
 
 FORMAT_VERSION = 2
 FORMAT_1_DATA = {"MNIST": "mnist"}  # the data's name in files of format 1 -> its --dataset
 RENAMED = {"step": "implementation"}  # config keys of older files -> their name now
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # every entry's date: the zip format's first day
 
 
 class ModelFileError(RuntimeError):
@@ -63,8 +68,27 @@ class ModelFile:
         return DATASETS[self.config.dataset]
 
 
-def save(path: Path, m: ModelFile) -> None:
-    """Write ``m`` to ``path``, atomically."""
+def of_run(
+    W: np.ndarray,
+    b: np.ndarray,
+    config: Config,
+    data: Splits,
+    test_accuracy: float,
+    interrupted_at: int | None,
+) -> ModelFile:
+    """The model file of a run's W (D, C) and b (C,) (host arrays), made with ``config`` on
+    ``data``: its validation accuracy is NumPy's on the validation split (None without one),
+    ``interrupted_at`` the step a stop ended the run after (None if it ran to its end)."""
+    validation = (
+        evaluate(W, b, data.validation, numpy_backend())[1] if config.validation_size else None
+    )
+    return ModelFile(W, b, config, validation, test_accuracy, interrupted_at)
+
+
+def to_bytes(m: ModelFile) -> bytes:
+    """The ``.npz`` file of ``m``: a zip of ``W.npy``, ``b.npy`` and ``meta.npy`` (as
+    ``np.savez`` writes, but each entry dated :data:`ZIP_DATE`, so the same model makes the
+    same bytes)."""
     W = np.asarray(m.W)
     b = np.asarray(m.b)
     meta = {
@@ -81,9 +105,20 @@ def save(path: Path, m: ModelFile) -> None:
         "test_accuracy": m.test_accuracy,
         "interrupted_at": m.interrupted_at,
     }
+    arrays = {"W": W, "b": b, "meta": np.array(json.dumps(meta))}
     buffer = io.BytesIO()
-    np.savez(buffer, W=W, b=b, meta=np.array(json.dumps(meta)))
-    atomic_write(Path(path), buffer.getvalue())
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
+            info.external_attr = 0o600 << 16  # -rw-------, as np.savez's entries
+            with archive.open(info, "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def save(path: Path, m: ModelFile) -> None:
+    """Write ``m`` to ``path`` (:func:`to_bytes`), atomically."""
+    atomic_write(Path(path), to_bytes(m))
 
 
 def load(path: Path) -> ModelFile:

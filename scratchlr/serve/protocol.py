@@ -2,7 +2,8 @@
 
 The numbers: ``MAX_BODY`` bytes of image, ``TIMEOUT_S`` seconds for a request to arrive
 whole (and for an idle connection to wait), ``MAX_CONNECTIONS`` served at once. The page's
-three files are the only paths that reach the package's data, read once at start.
+files are the only paths that reach the package's data, read once at start (one not in the
+package is 404).
 """
 
 from __future__ import annotations
@@ -25,13 +26,28 @@ PAGE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/page.js": ("page.js", "text/javascript; charset=utf-8"),
     "/page.css": ("page.css", "text/css; charset=utf-8"),
+    "/train.js": ("train.js", "text/javascript; charset=utf-8"),
+    "/train.css": ("train.css", "text/css; charset=utf-8"),
 }
 POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 TEST_PATH = re.compile(r"/api/test/([0-9]{1,9})")
-ALLOWED = {"page": "GET, HEAD", "templates": "GET, HEAD", "test": "GET, HEAD", "predict": "POST"}
+RUN_PATH = re.compile(r"/api/runs/([A-Za-z0-9_-]{1,64})(/events|/model)?")
+ALLOWED = {
+    "page": "GET, HEAD",
+    "templates": "GET, HEAD",
+    "test": "GET, HEAD",
+    "predict": "POST",
+    "settings": "GET, HEAD",
+    "check": "POST",
+    "runs": "POST",
+    "run": "POST",
+    "events": "GET",
+    "model": "GET, HEAD",
+}
+TAKES_BODY = ("predict", "check", "runs", "run")  # the routes whose POST body is read
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -41,19 +57,35 @@ def page_files() -> dict[str, tuple[bytes, str]]:
     return {
         path: (folder.joinpath(name).read_bytes(), kind)
         for path, (name, kind) in PAGE_FILES.items()
+        if folder.joinpath(name).is_file()
     }
 
 
 def route(path: str) -> str | None:
-    """Which resource a request's path names (``page``, ``templates``, ``test``, ``predict``),
-    or None."""
+    """Which resource a request's path names (``page``, ``templates``, ``test``, ``predict``,
+    ``settings``, ``check``, ``runs``, and a run's ``run``, ``events`` and ``model``), or
+    None."""
     if path in PAGE_FILES:
         return "page"
-    if path == "/api/templates":
-        return "templates"
-    if path == "/api/predict":
-        return "predict"
+    named = {
+        "/api/templates": "templates",
+        "/api/predict": "predict",
+        "/api/settings": "settings",
+        "/api/check": "check",
+        "/api/runs": "runs",
+    }
+    if path in named:
+        return named[path]
+    found = RUN_PATH.fullmatch(path)
+    if found:
+        return found.group(2)[1:] if found.group(2) else "run"
     return "test" if TEST_PATH.fullmatch(path) else None
+
+
+def run_id(path: str) -> str:
+    """The run's id in a path of the ``run``, ``events`` or ``model`` route."""
+    found = RUN_PATH.fullmatch(path)
+    return found.group(1) if found else ""
 
 
 def body_problem(headers: Message) -> tuple[HTTPStatus, dict[str, str]] | None:

@@ -9,7 +9,20 @@ Routes (anything else is 404; a known path asked with another method is 405):
 ``/api/test/{i}``            GET     :func:`scratchlr.serve.api.test_image` of test image i
 ``/api/predict``             POST    the body, a PNG or JPEG file's bytes ->
                                      :func:`scratchlr.serve.api.explanation`
+``/train.js``, ``/train.css``  GET     the training view's script and style
+``/api/settings``            GET     what a run may set (:mod:`.settings`), the presets,
+                                     the speeds, ``max_runs``, the served model's name
+``/api/check``               POST    ``{"settings"}`` -> the command line and the steps
+``/api/runs``                POST    ``{"settings", "speed", "paused"}`` -> a new run (201),
+                                     400 bad settings, 503 busy (:mod:`.runs`)
+``/api/runs/{id}``           POST    ``{"action", "speed"}``: pause, resume, step, stop
+``/api/runs/{id}/events``    GET     the run's frames, as server-sent events
+``/api/runs/{id}/model``     GET     the run's model file now
 ==========================  ======  ===============================================
+
+``/api/predict``, ``/api/test/{i}`` and ``/api/templates`` take ``?run=ID``: the run's
+weights now instead of the served model's (zero weights when none is served), and the
+answer's ``step`` says which (null: the served model).
 
 Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
 - a request must arrive whole within ``TIMEOUT_S`` of its first read, however slowly it
@@ -34,22 +47,28 @@ import os
 import socket
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from ..dataset.records import DATASETS, Dataset
 from ..dataset.splits import Split
 from ..files import images
-from . import api, protocol
+from . import api, protocol, runs, settings
 from .protocol import ALLOWED, PAGE_FILES, POLICY, route
+
+FRAMES_PER_S = 20  # an events stream's most frames a second
 
 
 class DemoServer(ThreadingHTTPServer):
-    """The server of one model: W and b read-only, the test images, the page's files, and
-    whether to log. Binds at construction (``OSError`` if it cannot)."""
+    """The server of one model (W and b read-only; None: zero weights and no model), the test
+    images, the page's files, whether to log, and the page's ``runs`` (None: no training
+    view); ``model`` is the served file's name. Binds at construction (``OSError`` if it
+    cannot)."""
 
     daemon_threads = True  # a stalled client's thread does not hold up Ctrl-C
     request_queue_size = (
@@ -59,17 +78,24 @@ class DemoServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        W: np.ndarray,
-        b: np.ndarray,
+        W: np.ndarray | None,
+        b: np.ndarray | None,
         test: Split,
         quiet: bool = False,
         timeout_s: float = protocol.TIMEOUT_S,
         max_connections: int = protocol.MAX_CONNECTIONS,
+        runs: runs.Runs | None = None,
+        model: str | None = None,
+        dataset: Dataset = DATASETS["mnist"],
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.W = W.copy()
-        self.b = b.copy()
+        zero = np.zeros((dataset.pixels, dataset.num_classes), np.float32)
+        self.W = zero if W is None else W.copy()
+        self.b = zero[0].copy() if b is None else b.copy()
         self.test = test
+        self.runs = runs
+        self.model = model
+        self.dataset = dataset
         self.quiet = quiet
         self.timeout_s = timeout_s
         self.W.flags.writeable = self.b.flags.writeable = False
@@ -79,6 +105,23 @@ class DemoServer(ThreadingHTTPServer):
         self.refusing = threading.BoundedSemaphore(protocol.REFUSING)
         self.decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
         super().__init__(address, Handler)
+
+    def settings(self) -> dict[str, Any]:
+        """The /api/settings answer (the contract: the module docstring's table)."""
+        max_runs = self.runs.max_runs if self.runs is not None else 0
+        return {
+            **settings.describe(self.dataset.name),
+            "max_runs": max_runs,
+            "training": max_runs > 0,
+            "model": self.model,
+            "dataset": self.dataset.name,
+            "classes": list(self.dataset.classes),
+        }
+
+    def server_close(self) -> None:
+        if self.runs is not None:
+            self.runs.close()
+        super().server_close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """A thread for the connection if one of the ``max_connections`` is free; else a short
@@ -177,8 +220,19 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if self.allowed("POST"):
             data = self.read_body()
-            if data is not None:
-                self.predict(data)
+            if data is None:
+                return
+            name = route(urlsplit(self.path).path)
+            if name == "predict":
+                return self.predict(data)
+            body = self.json_body(data)
+            if body is None:
+                return
+            if name == "check":
+                return self.check(body)
+            if name == "runs":
+                return self.create_run(body)
+            self.act(body)
 
     def allowed(self, method: str) -> bool:
         """Whether ``method`` may be used on the path; if not, the 404 or 405 is sent."""
@@ -206,6 +260,10 @@ class Handler(BaseHTTPRequestHandler):
         if not self.allowed(self.command):
             return
         path = urlsplit(self.path).path
+        if path in PAGE_FILES and path not in self.server.files:
+            return self.send_json(
+                HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"}, body=body
+            )
         if path in PAGE_FILES:
             content, kind = self.server.files[path]
             return self.send(
@@ -215,15 +273,165 @@ class Handler(BaseHTTPRequestHandler):
                 {"Content-Security-Policy": POLICY} if path == "/" else {},
                 body,
             )
-        if path == "/api/templates":
+        name = route(path)
+        if name == "settings":
+            return self.send_json(HTTPStatus.OK, self.server.settings(), body=body)
+        if name == "events":
+            return self.events()
+        if name == "model":
+            return self.download(body)
+        weights = self.weights(body)
+        if weights is None:
+            return
+        step, W, b = weights
+        if name == "templates" and step is None:
             return self.send(HTTPStatus.OK, self.server.templates, "application/json", {}, body)
+        if name == "templates":
+            answer = {**api.templates(W, b, len(self.server.test.labels)), "step": step}
+            return self.send_json(HTTPStatus.OK, answer, body=body)
         try:
-            answer = api.test_image(
-                self.server.W, self.server.b, self.server.test, int(path.rsplit("/", 1)[1])
-            )
+            answer = api.test_image(W, b, self.server.test, int(path.rsplit("/", 1)[1]))
         except IndexError as exc:
             return self.send_json(HTTPStatus.NOT_FOUND, {"error": str(exc)}, body=body)
-        self.send_json(HTTPStatus.OK, answer, body=body)
+        self.send_json(HTTPStatus.OK, {**answer, "step": step}, body=body)
+
+    def weights(self, body: bool = True) -> tuple[int | None, np.ndarray, np.ndarray] | None:
+        """(step, W, b) of the run ``?run=ID`` names now, else (None, the served model's);
+        None after a 404 for an unknown run."""
+        ids = parse_qs(urlsplit(self.path).query).get("run")
+        if not ids:
+            return None, self.server.W, self.server.b
+        run = self.find_run(ids[0], body)
+        return None if run is None else run.weights()
+
+    def find_run(self, run_id: str, body: bool = True) -> runs.Run | None:
+        """The run of that id, or None after a 404."""
+        run = self.server.runs.get(run_id) if self.server.runs is not None else None
+        if run is None:
+            self.send_json(
+                HTTPStatus.NOT_FOUND,
+                {"error": "no such run: it ended and its page went away, or never was"},
+                body=body,
+            )
+        return run
+
+    def json_body(self, data: bytes) -> dict[str, Any] | None:
+        """The body's JSON object, or None after a 400."""
+        try:
+            body = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": "the body must be a JSON object"})
+            return None
+        return body
+
+    def check(self, body: dict[str, Any]) -> None:
+        """POST /api/check: the settings' command line and steps, or 400 with the problem."""
+        if self.server.runs is None:
+            return self.no_training()
+        try:
+            config = self.server.runs.config(body.get("settings", {}))
+        except ValueError as exc:
+            return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        total = config.total_steps(len(self.server.runs.data.train.labels))
+        self.send_json(HTTPStatus.OK, {"command": settings.command_line(config), "total": total})
+
+    def create_run(self, body: dict[str, Any]) -> None:
+        """POST /api/runs: a new run (201), 400 bad settings, 503 busy."""
+        if self.server.runs is None:
+            return self.no_training()
+        try:
+            run = self.server.runs.create(
+                body.get("settings", {}), body.get("speed", 0), body.get("paused", False)
+            )
+        except ValueError as exc:
+            return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        except runs.Busy as exc:
+            return self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+        self.log_message("run %s: %s", run.id[:6], settings.command_line(run.config))
+        answer = {"run": run.id, "command": settings.command_line(run.config), "total": run.total}
+        self.send_json(HTTPStatus.CREATED, answer)
+
+    def no_training(self) -> None:
+        """409: this server trains nothing (``--max-runs 0``)."""
+        self.send_json(
+            HTTPStatus.CONFLICT, {"error": "this server trains nothing (serve --max-runs 0)"}
+        )
+
+    def act(self, body: dict[str, Any]) -> None:
+        """POST /api/runs/{id}: pause, resume, step or stop, and a speed; 404, 400 or 409."""
+        run = self.find_run(protocol.run_id(urlsplit(self.path).path))
+        if run is None:
+            return
+        action = body.get("action")
+        speed = body.get("speed")
+        try:
+            if action not in ("pause", "resume", "step", "stop", None):
+                raise ValueError("action must be pause, resume, step or stop")
+            if action is None and speed is None:
+                raise ValueError("give an action or a speed")
+            state = run.act(action, None if speed is None else runs.check_speed(speed))
+        except ValueError as exc:
+            return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        except runs.Conflict as exc:
+            return self.send_json(HTTPStatus.CONFLICT, {"error": str(exc)})
+        self.send_json(HTTPStatus.OK, {"state": state})
+
+    def download(self, body: bool) -> None:
+        """GET /api/runs/{id}/model: the run's model file now; 409 before its first step."""
+        run = self.find_run(protocol.run_id(urlsplit(self.path).path), body)
+        if run is None:
+            return
+        try:
+            step, content = run.model_file()
+        except runs.Conflict as exc:
+            return self.send_json(HTTPStatus.CONFLICT, {"error": str(exc)}, body=body)
+        name = f"scratchlr-{step}.npz"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        self.send(HTTPStatus.OK, content, "application/octet-stream", headers, body)
+
+    def events(self) -> None:
+        """GET /api/runs/{id}/events: the run's frames as server-sent events, at most
+        ``FRAMES_PER_S`` a second and only after a change, ``: alive`` after ``alive_s``
+        without one; open until the client goes."""
+        run = self.find_run(protocol.run_id(urlsplit(self.path).path))
+        if run is None:
+            return
+        self.close_connection = True
+        self.connection.settimeout(self.server.timeout_s)
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        run.opened()
+        try:
+            self.stream(run)
+        except (ConnectionError, socket.timeout):
+            pass  # the page went away
+        finally:
+            run.closed()
+
+    def stream(self, run: runs.Run) -> None:
+        """Frames of ``run`` until the connection fails."""
+        alive_s = self.server.runs.alive_s if self.server.runs is not None else runs.ALIVE_S
+        seen = -1  # the version last sent
+        lines_from = 0
+        records_from = 0
+        sent_at = 0.0
+        while True:
+            version = run.wait_change(seen, alive_s)
+            if version == seen:
+                self.wfile.write(b": alive\n\n")
+                continue
+            time.sleep(max(0.0, sent_at + 1 / FRAMES_PER_S - time.monotonic()))
+            seen = run.version
+            frame = run.frame(lines_from, records_from)
+            lines_from += len(frame["lines"])
+            records_from += len(frame["records"])
+            self.wfile.write(b"data: " + json.dumps(frame).encode() + b"\n\n")
+            sent_at = time.monotonic()
 
     def read_body(self) -> bytes | None:
         """The request's body, or None after answering 411, 400, 413 or 408 (and closing)."""
@@ -253,7 +461,11 @@ class Handler(BaseHTTPRequestHandler):
         return data
 
     def predict(self, data: bytes) -> None:
-        """POST /api/predict: the image's explanation, or 400 naming what is wrong with it."""
+        """POST /api/predict: the image's explanation (with ``?run=ID``, by the run's weights
+        now), or 400 naming what is wrong with it."""
+        weights = self.weights()
+        if weights is None:
+            return
         with (
             self.server.decoding
         ):  # one image per core at a time: a crowd queues instead of exhausting memory
@@ -268,7 +480,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(
                     HTTPStatus.BAD_REQUEST, {"error": f"unreadable image ({type(exc).__name__})"}
                 )
-            answer = api.explanation(self.server.W, self.server.b, x)
+            step, W, b = weights
+            answer = {**api.explanation(W, b, x), "step": step}
         self.send_json(HTTPStatus.OK, answer)
 
     def send_json(
