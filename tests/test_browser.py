@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from browser import STROKES, chromium, draw, errors, missing, pad_png
 from scratchlr import train
 from scratchlr.backend import numpy_backend
 from scratchlr.files import modelfile
+from scratchlr.serve.runs import Runs
 from scratchlr.serve.server import DemoServer
 
 pytest.importorskip("PIL.Image", reason="Pillow (the [serve] extra) is not installed")
@@ -42,7 +44,9 @@ def served(mnist_data, tmp_path_factory: pytest.TempPathFactory):
     result = train.train(mnist_data, config, numpy_backend(), emit=lambda line: None)
     path = tmp_path_factory.mktemp("model") / "m.npz"
     modelfile.save(path, modelfile.ModelFile(result.W, result.b, config))
-    server = DemoServer(("127.0.0.1", 0), result.W, result.b, mnist_data.test, quiet=True)
+    server = DemoServer(
+        ("127.0.0.1", 0), result.W, result.b, mnist_data.test, quiet=True, model=path.name
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield path, server.url()
     server.shutdown()
@@ -53,7 +57,8 @@ def shown(driver, until: str) -> dict:
     """Wait until the status line reads ``until``; then what the page shows."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 20).until(lambda d: until in d.find_element("id", "status").text)
+    status = "return document.getElementById('status').textContent;"  # hidden views' too
+    WebDriverWait(driver, 20).until(lambda d: until in d.execute_script(status))
     return driver.execute_script("""
         return {prediction: document.getElementById('prediction').textContent,
                 status: document.getElementById('status').textContent,
@@ -291,9 +296,9 @@ def test_the_maps_and_templates_have_a_key_names_and_a_caption(browser, served) 
 
 
 def test_a_stopped_server_is_said_plainly(browser, mnist_data) -> None:
-    W = np.zeros((784, 10), np.float32)
+    W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
     server = DemoServer(
-        ("127.0.0.1", 0), W, np.zeros(10, np.float32), mnist_data.test, quiet=True, timeout_s=0.3
+        ("127.0.0.1", 0), W, b, mnist_data.test, quiet=True, timeout_s=0.3, model="zero.npz"
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     browser.get(server.url())
@@ -313,3 +318,86 @@ def test_a_stopped_server_is_said_plainly(browser, mnist_data) -> None:
         "return document.getElementById('draw-view').classList.contains('stale');"
     )
     errors(browser)  # the refused connections' console lines, not the next test's
+
+
+@pytest.fixture(scope="module")
+def training(mnist_data):
+    """The page's URL on a server with no model and room for one run."""
+    runs = Runs(mnist_data, max_runs=1, left_s=600)  # no events stream here: keep runs anyway
+    server = DemoServer(("127.0.0.1", 0), None, None, mnist_data.test, quiet=True, runs=runs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.url()
+    server.shutdown()
+    server.server_close()
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_with_no_model_the_page_opens_on_training_and_says_so_when_drawing(
+    browser, training
+) -> None:
+    browser.get(training)
+    shown(browser, "no model yet")
+    views = browser.execute_script("""
+        const seen = (id) => !document.getElementById(id).hidden;
+        return [seen('train-view'), seen('draw-view'), seen('show-train')];""")
+    assert views == [True, False, True]
+    browser.find_element("id", "show-draw").click()
+    draw(browser, STROKES["7"])
+    page = shown(browser, "no model yet: train one, or serve a model file")
+    assert page["prediction"] == "?" and page["probabilities"] == ["0.1000"] * 10
+    assert errors(browser) == []
+
+
+def test_a_drawing_while_a_run_trains_gets_its_weights_now(
+    browser, training, tmp_path: Path
+) -> None:
+    run = post(training + "api/runs", {"settings": {}, "speed": 1, "paused": False})["run"]
+    try:
+        browser.get(training)
+        shown(browser, "no model yet")
+        browser.find_element("id", "show-draw").click()
+        browser.execute_script("document.body.dataset.run = arguments[0];", run)
+        for _ in range(5):  # the run may take a step between the answer and the download
+            browser.find_element("id", "clear").click()
+            draw(browser, STROKES["3"])
+            page = shown(browser, "Draw again")
+            with urllib.request.urlopen(f"{training}api/runs/{run}/model", timeout=30) as got:
+                (tmp_path / "run.npz").write_bytes(got.read())
+            step = modelfile.load(tmp_path / "run.npz").interrupted_at
+            text = browser.find_element("id", "answer-text").text
+            if text.endswith(f"the model at step {step}"):
+                break
+        else:
+            pytest.fail(f"the run stepped between each answer and download: {text}, {step}")
+        assert step is not None and step > 0
+        image = tmp_path / "pad.png"
+        image.write_bytes(pad_png(browser))
+        want = predict(tmp_path / "run.npz", image)
+        assert page["prediction"] == str(want["prediction"])
+        assert page["probabilities"] == [f"{p:.4f}" for p in want["probabilities"]]
+        # A frame (train.js sends one per update) repaints the templates: class 0 all +1 here.
+        browser.execute_script(
+            """
+            const W = new Float32Array(784 * 10).map((_, i) => (i % 10 === 0 ? 1 : -1));
+            document.dispatchEvent(new CustomEvent('scratchlr:frame', {detail: {
+                run: arguments[0], step: 99, state: 'running', W, b: new Array(10).fill(0),
+                scale: 1}}));""",
+            run,
+        )
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        pixel = """
+            const c = document.querySelectorAll('.template canvas')[arguments[0]];
+            return [...c.getContext('2d').getImageData(5, 5, 1, 1).data.slice(0, 3)];"""
+        WebDriverWait(browser, 5).until(lambda d: d.execute_script(pixel, 0) == [103, 0, 31])
+        assert browser.execute_script(pixel, 1) == [5, 48, 97]  # the palette's ends
+        assert errors(browser) == []
+    finally:
+        post(f"{training}api/runs/{run}", {"action": "stop"})
