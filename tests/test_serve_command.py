@@ -137,3 +137,38 @@ def test_quiet_keeps_the_access_log_off(saved: Path, mnist_dir: Path) -> None:
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=5)
     assert proc.returncode == 0 and "GET" not in err
+
+
+def settings_of(proc: subprocess.Popen) -> dict:
+    """The /api/settings answer of the server the process printed the URL of."""
+    line = proc.stdout.readline()
+    assert "http://127.0.0.1:" in line, proc.stderr.read()
+    host, port = line.split(" on ")[1].split()[0].split("//")[1].strip("/").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/api/settings")
+    answer = json.loads(conn.getresponse().read())
+    conn.close()
+    return answer
+
+
+def test_without_a_model_it_serves_the_training_view(saved: Path, mnist_dir: Path) -> None:
+    proc = scratchlr("serve", "--port", "0", "--data-dir", str(mnist_dir), "--max-runs", "3")
+    try:
+        answer = settings_of(proc)
+        assert (answer["model"], answer["max_runs"], answer["training"]) == (None, 3, True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    proc = scratchlr(
+        "serve", str(saved), "--port", "0", "--data-dir", str(mnist_dir), "--max-runs", "0"
+    )
+    try:
+        answer = settings_of(proc)
+        assert (answer["model"], answer["max_runs"], answer["training"]) == ("m.npz", 0, False)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    proc = scratchlr("serve", "--max-runs", "-1")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err.count("\n") == 1 and "a count is 0 or more" in err

@@ -1,4 +1,5 @@
-"""What the demo page's JSON API answers: the numbers of one prediction, and the templates.
+"""What the demo page's JSON API answers: the numbers of one prediction, the templates, and a
+run's weights in its frames.
 
 Every number comes from the engine: an image's pixels from
 :func:`scratchlr.files.images.from_bytes` (``scratchlr predict``'s reader of pictures), its
@@ -9,6 +10,7 @@ row, as the image is shown.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
@@ -76,6 +78,18 @@ def templates(W: np.ndarray, b: np.ndarray, test_images: int) -> dict[str, Any]:
         "bias": [float(v) for v in b],
         "palette": list(PALETTE),
         "test_images": test_images,
+    }
+
+
+def packed_weights(W: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """A run's weights as its frames send them: W (D, C) as ``W``, base64 of its float32
+    bytes in C order (little-endian, as a browser's ``Float32Array`` reads them), b (C,) as
+    floats, and the templates' colour ``scale``, max |W|."""
+    W32 = np.ascontiguousarray(W, "<f4")
+    return {
+        "W": base64.b64encode(W32.tobytes()).decode(),
+        "b": [float(v) for v in b],
+        "scale": largest(W32),
     }
 
 

@@ -34,10 +34,11 @@ Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
   ``Expect: 100-continue``), one without a single ``Content-Length`` 411 or 400, and a body
   is never left unread on a connection that stays open;
 - a bad, empty, blank or too large image gets 400 with a JSON error that names the problem.
-Every response has a ``Content-Type``, a ``Content-Length`` and ``X-Content-Type-Options:
-nosniff``; the page also a ``Content-Security-Policy`` that allows its own script and style
-only. The model's arrays are read-only, so the threads share them safely. One access-log
-line per request goes to stderr unless ``quiet``.
+Every response has a ``Content-Type``, a ``Content-Length`` (but an events stream, which
+ends when its connection closes) and ``X-Content-Type-Options: nosniff``; the page also a
+``Content-Security-Policy`` that allows its own script and style only. The model's arrays
+are read-only, and a run's snapshot is replaced whole, never written, so the threads share
+them safely. One access-log line per request goes to stderr unless ``quiet``.
 """
 
 from __future__ import annotations
