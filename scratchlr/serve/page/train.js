@@ -12,6 +12,7 @@
   const CHECK_DELAY_MS = 250;  // settle the typing before asking /api/check
   const LOG_LINES = 400;       // the log lines kept; the <pre> scrolls to the newest
   const DEFAULT_SPEED = 30;    // steps/s: the recipe's 300 steps last 10 s, watchable
+  const CHART_POINTS = 1000;   // the most points a chart's line is drawn through
 
   const train = {
     settings: null,   // /api/settings: fields, presets, speeds, classes
@@ -20,10 +21,13 @@
     refused: "",      // the server's one-line error for the settings now, "" if accepted
     checking: 0,      // /api/check requests sent; only the latest one's answer counts
     checkTimer: 0,
-    run: null,        // the run now: {id, command, total, source}; null before Start and after Reset
+    run: null,        // the run now, {id, command, total, state, source}; null before Start
+                      // and after Reset
     frame: null,      // its latest frame
-    lines: [],        // its log lines and history records so far
-    records: [],
+    lines: [],        // its newest log lines (at most LOG_LINES)
+    lineCount: 0,     // its log lines so far, the ones dropped from `lines` too
+    records: [],      // its history records so far
+    lost: false,      // whether the stream has failed since its last frame
     W: null,          // its weights (Float32Array, D*C, C-order), the latest frame's
     busy: false,      // a request that changes the run is on its way
     drawn: false,     // whether the view shows what the state holds (else a redraw is due)
@@ -76,7 +80,9 @@
     } else if (field.kind === "choice") {
       const select = make("select", { id, ...described });
       if (field.optional) select.append(make("option", { value: "", text: "(unset)" }));
-      for (const choice of field.choices) select.append(make("option", { value: choice, text: choice }));
+      for (const choice of field.choices) {
+        select.append(make("option", { value: choice, text: choice }));
+      }
       read = () => select.value;
       write = (text) => { select.value = unset(text) ? "" : text; };
       controls = [select];
@@ -85,7 +91,9 @@
       const second = make("input", { type: "text", inputmode: "decimal", id: id + "-2",
                                      "aria-label": field.flag + " (second)", ...described });
       read = () => (first.value.trim() + " " + second.value.trim()).trim();
-      write = (text) => { [first.value, second.value] = (text || "").split(/\s+/).concat(["", ""]); };
+      write = (text) => {
+        [first.value, second.value] = (text || "").split(/\s+/).concat(["", ""]);
+      };
       controls = [first, second];
     } else {  // float or int: a text box, so that the server, not the browser, judges the value
       const kind = field.kind === "int" ? "numeric" : "decimal";
@@ -107,7 +115,8 @@
   }
 
   function unset(text) {
-    return text === null || text === undefined || text === "" || String(text).toLowerCase() === "none";
+    return text === null || text === undefined || text === "" ||
+      String(text).toLowerCase() === "none";
   }
 
   // The settings as texts, as the flags take them: the fields the chosen optimiser uses, each
@@ -155,7 +164,7 @@
       const answer = await askJSON("/api/check", { settings: chosen() });
       if (number !== train.checking) return;
       train.refused = "";
-      train.el.command.textContent = answer.command;
+      showCommand(answer.command);
       train.el.total.textContent = answer.total + " steps";
     } catch (error) {
       if (number !== train.checking) return;
@@ -164,6 +173,13 @@
     train.el.refusal.textContent = train.refused;
     train.el.settings.classList.toggle("refused", Boolean(train.refused));
     buttons();
+  }
+
+  // The command line, a span a word, so that a line breaks between words and not at the
+  // hyphens of a flag; its text is the command's, exactly.
+  function showCommand(command) {
+    const words = command.split(" ").map((word) => make("span", { text: word }));
+    train.el.command.replaceChildren(...words.flatMap((span, k) => (k ? [" ", span] : [span])));
   }
 
   async function copyCommand() {
@@ -205,7 +221,8 @@
     train.el.pause.textContent = paused ? "Resume" : "Pause";
     train.el.step.disabled = train.busy || (running ? !paused : !canStart);
     train.el.reset.disabled = train.run === null || train.busy;
-    train.el.download.hidden = train.run === null;
+    // The model file of the weights now: there is none before step 1 (zero weights).
+    train.el.download.hidden = train.run === null || !train.frame || train.frame.step === 0;
     if (train.run) train.el.download.href = "/api/runs/" + train.run.id + "/model";
     train.el.fields.disabled = running;  // a run keeps the settings it started with
     train.el.presets.disabled = running;
@@ -236,7 +253,7 @@
     train.run = { id: answer.run, command: answer.command, total: answer.total,
                   state: paused ? "paused" : "running", source: null };
     document.body.dataset.run = answer.run;  // the drawing view asks this run's weights
-    train.el.command.textContent = answer.command;
+    showCommand(answer.command);
     listen();
     redraw();
   }
@@ -261,7 +278,7 @@
     if (!run) return;
     try {
       await askJSON("/api/runs/" + run.id, { action: "stop" });
-    } catch (error) {  /* it ended on its own meanwhile; without its stream, the server forgets it */
+    } catch (error) {  // it ended on its own meanwhile; without a stream, the server forgets it
     }
   }
 
@@ -270,15 +287,17 @@
     train.run = null;
     train.frame = null;
     train.lines = [];
+    train.lineCount = 0;
     train.records = [];
     train.W = null;
+    train.lost = false;
     delete document.body.dataset.run;
   }
 
-  // A new speed applies to the run as it is, paused or running.
+  // A new speed applies to the run as it is, paused or running (a request with no action).
   async function speedChanged() {
     if (!live()) return;
-    await tell(state() === "paused" ? "pause" : "resume");
+    await askJSON("/api/runs/" + train.run.id, { speed: speed() });
   }
 
   // ---- The stream: frames in, state merged, one redraw per animation frame ----
@@ -289,11 +308,13 @@
     run.source = source;
     source.onmessage = (event) => {
       if (train.run !== run) return;  // a frame of a run reset since
-      say("");
+      if (train.lost) say("");  // back (an action's refusal stays until the next action)
+      train.lost = false;
       take(JSON.parse(event.data));
     };
     source.onerror = () => {
       if (train.run !== run) return;
+      train.lost = true;
       if (source.readyState === EventSource.CLOSED) {
         say("The run's stream is gone: the server ended or forgot this run. Reset, then Start.");
       } else if (live()) {
@@ -305,7 +326,9 @@
   function take(frame) {
     // A stream sends the lines and records it has not sent yet; a new stream (after a
     // reconnect) sends them all again, from 0.
-    train.lines = train.lines.slice(0, frame.lines_from).concat(frame.lines || []);
+    if (frame.lines_from < train.lineCount) [train.lines, train.lineCount] = [[], 0];
+    train.lines = train.lines.concat(frame.lines || []);
+    train.lineCount += (frame.lines || []).length;
     if (train.lines.length > LOG_LINES) train.lines = train.lines.slice(-LOG_LINES);
     train.records = train.records.slice(0, frame.records_from).concat(frame.records || []);
     if (frame.W) train.W = weights(frame.W);
@@ -435,9 +458,9 @@
 
   function drawCharts() {
     const total = train.frame ? train.frame.total : train.run ? train.run.total : 1;
-    const series = (key) => train.records
+    const series = (key) => thin(train.records
       .filter((r) => r[key] !== null && r[key] !== undefined && Number.isFinite(r[key]))
-      .map((r) => [r.step, r[key]]);
+      .map((r) => [r.step, r[key]]));
     chart(train.el.lossChart, "loss", total, [
       { points: series("loss"), colour: TRAIN_COLOUR },
       { points: series("val_loss"), colour: VALIDATION_COLOUR, dash: [5, 3] },
@@ -446,6 +469,14 @@
       { points: series("accuracy"), colour: TRAIN_COLOUR },
       { points: series("val_accuracy"), colour: VALIDATION_COLOUR, dash: [5, 3] },
     ]);
+  }
+
+  // At most about CHART_POINTS of the points, evenly, the newest kept: a long run at
+  // --display-step 1 has more records than a chart has pixels.
+  function thin(points) {
+    const every = Math.ceil(points.length / CHART_POINTS);
+    if (every <= 1) return points;
+    return points.filter((_, k) => k % every === 0 || k === points.length - 1);
   }
 
   // Round ticks that enclose [low, high]: about `count` steps of 1, 2, 2.5 or 5 times a
@@ -466,10 +497,9 @@
     const width = canvas.clientWidth;
     const height = canvas.clientHeight;
     if (!width || !height) return;  // hidden: drawn when the view shows (the ResizeObserver)
-    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
-      canvas.width = Math.round(width * ratio);
-      canvas.height = Math.round(height * ratio);
-    }
+    const w = Math.round(width * ratio);
+    const h = Math.round(height * ratio);
+    if (canvas.width !== w || canvas.height !== h) [canvas.width, canvas.height] = [w, h];
     const pen = canvas.getContext("2d");
     pen.setTransform(ratio, 0, 0, ratio, 0, 0);
     pen.clearRect(0, 0, width, height);
@@ -501,7 +531,9 @@
     pen.textAlign = "center";
     pen.textBaseline = "top";
     for (const step of ticks(0, xMax, Math.max(2, Math.floor((box.right - box.left) / 70)))) {
-      if (step <= xMax) pen.fillText(String(step), x(step), box.bottom + 4);
+      if (step > xMax) continue;
+      const half = pen.measureText(String(step)).width / 2;  // kept inside the canvas
+      pen.fillText(String(step), Math.min(x(step), width - half - 1), box.bottom + 4);
     }
     pen.fillText("step", (box.left + box.right) / 2, box.bottom + 18);
     pen.save();  // the y axis's name, upright along it
@@ -537,10 +569,22 @@
 
   // ---- The view, built once /api/settings says what it may offer ----
 
+  // A card of the view: a <section> named by its heading.
+  function card(name, heading, ...children) {
+    const title = make("h2", { id: "train-" + name + "-title" });
+    title.append(...[].concat(heading));
+    return make("section", { class: "train-" + name, "aria-labelledby": title.id },
+                title, ...children);
+  }
+
   function stat(name, label) {
     const value = make("dd", { id: "train-" + name, text: "\u2013" });
     train.el[name.replace(/-(.)/g, (_, ch) => ch.toUpperCase())] = value;
     return make("div", { class: "train-stat" }, make("dt", { text: label }), value);
+  }
+
+  function speedText(s) {
+    return s === 0 ? "as fast as it goes" : s + (s === 1 ? " step/s" : " steps/s");
   }
 
   function buildRun() {
@@ -550,18 +594,19 @@
     el.step = button("One step", { id: "train-step" });
     el.reset = button("Reset", { id: "train-reset",
                                  title: "stop the run and go back to zero weights" });
-    el.download = make("a", { id: "train-download", class: "button", download: "",
-                              title: "the model as it is now, a file that scratchlr evaluate reads" },
-                       "Download model");
+    el.download = make("a", {
+      id: "train-download", class: "button", download: "",
+      title: "the model as it is now: a file that scratchlr evaluate reads",
+    }, "Download model");
     el.speed = make("select", { id: "train-speed" });
     for (const s of train.settings.speeds) {
-      const text = s === 0 ? "as fast as it goes" : s + (s === 1 ? " step/s" : " steps/s");
-      el.speed.append(make("option", { value: String(s), text }));
+      el.speed.append(make("option", { value: String(s), text: speedText(s) }));
     }
-    el.speed.value = String(train.settings.speeds.includes(DEFAULT_SPEED) ? DEFAULT_SPEED
-      : train.settings.speeds[0]);
+    const speeds = train.settings.speeds;
+    el.speed.value = String(speeds.includes(DEFAULT_SPEED) ? DEFAULT_SPEED : speeds[0]);
     el.start.addEventListener("click", () => act(() => start(false)));
-    el.pause.addEventListener("click", () => act(() => tell(state() === "paused" ? "resume" : "pause")));
+    el.pause.addEventListener("click", () => act(() => tell(state() === "paused" ? "resume"
+                                                                                  : "pause")));
     el.step.addEventListener("click", () => act(oneStep));
     el.reset.addEventListener("click", () => act(reset));
     el.speed.addEventListener("change", () => act(speedChanged));
@@ -575,8 +620,7 @@
                        stat("lr", "learning rate"), stat("loss", "training loss"),
                        stat("accuracy", "training accuracy"), stat("val-loss", "validation loss"),
                        stat("val-accuracy", "validation accuracy"), stat("state", "state"));
-    return make("section", { class: "train-run", "aria-labelledby": "train-run-title" },
-                make("h2", { id: "train-run-title", text: "Train it, and watch it learn" }),
+    return card("run", "Train it, and watch it learn",
                 make("div", { class: "buttons train-buttons" },
                      el.start, el.pause, el.step, el.reset, speedBox, el.download),
                 el.error, stats, el.message, el.test);
@@ -601,17 +645,15 @@
       groups.get(group).push(input.box);
     }
     for (const [group, boxes] of groups) {
-      el.fields.append(make("div", { class: "train-group" },
-                            make("h3", { text: group }), make("div", { class: "train-grid" }, ...boxes)));
+      const grid = make("div", { class: "train-grid" }, ...boxes);
+      el.fields.append(make("div", { class: "train-group" }, make("h3", { text: group }), grid));
     }
     el.command = make("code", { id: "train-command" });
     el.copy = button("Copy", { id: "train-copy", "aria-label": "copy the command line" });
     el.copy.addEventListener("click", copyCommand);
     el.total = make("span", { class: "train-total" });
     el.refusal = make("p", { id: "train-refusal", class: "train-refusal", role: "alert" });
-    el.settings = make("section", { class: "train-settings", "aria-labelledby": "train-settings-title" },
-                       make("h2", { id: "train-settings-title", text: "Settings" }),
-                       el.presets,
+    el.settings = card("settings", "Settings", el.presets,
                        make("p", { class: "note" }, "The command line that trains the same run (",
                             el.total, "):"),
                        make("div", { class: "train-command" }, el.command, el.copy),
@@ -621,62 +663,64 @@
 
   function buildCharts() {
     const el = train.el;
-    const legend = () => make("p", { class: "train-legend" },
-                              make("span", { class: "train-swatch train-line" }), "training (running mean)",
-                              make("span", { class: "train-swatch validation-line" }), "validation");
+    const legend = make("p", { class: "train-legend" },
+                        make("span", { class: "train-swatch train-line" }),
+                        "training (running mean)",
+                        make("span", { class: "train-swatch validation-line" }), "validation");
     el.lossChart = make("canvas", { class: "train-chart", id: "train-loss-chart", role: "img",
                                     "aria-label": "loss by step: training and validation" });
-    el.accuracyChart = make("canvas", { class: "train-chart", id: "train-accuracy-chart",
-                                        role: "img",
-                                        "aria-label": "accuracy by step: training and validation" });
-    const section = make("section", { class: "train-charts", "aria-labelledby": "train-charts-title" },
-                         make("h2", { id: "train-charts-title", text: "Loss and accuracy" }),
-                         legend(),
-                         make("div", { class: "train-chart-pair" },
-                              make("figure", {}, el.lossChart), make("figure", {}, el.accuracyChart)));
+    el.accuracyChart = make("canvas", {
+      class: "train-chart", id: "train-accuracy-chart", role: "img",
+      "aria-label": "accuracy by step: training and validation",
+    });
+    const pair = make("div", { class: "train-chart-pair" },
+                      make("figure", {}, el.lossChart), make("figure", {}, el.accuracyChart));
+    const section = card("charts", "Loss and accuracy", legend, pair);
     new ResizeObserver(() => drawCharts()).observe(section);  // drawn to the canvases' own size
     return section;
   }
 
   function buildTemplates() {
     const el = train.el;
-    el.templates = train.settings.classes.map((name) => make("canvas", {
-      class: "pixels", width: "28", height: "28", "aria-label": "template of class " + name }));
+    const classes = train.settings.classes;
+    el.templates = classes.map((name) => make("canvas", {
+      class: "pixels", width: "28", height: "28", "aria-label": "the template of class " + name,
+    }));
     const boxes = el.templates.map((canvas, c) => make("figure", { class: "train-template" },
-      canvas, make("figcaption", { text: train.settings.classes[c] })));
-    el.key = make("canvas", { class: "train-key", width: "256", height: "1", "aria-hidden": "true" });
+                                                       canvas,
+                                                       make("figcaption", { text: classes[c] })));
+    el.key = make("canvas", { class: "train-key", width: "256", height: "1",
+                              "aria-hidden": "true" });
     el.keyLow = make("span");
     el.keyHigh = make("span");
-    const key = make("div", { class: "train-key-box" }, el.key,
-                     make("div", { class: "train-key-labels" }, el.keyLow, make("span", { text: "0" }),
-                          el.keyHigh));
-    return make("section", { class: "train-templates", "aria-labelledby": "train-templates-title" },
-                make("h2", { id: "train-templates-title" }, "The ten templates ",
-                     make("var", { text: "W" }), "[:,\u00a0", make("var", { text: "c" }), "]"),
+    const labels = make("div", { class: "train-key-labels" },
+                        el.keyLow, make("span", { text: "0" }), el.keyHigh);
+    const caption = "Template c is column c of W, on one colour scale for all ten " +
+      "(\u00b1max|W|): red raises the class's logit where the image has ink, blue lowers it. " +
+      "Every run starts from zero weights: all white.";
+    return card("templates", ["The ten templates ", make("var", { text: "W" }), "[:,\u00a0",
+                              make("var", { text: "c" }), "]"],
                 make("div", { class: "train-template-grid" }, ...boxes),
-                key,
-                make("p", { class: "note", text: "Template c is column c of W, on one colour " +
-                  "scale for all ten (\u00b1max|W|): red raises the class's logit where the image " +
-                  "has ink, blue lowers it. Every run starts from zero weights: all white." }));
+                make("div", { class: "train-key-box" }, el.key, labels),
+                make("p", { class: "note", text: caption }));
   }
 
   function buildLog() {
-    train.el.log = make("pre", { id: "train-log", tabindex: "0", "aria-label": "the run's log lines" });
-    return make("section", { class: "train-log", "aria-labelledby": "train-log-title" },
-                make("h2", { id: "train-log-title", text: "The command line's lines" }), train.el.log);
+    train.el.log = make("pre", { id: "train-log", tabindex: "0",
+                                 "aria-label": "the run's log lines" });
+    return card("log", "The command line's lines", train.el.log);
   }
 
   async function boot() {
     let about;
     try {
-      const [settings, templates] = await Promise.all([askJSON("/api/settings"),
-                                                       askJSON("/api/templates")]);
-      about = settings;
-      train.palette = templates.palette.map((text) =>
+      const answers = await Promise.all([askJSON("/api/settings"), askJSON("/api/templates")]);
+      about = answers[0];
+      train.palette = answers[1].palette.map((text) =>
         [1, 3, 5].map((i) => parseInt(text.slice(i, i + 2), 16)));
     } catch (error) {
-      trainView.replaceChildren(make("p", { class: "train-error", role: "alert",
-                                            text: "Cannot reach the server: " + error.message }));
+      const why = "Cannot reach the server: " + error.message;
+      trainView.replaceChildren(make("p", { class: "train-error", role: "alert", text: why }));
       return;
     }
     if (!about.training) return;  // page.js hides the Train button: nothing to build
