@@ -24,6 +24,7 @@ let ready = false;         // whether the templates (and the palette) have come
 let settings = null;       // /api/settings, or null before it comes (or on a server without it)
 let frame = null;          // the latest scratchlr:frame not yet painted
 let repaint = null;        // the timer that paints it
+let painted = 0;           // frames painted: a templates answer asked for before one is older
 
 // ---- the shell: which view shows ----
 
@@ -390,8 +391,11 @@ function showTemplates(classes, values, scale) {
   key(document.getElementById("template-key"), scale);
 }
 
+// The templates of the served model, or of the run chosen now.
 async function loadTemplates() {
+  const asked = painted;
   const answer = await ask(withRun("/api/templates"));
+  if (painted !== asked) return;  // a frame came meanwhile: its weights are newer
   palette = answer.palette.map(hex);
   testImages = answer.test_images;
   showTemplates(answer.templates.length, (k) => answer.templates[k].flat(), answer.scale);
@@ -405,6 +409,7 @@ function paintFrame() {
   const { W, b, scale } = frame;
   const C = b.length;
   frame = null;
+  painted++;
   showTemplates(C, (k) => {
     const column = new Float32Array(784);
     for (let i = 0; i < 784; i++) column[i] = W[i * C + k];
@@ -417,9 +422,10 @@ document.addEventListener("scratchlr:frame", (event) => {
   if (repaint === null) repaint = setTimeout(paintFrame, REPAINT_MS);
 });
 
-// No run any more (train.js reset it): the served model's templates again.
+// Another run, or none (train.js reset it): its templates, or the served model's, until
+// frames come.
 new MutationObserver(() => {
-  if (!document.body.dataset.run && ready) loadTemplates().catch((error) => failed(error));
+  if (ready) loadTemplates().catch((error) => failed(error));
 }).observe(document.body, { attributes: true, attributeFilter: ["data-run"] });
 
 async function start() {
