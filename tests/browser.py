@@ -49,9 +49,11 @@ def missing() -> str | None:
     return None
 
 
-def chromium(profile: Path, width: int = 1200, height: int = 1400) -> Any:
+def chromium(profile: Path, width: int = 1200, height: int = 1400, phone: bool = False) -> Any:
     """A headless Chromium with a fresh profile in ``profile``, that reaches nothing but this
-    machine."""
+    machine. Its window is ``width`` x ``height``; with ``phone``, the page's viewport is
+    exactly that, as a phone's (touch, the page's viewport meta obeyed): a headless window
+    keeps a desktop's minimum width (500 px) and its own bars."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -71,6 +73,9 @@ def chromium(profile: Path, width: int = 1200, height: int = 1400) -> Any:
         f"--window-size={width},{height}",
     ):
         options.add_argument(flag)
+    if phone:
+        metrics = {"width": width, "height": height, "pixelRatio": 1.0, "touch": True}
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for errors()
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
