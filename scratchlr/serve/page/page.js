@@ -45,6 +45,7 @@ async function openView() {
     return;  // a server without training: the drawing view alone, as the page opened
   }
   document.getElementById("show-train").hidden = !settings.training;
+  document.getElementById("views").hidden = !settings.training;  // one view: nothing to choose
   showView(settings.model === null && settings.training ? "train" : "draw");
   if (ready && noModel()) say(NO_MODEL);
 }
@@ -249,7 +250,13 @@ document.getElementById("upload").addEventListener("change", async (event) => {
   clearPad();
   const number = ++sent;
   asking();
-  const image = await fitted(file);
+  let image;
+  try {
+    image = await fitted(file);
+  } catch (error) {  // too large for this browser to redraw, say
+    if (number === sent) failed(new Error(file.name + ": " + error.message));
+    return;
+  }
   if (number === sent) {
     predict(image, number, (answer) => "Your picture " + file.name + ": the model says " +
             answer.prediction + ". Draw, or choose another.");
