@@ -7,6 +7,7 @@ import base64
 import contextlib
 import http.client
 import json
+import socket
 import threading
 import time
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from serving import png, request  # Pillow's, or the module skips
 from scratchlr import model, train
 from scratchlr.backend import numpy_backend
 from scratchlr.files import modelfile
+from scratchlr.search import space
 from scratchlr.serve import api, settings
 from scratchlr.serve.runs import Runs
 from scratchlr.serve.server import DemoServer
@@ -54,7 +56,7 @@ def test_no_watch_and_a_watch_that_never_stops_change_nothing(mnist_data, golden
 
 # The runs' HTTP API, on a real server with the real MNIST.
 
-LEFT_S = 1.5  # the test servers' seconds before a run with no events stream is forgotten
+LEFT_S = 3.0  # the test servers' seconds before a run with no events stream is forgotten
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,7 @@ class Events:
     def __init__(self, server: DemoServer, run: str) -> None:
         self.conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
         self.conn.request("GET", f"/api/runs/{run}/events")
+        self.socket = self.conn.sock
         self.response = self.conn.getresponse()
         assert self.response.status == 200
         assert self.response.getheader("Content-Type") == "text/event-stream"
@@ -129,6 +132,9 @@ class Events:
         return out
 
     def close(self) -> None:
+        """Go away, as a closed page does (the reader's file holds the socket open)."""
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
         self.conn.close()
 
 
@@ -167,7 +173,7 @@ def test_pause_then_step_advances_exactly_one_step(server, mnist_data, tmp_path)
     for k in (1, 2):
         assert post(server, f"/api/runs/{run}", {"action": "step"}) == (200, {"state": "paused"})
         events.wait(lambda f, k=k: f["step"] == k)
-    time.sleep(2 * LEFT_S)  # paused, and kept by its open stream
+    time.sleep(LEFT_S + 1)  # paused, and kept by its open stream
     assert events.frames[-1]["step"] == 2 and events.alive >= 3
     status, _, body = get(server, f"/api/runs/{run}/model")
     (tmp_path / "m.npz").write_bytes(body)
@@ -270,20 +276,22 @@ def test_settings_describe_the_offered_fields(server) -> None:
 
 
 def test_the_cap_is_503_and_a_run_without_a_stream_ends(mnist_data) -> None:
-    runs = Runs(mnist_data, 1, left_s=0.5)
+    runs = Runs(mnist_data, 1, left_s=LEFT_S, alive_s=0.2)
     server = DemoServer(("127.0.0.1", 0), None, None, mnist_data.test, quiet=True, runs=runs)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         run = create(server, {}, paused=True)
+        events = Events(server, run)
         status, answer = post(server, "/api/runs", {"settings": {}})
         assert status == 503
         assert answer["error"] == (
             "busy: 1 trainings are running (--max-runs 1); try again when one ends"
         )
-        deadline = time.monotonic() + 10
+        events.close()  # the page goes away
+        deadline = time.monotonic() + LEFT_S + 10
         while get(server, f"/api/runs/{run}/model")[0] != 404 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert get(server, f"/api/runs/{run}/model")[0] == 404  # forgotten
+        assert get(server, f"/api/runs/{run}/model")[0] == 404  # ended and forgotten
         create(server, {}, paused=True)
     finally:
         server.shutdown()
@@ -301,5 +309,27 @@ def test_a_paused_run_left_idle_and_a_run_past_its_time_are_stopped(mnist_data) 
         assert idle.message == "Stopped at step 0000: paused with no action for 0.3 s"
         assert slow.message.startswith("Stopped at step 000") and 1 <= slow.snapshot[0] <= 8
         assert slow.message.endswith(": a run may last 0.6 s")
+    finally:
+        runs.close()
+
+
+def test_the_recipe_preset_is_the_command_lines_recipe(mnist_data) -> None:
+    preset = next(p for p in settings.presets() if p["name"] == "recipe")
+    assert preset["command"] == (
+        "python -m scratchlr --learning-rate 1.1 --batch-size 512 --num-steps 300 "
+        "--display-step 10 --batching epoch --shuffle --weight-decay 1e-05 --momentum 0.93 "
+        "--average 80 --validate"
+    )
+    runs = Runs(mnist_data, 1)
+    try:
+        run = runs.create(preset["settings"])
+        run.thread.join(timeout=60)
+        config = train.Config(**{n: space.value(n, t) for n, t in preset["settings"].items()})
+        result = train.train(mnist_data, config, numpy_backend(), emit=len)
+        step, W, b = run.weights()
+        assert run.state == "finished" and step == 300 and run.lines == result.lines
+        assert np.array_equal(W, result.W) and np.array_equal(b, result.b)
+        assert run.test_accuracy == result.test_accuracy >= 0.92
+        assert [r["val_accuracy"] is not None for r in run.records] == [True] * 31
     finally:
         runs.close()

@@ -30,11 +30,14 @@ def add_parser(commands: Any) -> None:
     """The ``serve`` command and its flags."""
     p = commands.add_parser(
         "serve",
-        help="a page where you draw a digit and watch the model decide",
+        help="a page where you draw a digit and watch the model decide, or watch it learn",
         description="Serve a page (and its JSON API) where one draws a digit and sees what the "
         "model sees, its ten probabilities and logits, the pixels that push the two likeliest "
         "classes up or down, and the templates; or a random test image of the model's data "
-        "set. Needs Pillow (the [serve] or [plot] extra). Ctrl-C stops it.",
+        "set. Its training view trains a model from zero weights with the settings of "
+        "python -m scratchlr, live, paced, with its loss, accuracy and templates as they form "
+        "(the page opens there without MODEL.npz). Needs Pillow (the [serve] or [plot] "
+        "extra). Ctrl-C stops it.",
     )
     p.add_argument(
         "model",
@@ -46,6 +49,7 @@ def add_parser(commands: Any) -> None:
         "--max-runs",
         type=count,
         default=os.cpu_count() or 1,
+        metavar="N",
         help="trainings the page may run at once (default: the cores, "
         f"{os.cpu_count() or 1} here; 0: no training view)",
     )

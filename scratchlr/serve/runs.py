@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import model, train
+from .. import model
 from ..backend import numpy_backend
 from ..config import Config
 from ..dataset.splits import Splits
@@ -40,6 +40,7 @@ from ..files import modelfile
 from ..files.history import Record
 from ..objective import Objective
 from ..optim import curvature
+from ..train import Result, train
 from . import api, settings
 
 MAX_STEPS = 200_000  # steps a page's run may have
@@ -146,7 +147,7 @@ class Run:
         self.acted = self.started  # the last action's time
         self.streams = 0  # events streams open
         self.alone_since = self.started  # since when no stream has been open
-        self.thread = threading.Thread(target=self.train, name=f"run-{self.id[:6]}", daemon=True)
+        self.thread = threading.Thread(target=self.training, name=f"run-{self.id[:6]}", daemon=True)
 
     def start(self) -> None:
         """Start the training's thread."""
@@ -154,13 +155,13 @@ class Run:
 
     # The training thread.
 
-    def train(self) -> None:
+    def training(self) -> None:
         """The run: wait for the first step's turn, train with the watch hook, then end."""
         result = None
         try:
             if not self.gate():
                 with np.errstate(all="ignore"):  # a diverging run's overflows are judged
-                    result = train.train(
+                    result = train(
                         self.data, self.config, numpy_backend(), emit=self.say, watch=self.watch
                     )
         except Exception as exc:  # a run that fails ends with its reason, and the server goes on
@@ -180,9 +181,10 @@ class Run:
         run."""
         W = np.array(params[0], copy=True)
         b = np.array(params[1], copy=True)
-        problem = self.divergence(t, lr, W, b, record)
+        finite = bool(np.isfinite(W).all() and np.isfinite(b).all())
+        problem = self.divergence(t, lr, finite, record)
         with self.changed:
-            if np.isfinite(W).all() and np.isfinite(b).all():
+            if finite:  # a diverged run keeps its last finite weights
                 self.snapshot = (t, W, b)
             self.lr = lr
             if record is not None:
@@ -193,15 +195,14 @@ class Run:
             self.bump()
         return problem is not None or self.gate()
 
-    def divergence(
-        self, t: int, lr: float, W: np.ndarray, b: np.ndarray, record: Record | None
-    ) -> str | None:
-        """The one line that says why the run diverged at step t, or None if it has not."""
+    def divergence(self, t: int, lr: float, finite: bool, record: Record | None) -> str | None:
+        """The one line that says why the run diverged at step t (its weights not all
+        ``finite``, or its record's loss too large), or None if it has not."""
         start = self.start_loss
-        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+        if not finite:
             why = "the weights overflowed"
         elif record is not None and not record.loss <= LOSS_GROWTH * start:
-            why = f"the training loss {record.loss:.1f} is over {LOSS_GROWTH:g} x its start, "
+            why = f"the training loss {record.loss:.4g} is over {LOSS_GROWTH:g} x its start, "
             why += f"{start:.3f}"
         else:
             return None
@@ -243,23 +244,21 @@ class Run:
         self.bump()
         return True
 
-    def end(self, result: train.Result | None) -> None:
-        """After the training: the final weights, the test accuracy, the model file, the state;
-        the slot is free."""
+    def end(self, result: Result | None) -> None:
+        """After the training: the final weights, the test accuracy, the model file (as the
+        command line saves it; none for a diverged run), the state; the slot is free."""
+        kept = None if self.state == "diverged" else result  # only this thread diverges it
+        model = None
+        if kept is not None:
+            interrupted_at = kept.steps if kept.interrupted else None
+            m = modelfile.of_run(
+                kept.W, kept.b, self.config, self.data, kept.test_accuracy, interrupted_at
+            )
+            model = modelfile.to_bytes(m)
         with self.changed:
-            if result is not None and self.state != "diverged":
-                self.snapshot = (result.steps, result.W, result.b)
-                interrupted_at = result.steps if result.interrupted else None
-                self.model = modelfile.to_bytes(
-                    modelfile.of_run(
-                        result.W,
-                        result.b,
-                        self.config,
-                        self.data,
-                        result.test_accuracy,
-                        interrupted_at,
-                    )
-                )
+            if kept is not None:
+                self.snapshot = (kept.steps, kept.W, kept.b)
+                self.model = model
             if result is not None:
                 self.test_accuracy = finite_or_none(result.test_accuracy)
             if self.state not in ("diverged", "stopped"):

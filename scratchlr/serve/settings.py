@@ -43,7 +43,7 @@ RECIPE = {  # the README's recipe (benchmarks/converge.py's RECIPE), validated e
     "validate": "true",
     "display_step": "10",
 }
-PRESETS = (
+PRESETS: tuple[tuple[str, str, dict[str, str]], ...] = (  # name, label, settings
     ("seed", "The seed (1000 steps at rate 0.1)", {}),
     ("recipe", "The README's recipe (300 steps, momentum 0.93)", RECIPE),
     ("too-large", "A rate too large (50)", {"learning_rate": "50", "display_step": "5"}),
