@@ -52,7 +52,8 @@ def main() -> int:
     args.out = args.out or str(ROOT / "docs" / "serve.png")
     m = modelfile.load(args.model)
     test = splits.load(DATASETS["mnist"], args.data_dir).test
-    server = DemoServer(("127.0.0.1", 0), m.W, m.b, test, quiet=True)
+    name = Path(args.model).name  # the page says which model it shows
+    server = DemoServer(("127.0.0.1", 0), m.W, m.b, test, quiet=True, model=name)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with tempfile.TemporaryDirectory() as profile:
         driver = chromium(Path(profile), width=1100, height=1250)

@@ -151,6 +151,8 @@ def test_the_seed_preset_ends_with_the_command_lines_accuracy_and_model_file(
 
 
 def test_pause_then_one_step_advances_exactly_one_step(browser, served) -> None:
+    from selenium.webdriver.common.keys import Keys
+
     opened(browser, served)
     start(browser, "seed", "10")
     run = browser.execute_script("return document.body.dataset.run;")
@@ -159,6 +161,7 @@ def test_pause_then_one_step_advances_exactly_one_step(browser, served) -> None:
     until(browser, lambda d: state(d) == "paused")
     time.sleep(0.5)  # a step already under way when the pause came lands
     paused_at = step(browser)
+    first_lines = text(browser, "train-log").splitlines()[:2]
     assert browser.find_element("id", "train-pause").text == "Resume"
     browser.find_element("id", "train-step").click()
     until(browser, lambda d: step(d) == paused_at + 1)
@@ -170,24 +173,28 @@ def test_pause_then_one_step_advances_exactly_one_step(browser, served) -> None:
     until(browser, lambda d: d.execute_script("return document.body.dataset.run === undefined"))
     assert state(browser) == "no run" and step(browser) == 0
     assert len(set(templates(browser))) == 2  # all white (and opaque): zero weights
-    browser.find_element("id", "train-step").click()  # one step from a fresh start
+    browser.find_element("id", "train-step").send_keys(Keys.ENTER)  # the keyboard's way
     until(browser, lambda d: step(d) == 1 and state(d) == "paused")
     lines = text(browser, "train-log").splitlines()
     assert lines[0].startswith("Initial loss= ") and lines[1].startswith("Step: 0001  loss= ")
+    assert lines[:2] == first_lines  # the same start: a reset run replays the same steps
     browser.find_element("id", "train-reset").click()
     assert errors(browser) == []
 
 
-def test_the_templates_change_while_training(browser, served) -> None:
+def test_the_templates_change_while_training_and_the_speed_changes_live(browser, served) -> None:
+    from selenium.webdriver.support.ui import Select
+
     opened(browser, served)
-    start(browser, "recipe", "30")
-    until(browser, lambda d: step(d) >= 10)
+    start(browser, "recipe", "3")
+    run = browser.execute_script("return document.body.dataset.run;")
+    until(browser, lambda d: step(d) >= 2)
     before = templates(browser)
-    seen = step(browser)
-    until(browser, lambda d: step(d) >= seen + 10)
+    Select(browser.find_element("id", "train-speed")).select_by_value("300")
+    until(browser, lambda d: step(d) >= 60, timeout=15)  # 20 s at 3 steps/s
     after = templates(browser)
-    assert before != after and len(set(before)) > 20  # redrawn, in many colours
-    assert state(browser) == "running"
+    assert before != after and len(set(after)) > 20  # redrawn, in many colours
+    assert browser.execute_script("return document.body.dataset.run;") == run  # no reset
     browser.find_element("id", "train-reset").click()
     assert errors(browser) == []
 
@@ -217,6 +224,10 @@ def test_refused_settings_disable_start_and_say_why(browser, served) -> None:
     until(browser, lambda d: text(d, "train-command") == "python -m scratchlr --learning-rate 0.5")
     assert text(browser, "train-refusal") == ""
     assert browser.find_element("id", "train-start").is_enabled()
+    browser.find_element("id", "train-copy").click()
+    until(browser, lambda d: d.find_element("id", "train-copy").text == "Copied")
+    refused = "/api/check - Failed to load resource: the server responded with a status of 400"
+    assert [e for e in errors(browser) if refused not in e] == []  # only the 400 asked for
 
 
 def test_each_field_shows_for_the_optimisers_that_use_it(browser, served) -> None:
