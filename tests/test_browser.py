@@ -382,6 +382,9 @@ def test_a_drawing_while_a_run_trains_gets_its_weights_now(
         want = predict(tmp_path / "run.npz", image)
         assert page["prediction"] == str(want["prediction"])
         assert page["probabilities"] == [f"{p:.4f}" for p in want["probabilities"]]
+        browser.find_element("id", "test").click()  # a test image, with the run's weights too
+        shown(browser, "Test image")
+        assert "the model at step " in browser.find_element("id", "answer-text").text
         # A frame (train.js sends one per update) repaints the templates: class 0 all +1 here.
         browser.execute_script(
             """
