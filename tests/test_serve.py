@@ -100,15 +100,21 @@ def test_the_page_and_its_headers(synthetic: DemoServer) -> None:
     assert (
         "script-src 'self'" in policy and "default-src 'none'" in policy and "unsafe" not in policy
     )
-    for path, kind in (("/page.js", "text/javascript"), ("/page.css", "text/css")):
+    files = {
+        "/page.js": "text/javascript",
+        "/train.js": "text/javascript",
+        "/page.css": "text/css",
+        "/train.css": "text/css",
+    }
+    for path, kind in files.items():
         status, headers, body = request(synthetic, "GET", path)
         assert status == 200 and headers["Content-Type"].startswith(kind) and body
     status, headers, body = request(synthetic, "HEAD", "/api/templates")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 1000
-    scripts = re.findall(rb"<script[^>]*>", request(synthetic, "GET", "/")[2])
-    assert scripts and all(
-        b'src="/page.js"' in tag for tag in scripts
-    )  # every script a file the policy allows
+    page = request(synthetic, "GET", "/")[2]
+    scripts = re.findall(rb'<script src="(/[a-z]+\.js)" defer></script>', page)
+    assert scripts == [b"/page.js", b"/train.js"]  # every script a file the policy allows
+    assert page.count(b"<script") == 2 and b" style=" not in page  # nothing inline
 
 
 def test_200_requests_from_16_threads_are_all_answered_right(synthetic: DemoServer) -> None:

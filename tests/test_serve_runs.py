@@ -191,7 +191,7 @@ def test_pause_then_step_advances_exactly_one_step(server, mnist_data, tmp_path)
     assert (
         served["step"] is None and served["probabilities"] == [float(np.float32(0.1))] * 10
     )  # zero W
-    assert post(server, f"/api/runs/{run}", {"action": "stop"}) == (200, {"state": "paused"})
+    assert post(server, f"/api/runs/{run}", {"action": "stop"}) == (200, {"state": "stopped"})
     stopped = events.wait(lambda f: f["state"] == "stopped" and f["test_accuracy"] is not None)
     assert stopped["message"] == "Stopped at step 0002 (asked to stop)"
     events.close()

@@ -49,6 +49,7 @@ LEFT_S = 10.0  # seconds a run may go without an events stream before it is ende
 IDLE_S = 600.0  # seconds a paused run may go without an action before it is ended
 ALIVE_S = 5.0  # seconds between an events stream's ``: alive`` comments
 MAX_SPEED = 1000  # steps per second the page may ask for (0: as fast as it goes)
+STOP_WAIT_S = 10.0  # seconds a stop request waits for its run to end (its test score is made)
 ENDED = ("finished", "diverged", "stopped")
 LOSS_GROWTH = 10.0  # a record's mean training loss over this times the start's: diverged
 
@@ -265,6 +266,8 @@ class Run:
                 self.state = "stopped" if self.stopping or result is None else "finished"
             if self.state == "stopped" and self.message is None:
                 self.message = f"Stopped at step {self.snapshot[0]:04d} (asked to stop)"
+            if self.state == "finished" and result is not None:
+                self.message = f"Finished: {result.steps} steps in {result.train_seconds:.1f} s"
             self.finished_at = time.monotonic()
             self.ended = True
             self.bump()
@@ -300,7 +303,9 @@ class Run:
             elif action == "stop":
                 self.stopping = True
             self.bump()
-            return self.state
+        if action == "stop":  # answered once the run has ended, so its slot is free
+            self.thread.join(STOP_WAIT_S)
+        return self.state
 
     def stop(self) -> None:
         """End the run at its next step (the page went away, or the server closes)."""

@@ -76,8 +76,8 @@ FRAMES_PER_S = 20  # an events stream's most frames a second
 class DemoServer(ThreadingHTTPServer):
     """The server of one model (W and b read-only; None: zero weights and no model), the test
     images, the page's files, whether to log, and the page's ``runs`` (None: no training
-    view); ``model`` is the served file's name. Binds at construction (``OSError`` if it
-    cannot)."""
+    view); ``model`` is the served file's name ("the served model" if W comes without one).
+    Binds at construction (``OSError`` if it cannot)."""
 
     daemon_threads = True  # a stalled client's thread does not hold up Ctrl-C
     request_queue_size = (
@@ -103,7 +103,7 @@ class DemoServer(ThreadingHTTPServer):
         self.b = zero[0].copy() if b is None else b.copy()
         self.test = test
         self.runs = runs
-        self.model = model
+        self.model = model if model is not None or W is None else "the served model"
         self.dataset = dataset
         self.quiet = quiet
         self.timeout_s = timeout_s
@@ -204,7 +204,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.refused():
             return False
         if self.has_body() and not (
-            self.command == "POST" and route(urlsplit(self.path).path) == "predict"
+            self.command == "POST" and route(urlsplit(self.path).path) in protocol.TAKES_BODY
         ):
             self.close_connection = (
                 True  # a body that is never read: the connection cannot be reused
