@@ -3,13 +3,13 @@
 Routes (anything else is 404; a known path asked with another method is 405):
 
 ==========================  ======  ===============================================
-``/``, ``/page.js``,         GET     the page, its script and its style (package data,
-``/page.css``                        read once at start; no path reaches the file system)
+``/``, ``/page.js``,         GET     the page, its scripts and its styles (package data,
+``/page.css``, ``/train.js``,        read once at start; no path reaches the file system)
+``/train.css``
 ``/api/templates``           GET     :func:`scratchlr.serve.api.templates`
 ``/api/test/{i}``            GET     :func:`scratchlr.serve.api.test_image` of test image i
 ``/api/predict``             POST    the body, a PNG or JPEG file's bytes ->
                                      :func:`scratchlr.serve.api.explanation`
-``/train.js``, ``/train.css``  GET     the training view's script and style
 ``/api/settings``            GET     what a run may set (:mod:`.settings`), the presets,
                                      the speeds, ``max_runs``, the served model's name
 ``/api/check``               POST    ``{"settings"}`` -> the command line and the steps
