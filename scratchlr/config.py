@@ -45,6 +45,53 @@ def value_type(f: Field[Any]) -> type:
     return f.metadata.get("type") or (str if f.default is None else type(f.default))
 
 
+# A setting's text, as a flag, a search's CSV cell and the demo page take it.
+
+TRUE = ("true", "1", "yes", "on")
+FALSE = ("false", "0", "no", "off")
+
+
+def from_text(name: str, text: str) -> Any:
+    """One value of the field ``name`` from its text (``none`` for an optional one unset);
+    ``ValueError`` naming the flag if it is not one. A field of several numbers (``--betas``,
+    its metadata's ``nargs``) takes them in one text, apart by spaces: ``0.9 0.999``."""
+    count = FIELDS[name].metadata.get("nargs")
+    if isinstance(count, int):
+        parts = text.split()
+        if len(parts) != count:
+            raise ValueError(f"{flag(name)}: {text!r} is not {count} numbers apart by spaces")
+        return tuple(one_from_text(name, part) for part in parts)
+    return one_from_text(name, text)
+
+
+def one_from_text(name: str, text: str) -> Any:
+    """The value of ``text`` in the type of the field ``name``'s values (``none``: unset)."""
+    t = value_type(FIELDS[name])
+    if FIELDS[name].default is None and text.lower() in ("none", ""):
+        return None
+    try:
+        if t is bool:
+            if text.lower() not in TRUE + FALSE:
+                raise ValueError
+            return text.lower() in TRUE
+        return t(text)
+    except ValueError:
+        what = {bool: "true or false", int: "an integer", float: "a number"}.get(t, "a value")
+        raise ValueError(f"{flag(name)}: {text!r} is not {what}") from None
+
+
+def to_text(v: Any) -> str:
+    """A value as a flag or CSV cell takes it: floats in full (``repr``), booleans
+    ``true``/``false``, None empty, several numbers apart by spaces."""
+    if v is None:
+        return ""
+    if isinstance(v, (tuple, list)):
+        return " ".join(to_text(x) for x in v)
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
+
+
 OPTIMISER = "optimiser (torch.optim and lr_scheduler semantics)"
 SOLVER = "full-batch solver (--optimizer gd, lbfgs or newton-cg)"
 VALIDATION = "validation"

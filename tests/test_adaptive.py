@@ -14,10 +14,9 @@ from test_cli import in_process
 
 from scratchlr import optim, train
 from scratchlr.backend import numpy_backend
-from scratchlr.config import Config
+from scratchlr.config import Config, from_text
 from scratchlr.files import modelfile
 from scratchlr.optim import adagrad, adam, rmsprop
-from scratchlr.search import space
 
 # The settings of each case of torch_optim.npz (tests/data/make_torch_optim.py), as flags.
 CASES = {
@@ -425,7 +424,7 @@ def test_a_search_over_adam_settings_runs(mnist_dir: Path, tmp_path: Path, capsy
         ["0.5 0.9", "0.001"],
     ]
     assert len({r.split(",")[2] for r in rows[1:]}) == 4  # four different runs
-    assert space.value("betas", "0.5 0.9") == (0.5, 0.9)
+    assert from_text("betas", "0.5 0.9") == (0.5, 0.9)
     assert "--betas 0.9 0.999 " in proc.stdout or "--betas 0.5 0.9 " in proc.stdout
     bad = in_process(capsys, "search", "--optimizer", "adam", "--betas", "0.1:0.9", "--trials", "2")
     assert bad.returncode == 2 and "--betas: a range needs a number flag" in bad.stderr

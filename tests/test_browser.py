@@ -296,7 +296,8 @@ def test_the_maps_and_templates_have_a_key_names_and_a_caption(browser, served) 
 
 
 def test_a_stopped_server_is_said_plainly(browser, mnist_data) -> None:
-    W, b = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
+    W = np.zeros((784, 10), np.float32)
+    b = np.zeros(10, np.float32)
     server = DemoServer(
         ("127.0.0.1", 0), W, b, mnist_data.test, quiet=True, timeout_s=0.3, model="zero.npz"
     )

@@ -19,7 +19,7 @@ import pytest
 from helpers import run_cli
 from test_cli import assert_one_line_error, in_process
 
-from scratchlr.config import value_type
+from scratchlr.config import from_text, to_text, value_type
 from scratchlr.dataset import splits
 from scratchlr.dataset.records import DATASETS
 from scratchlr.search import results, space
@@ -441,14 +441,14 @@ def test_samples_stay_in_their_ranges_ints_stay_ints_and_a_seed_repeats_them() -
     ],
 )
 def test_values_read_as_the_trainer_takes_them(name: str, text: str, expected) -> None:
-    got = space.value(name, text)
+    got = from_text(name, text)
     assert got == expected and type(got) is type(expected)
 
 
 def test_every_training_flag_takes_a_list() -> None:
     """Each Config field's default, written as a CSV cell, reads back as itself."""
     for name, f in space.FIELDS.items():
-        assert space.value(name, space.text(f.default)) == f.default, name
+        assert from_text(name, to_text(f.default)) == f.default, name
         assert value_type(f) in (bool, int, float, str), name
 
 

@@ -18,8 +18,8 @@ from serving import png, request  # Pillow's, or the module skips
 
 from scratchlr import model, train
 from scratchlr.backend import numpy_backend
+from scratchlr.config import from_text
 from scratchlr.files import modelfile
-from scratchlr.search import space
 from scratchlr.serve import api, settings
 from scratchlr.serve.runs import Runs
 from scratchlr.serve.server import DemoServer
@@ -324,7 +324,7 @@ def test_the_recipe_preset_is_the_command_lines_recipe(mnist_data) -> None:
     try:
         run = runs.create(preset["settings"])
         run.thread.join(timeout=60)
-        config = train.Config(**{n: space.value(n, t) for n, t in preset["settings"].items()})
+        config = train.Config(**{n: from_text(n, t) for n, t in preset["settings"].items()})
         result = train.train(mnist_data, config, numpy_backend(), emit=len)
         step, W, b = run.weights()
         assert run.state == "finished" and step == 300 and run.lines == result.lines

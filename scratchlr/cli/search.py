@@ -25,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable
 
+from ..config import to_text
 from ..dataset import download, splits
 from ..dataset.records import DATASETS, TRAIN_FILES
 from ..files import modelfile
@@ -102,8 +103,7 @@ def add_parser(commands: Any) -> None:
             metavar="VALUES",
             nargs="?" if bare else None,
             const=bare,
-            help=f"{f.metadata['help']} (default: {space.text(f.default) or 'unset'}"
-            f"{kinds}{alone})",
+            help=f"{f.metadata['help']} (default: {to_text(f.default) or 'unset'}{kinds}{alone})",
         )
     s = p.add_argument_group("the search")
     s.add_argument(
@@ -244,7 +244,7 @@ def table(best: list[tuple[space.Settings, results.Outcome]], varying: list[str]
     cells = [
         [
             str(k),
-            *(space.text(s[n]) for n in varying),
+            *(to_text(s[n]) for n in varying),
             f"{o.val_loss:.6f}",
             f"{o.val_accuracy:.4f}",
             str(o.steps),

@@ -17,7 +17,7 @@ from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import FIELDS, flag
+from ..config import FIELDS, flag, from_text, to_text
 from ..files.atomic import atomic_write
 from . import space
 
@@ -53,7 +53,7 @@ def to_csv(rows: list[tuple[space.Settings, Outcome]], varying: list[str]) -> st
     writer.writerow(header(varying))
     for settings, outcome in rows:
         writer.writerow(
-            [space.text(settings[n]) for n in varying] + [space.text(v) for v in astuple(outcome)]
+            [to_text(settings[n]) for n in varying] + [to_text(v) for v in astuple(outcome)]
         )
     return out.getvalue()
 
@@ -69,7 +69,7 @@ def shared(first: space.Settings, varying: list[str]) -> dict[str, str]:
     ``first`` is any trial's settings."""
     config = space.config(first)
     return {
-        flag(name): space.text(getattr(config, name)) or "none"
+        flag(name): to_text(getattr(config, name)) or "none"
         for name in FIELDS
         if name not in varying and name != "validate"
     }
@@ -117,7 +117,7 @@ def as_now(kept: dict[str, str], common: dict[str, str]) -> dict[str, str]:
     now = {RENAMED.get(name, name): value for name, value in kept.items()}
     for name, f in FIELDS.items():
         if flag(name) in common and flag(name) not in now:
-            now[flag(name)] = space.text(f.default) or "none"
+            now[flag(name)] = to_text(f.default) or "none"
     return now
 
 
@@ -142,7 +142,7 @@ def read(path: Path, varying: list[str]) -> list[tuple[space.Settings, Outcome]]
     out = []
     for line, row in enumerate(rows[1:], start=2):
         try:
-            settings = {n: space.value(n, cell) for n, cell in zip(varying, row)}
+            settings = {n: from_text(n, cell) for n, cell in zip(varying, row)}
             metrics = row[len(varying) :]
             if len(metrics) != len(METRICS):
                 raise ValueError

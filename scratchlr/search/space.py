@@ -19,40 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import FIELDS, Config, flag, value_type
+from ..config import FIELDS, Config, flag, from_text, to_text, value_type
 
-TRUE = ("true", "1", "yes", "on")
-FALSE = ("false", "0", "no", "off")
 Settings = dict[str, Any]
-
-
-def value(name: str, text: str) -> Any:
-    """One value of the field ``name`` from its text (``none`` for an optional one unset);
-    ``ValueError`` naming the flag if it is not one. A field of several numbers (``--betas``,
-    its metadata's ``nargs``) takes them in one text, apart by spaces: ``0.9 0.999``."""
-    count = FIELDS[name].metadata.get("nargs")
-    if isinstance(count, int):
-        parts = text.split()
-        if len(parts) != count:
-            raise ValueError(f"{flag(name)}: {text!r} is not {count} numbers apart by spaces")
-        return tuple(one_value(name, part) for part in parts)
-    return one_value(name, text)
-
-
-def one_value(name: str, text: str) -> Any:
-    """The value of ``text`` in the type of the field ``name``'s values (``none``: unset)."""
-    t = value_type(FIELDS[name])
-    if FIELDS[name].default is None and text.lower() in ("none", ""):
-        return None
-    try:
-        if t is bool:
-            if text.lower() not in TRUE + FALSE:
-                raise ValueError
-            return text.lower() in TRUE
-        return t(text)
-    except ValueError:
-        what = {bool: "true or false", int: "an integer", float: "a number"}.get(t, "a value")
-        raise ValueError(f"{flag(name)}: {text!r} is not {what}") from None
 
 
 @dataclass(frozen=True)
@@ -98,8 +67,8 @@ def parse_axis(name: str, text: str) -> Axis:
             raise ValueError(
                 f"{flag(name)}: a range needs a number flag; give a comma list of values"
             )
-        low = value(name, parts[0])
-        high = value(name, parts[1])
+        low = from_text(name, parts[0])
+        high = from_text(name, parts[1])
         if low is None or high is None or not low < high:
             raise ValueError(f"{flag(name)}: the range {text!r} needs LOW < HIGH")
         if len(parts) == 3 and low <= 0:
@@ -108,7 +77,7 @@ def parse_axis(name: str, text: str) -> Axis:
     items = text.split(",")
     if "" in items and not (len(items) == 1 and FIELDS[name].default is None):
         raise ValueError(f"{flag(name)}: an empty value in {text!r}")
-    values = tuple(value(name, item) for item in items)
+    values = tuple(from_text(name, item) for item in items)
     if len(set(values)) < len(values):
         raise ValueError(f"{flag(name)}: a value given twice in {text!r}")
     return Axis(name, values)
@@ -151,22 +120,10 @@ def arguments(settings: Settings) -> list[str]:
     for name, v in settings.items():
         if v is not None and v is not False:
             values = v if isinstance(v, tuple) else (v,)  # --betas takes its two numbers
-            out.extend([flag(name)] if v is True else [flag(name), *map(text, values)])
+            out.extend([flag(name)] if v is True else [flag(name), *map(to_text, values)])
     return out if settings.get("validate") else [*out, "--validate"]
 
 
 def describe(settings: Settings, names: list[str]) -> str:
     """``--learning-rate 0.5 --momentum 0.9``: the named settings of a trial, as flags."""
-    return " ".join(f"{flag(n)} {text(settings[n]) or 'none'}" for n in names)
-
-
-def text(v: Any) -> str:
-    """A value as a flag or CSV cell takes it: floats in full (``repr``), booleans
-    ``true``/``false``, None empty, several numbers apart by spaces."""
-    if v is None:
-        return ""
-    if isinstance(v, (tuple, list)):
-        return " ".join(text(x) for x in v)
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
+    return " ".join(f"{flag(n)} {to_text(settings[n]) or 'none'}" for n in names)

@@ -85,10 +85,11 @@ def split_host(text: str) -> tuple[str, str | None] | None:
         end = text.find("]") + 1
         if end == 0:
             return None
-        host, rest = text[:end], text[end:]
+        host = text[:end]
+        rest = text[end:]
     else:
-        host, colon, port = text.partition(":")
-        rest = colon + port
+        host, colon, after = text.partition(":")
+        rest = colon + after
     if not host or (rest and not rest.startswith(":")):
         return None
     port = rest[1:] if rest else None

@@ -1,9 +1,9 @@
 """What the demo page may set for a run: the training flags, from :class:`scratchlr.config.Config`'s
 fields (one home: their names, defaults, help, choices and checks), the presets, and the speeds.
 
-A setting's value travels as the text its flag takes (:func:`scratchlr.search.space.text`:
+A setting's value travels as the text its flag takes (:func:`scratchlr.config.to_text`:
 ``0.1``, ``true``, ``0.9 0.999``, empty for unset), and is read back by
-:func:`scratchlr.search.space.value`; the run's :class:`Config` then checks the whole as the
+:func:`scratchlr.config.from_text`; the run's :class:`Config` then checks the whole as the
 command line does, with the same one-line errors.
 
 The presets (measured on MNIST's 55000 training images, float32):
@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import Field
 from typing import Any
 
-from ..config import FIELDS, Config, flag, value_type
+from ..config import FIELDS, Config, flag, from_text, to_text, value_type
 from ..optim import OPTIMIZERS
-from ..search import space
 
 #: The Config fields the page does not offer: the data (chosen by ``serve``) and the
 #: full-batch solvers' (the page runs the mini-batch loop only).
@@ -84,7 +83,7 @@ def describe_field(f: Field[Any]) -> dict[str, Any]:
         "flag": flag(f.name),
         "help": f.metadata["help"],
         "kind": kind(f),
-        "default": space.text(f.default),
+        "default": to_text(f.default),
         "choices": choices(f),
         "optional": f.default is None,
         "optimizers": users(f.name),
@@ -124,7 +123,7 @@ def config_of(texts: dict[str, str], dataset: str = "mnist") -> Config:
             raise ValueError(f"{name!r} is not a setting the page offers")
         if not isinstance(text, str):
             raise ValueError(f"{flag(name)}: its value must be a text, got {text!r}")
-        values[name] = space.value(name, text)
+        values[name] = from_text(name, text)
     if values.get("optimizer", "sgd") not in OPTIMIZERS:
         names = ", ".join(OPTIMIZERS)
         raise ValueError(f"--optimizer must be one of {names}, got {values['optimizer']!r}")
@@ -142,5 +141,5 @@ def command_line(config: Config) -> str:
         if v is True:
             words.append(flag(name))
         else:
-            words.extend([flag(name), *space.text(v).split()])
+            words.extend([flag(name), *to_text(v).split()])
     return " ".join(words)
