@@ -172,3 +172,6 @@ def test_without_a_model_it_serves_the_training_view(saved: Path, mnist_dir: Pat
     proc = scratchlr("serve", "--max-runs", "-1")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and err.count("\n") == 1 and "a count is 0 or more" in err
+    proc = scratchlr("serve", "--max-runs", "0")  # nothing to serve
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err.count("\n") == 1 and "trains nothing" in err

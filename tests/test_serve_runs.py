@@ -230,7 +230,8 @@ def test_the_too_large_preset_diverges_with_one_line(server) -> None:
     assert last["message"] == (
         "Diverged at step 0005: the training loss 183.5 is over 10 x its start, 2.303; the "
         "learning rate 50 is 98 x the stable limit 0.512 of plain gradient descent at zero "
-        "weights (2/lambda_max; scratchlr curvature)"
+        "weights (2/lambda_max; scratchlr curvature). The page stops such a run; the command "
+        "line has no such stop"
     )
     events.close()
 
@@ -242,6 +243,7 @@ def test_bad_requests_get_one_line(server) -> None:
         ({"settings": {"optimizer": "lbfgs"}}, "--optimizer must be one of sgd, adam"),
         ({"settings": {"num_steps": "200001"}}, "at most 200,000"),
         ({"settings": {}, "speed": -1}, "speed must be a number"),
+        ({"settings": {}, "paused": "yes"}, "paused must be true or false"),
     ]
     for body, error in cases:
         status, answer = post(server, "/api/runs", body)
@@ -285,7 +287,8 @@ def test_the_cap_is_503_and_a_run_without_a_stream_ends(mnist_data) -> None:
         status, answer = post(server, "/api/runs", {"settings": {}})
         assert status == 503
         assert answer["error"] == (
-            "busy: 1 trainings are running (--max-runs 1); try again when one ends"
+            "busy: 1 runs are open, the most this server trains at once (--max-runs 1); try "
+            "again when one ends"
         )
         events.close()  # the page goes away
         deadline = time.monotonic() + LEFT_S + 10

@@ -22,7 +22,7 @@ from ..dataset.records import DATASETS, DEFAULT_VALIDATION_SIZE, TEST_FILES, Dat
 from ..files import modelfile
 from ..serve.runs import Runs
 from ..serve.server import DemoServer
-from .args import add_data_args, download_bars, fail, load_data
+from .args import add_data_args, download_bars, fail, load_data, usage_error
 from .models import dataset_for
 
 
@@ -90,6 +90,8 @@ def test_split(args: argparse.Namespace, dataset: Dataset) -> splits.Split:
 def run_serve(args: argparse.Namespace) -> int:
     """``scratchlr serve``: load the model (if given) and the data (the test images; all
     splits where the page may train), bind, print the URL, serve until Ctrl-C."""
+    if not args.model and not args.max_runs:
+        return usage_error("--max-runs 0 trains nothing: give a MODEL.npz to serve, or runs")
     if importlib.util.find_spec("PIL") is None:
         return fail("serve reads the drawings with Pillow: pip install 'scratchlr[serve]'")
     runs = None

@@ -210,7 +210,8 @@ class Run:
         limit, what = stable_limit(self.config, self.lam_max(self.config))
         return (
             f"Diverged at step {t:04d}: {why}; the learning rate {lr:g} is {lr / limit:.2g} x "
-            f"the stable limit {limit:.3g} {what}; scratchlr curvature)"
+            f"the stable limit {limit:.3g} {what}; scratchlr curvature). The page stops such "
+            "a run; the command line has no such stop"
         )
 
     def gate(self) -> bool:
@@ -424,12 +425,14 @@ class Runs:
         :class:`Busy`."""
         config = self.config(texts)
         speed = check_speed(speed)
+        if not isinstance(paused, bool):
+            raise ValueError(f"paused must be true or false, got {paused!r}")
         with self.lock:
             running = sum(not run.ended for run in self.runs.values())
             if running >= self.max_runs:
                 raise Busy(
-                    f"busy: {running} trainings are running (--max-runs {self.max_runs}); "
-                    "try again when one ends"
+                    f"busy: {running} runs are open, the most this server trains at once "
+                    f"(--max-runs {self.max_runs}); try again when one ends"
                 )
             run = Run(
                 config,
