@@ -353,6 +353,16 @@ def test_with_no_model_the_page_opens_on_training_and_says_so_when_drawing(
     draw(browser, STROKES["7"])
     page = shown(browser, "no model yet: train one, or serve a model file")
     assert page["prediction"] == "?" and page["probabilities"] == ["0.1000"] * 10
+    # Said once (the status line), and no class marked the winner of a ten-way tie.
+    said = browser.execute_script("return document.getElementById('draw-view').textContent;")
+    assert said.count("no model yet") == 1
+    assert browser.find_elements("css selector", "#scores tr.winner") == []
+    assert page["winner"] == -1
+    key = browser.execute_script(
+        "return [...document.querySelectorAll('#template-key .ticks span')]"
+        ".map((s) => s.textContent);"
+    )
+    assert key[1] == "0" and key[0] != "\u22120"  # zero weights: not "\u22120 0 +0"
     assert errors(browser) == []
 
 

@@ -246,6 +246,28 @@ def test_each_field_shows_for_the_optimisers_that_use_it(browser, served) -> Non
     assert unlabelled == []
 
 
+def test_before_a_run_the_charts_span_its_steps_and_the_key_reads_0(browser, served) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    opened(browser, served)
+    steps = "return document.getElementById('train-loss-chart').dataset.steps || '';"
+    until(browser, lambda d: d.execute_script(steps).endswith(" 1000"))  # the seed's 1000 steps
+    assert text(browser, "train-step-now") == "0 / 1000"
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('.train-key-labels span')].map((s) => s.textContent);"
+    )
+    assert labels == ["", "0", ""]  # zero weights: not "\u22120 0 +0"
+    # A help text, cut to one line, shows whole under the mouse, and is the input's title.
+    rate = browser.find_element("id", "train-learning-rate")
+    help_text = browser.find_element("id", "train-learning-rate-help")
+    assert rate.get_attribute("title") == help_text.get_attribute("textContent")
+    display = "return getComputedStyle(arguments[0]).display;"
+    assert browser.execute_script(display, help_text) != "block"
+    ActionChains(browser).move_to_element(help_text).perform()
+    assert browser.execute_script(display, help_text) == "block"
+    assert errors(browser) == []
+
+
 def test_the_view_fits_a_phone(served, tmp_path: Path) -> None:
     why = missing()
     if why:
@@ -259,6 +281,12 @@ def test_the_view_fits_a_phone(served, tmp_path: Path) -> None:
         assert wide <= 390
         box = driver.find_element("id", "train-start").rect
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["y"] < 844
+        # The run's buttons, then the charts and templates they change; the long settings after.
+        tops = driver.execute_script(
+            "return ['run', 'charts', 'templates', 'settings'].map((name) =>"
+            " document.querySelector('.train-' + name).getBoundingClientRect().top);"
+        )
+        assert tops == sorted(tops)
         assert errors(driver) == []
     finally:
         driver.quit()

@@ -315,9 +315,10 @@
       }));
       box.append(ramp, ticks);
     }
+    // At zero weights the scale is 0: the middle "0" alone, not "\u22120 0 +0".
     const ends = box.querySelectorAll(".ticks span");
-    ends[0].textContent = "\u2212" + short(scale);
-    ends[2].textContent = "+" + short(scale);
+    ends[0].textContent = scale > 0 ? "\u2212" + short(scale) : "";
+    ends[2].textContent = scale > 0 ? "+" + short(scale) : "";
     box.hidden = false;
   }
 
@@ -335,13 +336,19 @@
     statusLine.classList.remove("working");
     stale(false);
     paint(document.getElementById("input"), answer.input.flat());
-    const c = answer.prediction;
     const zero = noModel();
-    document.getElementById("prediction").textContent = zero ? "?" : String(c);
-    document.getElementById("answer-text").textContent = zero ? NO_MODEL
-      : "p = " + answer.probabilities[c].toFixed(2) + ", " + whose(answer);
+    // No winner to mark where there is no model, or where every class is as likely (zero
+    // weights): the argmax's class 0 would be a tie's first, not an answer.
+    const odds = answer.probabilities;
+    const tie = Math.max(...odds) - Math.min(...odds) < 1e-9;
+    const c = zero || tie ? -1 : answer.prediction;
+    document.getElementById("prediction").textContent = c < 0 ? "?" : String(c);
+    // With no model the status line says so; the answer line beside "?" stays empty, so
+    // that it is said once.
+    document.getElementById("answer-text").textContent = zero ? ""
+      : "p = " + odds[answer.prediction].toFixed(2) + ", " + whose(answer);
     say(zero ? NO_MODEL : text);
-    const rows = answer.probabilities.map((p, k) => {
+    const rows = odds.map((p, k) => {
       const row = document.createElement("tr");
       if (k === c) row.className = "winner";
       const bar = document.createElement("div");
@@ -365,7 +372,8 @@
     answer.contributions.forEach((part, k) => {
       paint(document.getElementById("why" + k), part.map.flat(), answer.scale);
       const name = document.createElement("strong");
-      name.textContent = (k === 0 ? "winner" : "runner-up") + ": class " + part.class;
+      name.textContent = (c < 0 ? "" : k === 0 ? "winner: " : "runner-up: ") + "class " +
+        part.class;
       const caption = document.getElementById("why" + k + "-text");
       const sum = "pixels " + part.pixels.toFixed(2) + " " + signed(part.bias) + " (b) = logit " +
         part.logit.toFixed(2);

@@ -21,6 +21,8 @@
     refused: "",      // the server's one-line error for the settings now, "" if accepted
     checking: 0,      // /api/check requests sent; only the latest one's answer counts
     checkTimer: 0,
+    total: 0,         // the steps the settings now make (/api/check): the charts' span before
+                      // a run, so that they do not change scale at Start
     run: null,        // the run now, {id, command, total, state, source}; null before Start
                       // and after Reset
     frame: null,      // its latest frame
@@ -166,6 +168,8 @@
       train.refused = "";
       showCommand(answer.command);
       train.el.total.textContent = answer.total + " steps";
+      train.total = answer.total;
+      if (!train.run) redraw();
     } catch (error) {
       if (number !== train.checking) return;
       train.refused = error.message;
@@ -381,7 +385,7 @@
 
   function numbers() {
     const frame = train.frame;
-    const total = frame ? frame.total : train.run ? train.run.total : null;
+    const total = frame ? frame.total : train.run ? train.run.total : train.total;
     const el = train.el;
     el.stepNow.textContent = (frame ? frame.step : 0) + (total ? " / " + total : "");
     el.epoch.textContent = frame ? fmt(frame.epoch, 2) : "0.00";
@@ -436,9 +440,10 @@
       }
       pen.putImageData(image, 0, 0);
     }
-    const s = scale > 0 ? scale.toPrecision(3) : "0";
-    train.el.keyLow.textContent = "\u2212" + s;
-    train.el.keyHigh.textContent = "+" + s;
+    // At zero weights the scale is 0: the key's middle "0" alone, not "\u22120 0 +0".
+    const s = scale > 0 ? scale.toPrecision(3) : "";
+    train.el.keyLow.textContent = s && "\u2212" + s;
+    train.el.keyHigh.textContent = s && "+" + s;
   }
 
   function drawKey() {
@@ -457,7 +462,7 @@
   const VALIDATION_COLOUR = "#d6604d";
 
   function drawCharts() {
-    const total = train.frame ? train.frame.total : train.run ? train.run.total : 1;
+    const total = train.frame ? train.frame.total : train.run ? train.run.total : train.total;
     const series = (key) => thin(train.records
       .filter((r) => r[key] !== null && r[key] !== undefined && Number.isFinite(r[key]))
       .map((r) => [r.step, r[key]]));
@@ -530,8 +535,10 @@
     }
     pen.textAlign = "center";
     pen.textBaseline = "top";
-    for (const step of ticks(0, xMax, Math.max(2, Math.floor((box.right - box.left) / 70)))) {
-      if (step > xMax) continue;
+    const xTicks = ticks(0, xMax, Math.max(2, Math.floor((box.right - box.left) / 70)))
+      .filter((step) => step <= xMax);
+    canvas.dataset.steps = xTicks.join(" ");  // the x axis's labels, for a test to read
+    for (const step of xTicks) {
       const half = pen.measureText(String(step)).width / 2;  // kept inside the canvas
       pen.fillText(String(step), Math.min(x(step), width - half - 1), box.bottom + 4);
     }
@@ -725,8 +732,11 @@
     }
     if (!about.training) return;  // page.js hides the Train button: nothing to build
     train.settings = about;
+    // In the order a phone shows them, one column: the run's buttons and numbers, then what
+    // they change (charts, templates), so that the learner watches the curves while pressing
+    // Pause; the long settings after. train.css places them in two columns on a wide screen.
     const layout = make("div", { class: "train-layout" },
-                        buildRun(), buildSettings(), buildCharts(), buildTemplates(), buildLog());
+                        buildRun(), buildCharts(), buildTemplates(), buildSettings(), buildLog());
     trainView.replaceChildren(layout);
     drawKey();
     fill({});  // the seed's settings: every default
