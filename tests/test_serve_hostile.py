@@ -431,6 +431,10 @@ def test_a_host_name_given_is_accepted_beside_the_loopback_ones() -> None:
     assert guard.Site("box.lan", 80).accepts("box.lan", None)
     assert site.example() == "127.0.0.1:8000, box.lan:8000 or localhost:8000"
     assert guard.Site("0.0.0.0", 8000).example() == "127.0.0.1:8000 or localhost:8000"
+    assert site.own("box.lan", "8000") and site.own("127.0.0.2", "8000")
+    assert site.own("[::1]", "8000") and not site.own("10.1.2.3", "8000")
+    assert guard.Site("10.1.2.3", 8000).own("10.1.2.3", "8000")
+    assert guard.Site("::1", 8000).own("[::1]", "8000")
 
 
 def post_from(server: DemoServer, headers: dict[str, str]) -> tuple[int, str]:
@@ -450,6 +454,8 @@ def test_a_post_from_another_sites_page_is_refused(synthetic: DemoServer) -> Non
         {"Origin": f"http://127.0.0.1:{port + 1}"},
         {"Origin": f"http://127.0.0.1:{port}/page"},
         {"Origin": f"http://user@127.0.0.1:{port}"},
+        {"Origin": f"http://203.0.113.5:{port}"},  # a page served from another IP address
+        {"Origin": f"http://[2001:db8::1]:{port}"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "cross-site"},
     ):
@@ -470,6 +476,9 @@ def test_a_post_from_this_servers_page_or_no_page_is_served(synthetic: DemoServe
     ):
         status, prediction = post_from(synthetic, headers)
         assert status == 200 and prediction in range(10), headers
+    lan = {"Host": f"10.1.2.3:{port}", "Origin": f"http://10.1.2.3:{port}"}  # its page by IP
+    status, prediction = post_from(synthetic, lan)
+    assert status == 200 and prediction in range(10)
     got = request(synthetic, "GET", "/api/test/0", headers={"Origin": "http://evil.example"})
     assert got[0] == 200  # reading changes nothing: the browser keeps the answer from that page
 

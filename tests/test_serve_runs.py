@@ -20,7 +20,7 @@ from scratchlr import model, train
 from scratchlr.backend import numpy_backend
 from scratchlr.config import from_text
 from scratchlr.files import modelfile
-from scratchlr.serve import api, settings
+from scratchlr.serve import api, protocol, settings
 from scratchlr.serve.runs import Runs
 from scratchlr.serve.server import DemoServer
 
@@ -230,8 +230,8 @@ def test_the_too_large_preset_diverges_with_one_line(server) -> None:
     assert last["message"] == (
         "Diverged at step 0005: the training loss 183.5 is over 10 x its start, 2.303; the "
         "learning rate 50 is 98 x the stable limit 0.512 of plain gradient descent at zero "
-        "weights (2/lambda_max; scratchlr curvature). The page stops such a run; the command "
-        "line has no such stop"
+        "weights (2/lambda_max), as scratchlr curvature says. The page stops such a run; the "
+        "command line has no such stop"
     )
     events.close()
 
@@ -336,3 +336,43 @@ def test_the_recipe_preset_is_the_command_lines_recipe(mnist_data) -> None:
         assert [r["val_accuracy"] is not None for r in run.records] == [True] * 31
     finally:
         runs.close()
+
+
+def test_stepping_to_the_last_step_finishes_as_the_command_line(server, mnist_data) -> None:
+    """A run stepped one at a time to its end finishes there (no wait for a step that will
+    not come), and its model file is the command line's --save."""
+    run = create(server, {"num_steps": "3"}, speed=0, paused=True)
+    events = Events(server, run)
+    for _ in range(3):
+        assert post(server, f"/api/runs/{run}", {"action": "step"})[0] == 200
+    last = events.wait(lambda f: f["state"] == "finished")
+    assert last["step"] == 3 and last["test_accuracy"] is not None
+    config = train.Config(num_steps=3)
+    result = train.train(mnist_data, config, numpy_backend(), emit=len)
+    cli = modelfile.of_run(result.W, result.b, config, mnist_data, result.test_accuracy, None)
+    assert get(server, f"/api/runs/{run}/model")[2] == modelfile.to_bytes(cli)
+    events.close()
+
+
+def test_event_streams_are_capped_per_run_and_in_all(server) -> None:
+    run = create(server, {}, speed=1, paused=True)
+    streams = [Events(server, run) for _ in range(protocol.STREAMS_PER_RUN)]
+    status, _, body = get(server, f"/api/runs/{run}/events")  # refused: answered and closed
+    assert status == 503 and "at most 4 for a run" in json.loads(body)["error"]
+    for stream in streams:
+        stream.close()
+    time.sleep(1)  # the server notices a closed stream at its next write (alive_s: 0.3 s)
+    again = Events(server, run)  # a stream of its own again
+    assert again.wait(lambda f: True)["state"] == "paused"
+    assert post(server, f"/api/runs/{run}", {"action": "stop"}) == (200, {"state": "stopped"})
+    again.close()
+
+
+def test_batches_larger_than_the_training_split_and_deep_json_are_refused(server) -> None:
+    status, answer = post(server, "/api/check", {"settings": {"batch_size": "7000000"}})
+    assert status == 400 and answer["error"] == (
+        "--batch-size 7,000,000: a run on the page may take at most the 55,000 training "
+        "images a step"
+    )
+    status, _, body = request(server, "POST", "/api/check", b"[" * 200_000)
+    assert status == 400 and json.loads(body) == {"error": "the body must be a JSON object"}

@@ -8,9 +8,11 @@ trainings. So a request must name this server as the user does: by an IP literal
 the name it was started on (``--host``), each with the server's port (no port only if it is 80).
 Another name gets 403; an HTTP/1.1 request without a ``Host`` (or with two) gets 400.
 
-A request other than GET or HEAD also must not come from another site's page: an ``Origin``
-that is not ``http://`` + an accepted name and port, an ``Origin: null`` (a sandboxed or
-local-file page), or ``Sec-Fetch-Site: cross-site`` gets 403. Clients that are not browsers
+A request other than GET or HEAD also must not come from another site's page. Its ``Origin``,
+if any, must be the request's own ``Host`` (the page it was served from), or a loopback
+address, ``localhost`` or the ``--host`` given, with the port: another IP literal is another
+site's page (``http://203.0.113.5:8000``). Any other ``Origin``, ``Origin: null`` (a sandboxed
+or local-file page), or ``Sec-Fetch-Site: cross-site`` gets 403. Clients that are not browsers
 (curl, scripts) send no ``Origin``, and are served.
 """
 
@@ -42,14 +44,21 @@ class Site:
         given = self.host.lower()
         return {LOOPBACK} | ({given} if given and not ip_literal(given) else set())
 
+    def port_is(self, port: str | None) -> bool:
+        """Whether ``port`` (text, None if absent) is the server's."""
+        return port == str(self.port) or (port is None and self.port == 80)
+
     def accepts(self, host: str, port: str | None) -> bool:
         """Whether a request that names ``host`` and ``port`` (text, None if absent) names this
         server."""
-        if port is None and self.port != 80:
-            return False
-        if port is not None and port != str(self.port):
-            return False
-        return ip_literal(host) or host in self.names()
+        return self.port_is(port) and (ip_literal(host) or host in self.names())
+
+    def own(self, host: str, port: str | None) -> bool:
+        """Whether ``host`` and ``port`` are this server's whatever page asks: a loopback
+        address, ``localhost`` or the ``--host`` given, with the server's port."""
+        given = self.host.lower()
+        ours = host in self.names() or host in (given, f"[{given}]") or loopback(host)
+        return self.port_is(port) and ours
 
     def example(self) -> str:
         """The names this server answers to, for an error: ``127.0.0.1:8000 or localhost:8000``."""
@@ -75,6 +84,12 @@ def ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return address.version == 6 or not bracketed
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback IP literal (127.0.0.0/8, ``[::1]``)."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return ip_literal(host) and ipaddress.ip_address(bare).is_loopback
 
 
 def split_host(text: str) -> tuple[str, str | None] | None:
@@ -131,7 +146,7 @@ def origin_problem(site: Site, command: str, headers: Message) -> str | None:
     origins = headers.get_all("Origin") or []
     if not origins:
         return None  # not from a browser's page: curl, a script
-    if len(origins) == 1 and same_origin(site, origins[0]):
+    if len(origins) == 1 and same_origin(site, origins[0], headers.get("Host") or ""):
         return None
     return (
         f"a request from another page (Origin {quoted(', '.join(origins))}) may not change "
@@ -139,8 +154,9 @@ def origin_problem(site: Site, command: str, headers: Message) -> str | None:
     )
 
 
-def same_origin(site: Site, origin: str) -> bool:
-    """Whether an ``Origin`` (``http://host:port``) is one of this server's own."""
+def same_origin(site: Site, origin: str, host: str) -> bool:
+    """Whether an ``Origin`` (``http://host:port``) is the page of the request's ``host`` (its
+    Host header) or one of this server's own (:meth:`Site.own`)."""
     try:
         url = urlsplit(origin.strip())
     except ValueError:
@@ -148,7 +164,9 @@ def same_origin(site: Site, origin: str) -> bool:
     if url.scheme != "http" or url.path or url.query or url.fragment or "@" in url.netloc:
         return False
     parts = split_host(url.netloc)
-    return parts is not None and site.accepts(*parts)
+    if parts is None:
+        return False
+    return parts == split_host(host) or site.own(*parts)
 
 
 def refusal(

@@ -14,6 +14,12 @@ A :class:`Run` is one training. After each step its watch hook
 The too-large preset (``--learning-rate 50``) is judged diverged at step 5 with a mean loss
 of 183.5 (measured: :mod:`scratchlr.serve.settings`).
 
+A run taken to its end gives the weights, lines and model file of ``python -m scratchlr``
+with the same flags, bit for bit: the same :func:`~scratchlr.train.train` on the same data
+and config, under the one-thread BLAS that ``scratchlr/__main__.py`` sets for every command,
+``serve`` among them (with more BLAS threads the sums' order, and so the last bits, can
+differ).
+
 :class:`Runs` is the registry: it checks a run's settings, creates it (at most ``max_runs``
 hold a slot at once: a run holds one from its creation until it ends), finds it by id, and
 reaps: a run with no events stream open for ``left_s`` seconds is ended and forgotten (ended
@@ -51,6 +57,7 @@ ALIVE_S = 5.0  # seconds between an events stream's ``: alive`` comments
 MAX_SPEED = 1000  # steps per second the page may ask for (0: as fast as it goes)
 STOP_WAIT_S = 10.0  # seconds a stop request waits for its run to end (its test score is made)
 ENDED = ("finished", "diverged", "stopped")
+POWER_ITERATIONS = 20  # for lambda_max: on MNIST 3.905470, as 50 give (to 7 digits)
 LOSS_GROWTH = 10.0  # a record's mean training loss over this times the start's: diverged
 
 
@@ -87,16 +94,17 @@ def stable_limit(config: Config, lam_max: float) -> tuple[float, str]:
     mu = config.momentum
     if config.optimizer == "sgd" and mu and config.nesterov:
         rate = curvature.nesterov_stable_rate(lam_max, mu)
-        return rate, f"of Nesterov's momentum {mu:g} at zero weights (2(1+mu)/((1+2mu)lambda_max)"
+        formula = "2(1+mu)/((1+2mu)lambda_max)"
+        return rate, f"of Nesterov's momentum {mu:g} at zero weights ({formula})"
     if config.optimizer == "sgd" and mu:
         rate = curvature.heavy_ball_stable_rate(lam_max, mu)
-        return rate, f"of heavy ball with momentum {mu:g} at zero weights (2(1+mu)/lambda_max"
+        return rate, f"of heavy ball with momentum {mu:g} at zero weights (2(1+mu)/lambda_max)"
     rate = curvature.gd_stable_rate(lam_max)
     if config.optimizer == "sgd":
-        return rate, "of plain gradient descent at zero weights (2/lambda_max"
+        return rate, "of plain gradient descent at zero weights (2/lambda_max)"
     return (
         rate,
-        f"of plain gradient descent at zero weights (2/lambda_max; not {config.optimizer}'s",
+        f"of plain gradient descent at zero weights (2/lambda_max), not {config.optimizer}'s",
     )
 
 
@@ -166,10 +174,21 @@ class Run:
                         self.data, self.config, numpy_backend(), emit=self.say, watch=self.watch
                     )
         except Exception as exc:  # a run that fails ends with its reason, and the server goes on
+            self.failed(exc)
+        try:
+            self.end(result)
+        except Exception as exc:  # scoring or writing the model file failed
+            self.failed(exc)
+        finally:
             with self.changed:
-                self.state = "stopped"
-                self.message = f"the run failed: {type(exc).__name__}: {exc}"
-        self.end(result)
+                self.ended = True  # whatever happened: the slot is free
+                self.bump()
+
+    def failed(self, exc: Exception) -> None:
+        """The run ends stopped, saying why it failed."""
+        with self.changed:
+            self.state = "stopped"
+            self.message = f"the run failed: {type(exc).__name__}: {exc}"
 
     def say(self, line: str) -> None:
         """A log line of the run."""
@@ -194,7 +213,7 @@ class Run:
                 self.state = "diverged"
                 self.message = problem
             self.bump()
-        return problem is not None or self.gate()
+        return problem is not None or (t < self.total and self.gate())  # none after the last
 
     def divergence(self, t: int, lr: float, finite: bool, record: Record | None) -> str | None:
         """The one line that says why the run diverged at step t (its weights not all
@@ -210,8 +229,8 @@ class Run:
         limit, what = stable_limit(self.config, self.lam_max(self.config))
         return (
             f"Diverged at step {t:04d}: {why}; the learning rate {lr:g} is {lr / limit:.2g} x "
-            f"the stable limit {limit:.3g} {what}; scratchlr curvature). The page stops such "
-            "a run; the command line has no such stop"
+            f"the stable limit {limit:.3g} {what}, as scratchlr curvature says. The page stops "
+            "such a run; the command line has no such stop"
         )
 
     def gate(self) -> bool:
@@ -248,7 +267,7 @@ class Run:
 
     def end(self, result: Result | None) -> None:
         """After the training: the final weights, the test accuracy, the model file (as the
-        command line saves it; none for a diverged run), the state; the slot is free."""
+        command line saves it; none for a diverged run), the state."""
         kept = None if self.state == "diverged" else result  # only this thread diverges it
         model = None
         if kept is not None:
@@ -270,8 +289,6 @@ class Run:
             if self.state == "finished" and result is not None:
                 self.message = f"Finished: {result.steps} steps in {result.train_seconds:.1f} s"
             self.finished_at = time.monotonic()
-            self.ended = True
-            self.bump()
 
     # What the server's threads ask.
 
@@ -284,8 +301,10 @@ class Run:
         """``pause``, ``resume``, ``step`` (exactly one more, then paused), ``stop``, or None,
         and a new ``speed`` if given; the state after. ``Conflict`` if it makes no sense."""
         with self.changed:
-            if action is not None and (self.state in ENDED or self.stopping):
+            if action is not None and self.state in ENDED:
                 raise Conflict(f"the run has ended ({self.state}): it cannot {action}")
+            if action is not None and self.stopping:
+                raise Conflict(f"the run is stopping: it cannot {action}")
             if action == "pause" and self.state != "running":
                 raise Conflict("the run is paused already")
             if action in ("resume", "step") and self.state != "paused":
@@ -360,10 +379,13 @@ class Run:
             self.changed.wait_for(lambda: self.version != seen, timeout)
             return self.version
 
-    def opened(self) -> None:
-        """An events stream opened."""
+    def opened(self, limit: int) -> bool:
+        """An events stream opens, if fewer than ``limit`` are open: whether it may."""
         with self.changed:
+            if self.streams >= limit:
+                return False
             self.streams += 1
+            return True
 
     def closed(self) -> None:
         """An events stream closed."""
@@ -408,17 +430,28 @@ class Runs:
 
     def config(self, texts: Any) -> Config:
         """The Config of the page's settings (:func:`scratchlr.serve.settings.config_of`);
-        ``ValueError`` with one line if they are bad or the run would be too long."""
+        ``ValueError`` with one line if they are bad, the run would be too long, or its
+        batches larger than the training split (the memory a run may take)."""
         if not isinstance(texts, dict):
             raise ValueError("settings must be an object of names and texts")
         config = settings.config_of(texts, self.data.dataset.name)
-        total = config.total_steps(len(self.data.train.labels))
+        total = self.total(config)
         if total > self.max_steps:
             raise ValueError(
                 f"the run has {total:,} steps; a run on the page may have at most "
                 f"{self.max_steps:,}"
             )
+        n = len(self.data.train.labels)
+        if config.batch_size > n:
+            raise ValueError(
+                f"--batch-size {config.batch_size:,}: a run on the page may take at most the "
+                f"{n:,} training images a step"
+            )
         return config
+
+    def total(self, config: Config) -> int:
+        """The steps of a run of ``config`` on the training split."""
+        return config.total_steps(len(self.data.train.labels))
 
     def create(self, texts: Any, speed: Any = 0, paused: bool = False) -> Run:
         """A new run of the settings, started; ``ValueError`` (bad settings or speed) or
@@ -438,7 +471,7 @@ class Runs:
                 config,
                 self.data,
                 speed,
-                bool(paused),
+                paused,
                 self.lam_max,
                 idle_s=self.idle_s,
                 max_seconds=self.max_seconds,
@@ -454,8 +487,7 @@ class Runs:
 
     def lam_max(self, config: Config) -> float:
         """lambda_max at zero weights of the training split's objective with the config's
-        penalty, in its dtype; cached. 20 power iterations: on MNIST, 3.905470 as with 50 (7
-        digits; 10 give the same), in 0.9 s rather than 2.7 s."""
+        penalty, in its dtype, by ``POWER_ITERATIONS``; cached."""
         key = (config.dtype, config.penalty)
         with self.curvature_lock:
             if key not in self.curvatures:
@@ -463,7 +495,8 @@ class Runs:
                 objective = Objective(X, self.data.train.labels, config.penalty)
                 W = np.zeros((X.shape[1], self.data.dataset.num_classes), config.dtype)
                 b = np.zeros(self.data.dataset.num_classes, config.dtype)
-                self.curvatures[key] = curvature.largest_eigenvalue(objective, W, b, 20)
+                lam = curvature.largest_eigenvalue(objective, W, b, POWER_ITERATIONS)
+                self.curvatures[key] = lam
             return self.curvatures[key]
 
     def reap(self) -> None:
@@ -473,7 +506,8 @@ class Runs:
             with self.lock:
                 gone = [r for r in self.runs.values() if r.left_for(now) > self.left_s]
                 for run in gone:
-                    del self.runs[run.id]
+                    if run.ended:  # forgotten once its thread is done, so no slot is uncounted
+                        del self.runs[run.id]
             for run in gone:
                 run.stop()
 

@@ -33,8 +33,9 @@ Against bad clients (:mod:`.protocol` holds the numbers and reads the requests):
 - a request must arrive whole within ``TIMEOUT_S`` of its first read, however slowly it
   trickles in (408 if its body is late; a late request line or header is just closed), and
   an idle kept-alive connection is closed after as long;
-- at most ``MAX_CONNECTIONS`` connections are served at once (503 beyond), and at most one
-  image per core is decoded at once;
+- at most ``MAX_CONNECTIONS`` connections are served at once (503 beyond), of which at most
+  ``MAX_STREAMS`` event streams (``STREAMS_PER_RUN`` a run; they stay open while their page
+  does), and at most one image per core is decoded at once;
 - a body over ``MAX_BODY`` bytes gets 413 (before the client sends it, when it asks with
   ``Expect: 100-continue``), one without a single ``Content-Length`` 411 or 400, and a body
   is never left unread on a connection that stays open (a refused one is closed, and what
@@ -113,6 +114,7 @@ class DemoServer(ThreadingHTTPServer):
         self.connections = threading.BoundedSemaphore(max_connections)
         self.refusing = threading.BoundedSemaphore(protocol.REFUSING)
         self.decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
+        self.streams = threading.BoundedSemaphore(protocol.MAX_STREAMS)
         super().__init__(address, Handler)
         self.site = guard.Site(address[0], self.server_address[1])  # the names it answers to
 
@@ -347,7 +349,7 @@ class Handler(BaseHTTPRequestHandler):
         """The body's JSON object, or None after a 400."""
         try:
             body = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # deep nesting too
             body = None
         if not isinstance(body, dict):
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": "the body must be a JSON object"})
@@ -362,7 +364,7 @@ class Handler(BaseHTTPRequestHandler):
             config = self.server.runs.config(body.get("settings", {}))
         except ValueError as exc:
             return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        total = config.total_steps(len(self.server.runs.data.train.labels))
+        total = self.server.runs.total(config)
         self.send_json(HTTPStatus.OK, {"command": command_line(config), "total": total})
 
     def create_run(self, body: dict[str, Any]) -> None:
@@ -377,8 +379,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         except Busy as exc:
             return self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
-        self.log_message("run %s: %s", run.id[:6], command_line(run.config))
-        answer = {"run": run.id, "command": command_line(run.config), "total": run.total}
+        command = command_line(run.config)
+        self.log_message("run %s: %s", run.id[:6], command)
+        answer = {"run": run.id, "command": command, "total": run.total}
         self.send_json(HTTPStatus.CREATED, answer)
 
     def no_training(self) -> None:
@@ -426,6 +429,24 @@ class Handler(BaseHTTPRequestHandler):
         run = self.find_run(protocol.run_id(urlsplit(self.path).path))
         if run is None:
             return
+        if not self.server.streams.acquire(blocking=False):
+            return self.too_many_streams(f"{protocol.MAX_STREAMS} in all")
+        if not run.opened(protocol.STREAMS_PER_RUN):
+            self.server.streams.release()
+            return self.too_many_streams(f"{protocol.STREAMS_PER_RUN} for a run")
+        try:
+            self.answer_events(run)
+        finally:
+            run.closed()
+            self.server.streams.release()
+
+    def too_many_streams(self, limit: str) -> None:
+        """503: no more event streams (they stay open, so they are counted apart)."""
+        error = f"too many event streams open (at most {limit}); close a page of this server"
+        self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": error})
+
+    def answer_events(self, run: Run) -> None:
+        """The events stream's head, then its frames until the client goes."""
         self.close_connection = True
         self.connection.settimeout(self.server.timeout_s)
         self.send_response(HTTPStatus.OK)
@@ -433,13 +454,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("Connection", "close")
         self.end_headers()
-        run.opened()
         try:
             self.stream(run)
         except (ConnectionError, socket.timeout):
             pass  # the page went away
-        finally:
-            run.closed()
 
     def stream(self, run: Run) -> None:
         """Frames of ``run`` until the connection fails."""

@@ -252,8 +252,8 @@
   }
 
   async function start(paused) {
-    forget();
     const answer = await askJSON("/api/runs", { settings: chosen(), speed: speed(), paused });
+    forget();  // only now: a refused start ("busy") leaves the last run on screen
     train.run = { id: answer.run, command: answer.command, total: answer.total,
                   state: paused ? "paused" : "running", source: null };
     document.body.dataset.run = answer.run;  // the drawing view asks this run's weights
