@@ -49,11 +49,28 @@ def missing() -> str | None:
     return None
 
 
-def chromium(profile: Path, width: int = 1200, height: int = 1400, phone: bool = False) -> Any:
+def need_browser() -> None:
+    """Skip the test without a browser to test with; under CI (``$CI`` set), fail it."""
+    import pytest
+
+    why = missing()
+    if why and os.environ.get("CI"):
+        pytest.fail(why + " (required under CI)")
+    if why:
+        pytest.skip(why)
+
+
+def chromium(
+    profile: Path,
+    width: int = 1200,
+    height: int = 1400,
+    phone: bool = False,
+    flags: tuple[str, ...] = (),
+) -> Any:
     """A headless Chromium with a fresh profile in ``profile``, that reaches nothing but this
     machine. Its window is ``width`` x ``height``; with ``phone``, the page's viewport is
     exactly that, as a phone's (touch, the page's viewport meta obeyed): a headless window
-    keeps a desktop's minimum width (500 px) and its own bars."""
+    keeps a desktop's minimum width (500 px) and its own bars. ``flags``: more of Chromium's."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -71,6 +88,7 @@ def chromium(profile: Path, width: int = 1200, height: int = 1400, phone: bool =
         "--disable-quic",
         f"--user-data-dir={profile}",
         f"--window-size={width},{height}",
+        *flags,
     ):
         options.add_argument(flag)
     if phone:

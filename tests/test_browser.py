@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import STROKES, chromium, draw, errors, missing, pad_png
+from browser import STROKES, chromium, draw, errors, need_browser, pad_png
 
 from scratchlr import train
 from scratchlr.backend import numpy_backend
@@ -27,11 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory):
-    why = missing()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why + " (required under CI)")
-        pytest.skip(why)
+    need_browser()
     driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
@@ -150,11 +146,7 @@ def test_a_tap_is_a_dot_and_other_buttons_draw_nothing(browser, served) -> None:
 @pytest.fixture()
 def phone(tmp_path: Path):
     """A headless Chromium whose viewport is a phone's: 390 x 844 CSS pixels, touch."""
-    why = missing()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why + " (required under CI)")
-        pytest.skip(why)
+    need_browser()
     driver = chromium(tmp_path / "chromium-profile", width=390, height=844, phone=True)
     yield driver
     driver.quit()

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
-from browser import CHROMEDRIVER, CHROMIUM, missing
+from browser import chromium, need_browser
 
 from scratchlr.serve.server import DemoServer
 
@@ -36,39 +34,12 @@ canvas.toBlob(png => fetch(path, {method, body: method === 'POST' ? png : undefi
 """
 
 
-def rebinding_chromium(profile: Path) -> Any:
-    """tests/browser.py's headless Chromium, with the attack's names resolved to 127.0.0.1."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        f"--user-data-dir={profile}",
-        "--window-size=1200,900",
-        f"--host-resolver-rules={RULES}",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory):
-    why = missing()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why + " (required under CI)")
-        pytest.skip(why)
-    driver = rebinding_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    need_browser()
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    rules = f"--host-resolver-rules={RULES}"  # the attack's names resolve to 127.0.0.1
+    driver = chromium(profile, 1200, 900, flags=(rules,))
     driver.set_script_timeout(20)
     yield driver
     driver.quit()

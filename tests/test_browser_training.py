@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from browser import chromium, errors, missing
+from browser import chromium, errors, need_browser
 
 from scratchlr.serve.runs import Runs
 from scratchlr.serve.server import DemoServer
@@ -31,11 +31,7 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory, downloads: Path):
     """A desktop-sized Chromium (1280 x 900) that saves downloads in ``downloads``."""
-    why = missing()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why + " (required under CI)")
-        pytest.skip(why)
+    need_browser()
     driver = chromium(tmp_path_factory.mktemp("chromium-profile"), width=1280, height=900)
     behaviour = {"behavior": "allow", "downloadPath": str(downloads)}
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", behaviour)
@@ -269,11 +265,7 @@ def test_before_a_run_the_charts_span_its_steps_and_the_key_reads_0(browser, ser
 
 
 def test_the_view_fits_a_phone(served, tmp_path: Path) -> None:
-    why = missing()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why + " (required under CI)")
-        pytest.skip(why)
+    need_browser()
     driver = chromium(tmp_path / "profile", width=390, height=844, phone=True)
     try:
         opened(driver, served)
