@@ -61,7 +61,6 @@ def page_files() -> dict[str, tuple[bytes, str]]:
     return {
         path: (folder.joinpath(name).read_bytes(), kind)
         for path, (name, kind) in PAGE_FILES.items()
-        if folder.joinpath(name).is_file()
     }
 
 

@@ -290,10 +290,6 @@ class Handler(BaseHTTPRequestHandler):
         if not self.allowed(self.command):
             return
         path = urlsplit(self.path).path
-        if path in PAGE_FILES and path not in self.server.files:
-            return self.send_json(
-                HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"}, body=body
-            )
         if path in PAGE_FILES:
             content, kind = self.server.files[path]
             return self.send(
